@@ -1,0 +1,1 @@
+"""nas: declarative architecture search for small image classifiers."""

@@ -1,0 +1,84 @@
+"""Decode a genome and the space's model settings into plain block records.
+
+The builder turns these records into modules; nothing here imports torch, so
+the records can be inspected, printed and tested on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.genome import Genome, make_divisible
+from nas.space import ModelSettings, StageSpace
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One MBConv / FusedMBConv block, fully resolved."""
+
+    in_ch: int
+    out_ch: int
+    hidden: int
+    stride: int
+    kernel: int
+    fused: int
+    expand: bool          # False: no expansion conv (torchvision's rule when t = 1)
+    attention: str        # eca | se | none
+    se_width: int         # SE bottleneck width (0 unless attention == "se")
+
+    @property
+    def residual(self) -> bool:
+        return self.stride == 1 and self.in_ch == self.out_ch
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole student: stem, blocks, head, classifier."""
+
+    in_channels: int
+    stem: int
+    stem_stride: int
+    blocks: tuple[tuple[BlockSpec, ...], ...]   # grouped by stage
+    head: int
+    classes: int
+
+
+def se_width(in_ch: int, hidden: int, settings: ModelSettings) -> int:
+    """SE bottleneck width: the report rounds hidden/4 to multiples of 8; torchvision floors in/4."""
+    base = hidden if settings.se_base == "hidden" else in_ch
+    if settings.se_divisor == 1:
+        return max(1, int(base * settings.se_ratio))
+    return make_divisible(base * settings.se_ratio, settings.se_divisor)
+
+
+def decode(
+    genome: Genome,
+    settings: ModelSettings | None = None,
+    stages: tuple[StageSpace, ...] = (),
+    *,
+    classes: int = 2,
+    in_channels: int = 3,
+) -> Arch:
+    """Resolve widths, strides, kernels and attention of every block of `genome`."""
+    settings = settings or ModelSettings()
+    in_ch = make_divisible(settings.stem, settings.divisor)
+    groups = []
+    for index, gene in enumerate(genome.stages):
+        override = stages[index] if index < len(stages) else None
+        kernel = override.kernel if override and override.kernel else settings.kernel
+        attention = override.attention if override and override.attention else genome.attention
+        out_ch = make_divisible(gene.c, settings.divisor)
+        blocks = []
+        for position in range(gene.n):
+            hidden = round(in_ch * gene.t)
+            blocks.append(BlockSpec(
+                in_ch=in_ch, out_ch=out_ch, hidden=hidden,
+                stride=gene.s if position == 0 else 1, kernel=kernel, fused=gene.fused,
+                expand=settings.expand_at_t1 or gene.t != 1, attention=attention,
+                se_width=se_width(in_ch, hidden, settings) if attention == "se" else 0,
+            ))
+            in_ch = out_ch
+        groups.append(tuple(blocks))
+    return Arch(in_channels=in_channels, stem=make_divisible(settings.stem, settings.divisor),
+                stem_stride=settings.stem_stride, blocks=tuple(groups),
+                head=settings.head, classes=classes)

@@ -1,0 +1,68 @@
+"""Genome -> PyTorch student: stem, one stage loop, head. The model returns (feature, logits)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nas.arch import Arch, decode
+from nas.blocks import BLOCKS, ConvBNAct
+from nas.genome import Genome
+from nas.space import Space
+
+
+class Student(nn.Module):
+    """An EfficientNetV2-style student; `feature` is the pooled head output distillation matches."""
+
+    def __init__(self, arch: Arch) -> None:
+        super().__init__()
+        self.arch = arch
+        self.stem = ConvBNAct(arch.in_channels, arch.stem, 3, arch.stem_stride)
+        self.stages = nn.Sequential(*(
+            nn.Sequential(*(BLOCKS[spec.fused](spec) for spec in stage)) for stage in arch.blocks
+        ))
+        last = arch.blocks[-1][-1].out_ch
+        self.head = ConvBNAct(last, arch.head)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(arch.head, arch.classes)
+        init_weights(self)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.arch.head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feature = self.pool(self.head(self.stages(self.stem(x)))).flatten(1)
+        return feature, self.classifier(feature)
+
+
+def init_weights(model: nn.Module) -> None:
+    """The report's init: He-normal convs (std sqrt(2/(k*k*out))), BN (1, 0), Linear N(0, 0.001)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Conv1d):
+            fan_out = module.out_channels * math.prod(module.kernel_size)
+            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.001)
+            nn.init.zeros_(module.bias)
+
+
+def build_model(genome: Genome | str, space: Space | None = None, *, classes: int = 2,
+                in_channels: int | None = None) -> Student:
+    """Build the student of `genome`; `space` supplies model settings and per-stage overrides."""
+    if isinstance(genome, str):
+        genome = Genome.parse(genome)
+    if space is not None:
+        space.check(genome, strict=False)
+    if in_channels is None:
+        in_channels = space.input.channels if space is not None and space.input else 3
+    arch = decode(genome, space.model if space else None, space.stages if space else (),
+                  classes=classes, in_channels=in_channels)
+    return Student(arch)

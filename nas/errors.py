@@ -1,0 +1,32 @@
+"""The error family of `nas`: every user-facing failure is a NasError.
+
+The CLI prints `str(error)` on one line and exits with code 2; `--debug` shows
+the traceback. Messages say where, which rule and which value, e.g.
+``search_spaces/x.toml: stage[2].s must be 1 or 2, got 3``.
+"""
+
+from __future__ import annotations
+
+
+class NasError(Exception):
+    """Base class of every error `nas` reports to a user."""
+
+
+class SpaceError(NasError):
+    """A search-space file or one of its sections is invalid."""
+
+
+class GenomeError(NasError):
+    """A genome is malformed or does not fit the space it is checked against."""
+
+
+class DataError(NasError):
+    """A data set cannot be found, read or split."""
+
+
+class StoreError(NasError):
+    """The database cannot be opened, read or written."""
+
+
+class TrainError(NasError):
+    """Training cannot start (bad recipe, teacher that does not fit, ...)."""

@@ -1,0 +1,316 @@
+"""Search spaces: a TOML file -> frozen dataclasses, validated with file/key/value errors.
+
+A space says, per stage, a fixed value or a list of choices for each gene
+`[t, c, n, s, fused]`, which trailing stages are optional, the model-wide
+settings (stem, head, channel divisor, SE width rule, ...), the attention
+choices, an optional input shape, and the recipe sections of `nas.config`.
+Pure Python: no torch here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nas.config import (
+    DistillConfig,
+    SearchConfig,
+    TeacherConfig,
+    TrainConfig,
+    nearest,
+    parse_section,
+)
+from nas.errors import GenomeError, SpaceError
+from nas.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
+
+DEFAULT_SPACE = "search_spaces/seed.toml"
+TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",
+            "train", "distill", "teacher", "search")
+STAGE_KEYS = (*GENES, "optional", "kernel", "attention")
+MAX_WIDTH = 8192
+MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Model-wide choices; the defaults are the report's family (SEED.md)."""
+
+    stem: int = 8
+    stem_stride: int = 2
+    head: int = 128
+    divisor: int = 8
+    kernel: int = 3
+    expand_at_t1: bool = True   # MBConv keeps its 1x1 expansion conv when t = 1 (report)
+    se_ratio: float = 0.25
+    se_base: str = "hidden"     # SE width from the block's hidden width (report) or its input (torchvision)
+    se_divisor: int = 8         # SE width rounded with make_divisible(., se_divisor); 1 = floor
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """An input image shape, written `3x185x160` (channels x height x width)."""
+
+    channels: int = 3
+    height: int = 185
+    width: int = 160
+
+    def __str__(self) -> str:
+        return f"{self.channels}x{self.height}x{self.width}"
+
+    @classmethod
+    def parse(cls, text: str) -> InputShape:
+        """Parse `CxHxW` (or `HxW`, 3 channels); SpaceError on anything else."""
+        parts = text.lower().split("x")
+        if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
+            raise SpaceError(f"input shape must look like 3x185x160, got {text!r}")
+        numbers = [int(p) for p in parts]
+        shape = cls(*numbers) if len(numbers) == 3 else cls(3, *numbers)
+        return check_input(shape, "input shape")
+
+
+def check_input(shape: InputShape, where: str) -> InputShape:
+    """Refuse empty or absurd input shapes."""
+    if not 1 <= shape.channels <= 16:
+        raise SpaceError(f"{where}: channels must be between 1 and 16, got {shape.channels}")
+    for side in (shape.height, shape.width):
+        if not 1 <= side <= MAX_SIDE:
+            raise SpaceError(f"{where}: height and width must be between 1 and {MAX_SIDE}, "
+                             f"got {shape.height}x{shape.width}")
+    return shape
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    """The choices of one stage; `kernel` and `attention` override the model-wide ones."""
+
+    t: tuple[int, ...]
+    c: tuple[int, ...]
+    n: tuple[int, ...]
+    s: tuple[int, ...]
+    fused: tuple[int, ...]
+    optional: bool = False
+    kernel: int | None = None
+    attention: str | None = None
+
+    def choices(self, gene: str) -> tuple[int, ...]:
+        return getattr(self, gene)
+
+    def size(self, divisor: int) -> int:
+        """Distinct stage genes, counting channel choices after rounding."""
+        widths = {make_divisible(c, divisor) for c in self.c}
+        return len(self.t) * len(widths) * len(self.n) * len(self.s) * len(self.fused)
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated search space."""
+
+    path: str
+    name: str
+    model: ModelSettings
+    stages: tuple[StageSpace, ...]
+    attention: tuple[str, ...]
+    input: InputShape | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def min_stages(self) -> int:
+        return sum(1 for stage in self.stages if not stage.optional)
+
+    def size(self) -> int:
+        """The number of distinct genomes (after channel rounding) the space describes."""
+        total, product = 0, 1
+        for index, stage in enumerate(self.stages, 1):
+            product *= stage.size(self.model.divisor)
+            if index >= self.min_stages:
+                total += product
+        return total * len(self.attention)
+
+    def extremes(self, largest: bool) -> list[Genome]:
+        """Candidates for the smallest (or largest) genome; FLOPs are monotone in t, c, n,
+        the number of stages and 1/s, so only `fused` and attention need trying."""
+        pick = max if largest else min
+        depth = len(self.stages) if largest else self.min_stages
+        stages = self.stages[:depth]
+        fused_options = itertools.product(*(stage.fused for stage in stages))
+        genomes = []
+        for fused, attention in itertools.product(list(fused_options), self.attention):
+            genes = tuple(
+                StageGene(pick(st.t), pick(st.c), pick(st.n), min(st.s) if largest else max(st.s), f)
+                for st, f in zip(stages, fused, strict=True)
+            )
+            genomes.append(Genome(genes, attention))
+        return genomes
+
+    def check(self, genome: Genome, strict: bool = True) -> Genome:
+        """Check that `genome` fits this space; `strict` also checks every gene's choices."""
+        where = f"{self.path}: genome {genome.notation}"
+        if len(genome.stages) > len(self.stages):
+            raise GenomeError(f"{where} has {len(genome.stages)} stages, "
+                              f"the space defines at most {len(self.stages)}")
+        if not strict:
+            return genome
+        if len(genome.stages) < self.min_stages:
+            raise GenomeError(f"{where} has {len(genome.stages)} stages, "
+                              f"the space requires at least {self.min_stages}")
+        if genome.attention not in self.attention:
+            raise GenomeError(f"{where}: attention {genome.attention!r} is not among "
+                              f"the space's choices {list(self.attention)}")
+        for index, (gene, stage) in enumerate(zip(genome.stages, self.stages, strict=False), 1):
+            for name in GENES:
+                if getattr(gene, name) not in stage.choices(name):
+                    raise GenomeError(f"{where}: stage[{index}].{name} = {getattr(gene, name)} "
+                                      f"is not among the choices {list(stage.choices(name))}")
+        return genome
+
+    def with_input(self, shape: InputShape | None) -> Space:
+        return self if shape is None else replace(self, input=shape)
+
+
+def load_space(path: str | Path = DEFAULT_SPACE) -> Space:
+    """Read and validate a space file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpaceError(f"{path}: no such space file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpaceError(f"{path}: cannot read: {error}") from None
+    return parse_space(text, str(path))
+
+
+def parse_space(text: str, where: str = "<space>") -> Space:
+    """Parse space TOML text; every mistake is one SpaceError naming file, key and rule."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpaceError(f"{where}: TOML syntax error: {error}") from None
+    _check_keys(data, TOP_KEYS, where)
+    stages = data.get("stage")
+    if not isinstance(stages, list) or not stages:
+        raise SpaceError(f"{where}: at least one [[stage]] table is required")
+    if len(stages) > MAX_STAGES:
+        raise SpaceError(f"{where}: at most {MAX_STAGES} stages, got {len(stages)}")
+    name = data.get("name", Path(where).stem)
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"{where}: name must be a non-empty string, got {name!r}")
+    return Space(
+        path=where,
+        name=name,
+        model=_parse_model(data.get("model", {}), f"{where}: model"),
+        stages=_parse_stages(stages, where),
+        attention=_parse_attention(data.get("attention", {}), f"{where}: attention"),
+        input=_parse_input(data["input"], f"{where}: input") if "input" in data else None,
+        train=parse_section(TrainConfig, data.get("train", {}), f"{where}: train"),
+        distill=parse_section(DistillConfig, data.get("distill", {}), f"{where}: distill"),
+        teacher=parse_section(TeacherConfig, data.get("teacher", {}), f"{where}: teacher"),
+        search=parse_section(SearchConfig, data.get("search", {}), f"{where}: search"),
+    )
+
+
+def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise SpaceError(f"{where}: {key} is not a known key{nearest(key, known)}")
+
+
+def _parse_model(table: Any, where: str) -> ModelSettings:
+    model = parse_section(ModelSettings, table, where)
+    for key in ("stem", "head"):
+        _check_range(where, key, getattr(model, key), 1, MAX_WIDTH)
+    _check_range(where, "divisor", model.divisor, 1, 64)
+    _check_range(where, "se_divisor", model.se_divisor, 1, 64)
+    if model.stem_stride not in (1, 2):
+        raise SpaceError(f"{where}.stem_stride must be 1 or 2, got {model.stem_stride}")
+    _check_kernel(model.kernel, f"{where}.kernel")
+    if not 0 < model.se_ratio <= 1:
+        raise SpaceError(f"{where}.se_ratio must be in (0, 1], got {model.se_ratio}")
+    if model.se_base not in ("hidden", "input"):
+        raise SpaceError(f"{where}.se_base must be 'hidden' or 'input', got {model.se_base!r}")
+    return model
+
+
+def _check_range(where: str, key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise SpaceError(f"{where}.{key} must be between {low} and {high}, got {value}")
+
+
+def _check_kernel(kernel: Any, where: str) -> int:
+    if not isinstance(kernel, int) or isinstance(kernel, bool) or kernel not in (1, 3, 5, 7, 9, 11):
+        raise SpaceError(f"{where} must be an odd integer from 1 to 11, got {kernel!r}")
+    return kernel
+
+
+def _parse_attention(table: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(table, dict):
+        raise SpaceError(f"{where} must be a table with `choices`, got {table!r}")
+    _check_keys(table, ("choices",), where)
+    choices = _as_list(table.get("choices", ["eca"]), f"{where}.choices")
+    for value in choices:
+        if value not in ATTENTIONS:
+            raise SpaceError(f"{where}.choices: unknown attention {value!r}"
+                             f"{nearest(str(value), ATTENTIONS)}; valid: {list(ATTENTIONS)}")
+    return tuple(choices)
+
+
+def _parse_input(table: Any, where: str) -> InputShape:
+    if isinstance(table, str):
+        return InputShape.parse(table)
+    shape = parse_section(InputShape, table, where)
+    return check_input(shape, where)
+
+
+def _parse_stages(tables: list[Any], where: str) -> tuple[StageSpace, ...]:
+    stages = []
+    for index, table in enumerate(tables, 1):
+        stage = _parse_stage(table, f"{where}: stage[{index}]")
+        if stages and stages[-1].optional and not stage.optional:
+            raise SpaceError(f"{where}: stage[{index}] is required but follows an optional "
+                             f"stage; optional stages must come last")
+        stages.append(stage)
+    if stages[0].optional:
+        raise SpaceError(f"{where}: stage[1] cannot be optional; a genome has at least one stage")
+    return tuple(stages)
+
+
+def _parse_stage(table: Any, where: str) -> StageSpace:
+    if not isinstance(table, dict):
+        raise SpaceError(f"{where} must be a table, got {table!r}")
+    _check_keys(table, STAGE_KEYS, where)
+    genes = {}
+    for name in GENES:
+        if name not in table:
+            raise SpaceError(f"{where}.{name} is missing (a value or a list of choices)")
+        genes[name] = _gene_choices(name, table[name], where)
+    optional = table.get("optional", False)
+    if not isinstance(optional, bool):
+        raise SpaceError(f"{where}.optional must be true or false, got {optional!r}")
+    kernel = _check_kernel(table["kernel"], f"{where}.kernel") if "kernel" in table else None
+    attention = table.get("attention")
+    if attention is not None and attention not in ATTENTIONS:
+        raise SpaceError(f"{where}.attention must be one of {list(ATTENTIONS)}, got {attention!r}")
+    return StageSpace(**genes, optional=optional, kernel=kernel, attention=attention)
+
+
+def _gene_choices(name: str, raw: Any, where: str) -> tuple[int, ...]:
+    values = _as_list(raw, f"{where}.{name}")
+    try:
+        checked = tuple(check_gene(name, value, where) for value in values)
+    except GenomeError as error:
+        raise SpaceError(str(error)) from None
+    return checked
+
+
+def _as_list(raw: Any, where: str) -> list[Any]:
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise SpaceError(f"{where} must not be an empty list")
+    if len(set(map(repr, values))) != len(values):
+        raise SpaceError(f"{where} lists a choice twice: {values!r}")
+    return values
