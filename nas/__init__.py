@@ -1,1 +1,38 @@
-"""nas: declarative architecture search for small image classifiers."""
+"""nas: declarative architecture search and ablation runner for small image classifiers.
+
+    from nas import Genome, build_model, count
+    model = build_model(Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca"))
+    feature, logits = model(images)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import DataError, GenomeError, NasError, SpaceError, StoreError, TrainError
+from nas.genome import Genome, StageGene, parse_genome
+from nas.space import InputShape, Space, load_space
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from nas.builder import build_model
+    from nas.complexity import count
+    from nas.export import load
+
+__all__ = [
+    "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
+    "StageGene", "StoreError", "TrainError", "__version__", "build_model", "count", "load",
+    "load_space", "parse_genome",
+]
+
+_LAZY = {"build_model": "nas.builder", "count": "nas.complexity", "load": "nas.export"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import torch-backed names on first use, so `import nas` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.genome import Genome, make_divisible
-from nas.space import ModelSettings, StageSpace
+from nas.space import ModelSettings, StageOverride
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def se_width(in_ch: int, hidden: int, settings: ModelSettings) -> int:
 def decode(
     genome: Genome,
     settings: ModelSettings | None = None,
-    stages: tuple[StageSpace, ...] = (),
+    overrides: tuple[StageOverride, ...] = (),
     *,
     classes: int = 2,
     in_channels: int = 3,
@@ -64,9 +64,9 @@ def decode(
     in_ch = make_divisible(settings.stem, settings.divisor)
     groups = []
     for index, gene in enumerate(genome.stages):
-        override = stages[index] if index < len(stages) else None
-        kernel = override.kernel if override and override.kernel else settings.kernel
-        attention = override.attention if override and override.attention else genome.attention
+        override = overrides[index] if index < len(overrides) else StageOverride()
+        kernel = override.kernel or settings.kernel
+        attention = override.attention or genome.attention
         out_ch = make_divisible(gene.c, settings.divisor)
         blocks = []
         for position in range(gene.n):

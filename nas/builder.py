@@ -63,6 +63,6 @@ def build_model(genome: Genome | str, space: Space | None = None, *, classes: in
         space.check(genome, strict=False)
     if in_channels is None:
         in_channels = space.input.channels if space is not None and space.input else 3
-    arch = decode(genome, space.model if space else None, space.stages if space else (),
+    arch = decode(genome, space.model if space else None, space.overrides if space else (),
                   classes=classes, in_channels=in_channels)
     return Student(arch)

@@ -174,6 +174,6 @@ def count(genome: Genome | str, space: Space | None = None, *,
     shape = shape or (space.input if space and space.input else InputShape())
     if space is not None:
         space.check(genome, strict=False)
-    arch = decode(genome, space.model if space else None, space.stages if space else (),
+    arch = decode(genome, space.model if space else None, space.overrides if space else (),
                   classes=classes, in_channels=shape.channels)
     return count_arch(arch, shape)

@@ -76,12 +76,13 @@ class TeacherConfig:
     """A fixed teacher: a (bigger) genome of our family or a torchvision model."""
 
     kind: str = "genome"
-    genome: str = "[4,32,2,1,1] [4,64,3,2,0] [4,128,3,2,0]"
+    genome: str = "[2,16,2,1,1] [4,32,2,2,0] [4,64,2,2,0]"
     attention: str = "se"
     model: str = "resnet18"
-    weights: str = "none"
-    epochs: int = 30
-    lr: float = 2e-3
+    weights: str = "none"           # none | pretrained (torchvision's, needs network once) | a file
+    feature_dim: int = 0            # 0: the student's feature width (its head); else a projector is used
+    epochs: int = 12
+    lr: float = 5e-3
     batch_size: int = 32
 
 
@@ -90,12 +91,12 @@ class SearchConfig:
     """Defaults of `nas search`; command-line flags override them."""
 
     sampler: str = "tpe"
-    trials: int = 30
+    trials: int = 20                # genomes to train; over-budget and repeated samples don't count
     epochs: int = 3
-    timeout: float | None = None
+    timeout: str = ""               # e.g. "8m": start no trial after this long ("" = no limit)
     seed: int = 0
-    budget_flops: float | None = None
-    budget_params: float | None = None
+    budget_flops: str = ""          # e.g. "0.2G" ("" = no budget)
+    budget_params: str = ""         # e.g. "50K"
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -112,6 +113,16 @@ def nearest(name: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean `{match[0]}`?)" if match else ""
 
 
+def check_views(config: AugmentConfig, where: str) -> AugmentConfig:
+    """Every '+'-joined op of every view must be a known augmentation."""
+    for view in config.views:
+        for op in view.split("+"):
+            if op.strip() not in AUGMENT_OPS:
+                raise SpaceError(f"{where}.views: unknown op {op!r} in view {view!r}"
+                                 f"{nearest(op.strip(), AUGMENT_OPS)}; valid: {list(AUGMENT_OPS)}")
+    return config
+
+
 def parse_section(cls: type[T], table: Any, where: str) -> T:
     """Build dataclass `cls` from a TOML table; `where` is 'file: section' for errors."""
     if not isinstance(table, dict):
@@ -126,7 +137,8 @@ def parse_section(cls: type[T], table: Any, where: str) -> T:
         choices = CHOICES.get(f"{cls.__name__}.{key}")
         if choices is not None and values[key] not in choices:
             raise SpaceError(f"{where}.{key} must be one of {list(choices)}, got {raw!r}")
-    return cls(**values)
+    section = cls(**values)
+    return check_views(section, where) if isinstance(section, AugmentConfig) else section
 
 
 def _coerce(hint: Any, raw: Any, where: str) -> Any:
@@ -151,7 +163,7 @@ def _coerce(hint: Any, raw: Any, where: str) -> Any:
 def _scalar(hint: Any, raw: Any, where: str) -> Any:
     """Check one scalar: ints are not bools, floats accept ints, strings stay strings."""
     if hint is float and isinstance(raw, int | float) and not isinstance(raw, bool):
-        if raw < 0:
+        if not 0 <= raw < float("inf"):
             raise SpaceError(f"{where} must be >= 0, got {raw!r}")
         return float(raw)
     if hint is int and isinstance(raw, int) and not isinstance(raw, bool):
@@ -163,3 +175,38 @@ def _scalar(hint: Any, raw: Any, where: str) -> Any:
     if hint is bool and isinstance(raw, bool):
         return raw
     raise SpaceError(f"{where} must be {hint.__name__}, got {raw!r}")
+
+
+_SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, what: str) -> float:
+    """'30m' -> 1800.0, '2h', '90s', '600' (seconds)."""
+    cleaned = str(text).strip().lower()
+    unit = cleaned[-1:] if cleaned[-1:] in _SECONDS else "s"
+    number = cleaned[:-1] if cleaned[-1:] in _SECONDS else cleaned
+    try:
+        value = float(number) * _SECONDS[unit]
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise SpaceError(f"{what} must be a positive duration such as 30m, 2h or 90s, got {text!r}")
+    return value
+
+
+def parse_quantity(text: str, what: str) -> float:
+    """'0.2G' -> 2e8, '50K' -> 5e4, '1.5e6' -> 1.5e6; `what` names the flag in errors."""
+    cleaned = str(text).strip().lower()
+    suffix = cleaned[-1:] if cleaned[-1:] in _SUFFIXES else ""
+    number = cleaned[: len(cleaned) - len(suffix)]
+    try:
+        value = float(number) * _SUFFIXES[suffix]
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise SpaceError(f"{what} must be a positive number with an optional K/M/G suffix "
+                         f"(e.g. 0.2G or 50K), got {text!r}")
+    return value

@@ -64,8 +64,8 @@ class StageGene:
     fused: int
 
     def __post_init__(self) -> None:
-        for name in GENES:
-            check_gene(name, getattr(self, name), "stage")
+        for name in GENES:  # normalises fused=True to 1, so equal genes compare and hash equal
+            object.__setattr__(self, name, check_gene(name, getattr(self, name), "stage"))
 
     def __str__(self) -> str:
         return f"[{self.t},{self.c},{self.n},{self.s},{self.fused}]"
@@ -106,8 +106,11 @@ class Genome:
 
     @classmethod
     def from_json(cls, text: str) -> Genome:
-        data = json.loads(text)
-        return cls(tuple(StageGene(*row) for row in data["stages"]), data["attention"])
+        try:
+            data = json.loads(text)
+            return cls(tuple(StageGene(*row) for row in data["stages"]), data["attention"])
+        except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+            raise GenomeError(f"genome JSON {text!r} is malformed: {error!r}") from None
 
     @classmethod
     def parse(cls, text: str, attention: str | None = None) -> Genome:

@@ -64,7 +64,8 @@ class InputShape:
     def parse(cls, text: str) -> InputShape:
         """Parse `CxHxW` (or `HxW`, 3 channels); SpaceError on anything else."""
         parts = text.lower().split("x")
-        if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
+        if len(parts) not in (2, 3) or not all(p.strip().isdecimal() and len(p.strip()) <= 9
+                                               for p in parts):
             raise SpaceError(f"input shape must look like 3x185x160, got {text!r}")
         numbers = [int(p) for p in parts]
         shape = cls(*numbers) if len(numbers) == 3 else cls(3, *numbers)
@@ -83,6 +84,14 @@ def check_input(shape: InputShape, where: str) -> InputShape:
 
 
 @dataclass(frozen=True)
+class StageOverride:
+    """Per-stage settings that replace the model-wide ones (None: keep the model's)."""
+
+    kernel: int | None = None
+    attention: str | None = None
+
+
+@dataclass(frozen=True)
 class StageSpace:
     """The choices of one stage; `kernel` and `attention` override the model-wide ones."""
 
@@ -94,6 +103,10 @@ class StageSpace:
     optional: bool = False
     kernel: int | None = None
     attention: str | None = None
+
+    @property
+    def override(self) -> StageOverride:
+        return StageOverride(self.kernel, self.attention)
 
     def choices(self, gene: str) -> tuple[int, ...]:
         return getattr(self, gene)
@@ -120,6 +133,10 @@ class Space:
     search: SearchConfig = field(default_factory=SearchConfig)
 
     @property
+    def overrides(self) -> tuple[StageOverride, ...]:
+        return tuple(stage.override for stage in self.stages)
+
+    @property
     def min_stages(self) -> int:
         return sum(1 for stage in self.stages if not stage.optional)
 
@@ -133,19 +150,21 @@ class Space:
         return total * len(self.attention)
 
     def extremes(self, largest: bool) -> list[Genome]:
-        """Candidates for the smallest (or largest) genome; FLOPs are monotone in t, c, n,
-        the number of stages and 1/s, so only `fused` and attention need trying."""
+        """Candidates for the smallest (or largest) genome; at a fixed depth FLOPs are monotone
+        in t, c, n and 1/s, so only the depth, `fused` and attention need trying (not the
+        depth alone: a stride-2 stage added can make the head cheaper than it costs)."""
         pick = max if largest else min
-        depth = len(self.stages) if largest else self.min_stages
-        stages = self.stages[:depth]
-        fused_options = itertools.product(*(stage.fused for stage in stages))
         genomes = []
-        for fused, attention in itertools.product(list(fused_options), self.attention):
-            genes = tuple(
-                StageGene(pick(st.t), pick(st.c), pick(st.n), min(st.s) if largest else max(st.s), f)
-                for st, f in zip(stages, fused, strict=True)
-            )
-            genomes.append(Genome(genes, attention))
+        for depth in range(self.min_stages, len(self.stages) + 1):
+            stages = self.stages[:depth]
+            fused_options = itertools.product(*(stage.fused for stage in stages))
+            for fused, attention in itertools.product(list(fused_options), self.attention):
+                genes = tuple(
+                    StageGene(pick(st.t), pick(st.c), pick(st.n),
+                              min(st.s) if largest else max(st.s), f)
+                    for st, f in zip(stages, fused, strict=True)
+                )
+                genomes.append(Genome(genes, attention))
         return genomes
 
     def check(self, genome: Genome, strict: bool = True) -> Genome:
@@ -191,6 +210,8 @@ def parse_space(text: str, where: str = "<space>") -> Space:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpaceError(f"{where}: TOML syntax error: {error}") from None
+    except RecursionError:
+        raise SpaceError(f"{where}: TOML syntax error: arrays or tables nested too deep") from None
     _check_keys(data, TOP_KEYS, where)
     stages = data.get("stage")
     if not isinstance(stages, list) or not stages:
@@ -261,7 +282,10 @@ def _parse_attention(table: Any, where: str) -> tuple[str, ...]:
 
 def _parse_input(table: Any, where: str) -> InputShape:
     if isinstance(table, str):
-        return InputShape.parse(table)
+        try:
+            return InputShape.parse(table)
+        except SpaceError as error:
+            raise SpaceError(f"{where}: {error}") from None
     shape = parse_section(InputShape, table, where)
     return check_input(shape, where)
 
@@ -304,6 +328,8 @@ def _gene_choices(name: str, raw: Any, where: str) -> tuple[int, ...]:
         checked = tuple(check_gene(name, value, where) for value in values)
     except GenomeError as error:
         raise SpaceError(str(error)) from None
+    if len(set(checked)) != len(checked):
+        raise SpaceError(f"{where}.{name} lists a choice twice: {values!r}")
     return checked
 
 

@@ -1,0 +1,200 @@
+"""Distillation losses and the training loop.
+
+The loop trains any `(feature, logits)` model on fixed views of the training set,
+optionally against a bank of teacher outputs computed once per view, and keeps
+the weights of the epoch with the best *validation* accuracy. It knows nothing
+about the terminal: progress goes to callbacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.config import DistillConfig, TrainConfig
+from nas.data import Split, normalize
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Normalised tensors the loop reads from: fixed training views, labels, and means/stds."""
+
+    images: torch.Tensor      # uint8 (N, C, H, W) on the training device
+    labels: torch.Tensor      # int64 (N,)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return normalize(self.images[index], self.mean, self.std), self.labels[index]
+
+
+@dataclass(frozen=True)
+class TeacherBank:
+    """Teacher features and logits for every training view, computed once."""
+
+    features: torch.Tensor    # (N, D)
+    logits: torch.Tensor      # (N, K)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    epochs: int
+    loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one training: status 'ok' or 'nan', per-epoch history, best-val weights."""
+
+    status: str
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    val_accuracy: float | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+
+EpochCallback = Callable[[EpochStats], None]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
+                   torch.Tensor | None], torch.Tensor]
+
+
+def make_loss(config: DistillConfig | None) -> LossFn:
+    """The loss over (student feature, student logits, labels, teacher feature, teacher logits).
+
+    None: plain cross-entropy (used to train the teacher itself)."""
+    def loss(feature: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+             t_feature: torch.Tensor | None, t_logits: torch.Tensor | None) -> torch.Tensor:
+        ce = F.cross_entropy(logits, labels)
+        if config is None:
+            return ce
+        soft = torch.zeros((), device=logits.device)
+        if config.loss in ("feature", "both"):
+            soft = soft + F.mse_loss(feature, t_feature)
+        if config.loss in ("logit", "both"):
+            soft = soft + hinton_kd(logits, t_logits, config.temperature)
+        return (1 - config.alpha) * soft + config.alpha * ce
+    return loss
+
+
+def hinton_kd(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at temperature T, scaled by T^2 (Hinton et al., 2015)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher_logits / t, 1),
+                    reduction="batchmean") * t * t
+
+
+class Projector(nn.Module):
+    """Wraps a student so its feature matches the teacher's width (training only)."""
+
+    def __init__(self, student: nn.Module, student_dim: int, teacher_dim: int) -> None:
+        super().__init__()
+        self.student = student
+        self.project = nn.Linear(student_dim, teacher_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feature, logits = self.student(x)
+        return self.project(feature), logits
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+            device: torch.device, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, logits) of `model` in eval mode over uint8 images, in batches."""
+    model.eval()
+    features, logits = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = normalize(images[start:start + batch_size].to(device), tuple(mean), tuple(std))
+        feature, logit = model(chunk)
+        features.append(feature.float().cpu())
+        logits.append(logit.float().cpu())
+    return torch.cat(features), torch.cat(logits)
+
+
+def accuracy(model: nn.Module, split: Split, mean: Sequence[float], std: Sequence[float],
+             device: torch.device) -> float:
+    """Top-1 accuracy of `model` on a split."""
+    _, logits = predict(model, split.images, mean, std, device)
+    return float((logits.argmax(1) == split.labels).float().mean())
+
+
+def make_optimizer(params: Sequence[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(params, config.lr, weight_decay=config.weight_decay)
+
+
+def cosine_lr(config: TrainConfig, step: int, total: int) -> float:
+    """Cosine decay from lr to lr_min_ratio * lr over `total` steps (the report's schedule)."""
+    low = config.lr * config.lr_min_ratio
+    return low + (config.lr - low) * 0.5 * (1 + math.cos(math.pi * step / max(1, total)))
+
+
+def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
+          epochs: int, seed: int, device: torch.device, loss_fn: LossFn,
+          bank: TeacherBank | None = None,
+          callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
+    """Train `model`; select the epoch with the best validation accuracy."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
+    steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
+    result = TrainResult(status="ok")
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        order = torch.randperm(len(data.labels), generator=generator)
+        loss = _epoch(model, data, bank, order, optimizer, config, loss_fn,
+                      (epoch - 1) * steps_per_epoch, epochs * steps_per_epoch)
+        if not math.isfinite(loss):
+            result.status = "nan"
+            break
+        evaluated = model.student if isinstance(model, Projector) else model
+        val_accuracy = accuracy(evaluated, val, data.mean, data.std, device)
+        stats = EpochStats(epoch, epochs, loss, val_accuracy, optimizer.param_groups[0]["lr"],
+                           time.perf_counter() - started)
+        result.history.append({"epoch": epoch, "loss": loss, "val_accuracy": val_accuracy,
+                               "lr": stats.lr, "seconds": stats.seconds})
+        if result.val_accuracy is None or val_accuracy > result.val_accuracy:
+            result.best_epoch, result.val_accuracy = epoch, val_accuracy
+            result.state = copy.deepcopy(evaluated.state_dict())
+        for callback in callbacks:
+            callback(stats)
+    return result
+
+
+def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: torch.Tensor,
+           optimizer: torch.optim.Optimizer, config: TrainConfig, loss_fn: LossFn,
+           step: int, total_steps: int) -> float:
+    """One pass over the shuffled views; returns the mean loss (NaN stops early)."""
+    model.train()
+    total, seen = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        index = order[start:start + config.batch_size]
+        if len(index) < 2:          # BatchNorm cannot train on a single sample
+            continue
+        images, labels = data.batch(index.to(data.images.device))
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config, step, total_steps)
+        feature, logits = model(images)
+        t_feature = bank.features[index].to(feature.device) if bank is not None else None
+        t_logits = bank.logits[index].to(feature.device) if bank is not None else None
+        loss = loss_fn(feature, logits, labels, t_feature, t_logits)
+        if not torch.isfinite(loss):
+            return float("nan")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(index)
+        seen += len(index)
+        step += 1
+    return total / max(1, seen)

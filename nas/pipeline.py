@@ -1,0 +1,161 @@
+"""One experiment's shared context (data, views, teacher, bank) and training one genome in it.
+
+`prepare` does the expensive once-per-study work; `train_genome` is what a
+search trial or an ablation cell calls, and stores the run with its weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas import __version__
+from nas.complexity import count
+from nas.data import Dataset, Views, build_views, default_image_size, load_data
+from nas.distill import (
+    Batches,
+    EpochCallback,
+    Projector,
+    TeacherBank,
+    TrainResult,
+    accuracy,
+    make_loss,
+    train,
+)
+from nas.errors import TrainError
+from nas.genome import Genome
+from nas.space import InputShape, Space
+from nas.store import RunRecord, Store, state_to_bytes
+from nas.teacher import Teacher, get_teacher, teacher_bank
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything trials share: the space, data, fixed views, the teacher and its outputs."""
+
+    space: Space
+    data: Dataset
+    views: Views
+    batches: Batches
+    teacher: Teacher
+    bank: TeacherBank
+    store: Store
+    device: torch.device
+
+    @property
+    def shape(self) -> InputShape:
+        height, width = self.data.image_size
+        return InputShape(3, height, width)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto -> cuda when present, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise TrainError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def image_size(space: Space, source: str, override: tuple[int, int] | None) -> tuple[int, int]:
+    """--image-size, else the space's [input], else the data set's default."""
+    if override is not None:
+        return override
+    if space.input is not None:
+        return (space.input.height, space.input.width)
+    return default_image_size(source)
+
+
+def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | None = None,
+            device: torch.device | None = None, cache_dir: Path | None = None,
+            progress: ProgressFn | None = None,
+            teacher_callbacks: tuple[EpochCallback, ...] = (),
+            check: Callable[[Dataset], None] | None = None) -> Context:
+    """Load data and views, get (or train) the teacher, compute its outputs on every view.
+
+    `check(data)` runs before the teacher is trained, to refuse bad settings early."""
+    device = device or resolve_device()
+    data = load_data(source, image_size(space, source, size), val_fraction=space.train.val_fraction,
+                     split_seed=space.train.split_seed, cache_dir=cache_dir, progress=progress)
+    if check is not None:
+        check(data)
+    views = build_views(data.train, space.train.augment, seed=space.train.split_seed,
+                        cache_dir=cache_dir, progress=progress)
+    teacher = get_teacher(space, data, views, store, device, teacher_callbacks)
+    bank = teacher_bank(teacher, views, data, store, device)
+    batches = Batches(views.images.to(device), views.labels.to(device), data.mean, data.std)
+    return Context(space, data, views, batches, teacher, bank, store, device)
+
+
+def recipe(ctx: Context, epochs: int) -> dict[str, Any]:
+    return {"train": asdict(replace(ctx.space.train, epochs=epochs)),
+            "distill": asdict(ctx.space.distill)}
+
+
+def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, seed: int = 0,
+                 study: str | None = None, trial: int | None = None,
+                 callbacks: tuple[EpochCallback, ...] = ()) -> RunRecord:
+    """Distil one student from the teacher, test the best-validation weights once, store the run."""
+    from nas.builder import build_model
+
+    epochs = epochs or ctx.space.train.epochs
+    genome = genome.rounded(ctx.space.model.divisor)
+    size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
+    run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
+                    attention=genome.attention, seed=seed, recipe=recipe(ctx, epochs),
+                    data_fingerprint=ctx.data.fingerprint,
+                    teacher_fingerprint=ctx.teacher.fingerprint, flops=size.flops,
+                    params=size.params, status="running", meta=run_meta(ctx))
+    run.id = ctx.store.add_run(run)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build_model(genome, ctx.space, classes=len(ctx.data.classes)).to(ctx.device)
+    try:
+        result = _fit(ctx, model, epochs, seed, callbacks)
+    except BaseException:
+        ctx.store.update_run(run.id, status="interrupted", duration_s=time.perf_counter() - started)
+        raise
+    test = None
+    if result.state is not None:
+        model.load_state_dict(result.state)
+        test = accuracy(model, ctx.data.test, ctx.data.mean, ctx.data.std, ctx.device)
+    fields = {"status": result.status, "val_accuracy": result.val_accuracy,
+              "test_accuracy": test, "best_epoch": result.best_epoch, "history": result.history,
+              "weights": state_to_bytes(result.state) if result.state is not None else None,
+              "duration_s": time.perf_counter() - started}
+    ctx.store.update_run(run.id, **fields)
+    return replace(run, **fields)
+
+
+def _fit(ctx: Context, model: torch.nn.Module, epochs: int, seed: int,
+         callbacks: tuple[EpochCallback, ...]) -> TrainResult:
+    student_dim = model.feature_dim
+    wrapped = model
+    if ctx.space.distill.loss != "logit" and ctx.teacher.feature_dim != student_dim:
+        wrapped = Projector(model, student_dim, ctx.teacher.feature_dim).to(ctx.device)
+    return train(wrapped, ctx.batches, ctx.data.val, ctx.space.train, epochs=epochs, seed=seed,
+                 device=ctx.device, loss_fn=make_loss(ctx.space.distill), bank=ctx.bank,
+                 callbacks=callbacks)
+
+
+def run_meta(ctx: Context) -> dict[str, Any]:
+    """What export needs to rebuild and feed the model without the space file or the data."""
+    return {
+        "classes": list(ctx.data.classes), "input": str(ctx.shape),
+        "mean": list(ctx.data.mean), "std": list(ctx.data.std), "data": ctx.data.name,
+        "space": ctx.space.path, "model": asdict(ctx.space.model),
+        "overrides": [asdict(o) for o in ctx.space.overrides],
+        "teacher": {"fingerprint": ctx.teacher.fingerprint,
+                    "val_accuracy": ctx.teacher.val_accuracy,
+                    "test_accuracy": ctx.teacher.test_accuracy},
+        "versions": {"nas": __version__, "torch": torch.__version__},
+    }

@@ -1,0 +1,43 @@
+"""Shared test fixtures. Data: small real images written with PIL, never a download."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@functools.cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return np.rint(bunch.images * (255 / 16)).astype(np.uint8), bunch.target
+
+
+def digit_images(digit: int, count: int, start: int = 0) -> list[np.ndarray]:
+    """Images `start .. start+count` of `digit` from scikit-learn's digits, as 8x8x3 uint8."""
+    grey, target = _digits()
+    chosen = grey[target == digit][start : start + count]
+    return [np.repeat(g[:, :, None], 3, axis=2) for g in chosen]
+
+
+def write_class(folder: Path, digit: int, count: int, start: int = 0) -> None:
+    """Write `count` digit images into `folder`, alternating lossless PNG and JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, pixels in enumerate(digit_images(digit, count, start)):
+        suffix = "png" if i % 2 == 0 else "jpg"
+        Image.fromarray(pixels).save(folder / f"{i:03d}.{suffix}")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A real ImageFolder: classes c0 c1 c2 (digits 0-2), 6 train and 3 test images each."""
+    root = tmp_path / "folder"
+    for digit in range(3):
+        write_class(root / "train" / f"c{digit}", digit, 6)
+        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
+    return root

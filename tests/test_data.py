@@ -1,0 +1,464 @@
+"""nas.data and nas.augment: sources, honest splits, fingerprints, caches, fixed views."""
+
+from __future__ import annotations
+
+import io
+import os
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets
+from PIL import Image
+
+import nas.augment
+import nas.data
+from nas.config import AUGMENT_OPS, AugmentConfig
+from nas.data import (
+    Split,
+    build_views,
+    default_image_size,
+    load_data,
+    normalize,
+    parse_image_size,
+    stratified_split,
+)
+from nas.errors import DataError
+from tests.conftest import digit_images, write_class
+
+HYMENOPTERA = Path("/work/shared/data/hymenoptera")
+REPORT_VIEWS = (
+    "blur+hflip",
+    "color_jitter",
+    "autoaugment_imagenet",
+    "autoaugment_cifar10",
+    "autoaugment_svhn",
+    "randaugment",
+)
+DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def _round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+def _small_split(size: int, n: int = 16) -> Split:
+    """`n` real digit images (two classes) resized to size x size."""
+    pixels = np.stack(digit_images(3, n // 2) + digit_images(8, n - n // 2))
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+    images = nas.data._resize(images, (size, size))
+    return Split(images, torch.tensor([0] * (n // 2) + [1] * (n - n // 2)))
+
+
+# ----------------------------------------------------------------- names and sizes
+
+
+def test_parse_image_size() -> None:
+    assert parse_image_size("185x160") == (185, 160)
+    assert parse_image_size(" 8 X 9 ") == (8, 9)
+    assert parse_image_size("32") == (32, 32)
+    for bad in ("abc", "0x5", "5000x10", "", "3x", "-3x4"):
+        with pytest.raises(DataError, match="image size"):
+            parse_image_size(bad)
+
+
+def test_default_image_size() -> None:
+    assert default_image_size("digits") == (32, 32)
+    assert default_image_size("CIFAR10") == (32, 32)
+    assert default_image_size("mnist") == (28, 28)
+    assert default_image_size("svhn") == (32, 32)
+    assert default_image_size("/somewhere/photos") == (185, 160)
+
+
+def test_unknown_source_suggests_nearest(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"unknown data source 'cifar1' \(did you mean `cifar10`"):
+        load_data("cifar1", cache_dir=tmp_path)
+    with pytest.raises(DataError, match="digits, cifar10, cifar100, mnist, fashionmnist, svhn"):
+        default_image_size("imagenet")
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"val_fraction must be in \(0, 1\), got 1.0"):
+        load_data("digits", (8, 8), val_fraction=1.0, cache_dir=tmp_path)
+    with pytest.raises(DataError, match=r"two integers in 1..4096, got \(0, 5\)"):
+        load_data("digits", (0, 5), cache_dir=tmp_path)
+
+
+# ----------------------------------------------------------------- splits
+
+
+def test_stratified_split_bookkeeping() -> None:
+    labels = torch.tensor([0] * 10 + [1] * 7 + [2] * 2)[torch.randperm(19)]
+    kept, held = stratified_split(labels, 0.2, 5, ("a", "b", "c"))
+    assert set(kept.tolist()).isdisjoint(held.tolist())
+    assert sorted(kept.tolist() + held.tolist()) == list(range(19))
+    assert torch.bincount(labels[held]).tolist() == [2, 1, 1]  # round(2), round(1.4), at least 1
+    assert torch.equal(stratified_split(labels, 0.2, 5, ("a", "b", "c"))[1], held)
+    others = [stratified_split(labels, 0.2, s, ("a", "b", "c"))[1] for s in range(6, 10)]
+    assert any(not torch.equal(o, held) for o in others)
+
+
+def test_stratified_split_needs_two_per_class() -> None:
+    with pytest.raises(DataError, match="class 'b' has 1 image"):
+        stratified_split(torch.tensor([0, 0, 1]), 0.2, 0, ("a", "b"))
+
+
+def test_digits_exact_splits(tmp_path: Path) -> None:
+    data = load_data("digits", (8, 8), cache_dir=tmp_path)
+    assert data.name == "digits" and data.classes == tuple("0123456789")
+    test_counts = [_round_half_up(0.2 * n) for n in DIGIT_COUNTS]
+    pool_counts = [n - t for n, t in zip(DIGIT_COUNTS, test_counts, strict=True)]
+    val_counts = [_round_half_up(0.2 * n) for n in pool_counts]
+    assert len(data.test.labels) == sum(test_counts) == 359
+    assert torch.bincount(data.test.labels).tolist() == test_counts
+    assert torch.bincount(data.val.labels).tolist() == val_counts
+    assert len(data.train.labels) + len(data.val.labels) == 1438
+    for split in (data.train, data.val, data.test):
+        assert split.images.dtype == torch.uint8 and split.images.is_contiguous()
+        assert split.images.shape[1:] == (3, 8, 8) and split.labels.dtype == torch.int64
+        assert torch.equal(split.images[:, 0], split.images[:, 2])
+    assert data.train.images.max() == 255  # 16 -> 255
+
+
+def test_test_split_ignores_split_seed(tmp_path: Path) -> None:
+    a = load_data("digits", (8, 8), split_seed=0, cache_dir=tmp_path)
+    b = load_data("digits", (8, 8), split_seed=1, cache_dir=tmp_path)
+    assert torch.equal(a.test.images, b.test.images)
+    assert not torch.equal(a.val.images, b.val.images)
+    assert a.fingerprint != b.fingerprint
+
+
+def test_digits_fingerprint(tmp_path: Path) -> None:
+    base = load_data("digits", (8, 8), cache_dir=tmp_path / "a").fingerprint
+    assert load_data("digits", (8, 8), cache_dir=tmp_path / "b").fingerprint == base
+    assert load_data("digits", (16, 8), cache_dir=tmp_path / "a").fingerprint != base
+    assert load_data("digits", (8, 8), val_fraction=0.3, cache_dir=tmp_path).fingerprint != base
+
+
+def test_digits_resized_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_data("digits", cache_dir=tmp_path)
+    assert first.image_size == (32, 32) and first.train.images.shape[2:] == (32, 32)
+
+    def fail(size: tuple[int, int]) -> None:
+        raise RuntimeError("decoded again")
+
+    monkeypatch.setattr(nas.data, "_decode_digits", fail)
+    second = load_data("digits", cache_dir=tmp_path)
+    assert torch.equal(first.train.images, second.train.images)
+    assert second.fingerprint == first.fingerprint
+    with pytest.raises(RuntimeError, match="decoded again"):  # another size is another key
+        load_data("digits", (16, 16), cache_dir=tmp_path)
+
+
+def test_statistics_and_normalize(tmp_path: Path) -> None:
+    data = load_data("digits", (8, 8), cache_dir=tmp_path)
+    x = data.train.images.to(torch.float64) / 255
+    expected_mean = x.mean(dim=(0, 2, 3))
+    expected_std = x.std(dim=(0, 2, 3), unbiased=False)
+    assert torch.allclose(torch.tensor(data.mean, dtype=torch.float64), expected_mean)
+    assert torch.allclose(torch.tensor(data.std, dtype=torch.float64), expected_std)
+    out = normalize(data.train.images, data.mean, data.std)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(out.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    edge = normalize(
+        torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2).expand(3, 1, 2),
+        (0.5, 0.5, 0.5),
+        (0.5, 0.5, 0.5),
+    )
+    assert edge.flatten().tolist() == [-1.0, 1.0] * 3
+    with pytest.raises(DataError, match="uint8"):
+        normalize(out, data.mean, data.std)
+
+
+# ----------------------------------------------------------------- image folders
+
+
+def test_image_folder(image_folder: Path, tmp_path: Path) -> None:
+    data = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
+    assert data.name == str(image_folder) and data.classes == ("c0", "c1", "c2")
+    assert torch.bincount(data.train.labels).tolist() == [5, 5, 5]  # 6 - round(1.2)
+    assert torch.bincount(data.val.labels).tolist() == [1, 1, 1]
+    assert data.test.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert data.skipped == 0
+    # PNG is lossless and 8x8 -> 8x8 is no resize: test files 000.png / 002.png are bit-exact.
+    source = digit_images(0, 3, start=6)
+    assert torch.equal(data.test.images[0], torch.from_numpy(source[0]).permute(2, 0, 1))
+    assert torch.equal(data.test.images[2], torch.from_numpy(source[2]).permute(2, 0, 1))
+    jpeg_error = (data.test.images[1].int() - torch.from_numpy(source[1]).permute(2, 0, 1)).abs()
+    assert jpeg_error.float().mean() < 20  # a real JPEG decode, close to the source
+
+
+def test_default_folder_size(image_folder: Path, tmp_path: Path) -> None:
+    data = load_data(str(image_folder), cache_dir=tmp_path / "cache")
+    assert data.image_size == (185, 160) and data.train.images.shape[1:] == (3, 185, 160)
+
+
+def test_unreadable_files_are_skipped_and_counted(image_folder: Path, tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "JPEG")
+    truncated = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    with Image.open(io.BytesIO(truncated)) as img, pytest.raises(OSError, match="truncated"):
+        img.load()  # the header is whole: only decoding the pixels fails
+    (image_folder / "train" / "c1" / "truncated.jpg").write_bytes(truncated)
+    (image_folder / "test" / "c2" / "notes.jpg").write_text("not an image\n")
+    calls: list[tuple[str, int, int]] = []
+    data = load_data(
+        str(image_folder), (8, 8), cache_dir=tmp_path / "cache", progress=lambda *a: calls.append(a)
+    )
+    assert data.skipped == 2
+    assert len(data.train.labels) + len(data.val.labels) == 18 and len(data.test.labels) == 9
+    assert calls[-1] == ("decode", 29, 29) and len(calls) == 29
+
+
+def test_single_folder_is_split_with_fixed_seed(tmp_path: Path) -> None:
+    root = tmp_path / "flat"
+    write_class(root / "a", 0, 10)
+    write_class(root / "b", 1, 5)
+    a = load_data(str(root), (8, 8), split_seed=0, cache_dir=tmp_path / "cache")
+    b = load_data(str(root), (8, 8), split_seed=3, cache_dir=tmp_path / "cache")
+    assert torch.bincount(a.test.labels).tolist() == [2, 1]
+    assert torch.bincount(a.val.labels).tolist() == [2, 1]  # round(0.2 * 8), max(1, round(0.8))
+    assert torch.bincount(a.train.labels).tolist() == [6, 3]
+    assert torch.equal(a.test.images, b.test.images)
+
+
+def test_folder_cache_hit(image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
+
+    def fail(data: bytes, size: tuple[int, int]) -> None:
+        raise RuntimeError("decoded again")
+
+    monkeypatch.setattr(nas.data, "_decode_image", fail)
+    second = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
+    assert second.fingerprint == first.fingerprint
+    for name in ("train", "val", "test"):
+        assert torch.equal(getattr(first, name).images, getattr(second, name).images)
+        assert torch.equal(getattr(first, name).labels, getattr(second, name).labels)
+
+
+def test_corrupt_cache_is_rebuilt(image_folder: Path, tmp_path: Path) -> None:
+    first = load_data(str(image_folder), (8, 8), cache_dir=tmp_path)
+    (cached,) = (tmp_path / "data").glob("*.pt")
+    cached.write_bytes(b"garbage")
+    again = load_data(str(image_folder), (8, 8), cache_dir=tmp_path)
+    assert torch.equal(first.train.images, again.train.images)
+
+
+def test_folder_fingerprint_follows_content(image_folder: Path, tmp_path: Path) -> None:
+    before = load_data(str(image_folder), (8, 8), cache_dir=tmp_path).fingerprint
+    assert load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "other").fingerprint == before
+    target = image_folder / "train" / "c0" / "000.png"
+    stat = target.stat()
+    Image.fromarray(digit_images(5, 1)[0]).save(target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    after = load_data(str(image_folder), (8, 8), cache_dir=tmp_path)
+    assert after.fingerprint != before
+    assert load_data(str(image_folder), (8, 8), split_seed=1, cache_dir=tmp_path).fingerprint != (
+        after.fingerprint
+    )
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="nope: data folder not found"):
+        load_data(str(tmp_path / "nope"), cache_dir=cache)
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "readme.txt").write_text("x")
+    with pytest.raises(DataError, match="bare: no class folders"):
+        load_data(str(tmp_path / "bare"), cache_dir=cache)
+    write_class(tmp_path / "half" / "train" / "a", 0, 3)
+    with pytest.raises(DataError, match="has train/ but no test/ folder"):
+        load_data(str(tmp_path / "half"), cache_dir=cache)
+
+
+def test_empty_class_folder(image_folder: Path, tmp_path: Path) -> None:
+    (image_folder / "train" / "c3").mkdir()
+    (image_folder / "test" / "c3").mkdir()
+    with pytest.raises(DataError, match="empty class folder 'c3'"):
+        load_data(str(image_folder), cache_dir=tmp_path)
+
+
+def test_class_without_readable_image(image_folder: Path, tmp_path: Path) -> None:
+    for path in (image_folder / "test" / "c1").iterdir():
+        path.write_bytes(b"broken")
+    with pytest.raises(DataError, match=r"test/c1: none of the files of class 'c1' is readable"):
+        load_data(str(image_folder), (8, 8), cache_dir=tmp_path)
+
+
+def test_train_test_class_mismatch(image_folder: Path, tmp_path: Path) -> None:
+    (image_folder / "test" / "c2").rename(image_folder / "test" / "c9")
+    with pytest.raises(DataError, match=r"only in train \['c2'\], only in test \['c9'\]"):
+        load_data(str(image_folder), cache_dir=tmp_path)
+
+
+def test_too_few_training_images(tmp_path: Path) -> None:
+    write_class(tmp_path / "f" / "train" / "a", 0, 4)
+    write_class(tmp_path / "f" / "train" / "b", 1, 1)
+    write_class(tmp_path / "f" / "test" / "a", 0, 1)
+    write_class(tmp_path / "f" / "test" / "b", 1, 1)
+    with pytest.raises(DataError, match="class 'b' has 1 image"):
+        load_data(str(tmp_path / "f"), (8, 8), cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="reference folder absent")
+def test_hymenoptera_reference(tmp_path: Path) -> None:
+    data = load_data(str(HYMENOPTERA), (24, 20), cache_dir=tmp_path)
+    assert data.classes == ("ants", "bees") and data.skipped == 0
+    assert len(data.train.labels) + len(data.val.labels) == 243 and len(data.test.labels) == 153
+
+
+# ----------------------------------------------------------------- torchvision
+
+
+class _FakeSet:
+    """Stands in for a torchvision data set: records its arguments, never downloads."""
+
+    calls: list[dict[str, object]] = []
+
+    def __init__(self, root: str, download: bool, **split: object) -> None:
+        _FakeSet.calls.append({"root": root, "download": download, **split})
+        n = 40 if split.get("train", split.get("split") == "train") else 20
+        rng = np.random.default_rng(n)
+        self.raw = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        self.target_list = [i % 10 for i in range(n)]
+
+
+class _FakeCifar(_FakeSet):
+    def __init__(self, root: str, train: bool, download: bool) -> None:
+        super().__init__(root, download, train=train)
+        self.data = self.raw.transpose(0, 2, 3, 1)  # NHWC, as CIFAR stores it
+        self.targets = self.target_list
+        self.classes = [f"k{i}" for i in range(10)]
+
+
+class _FakeMnist(_FakeSet):
+    def __init__(self, root: str, train: bool, download: bool) -> None:
+        super().__init__(root, download, train=train)
+        self.data = torch.from_numpy(self.raw[:, 0, :28, :28].copy())
+        self.targets = torch.tensor(self.target_list)
+        self.classes = [f"{i} - digit" for i in range(10)]
+
+
+class _FakeSvhn(_FakeSet):
+    def __init__(self, root: str, split: str, download: bool) -> None:
+        super().__init__(root, download, split=split)
+        self.data = self.raw
+        self.labels = np.array(self.target_list)
+
+
+def test_torchvision_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _FakeSet.calls.clear()
+    for name, fake in (("CIFAR10", _FakeCifar), ("MNIST", _FakeMnist), ("SVHN", _FakeSvhn)):
+        monkeypatch.setattr(torchvision.datasets, name, fake)
+    cifar = load_data("cifar10", cache_dir=tmp_path)
+    assert cifar.classes[0] == "k0" and len(cifar.test.labels) == 20
+    assert torch.equal(cifar.test.images[0], torch.from_numpy(_FakeCifar(".", False, True).raw[0]))
+    assert _FakeSet.calls[0] == {"root": str(tmp_path / "torchvision"), "download": True, "train": True}
+    mnist = load_data("mnist", cache_dir=tmp_path)
+    assert mnist.image_size == (28, 28) and mnist.test.images.shape == (20, 3, 28, 28)
+    assert torch.equal(mnist.test.images[:, 0], mnist.test.images[:, 1])
+    svhn = load_data("svhn", (16, 16), cache_dir=tmp_path)
+    assert svhn.classes == tuple("0123456789") and svhn.test.images.shape == (20, 3, 16, 16)
+    assert len(svhn.train.labels) + len(svhn.val.labels) == 40
+    assert len({cifar.fingerprint, mnist.fingerprint, svhn.fingerprint}) == 3
+
+
+def test_torchvision_offline_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    root = tmp_path / "torchvision"
+    with pytest.raises(DataError) as error:
+        load_data("cifar10", cache_dir=tmp_path)
+    assert str(error.value) == (
+        f"cannot download cifar10 (offline?): <urlopen error no network>; put the files under {root}"
+    )
+
+
+def test_torchvision_runtime_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", broken)
+    with pytest.raises(DataError, match=r"cannot download fashionmnist \(offline\?\): Error down"):
+        load_data("fashionmnist", cache_dir=tmp_path)
+
+
+# ----------------------------------------------------------------- views
+
+
+def test_views_layout_and_determinism(tmp_path: Path) -> None:
+    split = _small_split(8)
+    config = AugmentConfig(views=("hflip", "randaugment"))
+    views = build_views(split, config, seed=0, cache_dir=tmp_path / "a")
+    assert views.images.shape == (48, 3, 8, 8) and views.images.dtype == torch.uint8
+    assert torch.equal(views.images[:16], split.images)
+    assert torch.equal(views.labels, split.labels.repeat(3))
+    again = build_views(split, config, seed=0, cache_dir=tmp_path / "b")
+    assert torch.equal(again.images, views.images) and again.fingerprint == views.fingerprint
+    other = build_views(split, config, seed=1, cache_dir=tmp_path / "a")
+    assert not torch.equal(other.images[16:], views.images[16:])
+    assert other.fingerprint != views.fingerprint
+
+
+def test_views_leave_caller_rng_alone(tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    build_views(_small_split(8), AugmentConfig(views=("color_jitter",)), cache_dir=tmp_path)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_views_cache_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    split = _small_split(8)
+    config = AugmentConfig(views=("blur+hflip",))
+    first = build_views(split, config, cache_dir=tmp_path)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("augmented again")
+
+    monkeypatch.setattr(nas.augment, "augment_views", fail)
+    assert torch.equal(build_views(split, config, cache_dir=tmp_path).images, first.images)
+    with pytest.raises(RuntimeError, match="augmented again"):  # another config, another key
+        build_views(split, AugmentConfig(views=("blur+hflip",), blur_kernel=3), cache_dir=tmp_path)
+
+
+def test_repeated_view_draws_again(tmp_path: Path) -> None:
+    views = build_views(_small_split(8), AugmentConfig(views=("randaugment",) * 2), cache_dir=tmp_path)
+    assert not torch.equal(views.images[16:32], views.images[32:48])
+
+
+def test_no_views_is_the_split(tmp_path: Path) -> None:
+    split = _small_split(8)
+    views = build_views(split, AugmentConfig(), cache_dir=tmp_path)
+    assert torch.equal(views.images, split.images) and not any(tmp_path.iterdir())
+
+
+def test_unknown_op_names_view_and_nearest(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"augment view 'blur\+hflp': unknown op 'hflp' \(did you"):
+        build_views(_small_split(8), AugmentConfig(views=("blur+hflp",)), cache_dir=tmp_path)
+
+
+def test_bad_augment_settings(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"blur_sigma must satisfy 0 < low <= high, got \(2.0, 1.0\)"):
+        build_views(_small_split(8), AugmentConfig(views=("blur",), blur_sigma=(2.0, 1.0)))
+
+
+@pytest.mark.parametrize("size", [8, 32])
+@pytest.mark.parametrize("op", AUGMENT_OPS)
+def test_each_op_on_tiny_and_small_images(op: str, size: int, tmp_path: Path) -> None:
+    split = _small_split(size)
+    config = AugmentConfig(views=(op,), blur_kernel=15)  # kernel clamped to the image
+    block = build_views(split, config, cache_dir=tmp_path).images[16:]
+    assert block.shape == split.images.shape and block.dtype == torch.uint8
+    changed = [not torch.equal(a, b) for a, b in zip(block, split.images, strict=True)]
+    assert any(changed)
+    if op == "hflip":
+        flipped = split.images.flip(-1)
+        for out, orig, flip in zip(block, split.images, flipped, strict=True):
+            assert torch.equal(out, orig) or torch.equal(out, flip)
+        assert not all(changed)  # p = 0.5, drawn per image

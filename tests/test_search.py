@@ -1,0 +1,195 @@
+"""`nas search` end to end on tiny real data: budget gate, dedup, resume, no test leakage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas import search as search_module
+from nas.cli import main
+from nas.search import Budget, default_study_name, feasible_front
+from nas.space import load_space
+from nas.store import Store
+from tests.conftest import write_class
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "search_spaces" / "tiny.toml")
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A real ImageFolder of digits 0-3: 24 train and 8 test images per class."""
+    root = tmp_path / "digits4"
+    for digit in range(4):
+        write_class(root / "train" / f"d{digit}", digit, 24)
+        write_class(root / "test" / f"d{digit}", digit, 8, start=24)
+    return root
+
+
+def search(capsys: pytest.CaptureFixture[str], db: Path, data: Path, *extra: str) -> dict[str, Any]:
+    """Run `nas search --json` in-process; return its one JSON object."""
+    code = main(["search", "--space", TINY, "--data", str(data), "--image-size", "8x8",
+                 "--storage", f"sqlite:///{db}", "--quiet", "--json", *extra])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def load(db: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+def test_search_trains_rejects_and_stores(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          folder: Path) -> None:
+    db = tmp_path / "s.db"
+    result = search(capsys, db, folder, "--trials", "4", "--budget-flops", "40K", "--seed", "3")
+    assert result["trained"] == 4
+    study = load(db, result["study"])
+    assert result["study"] == "tiny-digits4-8x8-f40K"
+    trials = study.get_trials(deepcopy=False)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+    rejected = [t for t in trials if t.user_attrs["outcome"] == "rejected"]
+    trained = [t for t in trials if t.user_attrs["outcome"] == "trained"]
+    assert len(rejected) == result["rejected"]
+    assert all(t.user_attrs["flops"] > 40_000 for t in rejected)
+    assert all(t.user_attrs["flops"] <= 40_000 for t in trained)
+    assert all(t.user_attrs["constraint"][0] > 0 for t in rejected)
+    runs = {r.trial: r for r in Store(f"sqlite:///{db}").list_runs(result["study"])}
+    assert set(runs) == {t.number for t in trained}       # rejected genomes were never trained
+    for t in trained:
+        run = runs[t.number]
+        assert (run.genome, run.attention) == (t.user_attrs["genome"], t.user_attrs["attention"])
+        assert t.values[0] == run.val_accuracy and run.status == "ok"
+        assert t.user_attrs["test_accuracy"] == run.test_accuracy
+    assert len({(r.genome, r.attention) for r in runs.values()}) == len(runs)   # no genome twice
+    meta = study.user_attrs["nas"]
+    assert meta["budget_flops"] == 40_000 and meta["image_size"] == [8, 8]
+
+
+def test_rerun_continues_the_study_and_reuses_genomes(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path, folder: Path) -> None:
+    db = tmp_path / "s.db"
+    first = search(capsys, db, folder, "--trials", "3")
+    second = search(capsys, db, folder, "--trials", "3")
+    assert first["study"] == second["study"]
+    study = load(db, first["study"])
+    outcomes = [t.user_attrs["outcome"] for t in study.trials]
+    assert outcomes.count("trained") == 6
+    runs = Store(f"sqlite:///{db}").list_runs(first["study"])
+    assert len(runs) == 6 and len({(r.genome, r.attention) for r in runs}) == 6
+    for t in study.trials:
+        if t.user_attrs["outcome"] == "reused":
+            original = next(r for r in runs if r.id == t.user_attrs["run_id"])
+            assert t.values[0] == original.val_accuracy
+
+
+def test_ctrl_c_marks_the_trial_failed_and_the_next_run_resumes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "s.db"
+    real = search_module.train_genome
+    calls = {"n": 0}
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_genome", interrupting)
+    code = main(["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
+                 "--storage", f"sqlite:///{db}", "--quiet", "--trials", "3"])
+    assert code == 130
+    name = "tiny-digits4-8x8-nobudget"
+    trials = load(db, name).trials
+    assert [t.state for t in trials].count(TrialState.RUNNING) == 0
+    assert trials[-1].state == TrialState.FAIL and trials[-1].user_attrs["outcome"] == "interrupted"
+    monkeypatch.setattr(search_module, "train_genome", real)
+    result = search(capsys, db, folder, "--trials", "2")
+    assert result["study"] == name and result["trained"] == 2
+    assert sum(t.user_attrs["outcome"] == "trained" for t in load(db, name).trials) == 3
+
+
+def test_test_labels_do_not_change_the_selection(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, folder: Path) -> None:
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(folder, shuffled)
+    test = shuffled / "test"
+    (test / "d0").rename(test / "tmp")          # swap the labels of two test classes
+    (test / "d1").rename(test / "d0")
+    (test / "tmp").rename(test / "d1")
+    picks = []
+    for data, db in ((folder, tmp_path / "a.db"), (shuffled, tmp_path / "b.db")):
+        result = search(capsys, db, data, "--trials", "4", "--study", "leak")
+        trials = load(db, "leak").trials
+        picks.append(([(t.user_attrs["genome"], t.values and t.values[0]) for t in trials],
+                      result["best"]["genome"], result["best"]["val_accuracy"]))
+    assert picks[0] == picks[1]
+
+
+def test_budget_below_the_smallest_genome_is_refused(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path, folder: Path) -> None:
+    code = main(["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}", "--quiet",
+                 "--budget-flops", "1K"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "below the smallest genome" in err and "[1,8,1,2,0]" in err
+    assert not (tmp_path / "cache" / "teachers").exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--budget-flops", "0.2X"], "--budget-flops must be a positive number"),
+    (["--budget-params=-5K"], "--budget-params must be a positive number"),
+    (["--timeout", "soon"], "--timeout must be a positive duration"),
+    (["--storage", "sqlte:///x.db"], "did you mean `sqlite`"),
+    (["--storage", "sqlite:////nonexistent-dir/sub/x.db"], "nonexistent-dir"),
+    (["--trials", "0"], "--trials and --epochs must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          folder: Path, flags: list[str], message: str) -> None:
+    args = ["search", "--space", TINY, "--data", str(folder), "--quiet"]
+    if not any(f.startswith("--storage") for f in flags):
+        args += ["--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    code = main(args + flags)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_default_study_name_and_budget() -> None:
+    space = load_space(TINY)
+    assert default_study_name(space, "/x/hymenoptera/", (185, 160), Budget(2e8, 5e4)) == \
+        "tiny-hymenoptera-185x160-f200M-p50K"
+    assert Budget(100.0, None).violation(150, 10**9) == [50.0, 0.0]
+
+
+def test_feasible_front_is_non_dominated_and_one_per_genome() -> None:
+    def trial(number: int, genome: str, outcome: str, values: list[float]) -> optuna.trial.FrozenTrial:
+        frozen = optuna.trial.create_trial(
+            values=values, user_attrs={"genome": genome, "attention": "eca", "outcome": outcome})
+        frozen.number = number
+        return frozen
+
+    trials = [
+        trial(0, "a", "trained", [0.9, 100, 10]),
+        trial(1, "b", "trained", [0.8, 200, 20]),     # dominated by a
+        trial(2, "c", "trained", [0.95, 300, 30]),
+        trial(3, "a", "reused", [0.9, 100, 10]),      # same genome as 0
+        trial(4, "d", "rejected", [0.0, 50, 5]),      # infeasible
+        trial(5, "e", "trained", [0.7, 50, 50]),
+    ]
+    front = feasible_front(trials)
+    assert sorted(t.user_attrs["genome"] for t in front) == ["a", "c", "e"]
