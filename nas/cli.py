@@ -141,6 +141,7 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", default=None, help="HxW (default: the space's, else the data's)")
     p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true")
 
@@ -154,7 +155,7 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
 
     space = space or resolve_space(args.space)
     size = parse_image_size(args.image_size) if args.image_size else None
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, args.threads)
     store = Store(args.storage)
     return prepare(space, args.data, store, size=size, device=device, progress=view.data,
                    teacher_callbacks=(view.epochs("teacher"),), check=check)

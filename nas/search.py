@@ -30,7 +30,7 @@ from nas.errors import NasError, SpaceError
 from nas.genome import GENES, Genome, StageGene
 from nas.pipeline import Context, train_genome
 from nas.space import Space
-from nas.store import RunRecord
+from nas.store import RunRecord, tune_engine
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 30
@@ -131,6 +131,7 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
     """Create the study or continue it; a study made for other data or space is refused."""
     storage = optuna.storages.RDBStorage(ctx.store.url, heartbeat_interval=HEARTBEAT_S,
                                          grace_period=4 * HEARTBEAT_S)
+    tune_engine(storage.engine)
     study = optuna.create_study(study_name=settings.study, storage=storage,
                                 directions=DIRECTIONS, load_if_exists=True,
                                 sampler=make_sampler(settings.sampler, settings.seed))

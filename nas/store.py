@@ -365,12 +365,25 @@ def _engine(url: str) -> Engine:
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
     """Pragmas for several worker processes on one file; transactions begin in _sqlite_begin."""
     dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+    """WAL, a busy timeout and no fsync per commit (WAL keeps the file consistent)."""
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def tune_engine(engine: Engine) -> None:
+    """Give another library's SQLite engine (Optuna's) our pragmas: several processes can then
+    share the file without 'database is locked', and a commit costs no fsync."""
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dispose()
 
 
 def _sqlite_begin(connection: Connection) -> None:

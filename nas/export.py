@@ -1,0 +1,224 @@
+"""Checkpoints of chosen students, ONNX export, and `nas.load`.
+
+A checkpoint is a plain dict saved with torch.save: everything needed to rebuild
+the student without the space file, the data or the database (genome, model
+settings, per-stage overrides, classes, input shape, mean/std), its weights and
+its provenance (metrics, teacher, study, trial, versions). `load` reads it back
+with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas import __version__
+from nas.arch import decode
+from nas.builder import Student
+from nas.errors import NasError
+from nas.genome import Genome
+from nas.report import ReportError, StudyData, TrialRow
+from nas.space import InputShape, ModelSettings, Space, StageOverride
+from nas.store import RunRecord, Store, bytes_to_state
+
+FORMAT = 1
+KIND = "nas.student"
+REQUIRED = ("format", "kind", "genome", "attention", "model", "overrides", "state_dict", "classes",
+            "input", "mean", "std")
+
+
+class CheckpointError(NasError):
+    """A checkpoint or ONNX file cannot be written, read or rebuilt."""
+
+
+# ----------------------------------------------------------------- choosing a trial
+
+
+def best_trial(rows: Sequence[TrialRow]) -> TrialRow:
+    """The feasible trained trial with the highest validation accuracy; ties: fewer FLOPs,
+    then fewer params, then the earlier trial."""
+    candidates = [r for r in rows if r.trained and r.fits()]
+    if not candidates:
+        raise ReportError("no trained trial within the study's budget to export")
+    return min(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
+                                          r.trial))
+
+
+def choose_trial(data: StudyData, which: str) -> TrialRow:
+    """`best` or a trial number; a trial that was never trained is an error saying why."""
+    if which == "best":
+        return best_trial(data.rows)
+    if not which.isdecimal():
+        raise ReportError(f"export: expected `best` or a trial number, got {which!r}")
+    rows = {row.trial: row for row in data.rows}
+    row = rows.get(int(which))
+    if row is None:
+        span = f"0 to {max(rows)}" if rows else "none"
+        raise ReportError(f"study {data.name!r} has no trial {which} (trials: {span})")
+    if not row.trained or row.run_id is None:
+        why = {"rejected": "rejected by the budget, never trained"}.get(
+            row.outcome or "", f"{row.outcome or row.state.lower()}, no trained weights")
+        raise ReportError(f"study {data.name!r}: trial {row.trial} was {why}; "
+                         f"export `best` or a trained trial")
+    return row
+
+
+def trial_run(store: Store, row: TrialRow) -> RunRecord:
+    """The stored run (weights included) behind a trained or reused trial."""
+    run = store.get_run(int(row.run_id or 0))
+    if run.status != "ok" or run.weights is None:
+        raise ReportError(f"trial {row.trial}: run {run.id} has status {run.status!r} and "
+                         f"{'no' if run.weights is None else 'its'} weights; nothing to export")
+    return run
+
+
+def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs: int,
+            device: torch.device, *, progress: Any = None,
+            callbacks: tuple[Any, ...] = ()) -> RunRecord:
+    """Train the run's genome again for `epochs` in the study's context (same data, teacher)."""
+    from nas.pipeline import prepare, train_genome
+
+    info = data.info
+    size = tuple(info["image_size"]) if info.get("image_size") else None
+    ctx = prepare(space, str(info.get("data", "digits")), store, size=size, device=device,
+                  progress=progress)
+    genome = Genome.parse(run.genome, run.attention)
+    new = train_genome(ctx, genome, epochs=epochs, seed=run.seed, study=data.name, trial=None,
+                       callbacks=callbacks)
+    if new.status != "ok" or new.weights is None:
+        raise ReportError(f"retraining {genome} for {epochs} epochs ended with status {new.status!r}")
+    return store.get_run(int(new.id or 0))  # as stored: what a later export would read
+
+
+# ----------------------------------------------------------------- checkpoints
+
+
+def checkpoint_from_run(run: RunRecord, trial: int | None,
+                        retrained_from: RunRecord | None = None) -> dict[str, Any]:
+    """The self-contained checkpoint of a stored run (its meta says how to rebuild it);
+    `retrained_from` is the trial's own run when `run` retrained its genome."""
+    meta, recipe = json.loads(json.dumps([run.meta, run.recipe]))  # plain types for weights_only
+    if run.weights is None or not meta.get("model"):
+        raise CheckpointError(f"run {run.id} has no weights or no model settings to export")
+    shape = InputShape.parse(meta["input"])
+    return {
+        "format": FORMAT, "kind": KIND, "genome": run.genome, "attention": run.attention,
+        "model": meta["model"], "overrides": meta.get("overrides", []),
+        "state_dict": bytes_to_state(run.weights), "classes": list(meta["classes"]),
+        "input": [shape.channels, shape.height, shape.width],
+        "mean": list(meta["mean"]), "std": list(meta["std"]),
+        "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
+                    "best_epoch": run.best_epoch},
+        "flops": run.flops, "params": run.params, "seed": run.seed, "recipe": recipe,
+        "teacher": meta.get("teacher"), "data": meta.get("data"), "space": meta.get("space"),
+        "study": run.study, "trial": trial, "run_id": run.id,
+        "retrained": None if retrained_from is None else {
+            "from_run": retrained_from.id, "epochs": recipe["train"]["epochs"],
+            "trial_val_accuracy": retrained_from.val_accuracy,
+            "trial_test_accuracy": retrained_from.test_accuracy},
+        "versions": {**meta.get("versions", {}), "exported_by": __version__},
+    }
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
+    """torch.save the checkpoint; the directory must exist."""
+    path = Path(path)
+    _check_dir(path)
+    torch.save(checkpoint, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded with weights_only=True and checked for its keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip, EOF and runtime errors alike
+        raise CheckpointError(f"{path}: not a nas checkpoint ({str(error).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != KIND:
+        raise CheckpointError(f"{path}: not a nas checkpoint (written by `nas export`)")
+    if checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {checkpoint.get('format')!r} is not "
+                              f"supported (this nas reads format {FORMAT})")
+    missing = [key for key in REQUIRED if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return checkpoint
+
+
+def build_student(checkpoint: dict[str, Any]) -> Student:
+    """The untrained student a checkpoint describes (genome, settings, overrides, classes)."""
+    genome = Genome.parse(checkpoint["genome"], checkpoint["attention"])
+    settings = ModelSettings(**checkpoint["model"])
+    overrides = tuple(StageOverride(**o) for o in checkpoint["overrides"])
+    arch = decode(genome, settings, overrides, classes=len(checkpoint["classes"]),
+                  in_channels=int(checkpoint["input"][0]))
+    return Student(arch)
+
+
+def load(path: str | Path) -> Student:
+    """Rebuild a saved student in eval mode; `model.checkpoint` holds its metadata."""
+    return restore(read_checkpoint(path), str(path))
+
+
+def restore(checkpoint: dict[str, Any], where: str = "checkpoint") -> Student:
+    """The trained student of a checkpoint dict, in eval mode, metadata in `model.checkpoint`."""
+    model = build_student(checkpoint)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{where}: weights do not fit the genome "
+                              f"{checkpoint['genome']}: {str(error).splitlines()[0]}") from None
+    model.checkpoint = {k: v for k, v in checkpoint.items() if k != "state_dict"}
+    return model.eval()
+
+
+# ----------------------------------------------------------------- ONNX
+
+
+def export_onnx(model: Student, path: Path, checkpoint: dict[str, Any]) -> Path:
+    """ONNX graph: input `images` (float NCHW, normalised, dynamic batch) -> `feature`, `logits`."""
+    path = Path(path)
+    _check_dir(path)
+    try:
+        import onnx  # noqa: F401  (the exporter and _annotate need it)
+    except ImportError:
+        raise CheckpointError("--onnx needs the onnx package: pip install 'nas[onnx]'") from None
+    channels, height, width = checkpoint["input"]
+    example = torch.zeros(1, channels, height, width)
+    batch = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        try:
+            torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, opset_version=17,
+                              input_names=["images"], output_names=["feature", "logits"],
+                              dynamic_axes={"images": batch, "feature": batch, "logits": batch})
+        except Exception as error:  # exporter failures come as many types
+            raise CheckpointError(f"{path}: ONNX export failed: {str(error).splitlines()[0]}") from None
+    _annotate(path, checkpoint)
+    return path
+
+
+def _annotate(path: Path, checkpoint: dict[str, Any]) -> None:
+    """Store classes, mean/std and the genome as ONNX metadata, for whoever deploys it."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key in ("genome", "attention", "classes", "mean", "std", "input"):
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = f"nas.{key}", json.dumps(checkpoint[key])
+    onnx.save(graph, str(path))
+
+
+def _check_dir(path: Path) -> None:
+    """Refuse to write into a directory that does not exist."""
+    parent = path.expanduser().absolute().parent
+    if not parent.is_dir():
+        raise CheckpointError(f"{path}: directory {parent} does not exist")

@@ -1,0 +1,323 @@
+"""Study reports: the feasible Pareto front, study totals and the list of studies.
+
+`read_study` turns an Optuna study written by `nas search` (directions: max val
+accuracy, min FLOPs, min params; per-trial user attributes, see nas/search.py)
+into plain `TrialRow`s; `summarize` computes the front and totals. `nas.render`
+draws a `Summary` as tables and a plot; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from nas.config import nearest
+from nas.errors import NasError, StoreError
+from nas.store import normalize_url
+
+if TYPE_CHECKING:
+    import optuna
+
+TRAINED = ("trained", "reused")
+FAILED = ("nan", "failed", "interrupted")
+
+
+class ReportError(NasError):
+    """A study is missing, empty or holds nothing that fits, or a report file cannot be written."""
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the report sees it (user attributes of nas/search.py)."""
+
+    trial: int
+    state: str                      # Optuna's state name: COMPLETE, FAIL, RUNNING, ...
+    outcome: str | None             # trained, reused, rejected, nan, failed, interrupted
+    genome: str | None
+    attention: str | None
+    flops: int | None
+    params: int | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    run_id: int | None
+    constraint: tuple[float, ...]
+    seconds: float | None
+
+    @property
+    def trained(self) -> bool:
+        """Complete and backed by a trained run (its own or a reused one)."""
+        return self.state == "COMPLETE" and self.outcome in TRAINED
+
+    def fits(self, budget_flops: float | None = None, budget_params: float | None = None) -> bool:
+        """Within the study's budget (its constraint) and within the given, tighter one."""
+        return (all(c <= 0 for c in self.constraint)
+                and (budget_flops is None or (self.flops or 0) <= budget_flops)
+                and (budget_params is None or (self.params or 0) <= budget_params))
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as `nas report --json` lists it."""
+        return {"trial": self.trial, "genome": self.genome, "attention": self.attention,
+                "flops": self.flops, "params": self.params, "val_accuracy": self.val_accuracy,
+                "test_accuracy": self.test_accuracy, "outcome": self.outcome, "run_id": self.run_id}
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """A study's name, storage (password masked), `nas` attributes and trials."""
+
+    name: str
+    storage: str
+    info: dict[str, Any]
+    rows: tuple[TrialRow, ...]
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts over all trials; `seconds` sums trial times, `wall_seconds` spans first to last."""
+
+    trials: int
+    done: int
+    trained: int
+    reused: int
+    rejected: int
+    failed: int
+    running: int
+    seconds: float
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `nas report` shows: the front under the applied budget, totals, the teacher."""
+
+    data: StudyData
+    budget_flops: float | None      # the tighter budget asked for (None: the study's own)
+    budget_params: float | None
+    front: tuple[TrialRow, ...]
+    totals: Totals
+
+    @property
+    def teacher(self) -> dict[str, Any] | None:
+        """The study's teacher: fingerprint, val and test accuracy."""
+        return self.data.info.get("teacher")
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """One line of the study list."""
+
+    name: str
+    trials: int
+    trained: int
+    best_val_accuracy: float | None
+
+
+# ----------------------------------------------------------------- reading
+
+
+@contextmanager
+def _translate(url: str) -> Iterator[None]:
+    """Optuna and driver errors -> one-line StoreError naming the URL."""
+    import optuna
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        raise StoreError(f"{safe_url(url)}: {str(error).splitlines()[0]}") from error
+
+
+def open_storage(url: str | None) -> optuna.storages.RDBStorage:
+    """Optuna's storage at `url` (normalised as Store does); a missing SQLite file is an error."""
+    import optuna
+
+    normalized = normalize_url(url)
+    if not _exists(normalized):
+        raise StoreError(f"{safe_url(normalized)}: no such database file (run `nas search` first)")
+    with _translate(normalized):
+        return optuna.storages.RDBStorage(normalized)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _exists(url: str) -> bool:
+    """False only for a SQLite URL whose file does not exist (a report never creates one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).expanduser().exists()
+
+
+def list_studies(url: str | None) -> list[StudyInfo]:
+    """Every study in the storage with its trial counts and best validation accuracy."""
+    import optuna
+
+    storage = open_storage(url)
+    with _translate(storage.url):
+        names = optuna.get_all_study_names(storage)
+        infos = []
+        for name in sorted(names):
+            rows = _rows(optuna.load_study(study_name=name, storage=storage))
+            trained = [r for r in rows if r.trained and r.fits()]
+            best = max((r.val_accuracy or 0.0 for r in trained), default=None)
+            count = sum(1 for r in trained if r.outcome == "trained")
+            infos.append(StudyInfo(name, len(rows), count, best))
+    return infos
+
+
+def read_study(url: str | None, name: str | None = None) -> StudyData:
+    """Load a study's trials; `name` None picks the storage's only study."""
+    import optuna
+
+    storage = open_storage(url)
+    with _translate(storage.url):
+        names = optuna.get_all_study_names(storage)
+        name = _pick(names, name, safe_url(storage.url))
+        study = optuna.load_study(study_name=name, storage=storage)
+        rows = _rows(study)
+        trials = study.get_trials(deepcopy=False)
+    if not any(r.state == "COMPLETE" for r in rows):
+        raise ReportError(f"study {name!r} has no complete trials yet ({len(rows)} trials in all)")
+    return StudyData(name, safe_url(storage.url), dict(study.user_attrs.get("nas", {})),
+                     rows, _wall(trials))
+
+
+def _pick(names: Sequence[str], name: str | None, where: str) -> str:
+    """The study asked for, or the only one; errors list what exists."""
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise ReportError(f"{where} holds no studies (run `nas search` first)")
+        raise ReportError(f"{where} holds {len(names)} studies ({', '.join(sorted(names))}); "
+                         "pick one with --study")
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise ReportError(f"{where}: no study named {name!r}{nearest(name, names)}; "
+                         f"studies: {known}")
+    return name
+
+
+def _rows(study: optuna.Study) -> tuple[TrialRow, ...]:
+    """Every trial of the study as a TrialRow, in trial order."""
+    return tuple(_row(t) for t in study.get_trials(deepcopy=False))
+
+
+def _row(trial: optuna.trial.FrozenTrial) -> TrialRow:
+    """A TrialRow from Optuna's trial; COMPLETE trials carry values (val, flops, params)."""
+    attrs = trial.user_attrs
+    values = trial.values if trial.state.name == "COMPLETE" else None
+    flops = attrs.get("flops", values[1] if values else None)
+    params = attrs.get("params", values[2] if values else None)
+    return TrialRow(
+        trial=trial.number, state=trial.state.name, outcome=attrs.get("outcome"),
+        genome=attrs.get("genome"), attention=attrs.get("attention"),
+        flops=None if flops is None else int(flops), params=None if params is None else int(params),
+        val_accuracy=float(values[0]) if values else None, test_accuracy=attrs.get("test_accuracy"),
+        run_id=attrs.get("run_id"), constraint=tuple(attrs.get("constraint") or ()),
+        seconds=attrs.get("seconds", _duration_of(trial)),
+    )
+
+
+def _duration_of(trial: optuna.trial.FrozenTrial) -> float | None:
+    """Start to completion, for trials that recorded no `seconds`."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
+    """Seconds from the first trial's start to the last one's end."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
+# ----------------------------------------------------------------- front and totals
+
+
+def load_study_summary(url: str | None, study: str | None = None, budget_flops: float | None = None,
+                       budget_params: float | None = None) -> Summary:
+    """The feasible Pareto front and totals of a study, under an optional tighter budget."""
+    return summarize(read_study(url, study), budget_flops, budget_params)
+
+
+def summarize(data: StudyData, budget_flops: float | None = None,
+              budget_params: float | None = None) -> Summary:
+    """Front of the trained genomes within budget; ReportError when none fits."""
+    trained = unique_genomes([r for r in data.rows if r.trained])
+    fitting = [r for r in trained if r.fits(budget_flops, budget_params)]
+    if not fitting:
+        raise ReportError(_nothing_fits(data.name, trained, budget_flops, budget_params))
+    return Summary(data, budget_flops, budget_params, tuple(pareto_front(fitting)),
+                   totals(data.rows, data.wall_seconds))
+
+
+def _nothing_fits(name: str, trained: Sequence[TrialRow], budget_flops: float | None,
+                  budget_params: float | None) -> str:
+    """Why nothing is left to show, with the smallest trained sizes for a hint."""
+    if not trained:
+        return f"study {name!r} has no trained trial (all complete trials were rejected by its budget)"
+    asked = " and ".join(text for text in (
+        budget_flops is not None and f"--budget-flops {budget_flops:,.0f}",
+        budget_params is not None and f"--budget-params {budget_params:,.0f}") if text)
+    least_flops = min(r.flops or 0 for r in trained)
+    least_params = min(r.params or 0 for r in trained)
+    return (f"no trained trial of study {name!r} fits {asked or 'its budget'}: the smallest have "
+            f"{least_flops:,} FLOPs and {least_params:,} params")
+
+
+def unique_genomes(rows: Sequence[TrialRow]) -> list[TrialRow]:
+    """One row per (genome, attention): a trained trial before the trials that reused it."""
+    chosen: dict[tuple[str | None, str | None], TrialRow] = {}
+    for row in sorted(rows, key=lambda r: (r.outcome != "trained", r.trial)):
+        chosen.setdefault((row.genome, row.attention), row)
+    return sorted(chosen.values(), key=lambda r: r.trial)
+
+
+def dominates(a: TrialRow, b: TrialRow) -> bool:
+    """`a` is no worse than `b` on (max val accuracy, min FLOPs, min params) and better on one."""
+    no_worse = ((a.val_accuracy or 0.0) >= (b.val_accuracy or 0.0) and (a.flops or 0) <= (b.flops or 0)
+                and (a.params or 0) <= (b.params or 0))
+    return no_worse and (a.val_accuracy, a.flops, a.params) != (b.val_accuracy, b.flops, b.params)
+
+
+def pareto_front(rows: Sequence[TrialRow]) -> list[TrialRow]:
+    """The rows no other row dominates, sorted by FLOPs (then params, trial)."""
+    front = [r for r in rows if not any(dominates(other, r) for other in rows)]
+    return sorted(front, key=lambda r: (r.flops or 0, r.params or 0, r.trial))
+
+
+def totals(rows: Sequence[TrialRow], wall_seconds: float = 0.0) -> Totals:
+    """Counts by outcome; a FAIL trial without an outcome counts as failed."""
+    outcomes = [r.outcome for r in rows]
+    failed = sum(1 for r in rows if r.outcome in FAILED or (r.state == "FAIL" and r.outcome is None))
+    return Totals(
+        trials=len(rows), done=sum(1 for r in rows if r.state in ("COMPLETE", "FAIL", "PRUNED")),
+        trained=outcomes.count("trained"), reused=outcomes.count("reused"),
+        rejected=outcomes.count("rejected"), failed=failed,
+        running=sum(1 for r in rows if r.state in ("RUNNING", "WAITING")),
+        seconds=sum(r.seconds or 0.0 for r in rows), wall_seconds=wall_seconds,
+    )
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    """The machine-readable report: study, budgets, teacher, totals and the front."""
+    info = summary.data.info
+    return {
+        "study": summary.data.name, "storage": summary.data.storage,
+        "space": info.get("space"), "data": info.get("data"), "image_size": info.get("image_size"),
+        "budget": {"study_flops": info.get("budget_flops"), "study_params": info.get("budget_params"),
+                   "flops": summary.budget_flops, "params": summary.budget_params},
+        "teacher": summary.teacher, "totals": asdict(summary.totals),
+        "front": [row.to_json() for row in summary.front],
+    }

@@ -1,0 +1,227 @@
+"""nas export and nas.load: checkpoints that reload bit-equal, ONNX parity, trial choice.
+
+One real study (module fixture): digits at 8x8, tiny.toml, one epoch per genome, in
+a SQLite file, with trained, reused, rejected and failed trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nas
+from nas.cli import main
+from nas.complexity import count
+from nas.data import Dataset, load_data, normalize
+from nas.distill import accuracy
+from nas.export import CheckpointError, best_trial, read_checkpoint
+from nas.pipeline import Context, prepare
+from nas.report import ReportError, TrialRow
+from nas.space import InputShape, load_space
+from nas.store import RunRecord, Store, bytes_to_state
+from tests.studies import add_trained, add_trial, new_study
+
+TINY = Path(__file__).resolve().parents[1] / "search_spaces" / "tiny.toml"
+SMALL, LARGE = "[1,8,1,2,0]", "[2,8,1,1,0] [2,16,1,2,0]"
+
+
+@dataclass(frozen=True)
+class Trained:
+    url: str
+    cache: Path
+    ctx: Context
+    runs: dict[int, RunRecord]      # trial number -> its run
+    reused: int
+    rejected: int
+    failed: int
+
+
+def fast_space(path: Path) -> Path:
+    """tiny.toml with big batches and a one-epoch teacher: a few optimiser steps in all."""
+    text = TINY.read_text()
+    for old, new in (("batch_size = 64", "batch_size = 256"),
+                     ("epochs = 2", "epochs = 1\nbatch_size = 256")):
+        assert old in text, f"tiny.toml changed: {old!r} not found"
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Trials 0, 1 trained; 2 reuses 0; 3 rejected (over the FLOPs budget); 4 failed."""
+    root = tmp_path_factory.mktemp("export")
+    space = fast_space(root / "tiny.toml")
+    store = Store(f"sqlite:///{root / 'studies.db'}")
+    ctx = prepare(load_space(space), "digits", store, size=(8, 8), device=torch.device("cpu"),
+                  cache_dir=root / "cache")
+    teacher = {"fingerprint": ctx.teacher.fingerprint, "val_accuracy": ctx.teacher.val_accuracy,
+               "test_accuracy": ctx.teacher.test_accuracy}
+    s = new_study(store.url, "s", budget_flops=60_000, teacher=teacher, space=str(space))
+    first, second = add_trained(s, ctx, SMALL), add_trained(s, ctx, LARGE)
+    runs = {trial: store.get_run(int(s.trials[trial].user_attrs["run_id"])) for trial in (first, second)}
+    run = runs[first]
+    reused = add_trial(s, run.genome, run.flops, run.params, val=run.val_accuracy or 0.0,
+                       test=run.test_accuracy, outcome="reused", run_id=run.id)
+    rejected = add_trial(s, "[2,16,1,1,1] [2,24,2,2,0]", 125_000, 3_000, outcome="rejected")
+    failed = add_trial(s, "[1,16,1,1,0]", 20_000, 900, outcome="failed")
+    return Trained(store.url, root / "cache", ctx, runs, reused, rejected, failed)
+
+
+def export(tmp_path: Path, study: Trained, *args: str) -> dict:
+    out = tmp_path / "student.pt"
+    assert main(["export", *args, "--storage", study.url, "--out", str(out), "--quiet"]) == 0
+    return torch.load(out, weights_only=True)
+
+
+def digits(study: Trained) -> Dataset:
+    return load_data("digits", (8, 8), cache_dir=study.cache)
+
+
+def test_best_export_reloads_to_the_same_test_accuracy(study: Trained, tmp_path: Path) -> None:
+    export(tmp_path, study)
+    best = max(study.runs.items(), key=lambda item: (item[1].val_accuracy, -item[1].flops))
+    model = nas.load(tmp_path / "student.pt")
+    assert not model.training
+    assert model.checkpoint["trial"] == best[0] and model.checkpoint["run_id"] == best[1].id
+    data = digits(study)
+    tested = accuracy(model, data.test, model.checkpoint["mean"], model.checkpoint["std"],
+                      torch.device("cpu"))
+    assert tested == best[1].test_accuracy == model.checkpoint["metrics"]["test_accuracy"]
+
+
+def test_checkpoint_holds_what_rebuilding_and_provenance_need(study: Trained, tmp_path: Path) -> None:
+    checkpoint = export(tmp_path, study, "1")
+    run, ctx = study.runs[1], study.ctx
+    assert checkpoint["format"] == 1 and checkpoint["kind"] == "nas.student"
+    assert (checkpoint["genome"], checkpoint["attention"]) == (LARGE, "eca")
+    assert checkpoint["classes"] == [str(c) for c in range(10)]
+    assert checkpoint["input"] == [3, 8, 8]
+    assert (checkpoint["mean"], checkpoint["std"]) == (list(ctx.data.mean), list(ctx.data.std))
+    size = count(LARGE, ctx.space, shape=InputShape(3, 8, 8), classes=10)
+    assert (checkpoint["flops"], checkpoint["params"]) == (size.flops, size.params) == (run.flops, run.params)
+    assert checkpoint["metrics"] == {"val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
+                                     "best_epoch": 1}
+    assert checkpoint["teacher"]["fingerprint"] == ctx.teacher.fingerprint
+    assert (checkpoint["study"], checkpoint["trial"], checkpoint["run_id"]) == ("s", 1, run.id)
+    assert checkpoint["model"]["head"] == 32 and len(checkpoint["overrides"]) == 2
+    assert checkpoint["versions"]["torch"] == torch.__version__ and checkpoint["retrained"] is None
+    stored = bytes_to_state(run.weights or b"")
+    assert checkpoint["state_dict"].keys() == stored.keys()
+    assert all(torch.equal(checkpoint["state_dict"][k], stored[k]) for k in stored)
+
+
+def test_a_reused_trial_exports_the_run_it_reused(study: Trained, tmp_path: Path) -> None:
+    checkpoint = export(tmp_path, study, str(study.reused))
+    assert checkpoint["trial"] == study.reused and checkpoint["run_id"] == study.runs[0].id
+    assert checkpoint["genome"] == SMALL
+
+
+def test_onnx_outputs_match_pytorch(study: Trained, tmp_path: Path) -> None:
+    import onnxruntime
+
+    onnx_path = tmp_path / "student.onnx"
+    export(tmp_path, study, "1", "--onnx", str(onnx_path))
+    model = nas.load(tmp_path / "student.pt")
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    assert [o.name for o in session.get_outputs()] == ["feature", "logits"]
+    assert session.get_modelmeta().custom_metadata_map["nas.genome"] == f'"{LARGE}"'
+    images = digits(study).test.images
+    for batch in (images[:1], images[:37]):            # dynamic batch
+        x = normalize(batch, tuple(model.checkpoint["mean"]), tuple(model.checkpoint["std"]))
+        feature, logits = session.run(None, {"images": x.numpy()})
+        with torch.no_grad():
+            expected = model(x)
+        assert feature.shape == (len(batch), 32) and logits.shape == (len(batch), 10)
+        np.testing.assert_allclose(feature, expected[0].numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(logits, expected[1].numpy(), atol=1e-4, rtol=0)
+
+
+def test_retrain_exports_the_new_run_and_says_so(study: Trained, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NAS_CACHE_DIR", str(study.cache))
+    before = {run.id for run in Store(study.url).list_runs()}
+    out = tmp_path / "student.pt"
+    assert main(["export", "0", "--storage", study.url, "--out", str(out), "--retrain-epochs", "2",
+                 "--device", "cpu"]) == 0
+    assert "retrained" in capsys.readouterr().out
+    checkpoint = torch.load(out, weights_only=True)
+    runs = {run.id: run for run in Store(study.url).list_runs()}
+    (new_id,) = set(runs) - before
+    new = runs[new_id]
+    assert checkpoint["run_id"] == new_id and checkpoint["trial"] == 0
+    assert (new.study, new.trial, new.status, new.genome) == ("s", None, "ok", SMALL)
+    assert new.recipe["train"]["epochs"] == 2 and len(new.history) == 2
+    assert new.teacher_fingerprint == study.ctx.teacher.fingerprint        # the cached teacher
+    assert checkpoint["retrained"] == {"from_run": study.runs[0].id, "epochs": 2,
+                                       "trial_val_accuracy": study.runs[0].val_accuracy,
+                                       "trial_test_accuracy": study.runs[0].test_accuracy}
+    assert checkpoint["metrics"]["test_accuracy"] == new.test_accuracy
+    model = nas.load(out)
+    data = digits(study)
+    assert accuracy(model, data.test, data.mean, data.std, torch.device("cpu")) == new.test_accuracy
+
+
+@pytest.mark.parametrize(("which", "message"), [
+    ("rejected", "trial 3 was rejected by the budget, never trained"),
+    ("failed", "trial 4 was failed, no trained weights"),
+    ("99", "has no trial 99 (trials: 0 to 4)"),
+    ("worst", "expected `best` or a trial number, got 'worst'"),
+])
+def test_trials_without_weights_are_clear_errors(study: Trained, tmp_path: Path, which: str,
+                                                 message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    number = {"rejected": study.rejected, "failed": study.failed}.get(which, which)
+    out = tmp_path / "x.pt"
+    assert main(["export", str(number), "--storage", study.url, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_output_directory_must_exist(study: Trained, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "missing" / "student.pt"
+    assert main(["export", "--storage", study.url, "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def row(trial: int, val: float, flops: int, params: int, *, outcome: str = "trained",
+        over: bool = False) -> TrialRow:
+    return TrialRow(trial, "COMPLETE", outcome, f"[1,8,{trial + 1},1,0]", "eca", flops, params, val,
+                    val, trial, (1.0 if over else 0.0, 0.0), 1.0)
+
+
+def test_best_breaks_ties_by_flops_then_params() -> None:
+    rows = [row(0, 0.8, 500, 50), row(1, 0.9, 900, 90), row(2, 0.9, 700, 95),
+            row(3, 0.9, 700, 60), row(4, 0.95, 100, 10, over=True),
+            row(5, 0.99, 50, 5, outcome="rejected"), row(6, 0.9, 700, 60, outcome="reused")]
+    assert best_trial(rows).trial == 3
+    assert best_trial(rows[:3]).trial == 2
+    with pytest.raises(ReportError, match="no trained trial"):
+        best_trial(rows[4:6])
+
+
+def test_load_refuses_what_is_not_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        nas.load(tmp_path / "none.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not a nas checkpoint"):
+        read_checkpoint(tmp_path / "list.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip file")
+    with pytest.raises(CheckpointError, match="not a nas checkpoint"):
+        nas.load(tmp_path / "junk.pt")
+
+
+def test_load_refuses_weights_of_another_genome(study: Trained, tmp_path: Path) -> None:
+    checkpoint = export(tmp_path, study, "1")
+    checkpoint["genome"] = SMALL
+    torch.save(checkpoint, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit the genome"):
+        nas.load(tmp_path / "wrong.pt")

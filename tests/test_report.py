@@ -1,0 +1,252 @@
+"""nas report: the feasible Pareto front, totals, study listing, JSON, plot and errors.
+
+Studies are written by hand the way nas/search.py writes them (tests/studies.py),
+into a real SQLite file; no training happens here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from nas.cli import main
+from nas.errors import StoreError
+from nas.report import (
+    ReportError,
+    StudyData,
+    TrialRow,
+    dominates,
+    list_studies,
+    load_study_summary,
+    pareto_front,
+    summarize,
+)
+from tests.studies import add_trial, new_study
+
+A, B, C = "[1,8,1,1,0]", "[2,8,1,1,0]", "[2,16,1,1,0]"
+E, H, J = "[1,16,1,2,0]", "[2,8,1,2,1]", "[1,8,1,2,0]"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite file, four studies: `alpha` (the worked example), `beta`, `empty`, `over`."""
+    path = tmp_path_factory.mktemp("report") / "studies.db"
+    url = f"sqlite:///{path}"
+    alpha = new_study(url, "alpha", budget_flops=1000)
+    add_trial(alpha, A, 500, 50, val=0.5, test=0.45, run_id=1)           # 0 front
+    add_trial(alpha, B, 800, 40, val=0.7, test=0.65, run_id=2)           # 1 front
+    add_trial(alpha, C, 900, 90, val=0.6, test=0.6, run_id=3)            # 2 dominated by 1
+    add_trial(alpha, "[4,16,2,1,0]", 1500, 30, val=0.9, outcome="rejected")  # 3 over budget
+    add_trial(alpha, B, 800, 40, val=0.7, test=0.65, outcome="reused", run_id=2)  # 4 = trial 1
+    add_trial(alpha, E, 400, 100, val=0.5, test=0.5, run_id=4)           # 5 front
+    add_trial(alpha, "[1,8,2,1,0]", 700, 60, outcome="nan", run_id=5)    # 6 FAIL
+    add_trial(alpha, "[1,8,2,2,0]", 600, 60, outcome="failed")           # 7 FAIL
+    add_trial(alpha, H, 950, 20, val=0.65, test=0.7, run_id=6)           # 8 front
+    add_trial(alpha, J, 500, 50, val=0.5, test=0.4, attention="none", run_id=7)  # 9 front (ties 0)
+    beta = new_study(url, "beta")
+    add_trial(beta, A, 500, 50, val=0.8, test=0.75, run_id=8)
+    new_study(url, "empty")
+    over = new_study(url, "over", budget_params=10)
+    add_trial(over, A, 500, 50, outcome="rejected")
+    return url
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def row(trial: int, val: float, flops: int, params: int, *, genome: str | None = None,
+        outcome: str = "trained", constraint: tuple[float, ...] = (0.0, 0.0)) -> TrialRow:
+    return TrialRow(trial, "COMPLETE", outcome, genome or f"[1,{8 * (trial + 1)},1,1,0]", "eca",
+                    flops, params, val, None, trial, constraint, 1.0)
+
+
+# ----------------------------------------------------------------- the front
+
+
+def test_worked_example_gives_the_exact_front(url: str) -> None:
+    summary = load_study_summary(url, "alpha")
+    assert [r.trial for r in summary.front] == [5, 0, 9, 1, 8]      # by FLOPs, then params, trial
+    assert [r.flops for r in summary.front] == [400, 500, 500, 800, 950]
+    assert summary.front[3].test_accuracy == 0.65 and summary.front[3].outcome == "trained"
+    assert summary.teacher == {"fingerprint": "f00d", "val_accuracy": 0.9, "test_accuracy": 0.875}
+
+
+def test_totals_count_every_outcome(url: str) -> None:
+    totals = load_study_summary(url, "alpha").totals
+    assert (totals.trials, totals.done, totals.trained, totals.reused, totals.rejected,
+            totals.failed, totals.running) == (10, 10, 6, 1, 1, 2, 0)
+    assert totals.seconds == pytest.approx(10.0)
+    assert totals.wall_seconds >= 0
+
+
+@pytest.mark.parametrize(("flops", "params", "expected"), [
+    (600, None, [5, 0, 9]), (None, 45, [1, 8]), (850, 45, [1]), (1e9, 1e9, [5, 0, 9, 1, 8]),
+])
+def test_a_tighter_budget_filters_without_retraining(url: str, flops: float | None,
+                                                     params: float | None, expected: list[int]) -> None:
+    summary = load_study_summary(url, "alpha", budget_flops=flops, budget_params=params)
+    assert [r.trial for r in summary.front] == expected
+
+
+def test_a_budget_nothing_fits_is_an_error(url: str) -> None:
+    with pytest.raises(ReportError, match=r"fits --budget-flops 100: the smallest have 400 FLOPs"):
+        load_study_summary(url, "alpha", budget_flops=100)
+
+
+def test_a_trained_trial_over_the_study_budget_is_not_on_the_front() -> None:
+    rows = (row(0, 0.5, 100, 10), row(1, 0.9, 90, 9, constraint=(5.0, 0.0)),
+            row(2, 0.9, 90, 9, outcome="rejected", constraint=(5.0, 0.0)))
+    summary = summarize(StudyData("s", "sqlite://", {}, rows, 0.0))
+    assert [r.trial for r in summary.front] == [0]
+
+
+trial_rows = st.lists(st.tuples(st.integers(0, 5), st.integers(1, 6), st.integers(1, 6),
+                                st.booleans(), st.sampled_from(["trained", "reused", "rejected"])),
+                      min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(trial_rows, st.none() | st.integers(1, 6))
+def test_front_is_feasible_non_dominated_and_covers_the_rest(
+        raw: list[tuple[int, int, int, bool, str]], budget: int | None) -> None:
+    rows = tuple(row(i, v / 5, f, p, genome=f"g{v}-{f}-{p}-{over}", outcome=outcome,  # reuse: same result
+                     constraint=(1.0 if over or outcome == "rejected" else 0.0, 0.0))
+                 for i, (v, f, p, over, outcome) in enumerate(raw))
+    data = StudyData("s", "sqlite://", {}, rows, 0.0)
+    fitting = [r for r in rows if r.trained and r.fits(budget)]
+    if not fitting:
+        with pytest.raises(ReportError):
+            summarize(data, budget_flops=budget)
+        return
+    front = summarize(data, budget_flops=budget).front
+    assert all(r.trained and r.fits(budget) for r in front)
+    assert not any(dominates(a, b) for a in front for b in front)
+    assert len({(r.genome, r.attention) for r in front}) == len(front)
+    for other in fitting:
+        assert any(dominates(f, other) or (f.val_accuracy, f.flops, f.params)
+                   == (other.val_accuracy, other.flops, other.params) for f in front)
+
+
+def test_pareto_front_keeps_equal_rows_and_sorts_by_flops() -> None:
+    rows = [row(0, 0.5, 30, 3), row(1, 0.5, 30, 3), row(2, 0.9, 50, 5), row(3, 0.4, 60, 6)]
+    assert [r.trial for r in pareto_front(rows)] == [0, 1, 2]
+
+
+# ----------------------------------------------------------------- studies
+
+
+def test_list_studies_counts_trials_and_best_accuracy(url: str) -> None:
+    studies = {s.name: s for s in list_studies(url)}
+    assert sorted(studies) == ["alpha", "beta", "empty", "over"]
+    assert (studies["alpha"].trials, studies["alpha"].trained) == (10, 6)
+    assert studies["alpha"].best_val_accuracy == 0.7
+    assert studies["empty"].best_val_accuracy is None
+
+
+def test_several_studies_without_a_name_are_listed(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "report", "--storage", url)
+    assert code == 0
+    assert all(name in out for name in ("alpha", "beta", "empty", "over", "70.0 %"))
+    code, out, _ = run_cli(capsys, "report", "--storage", url, "--json")
+    listed = json.loads(out)
+    assert [s["name"] for s in listed["studies"]] == ["alpha", "beta", "empty", "over"]
+    assert listed["studies"][1] == {"name": "beta", "trials": 1, "trained": 1,
+                                    "best_val_accuracy": 0.8}
+
+
+def test_the_only_study_is_used_without_a_name(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    add_trial(new_study(url, "solo"), A, 123_456_789, 10_754, val=0.75, test=0.792, run_id=1)
+    code, out, _ = run_cli(capsys, "report", "--storage", url)
+    assert code == 0
+    for text in ("solo", "[1,8,1,1,0]", "0.123 G", "123,456,789", "10,754", "75.0 %", "79.2 %",
+                 "87.5 %", "1 trained"):
+        assert text in out, text
+
+
+# ----------------------------------------------------------------- CLI output
+
+
+def test_json_is_one_object_with_the_front(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--json",
+                             "--budget-flops", "0.6K")
+    assert code == 0 and err == ""
+    report = json.loads(out)
+    assert report["study"] == "alpha"
+    assert report["budget"] == {"study_flops": 1000, "study_params": None, "flops": 600.0,
+                                "params": None}
+    assert report["teacher"]["test_accuracy"] == 0.875
+    assert report["totals"]["trained"] == 6 and report["totals"]["rejected"] == 1
+    assert report["front"][0] == {"trial": 5, "genome": E, "attention": "eca", "flops": 400,
+                                  "params": 100, "val_accuracy": 0.5, "test_accuracy": 0.5,
+                                  "outcome": "trained", "run_id": 4}
+    assert [r["trial"] for r in report["front"]] == [5, 0, 9]
+
+
+def test_text_report_shows_teacher_totals_and_table(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha")
+    assert code == 0
+    for text in ("teacher", "90.0 %", "87.5 %", "10 done of 10: 6 trained, 1 reused, 1 rejected",
+                 "2 failed", "FLOPs <= 1,000", E, H, "0.400 K", "0.950 K"):
+        assert text in out, text
+    assert C not in out                    # dominated
+    assert "[4,16,2,1,0]" not in out       # rejected
+
+
+def test_plot_writes_a_png(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pareto.png"
+    code, _, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--plot", str(path),
+                         "--budget-flops", "900", "--json")
+    assert code == 0
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    assert image.size == (840, 540)
+    colours = image.getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 50          # points, lines, text drawn
+    assert any(r > 150 and g < 80 and b < 80 for _, (r, g, b) in colours)   # the red front
+
+
+# ----------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--study", "alpah"], "no study named 'alpah' (did you mean `alpha`?); studies: alpha, beta"),
+    (["--study", "empty"], "study 'empty' has no complete trials yet"),
+    (["--study", "over"], "study 'over' has no trained trial"),
+    (["--study", "alpha", "--budget-params", "5"], "fits --budget-params 5: the smallest"),
+    (["--study", "alpha", "--budget-flops", "lots"], "--budget-flops must be a positive number"),
+    (["--study", "alpha", "--plot", "/nonexistent/dir/p.png"], "directory /nonexistent/dir does not"),
+])
+def test_bad_input_is_one_line_and_exit_2(url: str, capsys: pytest.CaptureFixture[str],
+                                          argv: list[str], message: str) -> None:
+    code, out, err = run_cli(capsys, "report", "--storage", url, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
+
+
+def test_missing_or_mistyped_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nothing.db"
+    code, _, err = run_cli(capsys, "report", "--storage", str(missing))
+    assert code == 2 and "no such database file" in err
+    assert not missing.exists()
+    code, _, err = run_cli(capsys, "report", "--storage", "sqlit:///x.db")
+    assert code == 2 and "did you mean `sqlite`" in err
+    with pytest.raises(StoreError):
+        list_studies(str(missing))
+
+
+def test_export_needs_a_study_name_when_there_are_several(url: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "export", "--storage", url)
+    assert code == 2 and "holds 4 studies (alpha, beta, empty, over); pick one with --study" in err
