@@ -285,7 +285,7 @@ def _check_budget(space: Space, data: Any, budget: Any) -> None:
 def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
     def show(trial: Any, tally: Any) -> None:
         best = tally.best
-        info = (f"best {best.values[0]:.2%} {best.user_attrs['genome']}" if best else "no feasible yet")
+        info = f"best {best.val_accuracy:.2%} {best.genome}" if best else "no feasible yet"
         view.update("trials", tally.trained, trials,
                     f"{info} | front {tally.front} | rejected {tally.rejected} | "
                     f"reused {tally.reused} | failed {tally.failed}", description="search")
@@ -298,10 +298,7 @@ def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
     row = {"study": name, "storage": ctx.store.url, "trained": tally.trained,
            "reused": tally.reused, "rejected": tally.rejected, "failed": tally.failed,
            "front_size": tally.front, "seconds": seconds, "teacher": teacher_fields(ctx),
-           "best": None if best is None else {
-               "trial": best.number, "genome": best.user_attrs["genome"],
-               "attention": best.user_attrs["attention"], "flops": best.user_attrs["flops"],
-               "params": best.user_attrs["params"], "val_accuracy": best.values[0]}}
+           "best": None if best is None else best.to_json()}
     if args.json:
         emit_json(row)
         return 0
@@ -313,8 +310,8 @@ def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
                     f"over budget, {tally.failed} failed, {seconds:.0f} s",
         "front": f"{tally.front} genomes",
         "best": "-" if best is None else
-                f"{best.user_attrs['genome']} {best.user_attrs['attention']}: val "
-                f"{best.values[0]:.2%}, {format_flops(best.user_attrs['flops'])} FLOPs",
+                f"{best.genome} {best.attention}: val {best.val_accuracy:.2%}, "
+                f"{format_flops(best.flops or 0)} FLOPs (trial {best.trial})",
         "next": f"nas report --study {name}",
     })
     return 0

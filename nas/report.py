@@ -19,52 +19,25 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nas.config import nearest
 from nas.errors import NasError, StoreError
+from nas.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
+    TRAINED,
+    TrialRow,
+    dominates,
+    feasible_front,
+    pareto_front,
+    row_from_trial,
+    unique_genomes,
+)
 from nas.store import normalize_url
 
 if TYPE_CHECKING:
     import optuna
 
-TRAINED = ("trained", "reused")
 FAILED = ("nan", "failed", "interrupted")
 
 
 class ReportError(NasError):
     """A study is missing, empty or holds nothing that fits, or a report file cannot be written."""
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    """One trial as the report sees it (user attributes of nas/search.py)."""
-
-    trial: int
-    state: str                      # Optuna's state name: COMPLETE, FAIL, RUNNING, ...
-    outcome: str | None             # trained, reused, rejected, nan, failed, interrupted
-    genome: str | None
-    attention: str | None
-    flops: int | None
-    params: int | None
-    val_accuracy: float | None
-    test_accuracy: float | None
-    run_id: int | None
-    constraint: tuple[float, ...]
-    seconds: float | None
-
-    @property
-    def trained(self) -> bool:
-        """Complete and backed by a trained run (its own or a reused one)."""
-        return self.state == "COMPLETE" and self.outcome in TRAINED
-
-    def fits(self, budget_flops: float | None = None, budget_params: float | None = None) -> bool:
-        """Within the study's budget (its constraint) and within the given, tighter one."""
-        return (all(c <= 0 for c in self.constraint)
-                and (budget_flops is None or (self.flops or 0) <= budget_flops)
-                and (budget_params is None or (self.params or 0) <= budget_params))
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as `nas report --json` lists it."""
-        return {"trial": self.trial, "genome": self.genome, "attention": self.attention,
-                "flops": self.flops, "params": self.params, "val_accuracy": self.val_accuracy,
-                "test_accuracy": self.test_accuracy, "outcome": self.outcome, "run_id": self.run_id}
 
 
 @dataclass(frozen=True)
@@ -209,30 +182,7 @@ def _pick(names: Sequence[str], name: str | None, where: str) -> str:
 
 def _rows(study: optuna.Study) -> tuple[TrialRow, ...]:
     """Every trial of the study as a TrialRow, in trial order."""
-    return tuple(_row(t) for t in study.get_trials(deepcopy=False))
-
-
-def _row(trial: optuna.trial.FrozenTrial) -> TrialRow:
-    """A TrialRow from Optuna's trial; COMPLETE trials carry values (val, flops, params)."""
-    attrs = trial.user_attrs
-    values = trial.values if trial.state.name == "COMPLETE" else None
-    flops = attrs.get("flops", values[1] if values else None)
-    params = attrs.get("params", values[2] if values else None)
-    return TrialRow(
-        trial=trial.number, state=trial.state.name, outcome=attrs.get("outcome"),
-        genome=attrs.get("genome"), attention=attrs.get("attention"),
-        flops=None if flops is None else int(flops), params=None if params is None else int(params),
-        val_accuracy=float(values[0]) if values else None, test_accuracy=attrs.get("test_accuracy"),
-        run_id=attrs.get("run_id"), constraint=tuple(attrs.get("constraint") or ()),
-        seconds=attrs.get("seconds", _duration_of(trial)),
-    )
-
-
-def _duration_of(trial: optuna.trial.FrozenTrial) -> float | None:
-    """Start to completion, for trials that recorded no `seconds`."""
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return None
-    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return tuple(row_from_trial(t) for t in study.get_trials(deepcopy=False))
 
 
 def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
@@ -254,11 +204,11 @@ def load_study_summary(url: str | None, study: str | None = None, budget_flops: 
 def summarize(data: StudyData, budget_flops: float | None = None,
               budget_params: float | None = None) -> Summary:
     """Front of the trained genomes within budget; ReportError when none fits."""
-    trained = unique_genomes([r for r in data.rows if r.trained])
-    fitting = [r for r in trained if r.fits(budget_flops, budget_params)]
-    if not fitting:
+    front = feasible_front(data.rows, budget_flops, budget_params)
+    if not front:
+        trained = unique_genomes([r for r in data.rows if r.trained])
         raise ReportError(_nothing_fits(data.name, trained, budget_flops, budget_params))
-    return Summary(data, budget_flops, budget_params, tuple(pareto_front(fitting)),
+    return Summary(data, budget_flops, budget_params, tuple(front),
                    totals(data.rows, data.wall_seconds))
 
 
@@ -274,27 +224,6 @@ def _nothing_fits(name: str, trained: Sequence[TrialRow], budget_flops: float | 
     least_params = min(r.params or 0 for r in trained)
     return (f"no trained trial of study {name!r} fits {asked or 'its budget'}: the smallest have "
             f"{least_flops:,} FLOPs and {least_params:,} params")
-
-
-def unique_genomes(rows: Sequence[TrialRow]) -> list[TrialRow]:
-    """One row per (genome, attention): a trained trial before the trials that reused it."""
-    chosen: dict[tuple[str | None, str | None], TrialRow] = {}
-    for row in sorted(rows, key=lambda r: (r.outcome != "trained", r.trial)):
-        chosen.setdefault((row.genome, row.attention), row)
-    return sorted(chosen.values(), key=lambda r: r.trial)
-
-
-def dominates(a: TrialRow, b: TrialRow) -> bool:
-    """`a` is no worse than `b` on (max val accuracy, min FLOPs, min params) and better on one."""
-    no_worse = ((a.val_accuracy or 0.0) >= (b.val_accuracy or 0.0) and (a.flops or 0) <= (b.flops or 0)
-                and (a.params or 0) <= (b.params or 0))
-    return no_worse and (a.val_accuracy, a.flops, a.params) != (b.val_accuracy, b.flops, b.params)
-
-
-def pareto_front(rows: Sequence[TrialRow]) -> list[TrialRow]:
-    """The rows no other row dominates, sorted by FLOPs (then params, trial)."""
-    front = [r for r in rows if not any(dominates(other, r) for other in rows)]
-    return sorted(front, key=lambda r: (r.flops or 0, r.params or 0, r.trial))
 
 
 def totals(rows: Sequence[TrialRow], wall_seconds: float = 0.0) -> Totals:

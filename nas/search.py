@@ -28,13 +28,13 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from nas.complexity import count
 from nas.errors import NasError, SpaceError
 from nas.genome import GENES, Genome, StageGene
+from nas.pareto import TrialRow, feasible_front, row_from_trial
 from nas.pipeline import Context, train_genome
 from nas.space import Space
 from nas.store import RunRecord, tune_engine
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 30
-FEASIBLE_OUTCOMES = ("trained", "reused")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Tally:
     reused: int = 0
     rejected: int = 0
     failed: int = 0
-    best: FrozenTrial | None = None
+    best: TrialRow | None = None
     front: int = 0
 
 
@@ -258,22 +258,6 @@ def _count(tally: Tally, outcome: str) -> None:
 
 
 def _refresh_best(trials: list[FrozenTrial], tally: Tally) -> None:
-    front = feasible_front([t for t in trials if t.state == TrialState.COMPLETE])
+    front = feasible_front([row_from_trial(t) for t in trials])
     tally.front = len(front)
-    tally.best = max(front, key=lambda t: (t.values[0], -t.values[1]), default=None)
-
-
-def feasible_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Non-dominated feasible trials (one per genome) on (max accuracy, min FLOPs, min params)."""
-    unique: dict[tuple[str, str], FrozenTrial] = {}
-    for trial in trials:
-        if trial.state == TrialState.COMPLETE and trial.user_attrs.get("outcome") in FEASIBLE_OUTCOMES:
-            key = (trial.user_attrs["genome"], trial.user_attrs["attention"])
-            unique.setdefault(key, trial)
-    candidates = list(unique.values())
-    return [t for t in candidates if not any(_dominates(o, t) for o in candidates)]
-
-
-def _dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
-    ka, kb = (-a.values[0], a.values[1], a.values[2]), (-b.values[0], b.values[1], b.values[2])
-    return all(x <= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+    tally.best = max(front, key=lambda r: (r.val_accuracy, -(r.flops or 0)), default=None)

@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 from nas import search as search_module
 from nas.cli import main
-from nas.search import Budget, default_study_name, feasible_front
+from nas.pareto import feasible_front, row_from_trial
+from nas.search import Budget, default_study_name
 from nas.space import load_space
 from nas.store import Store
 from tests.conftest import write_class
@@ -177,9 +178,11 @@ def test_default_study_name_and_budget() -> None:
 
 
 def test_feasible_front_is_non_dominated_and_one_per_genome() -> None:
-    def trial(number: int, genome: str, outcome: str, values: list[float]) -> optuna.trial.FrozenTrial:
-        frozen = optuna.trial.create_trial(
-            values=values, user_attrs={"genome": genome, "attention": "eca", "outcome": outcome})
+    def trial(number: int, genome: str, outcome: str, values: list[float],
+              constraint: list[float] | None = None) -> optuna.trial.FrozenTrial:
+        frozen = optuna.trial.create_trial(values=values, user_attrs={
+            "genome": genome, "attention": "eca", "outcome": outcome, "flops": int(values[1]),
+            "params": int(values[2]), "constraint": constraint or [0.0, 0.0]})
         frozen.number = number
         return frozen
 
@@ -188,8 +191,9 @@ def test_feasible_front_is_non_dominated_and_one_per_genome() -> None:
         trial(1, "b", "trained", [0.8, 200, 20]),     # dominated by a
         trial(2, "c", "trained", [0.95, 300, 30]),
         trial(3, "a", "reused", [0.9, 100, 10]),      # same genome as 0
-        trial(4, "d", "rejected", [0.0, 50, 5]),      # infeasible
+        trial(4, "d", "rejected", [0.0, 50, 5], [10.0, 0.0]),      # infeasible
         trial(5, "e", "trained", [0.7, 50, 50]),
     ]
-    front = feasible_front(trials)
-    assert sorted(t.user_attrs["genome"] for t in front) == ["a", "c", "e"]
+    front = feasible_front([row_from_trial(t) for t in trials])
+    assert [r.genome for r in front] == ["e", "a", "c"]           # sorted by FLOPs
+    assert [r.trial for r in front] == [5, 0, 2]
