@@ -1,0 +1,92 @@
+"""What every subcommand shares: space lookup, number formats, JSON output, flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.errors import SpaceError
+from nas.space import DEFAULT_SPACE, InputShape, Space, load_space
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_space(path: str) -> Space:
+    """Load a space file; a relative path missing here is looked up in the project tree."""
+    candidate = Path(path)
+    if not candidate.exists() and not candidate.is_absolute() and (PROJECT_ROOT / path).exists():
+        candidate = PROJECT_ROOT / path
+    return load_space(candidate) if candidate.exists() else load_space(path)
+
+
+def format_flops(flops: int) -> str:
+    """`0.180348032 G (180,348,032)`: the report's unit (M below 0.1 G), then the exact count."""
+    if flops >= 1e8:
+        return f"{flops / 1e9:.9g} G ({flops:,})"
+    return f"{flops / 1e6:.6g} M ({flops:,})"
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """One JSON object on stdout and nothing else."""
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def parsed(text: str | None, flag: str, parse: Callable[[str, str], float]) -> float | None:
+    """`parse(text, flag)` for a flag or space setting that may be unset."""
+    return parse(text, flag) if text else None
+
+
+def input_arg(text: str) -> InputShape:
+    try:
+        return InputShape.parse(text)
+    except SpaceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def classes_arg(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"classes must be an integer from 1 to 100000, got {text!r}")
+    return int(text)
+
+
+def data_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that trains: space, data, size, storage, device."""
+    p.add_argument("--space", default=DEFAULT_SPACE)
+    p.add_argument("--data", default="digits",
+                   help="digits (default), an ImageFolder path, or a torchvision set name")
+    p.add_argument("--image-size", default=None, help="HxW (default: the space's, else the data's)")
+    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true")
+
+
+def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
+                 check: Callable[[Any], None] | None = None) -> Any:
+    """Space, store and shared training context (data, views, teacher) from the flags."""
+    from nas.data import parse_image_size
+    from nas.pipeline import prepare, resolve_device
+    from nas.store import Store
+
+    space = space or resolve_space(args.space)
+    size = parse_image_size(args.image_size) if args.image_size else None
+    device = resolve_device(args.device, args.threads)
+    store = Store(args.storage)
+    return prepare(space, args.data, store, size=size, device=device, progress=view.data,
+                   teacher_callbacks=(view.epochs("teacher"),), check=check)
+
+
+def teacher_fields(ctx: Any) -> dict[str, Any]:
+    teacher = ctx.teacher
+    return {"fingerprint": teacher.fingerprint, "kind": ctx.space.teacher.kind,
+            "val_accuracy": teacher.val_accuracy, "test_accuracy": teacher.test_accuracy,
+            "cached": teacher.cached}

@@ -1,0 +1,106 @@
+"""`nas count` and `nas space`: complexity of a genome, summary of a search space."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nas.cli.common import classes_arg, emit_json, format_flops, input_arg, resolve_space
+from nas.errors import NasError
+from nas.genome import ATTENTIONS, Genome
+from nas.space import DEFAULT_SPACE, InputShape, Space
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    """FLOPs (report convention) and parameters of one genome."""
+    space = resolve_space(args.space)
+    genome = Genome.parse(args.genome, args.attention)
+    shape = args.input or space.input or InputShape()
+    from nas.complexity import count
+
+    result = count(genome, space, shape=shape, classes=args.classes)
+    built = genome.rounded(space.model.divisor)
+    row = {
+        "genome": genome.notation, "attention": genome.attention, "flops": result.flops,
+        "params": result.params, "input": str(shape), "classes": args.classes,
+        "built": built.notation, "space": space.path, "in_space": _in_space(space, genome),
+    }
+    if args.json:
+        emit_json(row)
+        return 0
+    from nas.console import print_fields
+
+    print_fields({
+        "genome": genome.notation + ("" if built == genome else f"  (built as {built.notation})"),
+        "attention": genome.attention,
+        "input": f"{shape}, {args.classes} classes",
+        "FLOPs": format_flops(result.flops),
+        "params": f"{result.params:,}",
+    })
+    return 0
+
+
+def _in_space(space: Space, genome: Genome) -> bool:
+    try:
+        space.check(genome)
+    except NasError:
+        return False
+    return True
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    """Validate a space and summarise it: size, smallest and largest genome."""
+    space = resolve_space(args.file)
+    shape = args.input or space.input or InputShape()
+    from nas.complexity import count
+
+
+    def extreme(largest: bool) -> dict[str, Any]:
+        rows = [(count(g, space, shape=shape, classes=args.classes), g)
+                for g in space.extremes(largest)]
+        result, genome = (max if largest else min)(rows, key=lambda r: (r[0].flops, r[0].params))
+        return {"genome": genome.notation, "attention": genome.attention,
+                "flops": result.flops, "params": result.params}
+
+    summary = {
+        "space": space.path, "name": space.name, "genomes": space.size(),
+        "stages": [space.min_stages, len(space.stages)], "attention": list(space.attention),
+        "input": str(shape), "classes": args.classes,
+        "smallest": extreme(False), "largest": extreme(True),
+    }
+    if args.json:
+        emit_json(summary)
+        return 0
+    from nas.console import print_fields
+
+    def describe(row: dict[str, Any]) -> str:
+        return (f"{row['genome']} {row['attention']}: {format_flops(row['flops'])} FLOPs, "
+                f"{row['params']:,} params")
+
+    print_fields({
+        "space": f"{space.path} ({space.name})",
+        "genomes": f"{summary['genomes']:,}",
+        "stages": f"{space.min_stages} to {len(space.stages)}",
+        "attention": ", ".join(space.attention),
+        "input": f"{shape}, {args.classes} classes",
+        "smallest": describe(summary["smallest"]),
+        "largest": describe(summary["largest"]),
+    })
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("count", help="FLOPs and params of a genome")
+    p.add_argument("genome", help='stages in the report\'s notation, e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
+    p.add_argument("--attention", choices=ATTENTIONS, default=None)
+    p.add_argument("--space", default=DEFAULT_SPACE)
+    p.add_argument("--input", type=input_arg, default=None, help="CxHxW (default 3x185x160)")
+    p.add_argument("--classes", type=classes_arg, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_count)
+    p = commands.add_parser("space", help="validate and summarise a search space")
+    p.add_argument("file")
+    p.add_argument("--input", type=input_arg, default=None, help="CxHxW (default 3x185x160)")
+    p.add_argument("--classes", type=classes_arg, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_space)

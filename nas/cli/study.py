@@ -1,0 +1,130 @@
+"""`nas report` and `nas export`: a study's front, totals and plot; checkpoints of its trials."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nas.cli.common import emit_json, format_flops, parsed, percent, resolve_space
+from nas.config import parse_quantity
+from nas.errors import SpaceError
+from nas.space import DEFAULT_SPACE
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The feasible Pareto front of a study with its teacher and totals, or the list of studies."""
+    from nas import render, report
+
+    budget_flops = parsed(args.budget_flops, "--budget-flops", parse_quantity)
+    budget_params = parsed(args.budget_params, "--budget-params", parse_quantity)
+    if args.study is None:
+        studies = report.list_studies(args.storage)
+        if len(studies) > 1:
+            return _print_studies(args, studies)
+    summary = report.load_study_summary(args.storage, args.study, budget_flops, budget_params)
+    if args.plot:
+        render.plot_front(summary, Path(args.plot))
+    if args.json:
+        emit_json({**report.summary_json(summary), "plot": args.plot})
+        return 0
+    from nas.console import console, print_fields
+
+    print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
+    console.print(render.front_table(summary))
+    return 0
+
+
+def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
+    """The study list `nas report` shows when the storage holds several and none was named."""
+    from dataclasses import asdict
+
+    from nas import render, report
+    from nas.store import normalize_url
+
+    storage = report.safe_url(normalize_url(args.storage))
+    if args.json:
+        emit_json({"storage": storage, "studies": [asdict(s) for s in studies]})
+        return 0
+    from nas.console import console
+
+    console.print(render.studies_table(studies, storage))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial."""
+    from nas import export, report
+    from nas.store import Store
+
+    if args.retrain_epochs is not None and args.retrain_epochs < 1:
+        raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
+    data = report.read_study(args.storage, args.study)
+    row = export.choose_trial(data, args.which)
+    store = Store(args.storage)
+    run = trial_run = export.trial_run(store, row)
+    if args.retrain_epochs:
+        run = _retrain(args, data, store, trial_run)
+    checkpoint = export.checkpoint_from_run(
+        run, row.trial, retrained_from=trial_run if run is not trial_run else None)
+    out = export.save_checkpoint(checkpoint, Path(args.out))
+    onnx = export.export_onnx(export.restore(checkpoint), Path(args.onnx), checkpoint) if args.onnx else None
+    if not args.quiet:
+        _print_export(checkpoint, out, onnx)
+    return 0
+
+
+def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
+    """Train the trial's genome again in the study's context; warn if the teacher changed."""
+    from nas import export
+    from nas.console import ProgressView, err_console
+    from nas.pipeline import resolve_device
+
+    space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))
+    with ProgressView(args.quiet) as view:
+        new = export.retrain(space, data, store, run, args.retrain_epochs, resolve_device(args.device),
+                             progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
+    expected = (data.info.get("teacher") or {}).get("fingerprint")
+    if expected and new.teacher_fingerprint != expected and not args.quiet:
+        err_console.print(f"note: the teacher ({new.teacher_fingerprint}) is not the study's ({expected})")
+    return new
+
+
+def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> None:
+    from nas.console import print_fields
+
+    metrics, retrained = checkpoint["metrics"], checkpoint["retrained"]
+    print_fields({
+        "trial": f"{checkpoint['trial']} of study {checkpoint['study']}",
+        "genome": f"{checkpoint['genome']} {checkpoint['attention']}",
+        "FLOPs": format_flops(checkpoint["flops"]), "params": f"{checkpoint['params']:,}",
+        "val accuracy": f"{percent(metrics['val_accuracy'])}  (best epoch {metrics['best_epoch']})",
+        "test accuracy": percent(metrics["test_accuracy"]),
+        **({"retrained": f"{retrained['epochs']} epoch(s) as run {checkpoint['run_id']}; the accuracies "
+                         f"above are this run's (the trial's test accuracy was "
+                         f"{percent(retrained['trial_test_accuracy'])})"} if retrained else {}),
+        "checkpoint": str(out), **({"onnx": str(onnx)} if onnx else {}),
+    })
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("report", help="Pareto front, teacher and totals of a study")
+    p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
+    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
+    p.add_argument("--budget-flops", default=None, help="a tighter FLOPs budget, e.g. 0.2G")
+    p.add_argument("--budget-params", default=None, help="a tighter params budget, e.g. 50K")
+    p.add_argument("--plot", default=None, metavar="FILE", help="write a PNG of FLOPs vs accuracy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+    p = commands.add_parser("export", help="checkpoint (and ONNX) of the best or a chosen trial")
+    p.add_argument("which", nargs="?", default="best", metavar="best|TRIAL",
+                   help="`best` (default: highest val accuracy within budget) or a trial number")
+    p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
+    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
+    p.add_argument("--out", default="student.pt", help="checkpoint file (load it with nas.load)")
+    p.add_argument("--onnx", default=None, metavar="FILE", help="also write an ONNX model")
+    p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
+                   help="train the genome again for N epochs and export that run")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)

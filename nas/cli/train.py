@@ -1,0 +1,78 @@
+"""`nas teacher` and `nas train`: the fixed teacher, one distilled student."""
+
+from __future__ import annotations
+
+import argparse
+
+from nas.cli.common import data_flags, emit_json, format_flops, open_context, percent, teacher_fields
+from nas.errors import SpaceError
+from nas.genome import ATTENTIONS, Genome
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    """Train the space's teacher once (or find it in the cache) and show its accuracy."""
+    from nas.console import ProgressView, print_fields
+
+    with ProgressView(args.quiet or args.json) as view:
+        ctx = open_context(args, view)
+    row = {**teacher_fields(ctx), "data": ctx.data.name, "input": str(ctx.shape),
+           "storage": ctx.store.url}
+    if args.json:
+        emit_json(row)
+        return 0
+    spec = ctx.space.teacher
+    print_fields({
+        "teacher": f"{spec.genome} {spec.attention}" if spec.kind == "genome" else spec.model,
+        "fingerprint": ctx.teacher.fingerprint + ("  (cached)" if ctx.teacher.cached else ""),
+        "data": f"{ctx.data.name}, {len(ctx.data.classes)} classes, input {ctx.shape}",
+        "val accuracy": f"{ctx.teacher.val_accuracy:.2%}",
+        "test accuracy": f"{ctx.teacher.test_accuracy:.2%}",
+    })
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Distil one student from the (cached) teacher and report its accuracy."""
+    from nas.console import ProgressView, print_fields
+    from nas.pipeline import train_genome
+
+    genome = Genome.parse(args.genome, args.attention)
+    if args.epochs is not None and args.epochs < 1:
+        raise SpaceError(f"--epochs must be at least 1, got {args.epochs}")
+    with ProgressView(args.quiet or args.json) as view:
+        ctx = open_context(args, view)
+        ctx.space.check(genome, strict=False)
+        run = train_genome(ctx, genome, epochs=args.epochs, seed=args.seed,
+                           callbacks=(view.epochs(genome.notation),))
+    row = {"genome": run.genome, "attention": run.attention, "flops": run.flops,
+           "params": run.params, "val_accuracy": run.val_accuracy,
+           "test_accuracy": run.test_accuracy, "seed": run.seed, "status": run.status,
+           "best_epoch": run.best_epoch, "epochs": run.recipe["train"]["epochs"], "run_id": run.id,
+           "input": str(ctx.shape), "data": ctx.data.name, "teacher": teacher_fields(ctx),
+           "seconds": run.duration_s}
+    if args.json:
+        emit_json(row)
+        return 0 if run.status == "ok" else 1
+    print_fields({
+        "genome": f"{run.genome} {run.attention}",
+        "status": run.status if run.status == "ok" else f"[red]{run.status}: loss became NaN",
+        "FLOPs": format_flops(run.flops), "params": f"{run.params:,}",
+        "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
+        "test accuracy": percent(run.test_accuracy),
+        "teacher": f"val {ctx.teacher.val_accuracy:.2%}, test {ctx.teacher.test_accuracy:.2%}",
+        "stored": f"run {run.id} in {ctx.store.url}",
+    })
+    return 0 if run.status == "ok" else 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("teacher", help="train (or reuse) the space's teacher")
+    data_flags(p)
+    p.set_defaults(func=cmd_teacher)
+    p = commands.add_parser("train", help="distil one student from the teacher")
+    p.add_argument("genome", help='e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
+    p.add_argument("--attention", choices=ATTENTIONS, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="default: the space's [train] epochs")
+    p.add_argument("--seed", type=int, default=0)
+    data_flags(p)
+    p.set_defaults(func=cmd_train)
