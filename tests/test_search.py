@@ -197,3 +197,33 @@ def test_feasible_front_is_non_dominated_and_one_per_genome() -> None:
     front = feasible_front([row_from_trial(t) for t in trials])
     assert [r.genome for r in front] == ["e", "a", "c"]           # sorted by FLOPs
     assert [r.trial for r in front] == [5, 0, 2]
+
+
+def test_search_report_export_reload_end_to_end(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path, folder: Path) -> None:
+    import torch
+
+    import nas
+    from nas.data import load_data
+    from nas.distill import accuracy
+
+    db = tmp_path / "e2e.db"
+    storage = f"sqlite:///{db}"
+    result = search(capsys, db, folder, "--trials", "4", "--budget-flops", "40K")
+    assert main(["report", "--storage", storage, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["study"] == result["study"]
+    front = report["front"]
+    assert front and all(row["flops"] <= 40_000 for row in front)
+    keys = [(-r["val_accuracy"], r["flops"], r["params"]) for r in front]
+    for a in keys:                                        # no row dominates another
+        assert not any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for b in keys)
+    best = max(front, key=lambda r: (r["val_accuracy"], -r["flops"]))
+    out = tmp_path / "student.pt"
+    assert main(["export", "best", "--storage", storage, "--out", str(out), "--quiet"]) == 0
+    model = nas.load(out)
+    assert model.checkpoint["genome"] == best["genome"]
+    data = load_data(str(folder), (8, 8))
+    mean, std = model.checkpoint["mean"], model.checkpoint["std"]
+    again = accuracy(model, data.test, mean, std, torch.device("cpu"))
+    assert again == best["test_accuracy"]
