@@ -144,7 +144,16 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
         raise NasError(f"study {settings.study!r} was made for space {old['space']}, data "
                        f"{old['data']} at {old['image_size']}; pick another --study name")
     optuna.storages.fail_stale_trials(study)
+    _close_stale_runs(ctx, study)
     return study
+
+
+def _close_stale_runs(ctx: Context, study: optuna.Study) -> None:
+    """Runs left 'running' by a worker that was killed: their trial has failed since."""
+    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    for run in ctx.store.list_runs(study.study_name):
+        if run.status == "running" and run.trial in failed:
+            ctx.store.update_run(run.id, status="interrupted")
 
 
 def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str, Any]:

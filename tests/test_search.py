@@ -227,3 +227,14 @@ def test_search_report_export_reload_end_to_end(capsys: pytest.CaptureFixture[st
     mean, std = model.checkpoint["mean"], model.checkpoint["std"]
     again = accuracy(model, data.test, mean, std, torch.device("cpu"))
     assert again == best["test_accuracy"]
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "random"])
+def test_every_sampler_runs_under_a_budget(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           folder: Path, sampler: str) -> None:
+    db = tmp_path / "s.db"
+    result = search(capsys, db, folder, "--trials", "2", "--sampler", sampler,
+                    "--budget-params", "3K")
+    assert result["trained"] == 2
+    for t in load(db, result["study"]).trials:
+        assert (t.user_attrs["params"] <= 3000) == (t.user_attrs["outcome"] != "rejected")
