@@ -3,16 +3,14 @@
 The tables live in the same database as the Optuna study (one SQLite file, or one
 PostgreSQL URL when many machines share a study), and student weights are stored
 in them, so that one URL holds everything. `Store.session` is the one place that
-commits, rolls back and turns driver errors into `StoreError`.
+commits, rolls back and turns driver errors into `StoreError`. The tables are defined
+in nas.tables, URLs and engines are made in nas.database.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import json
-import math
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,45 +22,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker, undefer
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from nas.config import nearest
+from nas.database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
+from nas.database import DEFAULT_URL as DEFAULT_URL
+from nas.database import SCHEMES as SCHEMES
+from nas.database import SQLITE_SUFFIXES as SQLITE_SUFFIXES
+from nas.database import make_engine, normalize_url, safe_url, sqlite_path
+from nas.database import tune_engine as tune_engine
 from nas.errors import StoreError
+from nas.tables import Base, Blob, Run, Teacher
+from nas.tables import FiniteFloat as FiniteFloat
+from nas.tables import UTCDateTime as UTCDateTime
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_URL = "sqlite:///studies.db"
-SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 STATUSES = ("running", "ok", "nan", "failed", "interrupted")
-BUSY_TIMEOUT_S = 60
 R = TypeVar("R")
-
-
-def normalize_url(url: str | None) -> str:
-    """The URL both Store and Optuna get: None -> DEFAULT_URL, a bare .db path -> SQLite,
-    postgresql:// and postgres:// -> the psycopg 3 driver; a mistyped scheme is an error."""
-    if url is None:
-        return DEFAULT_URL
-    url = url.strip()
-    if "://" not in url:
-        if url.endswith(SQLITE_SUFFIXES):
-            return f"sqlite:///{Path(url).expanduser()}"
-        raise StoreError(
-            f"{url!r} is not a database URL; use sqlite:///FILE.db, a path "
-            "ending .db, or postgresql://USER:PASSWORD@HOST/DATABASE"
-        )
-    scheme, rest = url.split("://", 1)
-    scheme = scheme.lower()
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme not in SCHEMES:
-        hint = nearest(scheme, SCHEMES) or f" (supported: {', '.join(SCHEMES)})"
-        raise StoreError(f"{_safe(url)}: unsupported database scheme `{scheme}`{hint}")
-    return f"{scheme}://{rest}"
 
 
 @dataclass
@@ -107,96 +86,17 @@ class RunRecord:
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 
 
-class UTCDateTime(sa.TypeDecorator[datetime]):
-    """Timezone-aware UTC timestamps on every backend (SQLite keeps no zone; naive means UTC)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Store the UTC instant, and read it back as an aware UTC datetime."""
-        if value is None or value.tzinfo is None:
-            return value and value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    process_result_value = process_bind_param
-
-
-class FiniteFloat(sa.TypeDecorator[float]):
-    """Floats whose NaN and infinities are stored as NULL on every backend (SQLite drops NaN)."""
-
-    impl = sa.Float
-    cache_ok = True
-
-    def process_bind_param(self, value: float | None, dialect: Dialect) -> float | None:
-        """NULL for NaN and infinities; numpy and torch scalars become plain floats."""
-        return None if value is None or not math.isfinite(value) else float(value)
-
-
-class Base(DeclarativeBase):
-    """Declarative base of the nas_ tables; Optuna's own tables live beside them."""
-
-
-class Teacher(Base):
-    """Table of trained teachers, keyed by fingerprint."""
-
-    __tablename__ = "nas_teachers"
-    fingerprint: Mapped[str] = mapped_column(sa.String, primary_key=True)
-    spec: Mapped[dict] = mapped_column(sa.JSON)
-    val_accuracy: Mapped[float | None] = mapped_column(FiniteFloat)
-    test_accuracy: Mapped[float | None] = mapped_column(FiniteFloat)
-    weights: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
-    history: Mapped[list] = mapped_column(sa.JSON)
-    created: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class Run(Base):
-    """Table of student runs; column names are RunRecord's field names."""
-
-    __tablename__ = "nas_runs"
-    __table_args__ = (sa.Index("ix_nas_runs_dedup", "study", "genome", "attention", "status"),)
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    study: Mapped[str | None] = mapped_column(sa.String)
-    trial: Mapped[int | None] = mapped_column(sa.Integer)
-    genome: Mapped[str] = mapped_column(sa.String)
-    attention: Mapped[str] = mapped_column(sa.String)
-    seed: Mapped[int] = mapped_column(sa.Integer)
-    recipe: Mapped[dict] = mapped_column(sa.JSON)
-    data_fingerprint: Mapped[str] = mapped_column(sa.String)
-    teacher_fingerprint: Mapped[str | None] = mapped_column(sa.String)
-    flops: Mapped[int] = mapped_column(sa.BigInteger)
-    params: Mapped[int] = mapped_column(sa.BigInteger)
-    status: Mapped[str] = mapped_column(sa.String(16), index=True)
-    val_accuracy: Mapped[float | None] = mapped_column(FiniteFloat)
-    test_accuracy: Mapped[float | None] = mapped_column(FiniteFloat)
-    best_epoch: Mapped[int | None] = mapped_column(sa.Integer)
-    history: Mapped[list] = mapped_column(sa.JSON)
-    meta: Mapped[dict] = mapped_column(sa.JSON)
-    weights: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
-    duration_s: Mapped[float | None] = mapped_column(FiniteFloat)
-    created: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class Blob(Base):
-    """Table of generic key/value blobs (e.g. cached teacher outputs)."""
-
-    __tablename__ = "nas_blobs"
-    key: Mapped[str] = mapped_column(sa.String, primary_key=True)
-    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    created: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class Store:
     """Runs, teachers and blobs in the database an Optuna study shares (see normalize_url)."""
 
     def __init__(self, url: str | None = None) -> None:
         """Open the database and create the nas_ tables if missing; never leaves a stray file."""
         self.url = normalize_url(url)
-        self._safe_url = _safe(self.url)
-        path = _sqlite_path(self.url, self._safe_url)
+        self._safe_url = safe_url(self.url)
+        path = sqlite_path(self.url, self._safe_url)
         fresh = path is not None and not path.exists()
         with self._translate():
-            self._engine = _engine(self.url)
+            self._engine = make_engine(self.url)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         try:
             self._create_tables()
@@ -350,63 +250,6 @@ def bytes_to_state(data: bytes) -> dict[str, torch.Tensor]:
     return state
 
 
-def _engine(url: str) -> Engine:
-    """An engine whose JSON is strict; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
-    if not url.startswith("sqlite"):
-        return sa.create_engine(
-            url, json_serializer=_dumps, pool_pre_ping=True, connect_args={"connect_timeout": 10}
-        )
-    engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
-    sa.event.listen(engine, "connect", _sqlite_connect)
-    sa.event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
-def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
-    """Pragmas for several worker processes on one file; transactions begin in _sqlite_begin."""
-    dbapi_connection.isolation_level = None
-    _sqlite_pragmas(dbapi_connection, record)
-    dbapi_connection.execute("PRAGMA foreign_keys = ON")
-
-
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, record: Any) -> None:
-    """WAL, a busy timeout and no fsync per commit (WAL keeps the file consistent)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
-
-
-def tune_engine(engine: Engine) -> None:
-    """Give another library's SQLite engine (Optuna's) our pragmas: several processes can then
-    share the file without 'database is locked', and a commit costs no fsync."""
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        engine.dispose()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    """Take the write lock up front, so that a transaction never fails upgrading a read lock."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _sqlite_path(url: str, safe_url: str) -> Path | None:
-    """The file a SQLite URL names, once its directory is known to exist and be writable."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    path = Path(parsed.database).expanduser()
-    parent = path.absolute().parent
-    if not parent.exists():
-        raise StoreError(f"{safe_url}: directory {parent} does not exist")
-    if not parent.is_dir():
-        raise StoreError(f"{safe_url}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise StoreError(f"{safe_url}: directory {parent} is not writable")
-    return path
-
-
 def _record(cls: type[R], row: Base, skip: tuple[str, ...] = ()) -> R:
     """A record dataclass from a row, leaving the fields in `skip` (deferred weights) untouched."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
@@ -419,35 +262,9 @@ def _check_status(status: str) -> None:
         raise StoreError(f"run status must be one of {list(STATUSES)}, got {status!r}")
 
 
-def _dumps(value: Any) -> str:
-    """JSON every backend accepts: NaN and infinities become null, numpy/torch scalars numbers."""
-    return json.dumps(_finite(value), allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    """Replace non-finite floats by None, recursively (PostgreSQL's JSON has no NaN)."""
-    if hasattr(value, "tolist"):  # numpy and torch scalars and arrays
-        value = value.tolist()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
-
-
-def _safe(url: str) -> str:
-    """The URL with its password masked, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from PIL import Image
 
 import nas.augment
 import nas.data
+import nas.folders
 from nas.config import AUGMENT_OPS, AugmentConfig
 from nas.data import (
     Split,
@@ -232,7 +233,7 @@ def test_folder_cache_hit(image_folder: Path, tmp_path: Path, monkeypatch: pytes
     def fail(data: bytes, size: tuple[int, int]) -> None:
         raise RuntimeError("decoded again")
 
-    monkeypatch.setattr(nas.data, "_decode_image", fail)
+    monkeypatch.setattr(nas.folders, "_decode_image", fail)
     second = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
     assert second.fingerprint == first.fingerprint
     for name in ("train", "val", "test"):

@@ -1,0 +1,132 @@
+"""Database URLs and engines: normalisation, password masking, strict JSON and SQLite pragmas.
+
+One SQLite file (WAL, busy timeout, BEGIN IMMEDIATE) or one PostgreSQL URL serves both
+the nas_ tables and the Optuna study, from several worker processes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from nas.config import nearest
+from nas.errors import StoreError
+
+DEFAULT_URL = "sqlite:///studies.db"
+SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+BUSY_TIMEOUT_S = 60
+
+
+def normalize_url(url: str | None) -> str:
+    """The URL both Store and Optuna get: None -> DEFAULT_URL, a bare .db path -> SQLite,
+    postgresql:// and postgres:// -> the psycopg 3 driver; a mistyped scheme is an error."""
+    if url is None:
+        return DEFAULT_URL
+    url = url.strip()
+    if "://" not in url:
+        if url.endswith(SQLITE_SUFFIXES):
+            return f"sqlite:///{Path(url).expanduser()}"
+        raise StoreError(
+            f"{url!r} is not a database URL; use sqlite:///FILE.db, a path "
+            "ending .db, or postgresql://USER:PASSWORD@HOST/DATABASE"
+        )
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme not in SCHEMES:
+        hint = nearest(scheme, SCHEMES) or f" (supported: {', '.join(SCHEMES)})"
+        raise StoreError(f"{safe_url(url)}: unsupported database scheme `{scheme}`{hint}")
+    return f"{scheme}://{rest}"
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine whose JSON is strict; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+    if not url.startswith("sqlite"):
+        return sa.create_engine(
+            url, json_serializer=_dumps, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+        )
+    engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def tune_engine(engine: Engine) -> None:
+    """Give another library's SQLite engine (Optuna's) our pragmas: several processes can then
+    share the file without 'database is locked', and a commit costs no fsync."""
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dispose()
+
+
+def sqlite_path(url: str, safe: str) -> Path | None:
+    """The file a SQLite URL names, once its directory is known to exist and be writable."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).expanduser()
+    parent = path.absolute().parent
+    if not parent.exists():
+        raise StoreError(f"{safe}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise StoreError(f"{safe}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"{safe}: directory {parent} is not writable")
+    return path
+
+
+def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+    """Pragmas for several worker processes on one file; transactions begin in _sqlite_begin."""
+    dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+    """WAL, a busy timeout and no fsync per commit (WAL keeps the file consistent)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Take the write lock up front, so that a transaction never fails upgrading a read lock."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _dumps(value: Any) -> str:
+    """JSON every backend accepts: NaN and infinities become null, numpy/torch scalars numbers."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """Replace non-finite floats by None, recursively (PostgreSQL's JSON has no NaN)."""
+    if hasattr(value, "tolist"):  # numpy and torch scalars and arrays
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value

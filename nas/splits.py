@@ -1,0 +1,79 @@
+"""In-memory uint8 splits: the Split and Pool records, stratified splitting and resizing.
+
+The shared lower layer of nas.data and its decoders (nas.folders, nas.torchvision_sets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms import v2
+
+from nas.errors import DataError
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+TEST_FRACTION = 0.2
+TEST_SEED = 0  # fixed: the test split never depends on split_seed
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images and their labels; images are uint8 (N, 3, H, W), contiguous."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A decoded source before the validation split: the unit cached on disk."""
+
+    classes: tuple[str, ...]
+    train: Split
+    test: Split
+    content: str
+    skipped: int
+
+
+def stratified_split(
+    labels: torch.Tensor, fraction: float, seed: int, classes: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class hold out round(n * fraction) images (at least 1, never all): sorted (kept, held)
+    indices."""
+    generator = torch.Generator().manual_seed(seed)
+    kept, held = [], []
+    for label, name in enumerate(classes):
+        index = (labels == label).nonzero().flatten()
+        n = index.numel()
+        if n < 2:
+            raise DataError(f"class '{name}' has {n} image(s) to split; need at least 2 (one on each side)")
+        n_held = min(max(1, math.floor(n * fraction + 0.5)), n - 1)
+        shuffled = index[torch.randperm(n, generator=generator)]
+        held.append(shuffled[:n_held])
+        kept.append(shuffled[n_held:])
+    return torch.cat(kept).sort().values, torch.cat(held).sort().values
+
+
+def split_test(pool: Split, classes: tuple[str, ...], content: str, skipped: int) -> Pool:
+    """Carve the fixed stratified test split (20 %, seed 0) for sources that have none."""
+    kept, held = stratified_split(pool.labels, TEST_FRACTION, TEST_SEED, classes)
+    return Pool(classes, take(pool, kept), take(pool, held), content, skipped)
+
+
+def take(split: Split, index: torch.Tensor) -> Split:
+    """The rows `index` of a split, contiguous."""
+    return Split(split.images[index].contiguous(), split.labels[index].contiguous())
+
+
+def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of uint8 (N, C, H, W), in chunks to bound memory."""
+    if tuple(images.shape[-2:]) == size:
+        return images.contiguous()
+    chunks = [
+        v2.functional.resize(chunk, list(size), v2.InterpolationMode.BILINEAR, antialias=True)
+        for chunk in images.split(4096)
+    ]
+    return torch.cat(chunks).contiguous()
