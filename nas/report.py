@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from nas.config import nearest
+from nas.database import normalize_url, safe_url
 from nas.errors import NasError, StoreError
 from nas.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,
@@ -28,7 +29,6 @@ from nas.pareto import (  # noqa: F401  (re-exported: report's public rows and f
     row_from_trial,
     unique_genomes,
 )
-from nas.store import normalize_url
 
 if TYPE_CHECKING:
     import optuna
@@ -115,11 +115,6 @@ def open_storage(url: str | None) -> optuna.storages.RDBStorage:
         raise StoreError(f"{safe_url(normalized)}: no such database file (run `nas search` first)")
     with _translate(normalized):
         return optuna.storages.RDBStorage(normalized)
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password masked."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _exists(url: str) -> bool:
