@@ -1,6 +1,6 @@
-"""Tables and plots of study reports: rich Tables the CLI prints, matplotlib PNGs.
+"""Tables and plots of study reports and ablations: rich Tables the CLI prints, matplotlib PNGs.
 
-Rendering only: the numbers come from `nas.report.Summary`; nothing here prints.
+Rendering only: the numbers come from `nas.report.Summary` and `nas.ablate`; nothing here prints.
 """
 
 from __future__ import annotations
@@ -151,3 +151,24 @@ def _compact(flops: float) -> str:
     short = flops_text(int(flops)).split(" (")[0]
     number, _, unit = short.partition(" ")
     return f"{float(number):g} {unit}".strip()
+
+
+def ablation_table(name: str, results: Sequence[Any]) -> Table:
+    """One row per arm: size, and validation / test accuracy as mean ± sd over the seeds."""
+    table = Table(title=f"ablation '{name}' (mean ± sd over seeds)")
+    for column, justify in (("arm", "left"), ("genome", "left"), ("attn", "left"),
+                            ("FLOPs", "right"), ("params", "right"), ("seeds", "right"),
+                            ("val acc", "right"), ("test acc", "right")):
+        table.add_column(column, justify=justify)
+    for result in results:
+        row = result.to_json()
+        table.add_row(row["arm"], row["genome"].replace("] [", "]\n["), row["attention"],
+                      flops_text(row["flops"]) if row["flops"] is not None else "-",
+                      f"{row['params']:,}" if row["params"] is not None else "-",
+                      str(len(row["seeds"])), _spread(*result.metric("val_accuracy")),
+                      _spread(*result.metric("test_accuracy")))
+    return table
+
+
+def _spread(mean: float | None, sd: float | None) -> str:
+    return "-" if mean is None else f"{mean:.1%} ± {(sd or 0.0):.1%}"

@@ -1,6 +1,6 @@
 """The `nas` command: subcommands parse flags, call the library, print results.
 
-One module per family of subcommands (model, train, search, study), each with a
+One module per family of subcommands (model, train, search, study, ablate), each with a
 `register(commands)`; what they share is in `nas.cli.common`.
 
 Every NasError becomes one line on stderr and exit code 2 (`--debug` shows the
@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from nas.cli import model, search, study, train
+from nas.cli import ablate, model, search, study, train
 from nas.errors import NasError
 
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = [
-    model.register, train.register, search.register, study.register,
+    model.register, train.register, search.register, study.register, ablate.register,
 ]
 
 
