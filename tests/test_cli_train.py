@@ -1,0 +1,127 @@
+"""`nas teacher` and `nas train` through nas.cli.main: one JSON object with --json, the run
+stored, a NaN run as a status (exit 1), bad input as one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nas.cli import main
+from nas.complexity import count
+from nas.genome import Genome
+from nas.space import InputShape, load_space
+from nas.store import Store, bytes_to_state
+from tests.training import FAST_TEACHER, STUDENT, one_thread, write_space
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A space file, a database and NAS_CACHE_DIR in one tmp folder; the teacher trained once."""
+    root = tmp_path_factory.mktemp("cli")
+    write_space(root, teacher=FAST_TEACHER)
+    with one_thread(), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
+        assert main(["teacher", *flags(root), "--json"]) == 0
+        yield root
+
+
+def flags(root: Path, space: str = "space.toml") -> list[str]:
+    return ["--space", str(root / space), "--data", "digits", "--image-size", "8x8",
+            "--storage", f"sqlite:///{root / 'x.db'}", "--device", "cpu"]
+
+
+def one_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """stdout must hold exactly one JSON object and nothing else."""
+    out = capsys.readouterr().out
+    value, end = json.JSONDecoder().raw_decode(out)
+    assert isinstance(value, dict) and out[end:].strip() == ""
+    return value
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = [line for line in err.splitlines() if line.strip()]   # rich may add a blank line
+    assert len(lines) == 1 and lines[0].startswith("nas: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_teacher_is_reused_and_its_accuracy_shown(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["teacher", *flags(workdir), "--json"]) == 0
+    row = one_json(capsys)
+    assert row["cached"] is True and row["input"] == "3x8x8"
+    record = Store(f"sqlite:///{workdir / 'x.db'}").get_teacher(row["fingerprint"])
+    assert record is not None
+    assert (row["val_accuracy"], row["test_accuracy"]) == (record.val_accuracy, record.test_accuracy)
+    assert main(["teacher", *flags(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert f"{row['fingerprint']}  (cached)" in out
+    assert f"{record.val_accuracy:.2%}" in out and f"{record.test_accuracy:.2%}" in out
+
+
+def test_train_json_is_one_object_and_the_run_is_stored(workdir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    argv = ["train", STUDENT, "--attention", "eca", "--epochs", "2", "--seed", "4", *flags(workdir), "--json"]
+    assert main(argv) == 0
+    row = one_json(capsys)
+    space = load_space(workdir / "space.toml")
+    size = count(Genome.parse(STUDENT, "eca"), space, shape=InputShape(3, 8, 8), classes=10)
+    assert {k: row[k] for k in ("genome", "attention", "flops", "params", "seed", "status")} == {
+        "genome": STUDENT, "attention": "eca", "flops": size.flops, "params": size.params,
+        "seed": 4, "status": "ok"}
+    assert 0 <= row["val_accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1
+    assert row["teacher"]["cached"] is True
+    run = Store(f"sqlite:///{workdir / 'x.db'}").get_run(row["run_id"])
+    assert (run.genome, run.attention, run.seed, run.status) == (STUDENT, "eca", 4, "ok")
+    assert (run.val_accuracy, run.test_accuracy) == (row["val_accuracy"], row["test_accuracy"])
+    assert run.recipe["train"]["epochs"] == 2 and [h["epoch"] for h in run.history] == [1, 2]
+    assert run.weights is not None and "classifier.weight" in bytes_to_state(run.weights)
+
+
+def test_train_text_shows_accuracies_flops_and_params(workdir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["train", "[1,8,1,1,0]", "--epochs", "1", *flags(workdir), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for label in ("val accuracy", "test accuracy", "FLOPs", "params", "best epoch 1", "stored"):
+        assert label in out
+
+
+def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_space(workdir, "exploding.toml", teacher=FAST_TEACHER, train={"epochs": 3, "lr": 1e30})
+    capsys.readouterr()
+    assert main(["train", STUDENT, *flags(workdir, "exploding.toml"), "--json"]) == 1
+    row = one_json(capsys)
+    assert row["status"] == "nan"
+    assert Store(f"sqlite:///{workdir / 'x.db'}").get_run(row["run_id"]).status == "nan"
+
+
+@pytest.mark.parametrize(("genome", "extra", "message"), [
+    (STUDENT, ["--data", "/no/such/folder"], "data folder not found"),
+    (STUDENT, ["--data", "digitz"], "did you mean `digits`?"),
+    (STUDENT, ["--image-size", "8y8"], "image size must look like HxW"),
+    (STUDENT, ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    ("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]", [], "has 3 stages, the space defines at most 2"),
+])
+def test_bad_input_is_one_line_and_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                          genome: str, extra: list[str], message: str) -> None:
+    """A repeated flag overrides the earlier one (argparse keeps the last)."""
+    assert message in one_line_error(capsys, ["train", genome, "--epochs", "1", *flags(workdir), *extra])
+
+
+@pytest.mark.parametrize("content", [b"garbage \x00\x01", b""])
+def test_teacher_weights_that_do_not_fit_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                content: bytes) -> None:
+    weights = workdir / "bad.pt"
+    weights.write_bytes(content)
+    teacher = {"kind": "torchvision", "model": "resnet18", "weights": str(weights), "epochs": 1}
+    write_space(workdir, "bad_teacher.toml", teacher=teacher)
+    err = one_line_error(capsys, ["teacher", *flags(workdir, "bad_teacher.toml")])
+    assert f"teacher.weights: {weights} is not a state_dict file" in err

@@ -1,0 +1,211 @@
+"""nas.distill: the loss formulas by hand, the cosine schedule as the loop applies it,
+best-validation selection, NaN as a status, and the training-only Projector."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+from nas import distill
+from nas.builder import build_model
+from nas.config import DistillConfig, TrainConfig
+from nas.data import Split
+from nas.distill import (
+    Batches,
+    EpochStats,
+    Projector,
+    TeacherBank,
+    cosine_lr,
+    hinton_kd,
+    make_loss,
+    make_optimizer,
+    train,
+)
+from tests.training import one_thread
+
+FEATURE = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+T_FEATURE = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+LOGITS = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+T_LOGITS = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
+LABELS = torch.tensor([0, 1])
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+def softmax(row: list[float]) -> list[float]:
+    total = sum(math.exp(v) for v in row)
+    return [math.exp(v) / total for v in row]
+
+
+def hand_mse() -> float:
+    return ((1 - 0) ** 2 + (2 - 2) ** 2 + (0 - 1) ** 2 + (-1 - 1) ** 2) / 4          # 1.5
+
+
+def hand_ce() -> float:
+    return (-math.log(softmax([2, 0])[0]) - math.log(softmax([0, 1])[1])) / 2
+
+
+def hand_kd(t: float) -> float:
+    """sum_k p_t (log p_t - log p_s), averaged over the batch, times T^2."""
+    total = 0.0
+    for student, teacher in zip(LOGITS.tolist(), T_LOGITS.tolist(), strict=True):
+        p_s = softmax([v / t for v in student])
+        p_t = softmax([v / t for v in teacher])
+        total += sum(q * (math.log(q) - math.log(p)) for p, q in zip(p_s, p_t, strict=True))
+    return total / 2 * t * t
+
+
+def loss_of(config: DistillConfig | None) -> float:
+    return float(make_loss(config)(FEATURE, LOGITS, LABELS, T_FEATURE, T_LOGITS))
+
+
+def test_cross_entropy_only_without_config() -> None:
+    assert loss_of(None) == pytest.approx(hand_ce(), rel=1e-6)
+
+
+def test_feature_loss_is_the_reports() -> None:
+    expected = 0.7 * hand_mse() + 0.3 * hand_ce()
+    assert loss_of(DistillConfig("feature", alpha=0.3)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0, 4.0])
+def test_logit_loss_is_hintons(t: float) -> None:
+    assert float(hinton_kd(LOGITS, T_LOGITS, t)) == pytest.approx(hand_kd(t), rel=1e-5)
+    expected = 0.25 * hand_kd(t) + 0.75 * hand_ce()
+    assert loss_of(DistillConfig("logit", alpha=0.75, temperature=t)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_both_adds_feature_and_logit_terms() -> None:
+    expected = 0.5 * (hand_mse() + hand_kd(2.0)) + 0.5 * hand_ce()
+    assert loss_of(DistillConfig("both")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_kd_of_identical_logits_is_zero() -> None:
+    assert float(hinton_kd(LOGITS, LOGITS.clone(), 2.0)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_recipe_defaults_are_the_reports() -> None:
+    config = TrainConfig()
+    assert (config.optimizer, config.lr, config.lr_min_ratio, config.batch_size) == ("adam", 5e-3, 0.1, 32)
+    optimizer = make_optimizer(list(nn.Linear(2, 2).parameters()), config)
+    assert type(optimizer) is torch.optim.Adam and optimizer.param_groups[0]["lr"] == 5e-3
+
+
+def test_cosine_endpoints_and_midpoint() -> None:
+    config = TrainConfig(lr=5e-3, lr_min_ratio=0.1)
+    assert cosine_lr(config, 0, 100) == pytest.approx(5e-3, rel=1e-12)
+    assert cosine_lr(config, 100, 100) == pytest.approx(5e-4, rel=1e-12)
+    assert cosine_lr(config, 50, 100) == pytest.approx((5e-3 + 5e-4) / 2, rel=1e-12)
+    lrs = [cosine_lr(config, step, 100) for step in range(101)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+# --- the loop, on synthetic 8x8 images -------------------------------------------------------
+
+def synthetic(n: int = 64, classes: int = 2) -> tuple[Batches, Split]:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    labels = torch.arange(n) % classes
+    return Batches(images, labels, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), Split(images[:16], labels[:16])
+
+
+def student() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model("[1,8,1,1,0]", classes=2)
+
+
+@pytest.fixture
+def step_lrs() -> Iterator[list[float]]:
+    """The lr of every optimizer step taken while the fixture is active."""
+    lrs: list[float] = []
+    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    yield lrs
+    handle.remove()
+
+
+def test_loop_applies_the_cosine_schedule_per_step(step_lrs: list[float]) -> None:
+    data, val = synthetic()
+    config = TrainConfig(batch_size=16)
+    result = train(student(), data, val, config, epochs=3, seed=0, device=CPU, loss_fn=make_loss(None))
+    assert len(step_lrs) == 12
+    assert step_lrs[0] == pytest.approx(config.lr, rel=1e-12)
+    assert step_lrs == [cosine_lr(config, k, 12) for k in range(12)]
+    assert step_lrs[-1] > config.lr * config.lr_min_ratio
+    assert [row["lr"] for row in result.history] == [step_lrs[3], step_lrs[7], step_lrs[11]]
+
+
+def test_best_epoch_is_chosen_on_validation_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    data, val = synthetic()
+    scripted = iter([0.25, 0.75, 0.5, 0.5])
+
+    def fake_accuracy(model: nn.Module, split: Split, *args: object) -> float:
+        assert split is val, "training evaluated something other than the validation split"
+        return next(scripted)
+
+    monkeypatch.setattr(distill, "accuracy", fake_accuracy)
+    model = student()
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def snapshot(stats: EpochStats) -> None:
+        snapshots[stats.epoch] = copy.deepcopy(model.state_dict())
+
+    result = train(model, data, val, TrainConfig(batch_size=16), epochs=4, seed=0, device=CPU,
+                   loss_fn=make_loss(None), callbacks=[snapshot])
+    assert (result.status, result.best_epoch, result.val_accuracy) == ("ok", 2, 0.75)
+    assert [row["val_accuracy"] for row in result.history] == [0.25, 0.75, 0.5, 0.5]
+    assert result.state is not None
+    assert all(torch.equal(result.state[k], snapshots[2][k]) for k in snapshots[2])
+    assert not all(torch.equal(result.state[k], snapshots[4][k]) for k in snapshots[4])
+
+
+def test_nan_loss_stops_with_status_keeping_the_best_epoch() -> None:
+    data, val = synthetic()
+    calls = {"n": 0}
+    ce = make_loss(None)
+
+    def poisoned(*args: torch.Tensor | None) -> torch.Tensor:
+        calls["n"] += 1
+        loss = ce(*args)
+        return loss * float("nan") if calls["n"] > 4 else loss     # epoch 2 onwards
+
+    result = train(student(), data, val, TrainConfig(batch_size=16), epochs=3, seed=0, device=CPU,
+                   loss_fn=poisoned)
+    assert result.status == "nan"
+    assert [row["epoch"] for row in result.history] == [1]
+    assert result.best_epoch == 1 and result.state is not None
+    assert calls["n"] == 5
+
+
+def test_exploding_lr_gives_nan_status_not_a_crash() -> None:
+    data, val = synthetic()
+    result = train(student(), data, val, TrainConfig(batch_size=16, lr=1e30), epochs=3, seed=0,
+                   device=CPU, loss_fn=make_loss(None))
+    assert result.status == "nan"
+    assert len(result.history) < 3
+
+
+def test_projector_matches_teacher_width_and_stays_out_of_the_state() -> None:
+    data, val = synthetic()
+    model = student()
+    before = copy.deepcopy(model.state_dict())
+    generator = torch.Generator().manual_seed(1)
+    bank = TeacherBank(torch.randn(64, 48, generator=generator), torch.randn(64, 2, generator=generator))
+    wrapped = Projector(model, model.feature_dim, 48)
+    feature, logits = wrapped(data.batch(torch.arange(4))[0])
+    assert feature.shape == (4, 48) and logits.shape == (4, 2)
+    result = train(wrapped, data, val, TrainConfig(batch_size=16), epochs=1, seed=0, device=CPU,
+                   loss_fn=make_loss(DistillConfig("feature")), bank=bank)
+    assert result.state is not None and result.state.keys() == before.keys()
+    assert not any("project" in key for key in result.state)
+    assert not torch.equal(result.state["classifier.weight"], before["classifier.weight"])

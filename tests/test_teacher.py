@@ -1,0 +1,182 @@
+"""nas.teacher: trained once and cached by fingerprint, deterministic, accuracies recorded;
+torchvision teachers with a projection, weights files loaded safely or refused in one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from nas import teacher as teacher_module
+from nas.config import TeacherConfig
+from nas.data import build_views, load_data
+from nas.distill import accuracy
+from nas.errors import TrainError
+from nas.pipeline import Context, prepare
+from nas.space import Space, parse_space
+from nas.store import Store
+from nas.teacher import TorchvisionTeacher, build_teacher, fingerprint
+from tests.conftest import write_class
+from tests.training import FAST_TEACHER, one_thread, space_text, states_equal, tiny_context
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> Context:
+    return tiny_context(tmp_path_factory.mktemp("teacher"))
+
+
+def refuse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the cached teacher was trained or evaluated again")
+
+
+def test_second_prepare_reuses_teacher_and_bank(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not ctx.teacher.cached
+    monkeypatch.setattr(teacher_module, "train", refuse)
+    monkeypatch.setattr(teacher_module, "predict", refuse)
+    again = prepare(ctx.space, "digits", ctx.store, size=(8, 8), device=ctx.device,
+                    cache_dir=Path(ctx.store.url.removeprefix("sqlite:///")).parent / "cache")
+    assert again.teacher.cached
+    assert again.teacher.fingerprint == ctx.teacher.fingerprint
+    assert (again.teacher.val_accuracy, again.teacher.test_accuracy) == (
+        ctx.teacher.val_accuracy, ctx.teacher.test_accuracy)
+    assert states_equal(again.teacher.model.state_dict(), ctx.teacher.model.state_dict())
+    assert torch.equal(again.bank.features, ctx.bank.features)
+    assert torch.equal(again.bank.logits, ctx.bank.logits)
+
+
+def test_accuracies_and_history_are_recorded(ctx: Context) -> None:
+    record = ctx.store.get_teacher(ctx.teacher.fingerprint)
+    assert record is not None
+    assert record.val_accuracy == ctx.teacher.val_accuracy
+    assert record.test_accuracy == ctx.teacher.test_accuracy
+    assert [row["epoch"] for row in record.history] == [1, 2]
+    assert record.val_accuracy == max(row["val_accuracy"] for row in record.history)
+    assert record.spec["genome"] == FAST_TEACHER["genome"] and record.spec["feature_dim"] == 32
+    model = ctx.teacher.model
+    assert accuracy(model, ctx.data.test, ctx.data.mean, ctx.data.std, ctx.device) == record.test_accuracy
+    assert accuracy(model, ctx.data.val, ctx.data.mean, ctx.data.std, ctx.device) == record.val_accuracy
+    assert ctx.bank.features.shape == (len(ctx.views.labels), 32)
+    assert ctx.bank.logits.shape == (len(ctx.views.labels), 10)
+
+
+def test_training_is_deterministic_across_databases(ctx: Context, tmp_path: Path) -> None:
+    fresh = tiny_context(tmp_path)
+    assert not fresh.teacher.cached and fresh.teacher.fingerprint == ctx.teacher.fingerprint
+    assert states_equal(fresh.teacher.model.state_dict(), ctx.teacher.model.state_dict())
+    assert fresh.teacher.val_accuracy == ctx.teacher.val_accuracy
+
+
+def test_fingerprint_follows_spec_data_split_and_recipe(ctx: Context) -> None:
+    space, data, views = ctx.space, ctx.data, ctx.views
+    base = fingerprint(space.teacher, space, data, views)
+
+    def key(space: Space = space, data: object = data) -> str:
+        return fingerprint(space.teacher, space, data, views)  # type: ignore[arg-type]
+
+    def with_teacher(**changes: object) -> Space:
+        return replace(space, teacher=replace(space.teacher, **changes))
+
+    changed = [
+        key(with_teacher(epochs=3)), key(with_teacher(lr=1e-3)), key(with_teacher(attention="none")),
+        key(with_teacher(genome="[1,16,1,1,1]")), key(with_teacher(feature_dim=64)),
+        key(replace(space, train=replace(space.train, optimizer="sgd"))),
+        key(data=replace(data, fingerprint="other split")),
+    ]
+    assert len({base, *changed}) == len(changed) + 1
+    same = [key(replace(space, train=replace(space.train, epochs=99))),
+            key(replace(space, distill=replace(space.distill, loss="logit", alpha=0.9)))]
+    assert same == [base, base]
+
+
+# --- torchvision teachers, on a small image folder at 16x16 ---------------------------------
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("images")
+    for digit in range(3):
+        write_class(root / "train" / f"c{digit}", digit, 6)
+        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
+    return root
+
+
+def torchvision_space(folder: Path, **teacher: object) -> Space:
+    table = {"kind": "torchvision", "model": "resnet18", "epochs": 1, "batch_size": 8, **teacher}
+    return parse_space(space_text(teacher=table), str(folder / "space.toml"))
+
+
+def test_resnet18_teacher_trains_one_epoch_at_16x16(folder: Path, tmp_path: Path) -> None:
+    space = torchvision_space(folder)
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    ctx = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
+    assert isinstance(ctx.teacher.model, TorchvisionTeacher) and not ctx.teacher.cached
+    assert ctx.teacher.feature_dim == 32 and ctx.bank.features.shape == (len(ctx.views.labels), 32)
+    assert ctx.bank.logits.shape[1] == 3
+    record = store.get_teacher(ctx.teacher.fingerprint)
+    assert record is not None and len(record.history) == 1 and record.spec["model"] == "resnet18"
+
+
+def test_weights_file_is_loaded_then_not_needed_once_cached(folder: Path, tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    source = torchvision.models.resnet18()
+    path = tmp_path / "resnet18.pt"
+    torch.save({"state_dict": source.state_dict()}, path)
+    space = torchvision_space(folder, weights=str(path), feature_dim=16)
+    built = build_teacher(space.teacher, space, classes=3)
+    assert torch.equal(built.trunk[0].weight, source.conv1.weight)
+    assert torch.equal(built.trunk[-1][1].bn2.running_var, source.layer4[1].bn2.running_var)
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    first = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
+    path.write_bytes(b"overwritten")
+    again = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
+    assert again.teacher.cached and again.teacher.feature_dim == 16
+    assert states_equal(again.teacher.model.state_dict(), first.teacher.model.state_dict())
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("weights")
+    (root / "garbage.pt").write_bytes(b"not a checkpoint \x00\x01" * 8)
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), root / "mobilenet.pt")
+    torch.save(nn.Linear(3, 2), root / "module.pt")             # a pickled module, not a state_dict
+    torch.save([torch.zeros(2)], root / "list.pt")
+    return root
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("garbage.pt", "is not a state_dict file that torch.load can read with weights_only=True"),
+    ("module.pt", "is not a state_dict file that torch.load can read with weights_only=True"),
+    ("mobilenet.pt", "does not fit torchvision's resnet18: Error(s) in loading state_dict for ResNet"),
+    ("list.pt", "does not fit torchvision's resnet18: Expected state_dict to be dict-like"),
+    ("missing.pt", "teacher.weights: no such file"),
+])
+def test_weights_that_do_not_fit_are_one_line_errors(bad_files: Path, name: str, message: str) -> None:
+    config = TeacherConfig(kind="torchvision", model="resnet18", weights=str(bad_files / name))
+    with pytest.raises(TrainError) as caught:
+        build_teacher(config, parse_space(space_text()), classes=2)
+    text = str(caught.value)
+    assert message in text and "\n" not in text and len(text) < 500
+
+
+def test_unknown_model_suggests_the_nearest(folder: Path) -> None:
+    with pytest.raises(TrainError, match=r"unknown torchvision .* 'resnet81' \(did you mean `resnet18`\?\)"):
+        build_teacher(TeacherConfig(kind="torchvision", model="resnet81"), parse_space(space_text()), 2)
+
+
+def test_input_too_small_for_the_trunk_is_an_error(folder: Path, tmp_path: Path) -> None:
+    space = torchvision_space(folder, model="squeezenet1_1")
+    data = load_data(str(folder), (16, 16), cache_dir=tmp_path)
+    views = build_views(data.train, space.train.augment, cache_dir=tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(TrainError, match=r"squeezenet1_1 cannot take 16x16 inputs .*larger --image-size"):
+        teacher_module.get_teacher(space, data, views, store, torch.device("cpu"))
