@@ -48,17 +48,19 @@ class ProgressView:
         )
 
     def __enter__(self) -> ProgressView:
-        self._bar.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._bar.stop()
+        if self._tasks:                 # a bar that never showed leaves no blank line
+            self._bar.stop()
 
     def update(self, key: str, done: int, total: int, info: str = "",
                description: str | None = None) -> None:
         """Create or advance the bar named `key`."""
         if key not in self._tasks:
+            if not self._tasks:
+                self._bar.start()
             self._tasks[key] = self._bar.add_task(description or key, total=total, info=info)
         self._bar.update(self._tasks[key], completed=done, total=total, info=info,
                          **({"description": description} if description else {}))

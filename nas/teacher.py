@@ -132,8 +132,17 @@ def fingerprint(config: TeacherConfig, space: Space, data: Dataset, views: Views
         "data": data.fingerprint, "views": views.fingerprint, "classes": len(data.classes),
         "train": asdict(replace(space.train, epochs=config.epochs, lr=config.lr,
                                 batch_size=config.batch_size)),
+        "weights_file": _file_digest(config.weights),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_digest(weights: str) -> str | None:
+    """Content hash of a weights file, so replacing the file retrains the teacher."""
+    path = Path(weights)
+    if weights in ("none", "pretrained") or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def get_teacher(space: Space, data: Dataset, views: Views, store: Store, device: torch.device,

@@ -10,6 +10,15 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> None:
+    """Train and count on one thread, as `nas` does by default: on a busy 2-core machine two
+    spinning OpenMP threads made some tests 10x slower."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @functools.cache
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits

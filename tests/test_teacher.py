@@ -126,7 +126,8 @@ def test_resnet18_teacher_trains_one_epoch_at_16x16(folder: Path, tmp_path: Path
     assert record is not None and len(record.history) == 1 and record.spec["model"] == "resnet18"
 
 
-def test_weights_file_is_loaded_then_not_needed_once_cached(folder: Path, tmp_path: Path) -> None:
+def test_weights_file_is_loaded_cached_and_its_content_keys_the_cache(folder: Path,
+                                                                     tmp_path: Path) -> None:
     torch.manual_seed(5)
     source = torchvision.models.resnet18()
     path = tmp_path / "resnet18.pt"
@@ -137,10 +138,14 @@ def test_weights_file_is_loaded_then_not_needed_once_cached(folder: Path, tmp_pa
     assert torch.equal(built.trunk[-1][1].bn2.running_var, source.layer4[1].bn2.running_var)
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     first = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
-    path.write_bytes(b"overwritten")
     again = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
+    assert not first.teacher.cached
     assert again.teacher.cached and again.teacher.feature_dim == 16
     assert states_equal(again.teacher.model.state_dict(), first.teacher.model.state_dict())
+    torch.manual_seed(6)                      # other weights at the same path: a new teacher
+    torch.save({"state_dict": torchvision.models.resnet18().state_dict()}, path)
+    third = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
+    assert not third.teacher.cached and third.teacher.fingerprint != first.teacher.fingerprint
 
 
 @pytest.fixture(scope="module")
