@@ -104,7 +104,8 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, record: Any) -> None:
     """WAL, a busy timeout and no fsync per commit (WAL keeps the file consistent)."""
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode = WAL")     # persistent: only the first opener pays
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class RunRecord:
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 
 
+CREATE_TRIES = 20
+
+
 class Store:
     """Runs, teachers and blobs in the database an Optuna study shares (see normalize_url)."""
 
@@ -102,8 +106,9 @@ class Store:
             self._create_tables()
         except StoreError:
             self.close()
-            for stray in [path, Path(f"{path}-wal"), Path(f"{path}-shm")] if fresh else []:
-                stray.unlink(missing_ok=True)
+            if fresh and path.exists() and path.stat().st_size == 0:    # ours, and still empty
+                for stray in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    stray.unlink(missing_ok=True)
             raise
 
     def close(self) -> None:
@@ -212,12 +217,19 @@ class Store:
             raise StoreError(f"{self._safe_url}: {_describe(exc)}") from exc
 
     def _create_tables(self) -> None:
-        """Create missing nas_ tables; a second try covers a racing process on PostgreSQL."""
-        with self._translate():
+        """Create missing nas_ tables; retries cover processes racing to create them (a
+        PostgreSQL catalog conflict, or SQLite busy while another one switches to WAL)."""
+        for attempt in range(CREATE_TRIES):
             try:
-                Base.metadata.create_all(self._engine)
-            except (IntegrityError, ProgrammingError):
-                Base.metadata.create_all(self._engine)
+                with self._translate():
+                    Base.metadata.create_all(self._engine)
+                return
+            except StoreError as error:
+                racing = isinstance(error.__cause__, IntegrityError | ProgrammingError) or \
+                    "locked" in str(error)
+                if not racing or attempt == CREATE_TRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _upsert(self, session: Session, model: type[Base], values: dict[str, Any]) -> None:
         """INSERT ... ON CONFLICT (primary key) DO UPDATE, on SQLite and PostgreSQL alike."""
