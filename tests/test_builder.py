@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from nas.space import InputShape, load_space, parse_space
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny convs run faster on one thread, and much faster when other tests share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def blocks(model: Student) -> list[nn.Module]:

@@ -15,7 +15,7 @@ from nas.complexity import count
 from nas.genome import Genome
 from nas.space import InputShape, load_space
 from nas.store import Store, bytes_to_state
-from tests.training import FAST_TEACHER, STUDENT, one_thread, write_space
+from tests.training import FAST_TEACHER, STUDENT, write_space
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A space file, a database and NAS_CACHE_DIR in one tmp folder; the teacher trained once."""
     root = tmp_path_factory.mktemp("cli")
     write_space(root, teacher=FAST_TEACHER)
-    with one_thread(), pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
         assert main(["teacher", *flags(root), "--json"]) == 0
         yield root

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,14 +32,6 @@ from nas.space import InputShape, Space, load_space
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 Hook = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the reference: ptflops with thop 0.1.x's rules ----------------------------------------------

@@ -27,7 +27,6 @@ from nas.distill import (
     make_optimizer,
     train,
 )
-from tests.training import one_thread
 
 FEATURE = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
 T_FEATURE = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
@@ -36,11 +35,6 @@ T_LOGITS = torch.tensor([[1.0, 1.0], [3.0, 0.0]])
 LABELS = torch.tensor([0, 1])
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 def softmax(row: list[float]) -> list[float]:

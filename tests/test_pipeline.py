@@ -18,15 +18,10 @@ from nas.distill import EpochStats, accuracy
 from nas.genome import Genome
 from nas.pipeline import Context, train_genome
 from nas.store import bytes_to_state
-from tests.training import FAST_TEACHER, STUDENT, one_thread, states_equal, tiny_context
+from tests.training import FAST_TEACHER, STUDENT, states_equal, tiny_context
 
 GENOME = Genome.parse(STUDENT, "eca")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ torchvision teachers with a projection, weights files loaded safely or refused i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,13 +21,7 @@ from nas.space import Space, parse_space
 from nas.store import Store
 from nas.teacher import TorchvisionTeacher, build_teacher, fingerprint
 from tests.conftest import write_class
-from tests.training import FAST_TEACHER, one_thread, space_text, states_equal, tiny_context
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
+from tests.training import FAST_TEACHER, space_text, states_equal, tiny_context
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +55,3 @@ def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     """Same keys and bit-identical tensors."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread: tiny models on a shared 2-core box are 5-10x faster than on two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
