@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from nas import __version__
+from nas.builder import build_model
 from nas.complexity import count
 from nas.data import Dataset, Views, build_views, default_image_size, load_data
 from nas.distill import (
@@ -99,6 +100,7 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
                         cache_dir=cache_dir, progress=progress)
     teacher = get_teacher(space, data, views, store, device, teacher_callbacks)
     bank = teacher_bank(teacher, views, data, store, device)
+    bank = TeacherBank(bank.features.to(device), bank.logits.to(device))   # read every step
     batches = Batches(views.images.to(device), views.labels.to(device), data.mean, data.std)
     return Context(space, data, views, batches, teacher, bank, store, device)
 
@@ -112,8 +114,6 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
                  study: str | None = None, trial: int | None = None,
                  callbacks: tuple[EpochCallback, ...] = ()) -> RunRecord:
     """Distil one student from the teacher, test the best-validation weights once, store the run."""
-    from nas.builder import build_model
-
     epochs = epochs or ctx.space.train.epochs
     genome = genome.rounded(ctx.space.model.divisor)
     size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))

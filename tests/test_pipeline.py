@@ -113,7 +113,7 @@ def test_best_validation_epoch_is_stored_and_tested_once(ctx: Context, scripted_
         snapshots[stats.epoch] = copy.deepcopy(models[0].state_dict())
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("nas.builder.build_model", spy_build)
+        patch.setattr("nas.pipeline.build_model", spy_build)
         run = train_genome(ctx, GENOME, epochs=4, seed=3, callbacks=(snapshot,))
     assert (run.best_epoch, run.val_accuracy) == (2, 0.6)
     stored = bytes_to_state(ctx.store.get_run(run.id).weights)
