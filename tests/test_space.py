@@ -425,3 +425,11 @@ def test_fuzz_near_valid_toml(text: str) -> None:
 @given(mutated_shipped_space())
 def test_fuzz_mutated_shipped_spaces(text: str) -> None:
     assert_only_space_errors(text)
+
+
+def test_every_shipped_space_loads() -> None:
+    from nas.space import load_space as load
+
+    root = Path(__file__).resolve().parents[1] / "search_spaces"
+    names = {load(path).name for path in sorted(root.glob("*.toml"))}
+    assert {"seed", "tiny", "efficientnetv2_s", "photos"} <= names
