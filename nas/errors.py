@@ -30,3 +30,11 @@ class StoreError(NasError):
 
 class TrainError(NasError):
     """Training cannot start (bad recipe, teacher that does not fit, ...)."""
+
+
+class ReportError(NasError):
+    """A study is missing, empty or holds nothing that fits, or a report file cannot be written."""
+
+
+class CheckpointError(NasError):
+    """A checkpoint or ONNX file cannot be written, read or rebuilt."""

@@ -20,7 +20,7 @@ import torch
 from nas import __version__
 from nas.arch import decode
 from nas.builder import Student
-from nas.errors import NasError
+from nas.errors import CheckpointError
 from nas.genome import Genome
 from nas.report import ReportError, StudyData, TrialRow
 from nas.space import InputShape, ModelSettings, Space, StageOverride
@@ -30,10 +30,6 @@ FORMAT = 1
 KIND = "nas.student"
 REQUIRED = ("format", "kind", "genome", "attention", "model", "overrides", "state_dict", "classes",
             "input", "mean", "std")
-
-
-class CheckpointError(NasError):
-    """A checkpoint or ONNX file cannot be written, read or rebuilt."""
 
 
 # ----------------------------------------------------------------- choosing a trial

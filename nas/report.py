@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nas.config import nearest
 from nas.database import normalize_url, safe_url
-from nas.errors import NasError, StoreError
+from nas.errors import ReportError, StoreError
 from nas.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,
     TrialRow,
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
     import optuna
 
 FAILED = ("nan", "failed", "interrupted")
-
-
-class ReportError(NasError):
-    """A study is missing, empty or holds nothing that fits, or a report file cannot be written."""
 
 
 @dataclass(frozen=True)
