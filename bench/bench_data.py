@@ -11,17 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.config import AugmentConfig
+from nas.config import REPORT_VIEWS, AugmentConfig
 from nas.data import build_views, load_data, parse_image_size
 
-REPORT_VIEWS = (
-    "blur+hflip",
-    "color_jitter",
-    "autoaugment_imagenet",
-    "autoaugment_cifar10",
-    "autoaugment_svhn",
-    "randaugment",
-)
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 
 
 def _timed(label: str, run: object) -> object:
@@ -34,7 +27,7 @@ def _timed(label: str, run: object) -> object:
 
 def main(argv: list[str]) -> None:
     """Cold and warm timings of decoding and of building the fixed views."""
-    source = argv[0] if argv else "/work/shared/data/hymenoptera"
+    source = argv[0] if argv else str(HYMENOPTERA)
     size = parse_image_size(argv[1]) if len(argv) > 1 else None
     config = AugmentConfig(views=REPORT_VIEWS)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ from nas.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def timed(function: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
+    """`function`, appending each call's wall time to `seconds`."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+    return wrapper
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=6)
@@ -37,27 +49,9 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fit_seconds: list[float] = []
-    real_fit = pipeline._fit
-
-    def timed_fit(*a: Any, **k: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return real_fit(*a, **k)
-        finally:
-            fit_seconds.append(time.perf_counter() - started)
-
     test_seconds: list[float] = []
-    real_accuracy = pipeline.accuracy
-
-    def timed_accuracy(*a: Any, **k: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return real_accuracy(*a, **k)
-        finally:
-            test_seconds.append(time.perf_counter() - started)
-
-    pipeline._fit = timed_fit
-    pipeline.accuracy = timed_accuracy
+    pipeline._fit = timed(pipeline._fit, fit_seconds)
+    pipeline.accuracy = timed(pipeline.accuracy, test_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/bench.db")
         space = load_space(ROOT / "search_spaces" / "seed.toml")

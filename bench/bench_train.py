@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.builder import build_model
-from nas.config import AugmentConfig
+from nas.config import REPORT_VIEWS, AugmentConfig
 from nas.data import parse_image_size
 from nas.distill import accuracy, make_loss, make_optimizer, train
 from nas.genome import Genome
@@ -41,15 +41,15 @@ from nas.pipeline import Context, prepare
 from nas.space import load_space
 from nas.store import Store
 
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
+
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_VIEWS = ("blur+hflip", "color_jitter", "autoaugment_imagenet", "autoaugment_cifar10",
-                "autoaugment_svhn", "randaugment")
 MODES = ("distill", "ce", "data", "bare")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data/hymenoptera")
+    p.add_argument("--data", default=str(HYMENOPTERA))
     p.add_argument("--image-size", default="185x160")
     p.add_argument("--genome", default="[2,8,6,1,0] [2,16,4,1,0]")
     p.add_argument("--attention", default="eca")

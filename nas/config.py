@@ -30,6 +30,11 @@ AUGMENT_OPS = (
 )
 
 
+# The report's augmented copies of the training set (SEED.md), as `[train.augment] views`.
+REPORT_VIEWS = ("blur+hflip", "color_jitter", "autoaugment_imagenet", "autoaugment_cifar10",
+                "autoaugment_svhn", "randaugment")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Fixed augmented views of the training set, as the report built them.

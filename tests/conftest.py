@@ -42,11 +42,15 @@ def write_class(folder: Path, digit: int, count: int, start: int = 0) -> None:
         Image.fromarray(pixels).save(folder / f"{i:03d}.{suffix}")
 
 
+def make_image_folder(root: Path, classes: int, train: int, test: int, prefix: str) -> Path:
+    """A real ImageFolder of digits 0..classes-1: `train` and `test` images per class."""
+    for digit in range(classes):
+        write_class(root / "train" / f"{prefix}{digit}", digit, train)
+        write_class(root / "test" / f"{prefix}{digit}", digit, test, start=train)
+    return root
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """A real ImageFolder: classes c0 c1 c2 (digits 0-2), 6 train and 3 test images each."""
-    root = tmp_path / "folder"
-    for digit in range(3):
-        write_class(root / "train" / f"c{digit}", digit, 6)
-        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
-    return root
+    return make_image_folder(tmp_path / "folder", 3, 6, 3, "c")

@@ -29,15 +29,7 @@ from nas.data import (
 from nas.errors import DataError
 from tests.conftest import digit_images, write_class
 
-HYMENOPTERA = Path("/work/shared/data/hymenoptera")
-REPORT_VIEWS = (
-    "blur+hflip",
-    "color_jitter",
-    "autoaugment_imagenet",
-    "autoaugment_cifar10",
-    "autoaugment_svhn",
-    "randaugment",
-)
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
 

@@ -17,7 +17,7 @@ from nas.pareto import feasible_front, row_from_trial
 from nas.search import Budget, default_study_name
 from nas.space import load_space
 from nas.store import Store
-from tests.conftest import write_class
+from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "search_spaces" / "tiny.toml")
@@ -32,11 +32,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A real ImageFolder of digits 0-3: 24 train and 8 test images per class."""
-    root = tmp_path / "digits4"
-    for digit in range(4):
-        write_class(root / "train" / f"d{digit}", digit, 24)
-        write_class(root / "test" / f"d{digit}", digit, 8, start=24)
-    return root
+    return make_image_folder(tmp_path / "digits4", 4, 24, 8, "d")
 
 
 def search(capsys: pytest.CaptureFixture[str], db: Path, data: Path, *extra: str) -> dict[str, Any]:
