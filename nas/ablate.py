@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import nearest
 from nas.errors import GenomeError, SpaceError
 from nas.genome import Genome
+from nas.space import check_keys
 from nas.store import RunRecord
 
 KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm")
@@ -94,7 +94,7 @@ def load_ablation(path: str | Path) -> Ablation:
         raise SpaceError(f"{where}: no such ablation file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SpaceError(f"{where}: {error}") from None
-    _check_keys(data, KEYS, where)
+    check_keys(data, KEYS, where)
     arms = data.get("arm")
     if not isinstance(arms, list) or not arms:
         raise SpaceError(f"{where}: at least one [[arm]] table is required")
@@ -116,12 +116,6 @@ def load_ablation(path: str | Path) -> Ablation:
                     tuple(seeds), parsed)
 
 
-def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in known:
-            raise SpaceError(f"{where}: {key} is not a known key{nearest(key, known)}")
-
-
 def _text(table: dict[str, Any], key: str, default: str, where: str) -> str:
     value = table.get(key, default)
     if not isinstance(value, str) or not value:
@@ -132,7 +126,7 @@ def _text(table: dict[str, Any], key: str, default: str, where: str) -> str:
 def _arm(table: Any, where: str) -> Arm:
     if not isinstance(table, dict):
         raise SpaceError(f"{where} must be a table, got {table!r}")
-    _check_keys(table, ARM_KEYS, where)
+    check_keys(table, ARM_KEYS, where)
     try:
         genome = Genome.parse(_text(table, "genome", "", where), table.get("attention"))
     except GenomeError as error:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torchvision.transforms import v2
 
-from nas.config import AUGMENT_OPS, AugmentConfig, nearest
+from nas.config import AugmentConfig, view_ops
 from nas.errors import DataError
 
 Progress = Callable[[str, int, int], None]
@@ -31,17 +31,7 @@ _REPORT_EVERY = 256
 def parse_views(config: AugmentConfig) -> tuple[tuple[str, ...], ...]:
     """Split each view into its ops; an unknown op is a DataError naming the view."""
     _check_config(config)
-    parsed = []
-    for view in config.views:
-        ops = tuple(op.strip() for op in view.split("+"))
-        for op in ops:
-            if op not in AUGMENT_OPS:
-                raise DataError(
-                    f"augment view '{view}': unknown op '{op}'{nearest(op, AUGMENT_OPS)};"
-                    f" valid ops: {', '.join(AUGMENT_OPS)}"
-                )
-        parsed.append(ops)
-    return tuple(parsed)
+    return view_ops(config, "augment", DataError)
 
 
 def _check_config(config: AugmentConfig) -> None:

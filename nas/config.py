@@ -118,14 +118,18 @@ def nearest(name: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean `{match[0]}`?)" if match else ""
 
 
-def check_views(config: AugmentConfig, where: str) -> AugmentConfig:
-    """Every '+'-joined op of every view must be a known augmentation."""
+def view_ops(config: AugmentConfig, where: str,
+             error: type[Exception] = SpaceError) -> tuple[tuple[str, ...], ...]:
+    """Each view split into its ops; an unknown op raises `error` naming the view."""
+    parsed = []
     for view in config.views:
-        for op in view.split("+"):
-            if op.strip() not in AUGMENT_OPS:
-                raise SpaceError(f"{where}.views: unknown op {op!r} in view {view!r}"
-                                 f"{nearest(op.strip(), AUGMENT_OPS)}; valid: {list(AUGMENT_OPS)}")
-    return config
+        ops = tuple(op.strip() for op in view.split("+"))
+        for op in ops:
+            if op not in AUGMENT_OPS:
+                raise error(f"{where} view '{view}': unknown op '{op}'{nearest(op, AUGMENT_OPS)}; "
+                            f"valid ops: {', '.join(AUGMENT_OPS)}")
+        parsed.append(ops)
+    return tuple(parsed)
 
 
 def parse_section(cls: type[T], table: Any, where: str) -> T:
@@ -143,7 +147,9 @@ def parse_section(cls: type[T], table: Any, where: str) -> T:
         if choices is not None and values[key] not in choices:
             raise SpaceError(f"{where}.{key} must be one of {list(choices)}, got {raw!r}")
     section = cls(**values)
-    return check_views(section, where) if isinstance(section, AugmentConfig) else section
+    if isinstance(section, AugmentConfig):
+        view_ops(section, f"{where}.views:")
+    return section
 
 
 def _coerce(hint: Any, raw: Any, where: str) -> Any:

@@ -212,7 +212,7 @@ def parse_space(text: str, where: str = "<space>") -> Space:
         raise SpaceError(f"{where}: TOML syntax error: {error}") from None
     except RecursionError:
         raise SpaceError(f"{where}: TOML syntax error: arrays or tables nested too deep") from None
-    _check_keys(data, TOP_KEYS, where)
+    check_keys(data, TOP_KEYS, where)
     stages = data.get("stage")
     if not isinstance(stages, list) or not stages:
         raise SpaceError(f"{where}: at least one [[stage]] table is required")
@@ -235,7 +235,8 @@ def parse_space(text: str, where: str = "<space>") -> Space:
     )
 
 
-def _check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+def check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """Every key of `table` must be known; an unknown one names the nearest valid key."""
     for key in table:
         if key not in known:
             raise SpaceError(f"{where}: {key} is not a known key{nearest(key, known)}")
@@ -271,7 +272,7 @@ def _check_kernel(kernel: Any, where: str) -> int:
 def _parse_attention(table: Any, where: str) -> tuple[str, ...]:
     if not isinstance(table, dict):
         raise SpaceError(f"{where} must be a table with `choices`, got {table!r}")
-    _check_keys(table, ("choices",), where)
+    check_keys(table, ("choices",), where)
     choices = _as_list(table.get("choices", ["eca"]), f"{where}.choices")
     for value in choices:
         if value not in ATTENTIONS:
@@ -306,7 +307,7 @@ def _parse_stages(tables: list[Any], where: str) -> tuple[StageSpace, ...]:
 def _parse_stage(table: Any, where: str) -> StageSpace:
     if not isinstance(table, dict):
         raise SpaceError(f"{where} must be a table, got {table!r}")
-    _check_keys(table, STAGE_KEYS, where)
+    check_keys(table, STAGE_KEYS, where)
     genes = {}
     for name in GENES:
         if name not in table:
