@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from nas.builder import build_model
-from nas.complexity import count, count_model
-from nas.genome import GENES, Genome, StageGene
-from nas.space import InputShape, Space, load_space
+from nas.model.builder import build_model
+from nas.model.complexity import count, count_model
+from nas.model.genome import GENES, Genome, StageGene
+from nas.model.space import InputShape, Space, load_space
 
 
 def sample(space: Space, rng: random.Random) -> Genome:

@@ -2,7 +2,7 @@
 
 Runs a real search on the default data and settings (seed.toml, digits 32x32,
 0.2G budget, 3 epochs a trial) in a temporary database, and splits each trial's
-wall time into the training loop proper (`nas.pipeline._fit`: epochs + per-epoch
+wall time into the training loop proper (`nas.train.experiment._fit`: epochs + per-epoch
 validation), the one test pass of the selected weights, and everything else, the
 overhead: sampling, counting, the budget gate, database writes (trial attributes,
 run rows, weights), model build.
@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
-from nas import pipeline
-from nas.search import Budget, SearchSettings, open_study, run_search
-from nas.space import load_space
-from nas.store import Store
+from nas.train import experiment
+from nas.study.search import Budget, SearchSettings, open_study, run_search
+from nas.model.space import load_space
+from nas.store.runs import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,13 +50,13 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fit_seconds: list[float] = []
     test_seconds: list[float] = []
-    pipeline._fit = timed(pipeline._fit, fit_seconds)
-    pipeline.accuracy = timed(pipeline.accuracy, test_seconds)
+    experiment._fit = timed(experiment._fit, fit_seconds)
+    experiment.accuracy = timed(experiment.accuracy, test_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/bench.db")
         space = load_space(ROOT / "search_spaces" / "seed.toml")
-        device = pipeline.resolve_device("cpu", args.threads)
-        ctx = pipeline.prepare(space, "digits", store, device=device)
+        device = experiment.resolve_device("cpu", args.threads)
+        ctx = experiment.prepare(space, "digits", store, device=device)
         settings = SearchSettings(study="bench", trials=args.trials, epochs=args.epochs,
                                   budget=Budget(flops=2e8))
         study = open_study(ctx, settings, "digits")

@@ -1,6 +1,6 @@
 """Time one student epoch four ways, side by side, alternating rounds to average out noise.
 
-(a) distillation: the real `nas.distill.train` path, loss from the space's [distill], teacher
+(a) distillation: the real `nas.train.distill.train` path, loss from the space's [distill], teacher
     outputs from the cached bank; (b) plain cross-entropy through the same path
     (`make_loss(None)`); (c) the data part alone: batch indexing + normalising the uint8 views
     (+ the bank rows), as `_epoch` does it; (d) the ceiling: bare forward + backward + step of
@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nas.builder import build_model
-from nas.config import REPORT_VIEWS, AugmentConfig
-from nas.data import parse_image_size
-from nas.distill import accuracy, make_loss, make_optimizer, train
-from nas.genome import Genome
-from nas.pipeline import Context, prepare
-from nas.space import load_space
-from nas.store import Store
+from nas.model.builder import build_model
+from nas.model.recipe import REPORT_VIEWS, AugmentConfig
+from nas.data.dataset import parse_image_size
+from nas.train.distill import accuracy, make_loss, make_optimizer, train
+from nas.model.genome import Genome
+from nas.train.experiment import Context, prepare
+from nas.model.space import load_space
+from nas.store.runs import Store
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 

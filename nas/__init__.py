@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nas._version import __version__
 from nas.errors import DataError, GenomeError, NasError, SpaceError, StoreError, TrainError
-from nas.genome import Genome, StageGene, parse_genome
-from nas.space import InputShape, Space, load_space
+from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.space import InputShape, Space, load_space
 
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from nas.builder import build_model
-    from nas.complexity import count
-    from nas.export import load
+    from nas.model.builder import build_model
+    from nas.model.complexity import count
+    from nas.study.export import load
 
 __all__ = [
     "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
@@ -26,7 +26,7 @@ __all__ = [
     "load_space", "parse_genome",
 ]
 
-_LAZY = {"build_model": "nas.builder", "count": "nas.complexity", "load": "nas.export"}
+_LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Optuna studies written the way nas/search.py writes them, for report and export tests.
 
 `add_trial` records a hand-made trial (no training); `add_trained` trains a genome
-with nas.pipeline and records it as a search trial would.
+with nas.train.experiment and records it as a search trial would.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import optuna
 
-from nas.genome import Genome
-from nas.pipeline import Context, train_genome
+from nas.model.genome import Genome
+from nas.train.experiment import Context, train_genome
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 COMPLETE = ("trained", "reused", "rejected")

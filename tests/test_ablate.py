@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nas import ablate as ablate_module
-from nas.ablate import load_ablation
+from nas.study import ablate as ablate_module
+from nas.study.ablate import load_ablation
 from nas.cli import main
 from nas.errors import SpaceError
-from nas.pipeline import train_genome
+from nas.train.experiment import train_genome
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "search_spaces" / "tiny.toml"
@@ -52,7 +52,7 @@ def test_ablation_trains_each_arm_and_seed_once(tmp_path: Path, capsys: pytest.C
         calls.append((str(genome), kwargs["seed"]))
         return train_genome(ctx, genome, **kwargs)
 
-    monkeypatch.setattr("nas.pipeline.train_genome", counting)
+    monkeypatch.setattr("nas.train.experiment.train_genome", counting)
     assert main(["ablate", str(path), "--storage", storage, "--quiet", "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert sorted(calls) == sorted([("[1,8,1,1,0] eca", 0), ("[1,8,1,1,0] eca", 1),

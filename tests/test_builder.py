@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from nas.arch import decode
-from nas.blocks import ECA, SE, ConvBNAct, FusedMBConv, MBConv
-from nas.builder import Student, build_model
-from nas.complexity import count
+from nas.model.decode import decode
+from nas.model.blocks import ECA, SE, ConvBNAct, FusedMBConv, MBConv
+from nas.model.builder import Student, build_model
+from nas.model.complexity import count
 from nas.errors import GenomeError
-from nas.genome import Genome, StageGene, parse_genome
-from nas.space import InputShape, load_space, parse_space
+from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.space import InputShape, load_space, parse_space
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
@@ -301,7 +301,7 @@ def test_efficientnetv2_s_matches_torchvision(efficientnets: tuple[nn.Module, St
 
 
 def test_efficientnetv2_s_counts_like_torchvision(efficientnets: tuple[nn.Module, Student, Genome]) -> None:
-    from nas.complexity import count_model
+    from nas.model.complexity import count_model
 
     reference, ours, genome = efficientnets
     space = load_space(SPACES / "efficientnetv2_s.toml")

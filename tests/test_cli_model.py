@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from nas.cli import main
-from nas.complexity import count
-from nas.genome import Genome, StageGene, parse_genome
-from nas.space import InputShape, Space, load_space
+from nas.model.complexity import count
+from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.space import InputShape, Space, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"

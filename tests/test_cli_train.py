@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from nas.cli import main
-from nas.complexity import count
-from nas.genome import Genome
-from nas.space import InputShape, load_space
-from nas.store import Store, bytes_to_state
+from nas.model.complexity import count
+from nas.model.genome import Genome
+from nas.model.space import InputShape, load_space
+from nas.store.runs import Store, bytes_to_state
 from tests.training import FAST_TEACHER, STUDENT, write_space
 
 

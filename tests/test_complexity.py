@@ -23,11 +23,11 @@ from ptflops.pytorch_ops import MODULES_MAPPING
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.builder import build_model
-from nas.complexity import Complexity, count, count_model
+from nas.model.builder import build_model
+from nas.model.complexity import Complexity, count, count_model
 from nas.errors import GenomeError
-from nas.genome import Genome, StageGene, parse_genome
-from nas.space import InputShape, Space, load_space
+from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.space import InputShape, Space, load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"

@@ -1,4 +1,4 @@
-"""nas.data and nas.augment: sources, honest splits, fingerprints, caches, fixed views."""
+"""nas.data.dataset and nas.data.augment: sources, honest splits, fingerprints, caches, fixed views."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import torch
 import torchvision.datasets
 from PIL import Image
 
-import nas.augment
-import nas.data
-import nas.folders
-from nas.config import AUGMENT_OPS, AugmentConfig
-from nas.data import (
+import nas.data.augment
+import nas.data.dataset
+import nas.data.folders
+from nas.model.recipe import AUGMENT_OPS, AugmentConfig
+from nas.data.dataset import (
     Split,
     build_views,
     default_image_size,
@@ -41,7 +41,7 @@ def _small_split(size: int, n: int = 16) -> Split:
     """`n` real digit images (two classes) resized to size x size."""
     pixels = np.stack(digit_images(3, n // 2) + digit_images(8, n - n // 2))
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
-    images = nas.data._resize(images, (size, size))
+    images = nas.data.dataset._resize(images, (size, size))
     return Split(images, torch.tensor([0] * (n // 2) + [1] * (n - n // 2)))
 
 
@@ -137,7 +137,7 @@ def test_digits_resized_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def fail(size: tuple[int, int]) -> None:
         raise RuntimeError("decoded again")
 
-    monkeypatch.setattr(nas.data, "_decode_digits", fail)
+    monkeypatch.setattr(nas.data.dataset, "_decode_digits", fail)
     second = load_data("digits", cache_dir=tmp_path)
     assert torch.equal(first.train.images, second.train.images)
     assert second.fingerprint == first.fingerprint
@@ -225,7 +225,7 @@ def test_folder_cache_hit(image_folder: Path, tmp_path: Path, monkeypatch: pytes
     def fail(data: bytes, size: tuple[int, int]) -> None:
         raise RuntimeError("decoded again")
 
-    monkeypatch.setattr(nas.folders, "_decode_image", fail)
+    monkeypatch.setattr(nas.data.folders, "_decode_image", fail)
     second = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
     assert second.fingerprint == first.fingerprint
     for name in ("train", "val", "test"):
@@ -414,7 +414,7 @@ def test_views_cache_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("augmented again")
 
-    monkeypatch.setattr(nas.augment, "augment_views", fail)
+    monkeypatch.setattr(nas.data.augment, "augment_views", fail)
     assert torch.equal(build_views(split, config, cache_dir=tmp_path).images, first.images)
     with pytest.raises(RuntimeError, match="augmented again"):  # another config, another key
         build_views(split, AugmentConfig(views=("blur+hflip",), blur_kernel=3), cache_dir=tmp_path)

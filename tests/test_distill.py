@@ -1,4 +1,4 @@
-"""nas.distill: the loss formulas by hand, the cosine schedule as the loop applies it,
+"""nas.train.distill: the loss formulas by hand, the cosine schedule as the loop applies it,
 best-validation selection, NaN as a status, and the training-only Projector."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from nas import distill
-from nas.builder import build_model
-from nas.config import DistillConfig, TrainConfig
-from nas.data import Split
-from nas.distill import (
+from nas.train import distill
+from nas.model.builder import build_model
+from nas.model.recipe import DistillConfig, TrainConfig
+from nas.data.dataset import Split
+from nas.train.distill import (
     Batches,
     EpochStats,
     Projector,

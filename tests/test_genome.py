@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.errors import GenomeError, NasError
-from nas.genome import ATTENTIONS, LIMITS, MAX_STAGES, Genome, StageGene, make_divisible, parse_genome
+from nas.model.genome import ATTENTIONS, LIMITS, MAX_STAGES, Genome, StageGene, make_divisible, parse_genome
 
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from nas.cli import main
 from nas.errors import StoreError
-from nas.report import (
+from nas.study.report import (
     ReportError,
     StudyData,
     TrialRow,

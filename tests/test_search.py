@@ -11,12 +11,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas import search as search_module
+from nas.study import search as search_module
 from nas.cli import main
-from nas.pareto import feasible_front, row_from_trial
-from nas.search import Budget, default_study_name
-from nas.space import load_space
-from nas.store import Store
+from nas.study.pareto import feasible_front, row_from_trial
+from nas.study.search import Budget, default_study_name
+from nas.model.space import load_space
+from nas.store.runs import Store
 from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,8 +200,8 @@ def test_search_report_export_reload_end_to_end(capsys: pytest.CaptureFixture[st
     import torch
 
     import nas
-    from nas.data import load_data
-    from nas.distill import accuracy
+    from nas.data.dataset import load_data
+    from nas.train.distill import accuracy
 
     db = tmp_path / "e2e.db"
     storage = f"sqlite:///{db}"

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.complexity import count
-from nas.config import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
+from nas.model.complexity import count
+from nas.model.recipe import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.errors import GenomeError, NasError, SpaceError
-from nas.genome import Genome, StageGene, parse_genome
-from nas.space import InputShape, ModelSettings, Space, load_space, parse_space
+from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.space import InputShape, ModelSettings, Space, load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
@@ -428,7 +428,7 @@ def test_fuzz_mutated_shipped_spaces(text: str) -> None:
 
 
 def test_every_shipped_space_loads() -> None:
-    from nas.space import load_space as load
+    from nas.model.space import load_space as load
 
     root = Path(__file__).resolve().parents[1] / "search_spaces"
     names = {load(path).name for path in sorted(root.glob("*.toml"))}

@@ -1,4 +1,4 @@
-"""nas.store on real SQLite files in tmp dirs and on a real PostgreSQL server."""
+"""nas.store.runs on real SQLite files in tmp dirs and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from nas.errors import StoreError
-from nas.store import (
+from nas.store.runs import (
     DEFAULT_URL,
     RunRecord,
     Store,

@@ -1,4 +1,4 @@
-"""nas.teacher: trained once and cached by fingerprint, deterministic, accuracies recorded;
+"""nas.train.teacher: trained once and cached by fingerprint, deterministic, accuracies recorded;
 torchvision teachers with a projection, weights files loaded safely or refused in one line."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import torch
 import torchvision
 from torch import nn
 
-from nas import teacher as teacher_module
-from nas.config import TeacherConfig
-from nas.data import build_views, load_data
-from nas.distill import accuracy
+from nas.train import teacher as teacher_module
+from nas.model.recipe import TeacherConfig
+from nas.data.dataset import build_views, load_data
+from nas.train.distill import accuracy
 from nas.errors import TrainError
-from nas.pipeline import Context, prepare
-from nas.space import Space, parse_space
-from nas.store import Store
-from nas.teacher import TorchvisionTeacher, build_teacher, fingerprint
+from nas.train.experiment import Context, prepare
+from nas.model.space import Space, parse_space
+from nas.store.runs import Store
+from nas.train.teacher import TorchvisionTeacher, build_teacher, fingerprint
 from tests.conftest import write_class
 from tests.training import FAST_TEACHER, space_text, states_equal, tiny_context
 

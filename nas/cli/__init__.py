@@ -1,7 +1,8 @@
 """The `nas` command: subcommands parse flags, call the library, print results.
 
-One module per family of subcommands (model, train, search, study, ablate), each with a
-`register(commands)`; what they share is in `nas.cli.common`.
+The top layer. One module per family of subcommands (model, train, search, report, ablate),
+each with a `register(commands)`; what they share is in `nas.cli.common`, and the console
+(`nas.cli.console`, rich) is used by the CLI only.
 
 Every NasError becomes one line on stderr and exit code 2 (`--debug` shows the
 traceback). Heavy modules (torch, optuna) are imported inside the subcommands
@@ -15,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from nas.cli import ablate, model, search, study, train
+from nas.cli import ablate, model, report, search, train
 from nas.errors import NasError
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = [
-    model.register, train.register, search.register, study.register, ablate.register,
+    model.register, train.register, search.register, report.register, ablate.register,
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import SpaceError
-from nas.space import DEFAULT_SPACE, InputShape, Space, load_space
+from nas.model.space import DEFAULT_SPACE, InputShape, Space, load_space
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,9 +73,9 @@ def data_flags(p: argparse.ArgumentParser) -> None:
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
                  check: Callable[[Any], None] | None = None) -> Any:
     """Space, store and shared training context (data, views, teacher) from the flags."""
-    from nas.data import parse_image_size
-    from nas.pipeline import prepare, resolve_device
-    from nas.store import Store
+    from nas.data.dataset import parse_image_size
+    from nas.train.experiment import prepare, resolve_device
+    from nas.store.runs import Store
 
     space = space or resolve_space(args.space)
     size = parse_image_size(args.image_size) if args.image_size else None

@@ -7,8 +7,8 @@ from typing import Any
 
 from nas.cli.common import classes_arg, emit_json, format_flops, input_arg, resolve_space
 from nas.errors import NasError
-from nas.genome import ATTENTIONS, Genome
-from nas.space import DEFAULT_SPACE, InputShape, Space
+from nas.model.genome import ATTENTIONS, Genome
+from nas.model.space import DEFAULT_SPACE, InputShape, Space
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -16,7 +16,7 @@ def cmd_count(args: argparse.Namespace) -> int:
     space = resolve_space(args.space)
     genome = Genome.parse(args.genome, args.attention)
     shape = args.input or space.input or InputShape()
-    from nas.complexity import count
+    from nas.model.complexity import count
 
     result = count(genome, space, shape=shape, classes=args.classes)
     built = genome.rounded(space.model.divisor)
@@ -28,7 +28,7 @@ def cmd_count(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(row)
         return 0
-    from nas.console import print_fields
+    from nas.cli.console import print_fields
 
     print_fields({
         "genome": genome.notation + ("" if built == genome else f"  (built as {built.notation})"),
@@ -52,7 +52,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     """Validate a space and summarise it: size, smallest and largest genome."""
     space = resolve_space(args.file)
     shape = args.input or space.input or InputShape()
-    from nas.complexity import count
+    from nas.model.complexity import count
 
 
     def extreme(largest: bool) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
         return 0
-    from nas.console import print_fields
+    from nas.cli.console import print_fields
 
     def describe(row: dict[str, Any]) -> str:
         return (f"{row['genome']} {row['attention']}: {format_flops(row['flops'])} FLOPs, "

@@ -16,16 +16,16 @@ from nas.cli.common import (
     teacher_fields,
 )
 from nas.errors import SpaceError
-from nas.space import InputShape, Space
+from nas.model.space import InputShape, Space
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
     import time
 
-    from nas.config import parse_duration, parse_quantity
-    from nas.console import ProgressView
-    from nas.search import Budget, SearchSettings, default_study_name, open_study, run_search
+    from nas.model.recipe import parse_duration, parse_quantity
+    from nas.cli.console import ProgressView
+    from nas.study.search import Budget, SearchSettings, default_study_name, open_study, run_search
 
     started = time.monotonic()
     space = resolve_space(args.space)
@@ -56,7 +56,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _check_budget(space: Space, data: Any, budget: Any) -> None:
     """Refuse a budget that not even the space's smallest genome fits, before any training."""
-    from nas.complexity import count
+    from nas.model.complexity import count
 
     shape = InputShape(3, *data.image_size)
     classes = len(data.classes)
@@ -88,7 +88,7 @@ def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
     if args.json:
         emit_json(row)
         return 0
-    from nas.console import print_fields
+    from nas.cli.console import print_fields
 
     print_fields({
         "study": f"{name}  ({ctx.store.url})",

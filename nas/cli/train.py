@@ -6,12 +6,12 @@ import argparse
 
 from nas.cli.common import data_flags, emit_json, format_flops, open_context, percent, teacher_fields
 from nas.errors import SpaceError
-from nas.genome import ATTENTIONS, Genome
+from nas.model.genome import ATTENTIONS, Genome
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     """Train the space's teacher once (or find it in the cache) and show its accuracy."""
-    from nas.console import ProgressView, print_fields
+    from nas.cli.console import ProgressView, print_fields
 
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view)
@@ -33,8 +33,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Distil one student from the (cached) teacher and report its accuracy."""
-    from nas.console import ProgressView, print_fields
-    from nas.pipeline import train_genome
+    from nas.cli.console import ProgressView, print_fields
+    from nas.train.experiment import train_genome
 
     genome = Genome.parse(args.genome, args.attention)
     if args.epochs is not None and args.epochs < 1:

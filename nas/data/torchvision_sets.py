@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from nas.errors import DataError
-from nas.splits import Pool, Progress, Split, resize
+from nas.data.splits import Pool, Progress, Split, resize
 
 TORCHVISION = {  # name -> (torchvision class, native (H, W), array layout)
     "cifar10": ("CIFAR10", (32, 32), "nhwc"),

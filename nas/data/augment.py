@@ -1,6 +1,6 @@
 """Fixed augmented views of a training split, made the way the report made them.
 
-A view is a '+'-joined list of ops from `nas.config.AUGMENT_OPS` ("blur+hflip").
+A view is a '+'-joined list of ops from `nas.model.recipe.AUGMENT_OPS` ("blur+hflip").
 Every image gets its own random draw, and a view is a pure function of
 (images, ops, config, seed): the caller's RNG is left untouched.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torchvision.transforms import v2
 
-from nas.config import AugmentConfig, view_ops
+from nas.model.recipe import AugmentConfig, view_ops
 from nas.errors import DataError
 
 Progress = Callable[[str, int, int], None]

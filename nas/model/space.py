@@ -3,7 +3,7 @@
 A space says, per stage, a fixed value or a list of choices for each gene
 `[t, c, n, s, fused]`, which trailing stages are optional, the model-wide
 settings (stem, head, channel divisor, SE width rule, ...), the attention
-choices, an optional input shape, and the recipe sections of `nas.config`.
+choices, an optional input shape, and the recipe sections of `nas.model.recipe`.
 Pure Python: no torch here.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nas.config import (
+from nas.model.recipe import (
     DistillConfig,
     SearchConfig,
     TeacherConfig,
@@ -24,7 +24,7 @@ from nas.config import (
     parse_section,
 )
 from nas.errors import GenomeError, SpaceError
-from nas.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
+from nas.model.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
 
 DEFAULT_SPACE = "search_spaces/seed.toml"
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import GenomeError, SpaceError
-from nas.genome import Genome
-from nas.space import check_keys
-from nas.store import RunRecord
+from nas.model.genome import Genome
+from nas.model.space import check_keys
+from nas.store.runs import RunRecord
 
 KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm")
 ARM_KEYS = ("name", "genome", "attention")
@@ -138,7 +138,7 @@ def run_ablation(ctx: Any, ablation: Ablation,
                  on_run: Callable[[Arm, int], tuple[Any, ...]] = lambda arm, seed: ()
                  ) -> list[ArmResult]:
     """Train every (arm, seed) not stored yet with this recipe; return the results per arm."""
-    from nas.pipeline import recipe, train_genome
+    from nas.train.experiment import recipe, train_genome
 
     epochs = ablation.epochs or ctx.space.train.epochs
     wanted = json.loads(json.dumps(recipe(ctx, epochs)))     # as stored: lists, not tuples

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli.common import emit_json, format_flops, parsed, percent, resolve_space
-from nas.config import parse_quantity
+from nas.model.recipe import parse_quantity
 from nas.errors import SpaceError
-from nas.space import DEFAULT_SPACE
+from nas.model.space import DEFAULT_SPACE
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The feasible Pareto front of a study with its teacher and totals, or the list of studies."""
-    from nas import render, report
+    from nas.study import render, report
 
     budget_flops = parsed(args.budget_flops, "--budget-flops", parse_quantity)
     budget_params = parsed(args.budget_params, "--budget-params", parse_quantity)
@@ -28,7 +28,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**report.summary_json(summary), "plot": args.plot})
         return 0
-    from nas.console import console, print_fields
+    from nas.cli.console import console, print_fields
 
     print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
     console.print(render.front_table(summary))
@@ -39,14 +39,14 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
     """The study list `nas report` shows when the storage holds several and none was named."""
     from dataclasses import asdict
 
-    from nas import render, report
-    from nas.store import normalize_url
+    from nas.study import render, report
+    from nas.store.runs import normalize_url
 
     storage = report.safe_url(normalize_url(args.storage))
     if args.json:
         emit_json({"storage": storage, "studies": [asdict(s) for s in studies]})
         return 0
-    from nas.console import console
+    from nas.cli.console import console
 
     console.print(render.studies_table(studies, storage))
     return 0
@@ -54,8 +54,8 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial."""
-    from nas import export, report
-    from nas.store import Store
+    from nas.study import export, report
+    from nas.store.runs import Store
 
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
@@ -76,9 +76,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     """Train the trial's genome again in the study's context; warn if the teacher changed."""
-    from nas import export
-    from nas.console import ProgressView, err_console
-    from nas.pipeline import resolve_device
+    from nas.study import export
+    from nas.cli.console import ProgressView, err_console
+    from nas.train.experiment import resolve_device
 
     space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))
     with ProgressView(args.quiet) as view:
@@ -91,7 +91,7 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
 
 
 def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> None:
-    from nas.console import print_fields
+    from nas.cli.console import print_fields
 
     metrics, retrained = checkpoint["metrics"], checkpoint["retrained"]
     print_fields({

@@ -2,7 +2,7 @@
 
 `read_study` turns an Optuna study written by `nas search` (directions: max val
 accuracy, min FLOPs, min params; per-trial user attributes, see nas/search.py)
-into plain `TrialRow`s; `summarize` computes the front and totals. `nas.render`
+into plain `TrialRow`s; `summarize` computes the front and totals. `nas.study.render`
 draws a `Summary` as tables and a plot; nothing here prints.
 """
 
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from nas.config import nearest
-from nas.database import normalize_url, safe_url
+from nas.model.recipe import nearest
+from nas.store.database import normalize_url, safe_url
 from nas.errors import ReportError, StoreError
-from nas.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
+from nas.study.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,
     TrialRow,
     dominates,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.genome import Genome, make_divisible
-from nas.space import ModelSettings, StageOverride
+from nas.model.genome import Genome, make_divisible
+from nas.model.space import ModelSettings, StageOverride
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas.arch import decode
-from nas.blocks import ConvBNAct
-from nas.builder import Student
-from nas.config import TeacherConfig, nearest
-from nas.data import Dataset, Views
-from nas.distill import Batches, EpochCallback, TeacherBank, accuracy, make_loss, predict, train
+from nas.model.decode import decode
+from nas.model.blocks import ConvBNAct
+from nas.model.builder import Student
+from nas.model.recipe import TeacherConfig, nearest
+from nas.data.dataset import Dataset, Views
+from nas.train.distill import Batches, EpochCallback, TeacherBank, accuracy, make_loss, predict, train
 from nas.errors import TrainError
-from nas.genome import Genome
-from nas.space import Space
-from nas.store import Store, TeacherRecord, bytes_to_state, state_to_bytes
+from nas.model.genome import Genome
+from nas.model.space import Space
+from nas.store.runs import Store, TeacherRecord, bytes_to_state, state_to_bytes
 
 FORMAT = 1
 

@@ -3,7 +3,7 @@
 Sources: scikit-learn's digits, an ImageFolder directory, or a torchvision data
 set. Validation is carved out of the training data before any augmentation and
 test is never used for selection (the report did both wrong, see SEED.md).
-Decoders live in nas.folders and nas.torchvision_sets, the disk cache in nas.cache.
+Decoders live in nas.data.folders and nas.data.torchvision_sets, the disk cache in nas.data.cache.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas import augment
-from nas.cache import (
+from nas.data import augment
+from nas.data.cache import (
     FORMAT,
     POOL_KEYS,
     cache_root,
@@ -30,12 +30,12 @@ from nas.cache import (
     views_fingerprint,
     write_cache,
 )
-from nas.config import AugmentConfig, nearest
+from nas.model.recipe import AugmentConfig, nearest
 from nas.errors import DataError
-from nas.folders import decode_folder, folder_key, scan_folder
-from nas.splits import Pool, Progress, Split, split_test, stratified_split, take
-from nas.splits import resize as _resize
-from nas.torchvision_sets import TORCHVISION, decode_torchvision
+from nas.data.folders import decode_folder, folder_key, scan_folder
+from nas.data.splits import Pool, Progress, Split, split_test, stratified_split, take
+from nas.data.splits import resize as _resize
+from nas.data.torchvision_sets import TORCHVISION, decode_torchvision
 
 Triple = tuple[float, float, float]
 

@@ -1,4 +1,4 @@
-"""nas.pipeline.train_genome: bit-identical reruns, what is stored, best-validation weights
+"""nas.train.experiment.train_genome: bit-identical reruns, what is stored, best-validation weights
 tested once, NaN as a stored status, and the projector kept out of the student."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nas import distill, pipeline
-from nas.builder import build_model
-from nas.complexity import count
-from nas.data import Split
-from nas.distill import EpochStats, accuracy
-from nas.genome import Genome
-from nas.pipeline import Context, train_genome
-from nas.store import bytes_to_state
+from nas.train import distill
+from nas.train import experiment
+from nas.model.builder import build_model
+from nas.model.complexity import count
+from nas.data.dataset import Split
+from nas.train.distill import EpochStats, accuracy
+from nas.model.genome import Genome
+from nas.train.experiment import Context, train_genome
+from nas.store.runs import bytes_to_state
 from tests.training import FAST_TEACHER, STUDENT, states_equal, tiny_context
 
 GENOME = Genome.parse(STUDENT, "eca")
@@ -26,7 +27,7 @@ GENOME = Genome.parse(STUDENT, "eca")
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> Context:
-    return tiny_context(tmp_path_factory.mktemp("pipeline"))
+    return tiny_context(tmp_path_factory.mktemp("experiment"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def scripted_val(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[list
     """Validation accuracy 0.2, 0.6, 0.4, 0.3 per epoch; test accuracy calls are recorded."""
     scripted = iter([0.2, 0.6, 0.4, 0.3])
     calls: list[str] = []
-    real = pipeline.accuracy
+    real = experiment.accuracy
 
     def fake_val(model: torch.nn.Module, split: Split, *args: object) -> float:
         assert split is ctx.data.val, "training looked at a split other than validation"
@@ -96,7 +97,7 @@ def scripted_val(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[list
         return real(model, split, *args)
 
     monkeypatch.setattr(distill, "accuracy", fake_val)
-    monkeypatch.setattr(pipeline, "accuracy", counted)
+    monkeypatch.setattr(experiment, "accuracy", counted)
     yield calls
 
 
@@ -113,7 +114,7 @@ def test_best_validation_epoch_is_stored_and_tested_once(ctx: Context, scripted_
         snapshots[stats.epoch] = copy.deepcopy(models[0].state_dict())
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("nas.pipeline.build_model", spy_build)
+        patch.setattr("nas.train.experiment.build_model", spy_build)
         run = train_genome(ctx, GENOME, epochs=4, seed=3, callbacks=(snapshot,))
     assert (run.best_epoch, run.val_accuracy) == (2, 0.6)
     stored = bytes_to_state(ctx.store.get_run(run.id).weights)
@@ -135,7 +136,7 @@ def test_exploding_lr_stores_status_nan(ctx: Context) -> None:
 def test_nan_loss_from_epoch_two_keeps_epoch_one(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     steps = -(-len(ctx.batches.labels) // ctx.space.train.batch_size)
     calls = {"n": 0}
-    real = pipeline.make_loss
+    real = experiment.make_loss
 
     def poisoned_loss(config: object) -> distill.LossFn:
         loss = real(config)
@@ -145,7 +146,7 @@ def test_nan_loss_from_epoch_two_keeps_epoch_one(ctx: Context, monkeypatch: pyte
             return loss(*args) * (float("nan") if calls["n"] > steps else 1.0)
         return inner
 
-    monkeypatch.setattr(pipeline, "make_loss", poisoned_loss)
+    monkeypatch.setattr(experiment, "make_loss", poisoned_loss)
     run = train_genome(ctx, GENOME, epochs=3, seed=0)
     stored = ctx.store.get_run(run.id)
     assert (stored.status, stored.best_epoch, len(stored.history)) == ("nan", 1, 1)
@@ -162,7 +163,7 @@ def test_projector_trains_a_wider_teacher_but_is_not_stored(wide_ctx: Context,
             super().__init__(student, student_dim, teacher_dim)
             built.append(self)
 
-    monkeypatch.setattr(pipeline, "Projector", Spy)
+    monkeypatch.setattr(experiment, "Projector", Spy)
     run = train_genome(wide_ctx, GENOME, epochs=1, seed=0)
     assert len(built) == 1 and built[0].project.weight.shape == (64, 32)
     state = bytes_to_state(run.weights)
@@ -176,7 +177,7 @@ def test_logit_loss_needs_no_projector(wide_ctx: Context, monkeypatch: pytest.Mo
     def refuse(*args: object) -> None:
         raise AssertionError("a projector was built for the logit loss")
 
-    monkeypatch.setattr(pipeline, "Projector", refuse)
+    monkeypatch.setattr(experiment, "Projector", refuse)
     space = replace(wide_ctx.space, distill=replace(wide_ctx.space.distill, loss="logit"))
     run = train_genome(replace(wide_ctx, space=space), GENOME, epochs=1, seed=0)
     assert run.status == "ok" and run.recipe["distill"]["loss"] == "logit"

@@ -6,7 +6,7 @@ recorded as a rejected trial with a positive constraint, and never trained, so
 the sampler learns the region is infeasible. A genome already trained in the
 study is not trained again: its stored result is reused.
 
-What a study holds (read by `nas.report` and `nas.export`):
+What a study holds (read by `nas.study.report` and `nas.study.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher.
 - trial.user_attrs: genome, attention, flops, params, outcome (trained | reused |
   rejected | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
@@ -25,13 +25,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.complexity import count
+from nas.model.complexity import count
 from nas.errors import NasError, SpaceError
-from nas.genome import GENES, Genome, StageGene
-from nas.pareto import TrialRow, feasible_front, row_from_trial
-from nas.pipeline import Context, train_genome
-from nas.space import Space
-from nas.store import RunRecord, tune_engine
+from nas.model.genome import GENES, Genome, StageGene
+from nas.study.pareto import TrialRow, feasible_front, row_from_trial
+from nas.train.experiment import Context, train_genome
+from nas.model.space import Space
+from nas.store.runs import RunRecord, tune_engine
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 30

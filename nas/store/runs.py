@@ -4,7 +4,7 @@ The tables live in the same database as the Optuna study (one SQLite file, or on
 PostgreSQL URL when many machines share a study), and student weights are stored
 in them, so that one URL holds everything. `Store.session` is the one place that
 commits, rolls back and turns driver errors into `StoreError`. The tables are defined
-in nas.tables, URLs and engines are made in nas.database.
+in nas.store.tables, URLs and engines are made in nas.store.database.
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from nas.config import nearest
-from nas.database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
-from nas.database import DEFAULT_URL as DEFAULT_URL
-from nas.database import SCHEMES as SCHEMES
-from nas.database import SQLITE_SUFFIXES as SQLITE_SUFFIXES
-from nas.database import make_engine, normalize_url, safe_url, sqlite_path
-from nas.database import tune_engine as tune_engine
+from nas.model.recipe import nearest
+from nas.store.database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
+from nas.store.database import DEFAULT_URL as DEFAULT_URL
+from nas.store.database import SCHEMES as SCHEMES
+from nas.store.database import SQLITE_SUFFIXES as SQLITE_SUFFIXES
+from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
+from nas.store.database import tune_engine as tune_engine
 from nas.errors import StoreError
-from nas.tables import Base, Blob, Run, Teacher
-from nas.tables import FiniteFloat as FiniteFloat
-from nas.tables import UTCDateTime as UTCDateTime
+from nas.store.tables import Base, Blob, Run, Teacher
+from nas.store.tables import FiniteFloat as FiniteFloat
+from nas.store.tables import UTCDateTime as UTCDateTime
 
 if TYPE_CHECKING:
     import torch

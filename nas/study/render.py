@@ -1,6 +1,6 @@
 """Tables and plots of study reports and ablations: rich Tables the CLI prints, matplotlib PNGs.
 
-Rendering only: the numbers come from `nas.report.Summary` and `nas.ablate`; nothing here prints.
+Rendering only: the numbers come from `nas.study.report.Summary` and `nas.study.ablate`; nothing here prints.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from nas.report import ReportError, StudyInfo, Summary, unique_genomes
+from nas.study.report import ReportError, StudyInfo, Summary, unique_genomes
 
 
 def flops_text(flops: int) -> str:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.arch import Arch, BlockSpec, decode
-from nas.genome import Genome
-from nas.space import InputShape, Space
+from nas.model.decode import Arch, BlockSpec, decode
+from nas.model.genome import Genome
+from nas.model.space import InputShape, Space
 
 Rule = Callable[[nn.Module, torch.Tensor, torch.Tensor], int]
 

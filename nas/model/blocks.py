@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch import BlockSpec
+from nas.model.decode import BlockSpec
 
 
 class ConvBNAct(nn.Sequential):

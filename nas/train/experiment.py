@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from nas import __version__
-from nas.builder import build_model
-from nas.complexity import count
-from nas.data import Dataset, Views, build_views, default_image_size, load_data
-from nas.distill import (
+from nas._version import __version__
+from nas.model.builder import build_model
+from nas.model.complexity import count
+from nas.data.dataset import Dataset, Views, build_views, default_image_size, load_data
+from nas.train.distill import (
     Batches,
     EpochCallback,
     Projector,
@@ -29,10 +29,10 @@ from nas.distill import (
     train,
 )
 from nas.errors import TrainError
-from nas.genome import Genome
-from nas.space import InputShape, Space
-from nas.store import RunRecord, Store, state_to_bytes
-from nas.teacher import Teacher, get_teacher, teacher_bank
+from nas.model.genome import Genome
+from nas.model.space import InputShape, Space
+from nas.store.runs import RunRecord, Store, state_to_bytes
+from nas.train.teacher import Teacher, get_teacher, teacher_bank
 
 ProgressFn = Callable[[str, int, int], None]
 

@@ -7,10 +7,10 @@ import math
 import torch
 from torch import nn
 
-from nas.arch import Arch, decode
-from nas.blocks import BLOCKS, ConvBNAct
-from nas.genome import Genome
-from nas.space import Space
+from nas.model.decode import Arch, decode
+from nas.model.blocks import BLOCKS, ConvBNAct
+from nas.model.genome import Genome
+from nas.model.space import Space
 
 
 class Student(nn.Module):

@@ -1,6 +1,6 @@
 """In-memory uint8 splits: the Split and Pool records, stratified splitting and resizing.
 
-The shared lower layer of nas.data and its decoders (nas.folders, nas.torchvision_sets).
+The shared lower layer of nas.data.dataset and its decoders (nas.data.folders, nas.data.torchvision_sets).
 """
 
 from __future__ import annotations

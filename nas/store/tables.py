@@ -1,6 +1,6 @@
 """The nas_ tables: SQLAlchemy models of teachers, runs and blobs, and their portable column types.
 
-Column names match the record dataclasses of nas.store, which maps rows to records.
+Column names match the record dataclasses of nas.store.runs, which maps rows to records.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from nas.errors import DataError
-from nas.splits import Pool, Progress, Split, split_test
+from nas.data.splits import Pool, Progress, Split, split_test
 
 _UNREADABLE = (
     OSError,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from nas.config import nearest
+from nas.model.recipe import nearest
 from nas.errors import StoreError
 
 DEFAULT_URL = "sqlite:///studies.db"

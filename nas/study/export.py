@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 
-from nas import __version__
-from nas.arch import decode
-from nas.builder import Student
+from nas._version import __version__
+from nas.model.decode import decode
+from nas.model.builder import Student
 from nas.errors import CheckpointError
-from nas.genome import Genome
-from nas.report import ReportError, StudyData, TrialRow
-from nas.space import InputShape, ModelSettings, Space, StageOverride
-from nas.store import RunRecord, Store, bytes_to_state
+from nas.model.genome import Genome
+from nas.study.report import ReportError, StudyData, TrialRow
+from nas.model.space import InputShape, ModelSettings, Space, StageOverride
+from nas.store.runs import RunRecord, Store, bytes_to_state
 
 FORMAT = 1
 KIND = "nas.student"
@@ -77,7 +77,7 @@ def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs:
             device: torch.device, *, progress: Any = None,
             callbacks: tuple[Any, ...] = ()) -> RunRecord:
     """Train the run's genome again for `epochs` in the study's context (same data, teacher)."""
-    from nas.pipeline import prepare, train_genome
+    from nas.train.experiment import prepare, train_genome
 
     info = data.info
     size = tuple(info["image_size"]) if info.get("image_size") else None
