@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.model.recipe import REPORT_VIEWS, AugmentConfig
 from nas.data.dataset import build_views, load_data, parse_image_size
+from nas.model.recipe import REPORT_VIEWS, AugmentConfig
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 

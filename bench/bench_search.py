@@ -22,10 +22,10 @@ from typing import Any
 
 import optuna
 
-from nas.train import experiment
-from nas.study.search import Budget, SearchSettings, open_study, run_search
 from nas.model.space import load_space
 from nas.store.runs import Store
+from nas.study.search import Budget, SearchSettings, open_study, run_search
+from nas.train import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 

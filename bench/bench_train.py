@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nas.model.builder import build_model
-from nas.model.recipe import REPORT_VIEWS, AugmentConfig
 from nas.data.dataset import parse_image_size
-from nas.train.distill import accuracy, make_loss, make_optimizer, train
+from nas.model.builder import build_model
 from nas.model.genome import Genome
-from nas.train.experiment import Context, prepare
+from nas.model.recipe import REPORT_VIEWS, AugmentConfig
 from nas.model.space import load_space
 from nas.store.runs import Store
+from nas.train.distill import accuracy, make_loss, make_optimizer, train
+from nas.train.experiment import Context, prepare
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 

@@ -14,7 +14,6 @@ from nas.errors import DataError, GenomeError, NasError, SpaceError, StoreError,
 from nas.model.genome import Genome, StageGene, parse_genome
 from nas.model.space import InputShape, Space, load_space
 
-
 if TYPE_CHECKING:
     from nas.model.builder import build_model
     from nas.model.complexity import count

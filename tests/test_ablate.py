@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nas.study import ablate as ablate_module
-from nas.study.ablate import load_ablation
 from nas.cli import main
 from nas.errors import SpaceError
+from nas.study import ablate as ablate_module
+from nas.study.ablate import load_ablation
 from nas.train.experiment import train_genome
 
 ROOT = Path(__file__).resolve().parents[1]

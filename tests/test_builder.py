@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from nas.model.decode import decode
+from nas.errors import GenomeError
 from nas.model.blocks import ECA, SE, ConvBNAct, FusedMBConv, MBConv
 from nas.model.builder import Student, build_model
 from nas.model.complexity import count
-from nas.errors import GenomeError
+from nas.model.decode import decode
 from nas.model.genome import Genome, StageGene, parse_genome
 from nas.model.space import InputShape, load_space, parse_space
 

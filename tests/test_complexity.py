@@ -23,9 +23,9 @@ from ptflops.pytorch_ops import MODULES_MAPPING
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas.errors import GenomeError
 from nas.model.builder import build_model
 from nas.model.complexity import Complexity, count, count_model
-from nas.errors import GenomeError
 from nas.model.genome import Genome, StageGene, parse_genome
 from nas.model.space import InputShape, Space, load_space
 

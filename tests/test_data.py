@@ -16,7 +16,6 @@ from PIL import Image
 import nas.data.augment
 import nas.data.dataset
 import nas.data.folders
-from nas.model.recipe import AUGMENT_OPS, AugmentConfig
 from nas.data.dataset import (
     Split,
     build_views,
@@ -27,6 +26,7 @@ from nas.data.dataset import (
     stratified_split,
 )
 from nas.errors import DataError
+from nas.model.recipe import AUGMENT_OPS, AugmentConfig
 from tests.conftest import digit_images, write_class
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from nas.train import distill
+from nas.data.dataset import Split
 from nas.model.builder import build_model
 from nas.model.recipe import DistillConfig, TrainConfig
-from nas.data.dataset import Split
+from nas.train import distill
 from nas.train.distill import (
     Batches,
     EpochStats,

@@ -10,15 +10,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nas.train import distill
-from nas.train import experiment
+from nas.data.dataset import Split
 from nas.model.builder import build_model
 from nas.model.complexity import count
-from nas.data.dataset import Split
-from nas.train.distill import EpochStats, accuracy
 from nas.model.genome import Genome
-from nas.train.experiment import Context, train_genome
 from nas.store.runs import bytes_to_state
+from nas.train import distill, experiment
+from nas.train.distill import EpochStats, accuracy
+from nas.train.experiment import Context, train_genome
 from tests.training import FAST_TEACHER, STUDENT, states_equal, tiny_context
 
 GENOME = Genome.parse(STUDENT, "eca")

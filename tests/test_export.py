@@ -15,14 +15,14 @@ import torch
 
 import nas
 from nas.cli import main
-from nas.model.complexity import count
 from nas.data.dataset import Dataset, load_data, normalize
-from nas.train.distill import accuracy
-from nas.study.export import CheckpointError, best_trial, read_checkpoint
-from nas.train.experiment import Context, prepare
-from nas.study.report import ReportError, TrialRow
+from nas.model.complexity import count
 from nas.model.space import InputShape, load_space
 from nas.store.runs import RunRecord, Store, bytes_to_state
+from nas.study.export import CheckpointError, best_trial, read_checkpoint
+from nas.study.report import ReportError, TrialRow
+from nas.train.distill import accuracy
+from nas.train.experiment import Context, prepare
 from tests.studies import add_trained, add_trial, new_study
 
 TINY = Path(__file__).resolve().parents[1] / "search_spaces" / "tiny.toml"

@@ -11,12 +11,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.study import search as search_module
 from nas.cli import main
-from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.search import Budget, default_study_name
 from nas.model.space import load_space
 from nas.store.runs import Store
+from nas.study import search as search_module
+from nas.study.pareto import feasible_front, row_from_trial
+from nas.study.search import Budget, default_study_name
 from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.model.complexity import count
-from nas.model.recipe import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.errors import GenomeError, NasError, SpaceError
+from nas.model.complexity import count
 from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.recipe import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.model.space import InputShape, ModelSettings, Space, load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[1]

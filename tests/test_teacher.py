@@ -11,14 +11,14 @@ import torch
 import torchvision
 from torch import nn
 
-from nas.train import teacher as teacher_module
-from nas.model.recipe import TeacherConfig
 from nas.data.dataset import build_views, load_data
-from nas.train.distill import accuracy
 from nas.errors import TrainError
-from nas.train.experiment import Context, prepare
+from nas.model.recipe import TeacherConfig
 from nas.model.space import Space, parse_space
 from nas.store.runs import Store
+from nas.train import teacher as teacher_module
+from nas.train.distill import accuracy
+from nas.train.experiment import Context, prepare
 from nas.train.teacher import TorchvisionTeacher, build_teacher, fingerprint
 from tests.conftest import write_class
 from tests.training import FAST_TEACHER, space_text, states_equal, tiny_context

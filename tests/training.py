@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from nas.train.experiment import Context, prepare
 from nas.model.space import parse_space
 from nas.store.runs import Store
+from nas.train.experiment import Context, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "search_spaces" / "tiny.toml"

@@ -9,9 +9,9 @@ from nas.cli.common import data_flags, emit_json, open_context, teacher_fields
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Train what is missing of an ablation and print its table (mean and spread over seeds)."""
+    from nas.cli.console import ProgressView, console
     from nas.study import render
     from nas.study.ablate import load_ablation, run_ablation
-    from nas.cli.console import ProgressView, console
 
     ablation = load_ablation(args.file)
     args.space = args.space or ablation.space

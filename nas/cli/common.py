@@ -74,8 +74,8 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
                  check: Callable[[Any], None] | None = None) -> Any:
     """Space, store and shared training context (data, views, teacher) from the flags."""
     from nas.data.dataset import parse_image_size
-    from nas.train.experiment import prepare, resolve_device
     from nas.store.runs import Store
+    from nas.train.experiment import prepare, resolve_device
 
     space = space or resolve_space(args.space)
     size = parse_image_size(args.image_size) if args.image_size else None

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli.common import emit_json, format_flops, parsed, percent, resolve_space
-from nas.model.recipe import parse_quantity
 from nas.errors import SpaceError
+from nas.model.recipe import parse_quantity
 from nas.model.space import DEFAULT_SPACE
 
 
@@ -39,8 +39,8 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
     """The study list `nas report` shows when the storage holds several and none was named."""
     from dataclasses import asdict
 
-    from nas.study import render, report
     from nas.store.runs import normalize_url
+    from nas.study import render, report
 
     storage = report.safe_url(normalize_url(args.storage))
     if args.json:
@@ -54,8 +54,8 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial."""
-    from nas.study import export, report
     from nas.store.runs import Store
+    from nas.study import export, report
 
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
@@ -76,8 +76,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     """Train the trial's genome again in the study's context; warn if the teacher changed."""
-    from nas.study import export
     from nas.cli.console import ProgressView, err_console
+    from nas.study import export
     from nas.train.experiment import resolve_device
 
     space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))

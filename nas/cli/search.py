@@ -23,8 +23,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
     import time
 
-    from nas.model.recipe import parse_duration, parse_quantity
     from nas.cli.console import ProgressView
+    from nas.model.recipe import parse_duration, parse_quantity
     from nas.study.search import Budget, SearchSettings, default_study_name, open_study, run_search
 
     started = time.monotonic()

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torchvision.transforms import v2
 
-from nas.model.recipe import AugmentConfig, view_ops
 from nas.errors import DataError
+from nas.model.recipe import AugmentConfig, view_ops
 
 Progress = Callable[[str, int, int], None]
 Transform = Callable[[torch.Tensor], torch.Tensor]

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from nas.model.recipe import AugmentConfig
-from nas.errors import DataError
 from nas.data.splits import Pool, Split
+from nas.errors import DataError
+from nas.model.recipe import AugmentConfig
 
 FORMAT = 1  # bump when decoding or the cache layout changes
 _BAD_CACHE = (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError)

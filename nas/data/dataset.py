@@ -30,12 +30,12 @@ from nas.data.cache import (
     views_fingerprint,
     write_cache,
 )
-from nas.model.recipe import AugmentConfig, nearest
-from nas.errors import DataError
 from nas.data.folders import decode_folder, folder_key, scan_folder
 from nas.data.splits import Pool, Progress, Split, split_test, stratified_split, take
 from nas.data.splits import resize as _resize
 from nas.data.torchvision_sets import TORCHVISION, decode_torchvision
+from nas.errors import DataError
+from nas.model.recipe import AugmentConfig, nearest
 
 Triple = tuple[float, float, float]
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nas.errors import DataError
 from nas.data.splits import Pool, Progress, Split, split_test
+from nas.errors import DataError
 
 _UNREADABLE = (
     OSError,

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.errors import DataError
 from nas.data.splits import Pool, Progress, Split, resize
+from nas.errors import DataError
 
 TORCHVISION = {  # name -> (torchvision class, native (H, W), array layout)
     "cifar10": ("CIFAR10", (32, 32), "nhwc"),

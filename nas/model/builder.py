@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from nas.model.decode import Arch, decode
 from nas.model.blocks import BLOCKS, ConvBNAct
+from nas.model.decode import Arch, decode
 from nas.model.genome import Genome
 from nas.model.space import Space
 

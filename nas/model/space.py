@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.errors import GenomeError, SpaceError
+from nas.model.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
 from nas.model.recipe import (
     DistillConfig,
     SearchConfig,
@@ -23,8 +25,6 @@ from nas.model.recipe import (
     nearest,
     parse_section,
 )
-from nas.errors import GenomeError, SpaceError
-from nas.model.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
 
 DEFAULT_SPACE = "search_spaces/seed.toml"
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",

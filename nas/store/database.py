@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from nas.model.recipe import nearest
 from nas.errors import StoreError
+from nas.model.recipe import nearest
 
 DEFAULT_URL = "sqlite:///studies.db"
 SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
+from nas.errors import StoreError
 from nas.model.recipe import nearest
 from nas.store.database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
 from nas.store.database import DEFAULT_URL as DEFAULT_URL
@@ -33,7 +34,6 @@ from nas.store.database import SCHEMES as SCHEMES
 from nas.store.database import SQLITE_SUFFIXES as SQLITE_SUFFIXES
 from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
 from nas.store.database import tune_engine as tune_engine
-from nas.errors import StoreError
 from nas.store.tables import Base, Blob, Run, Teacher
 from nas.store.tables import FiniteFloat as FiniteFloat
 from nas.store.tables import UTCDateTime as UTCDateTime

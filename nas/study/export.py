@@ -18,13 +18,13 @@ from typing import Any
 import torch
 
 from nas._version import __version__
-from nas.model.decode import decode
-from nas.model.builder import Student
 from nas.errors import CheckpointError
+from nas.model.builder import Student
+from nas.model.decode import decode
 from nas.model.genome import Genome
-from nas.study.report import ReportError, StudyData, TrialRow
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride
 from nas.store.runs import RunRecord, Store, bytes_to_state
+from nas.study.report import ReportError, StudyData, TrialRow
 
 FORMAT = 1
 KIND = "nas.student"

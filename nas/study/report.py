@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from nas.errors import ReportError, StoreError
 from nas.model.recipe import nearest
 from nas.store.database import normalize_url, safe_url
-from nas.errors import ReportError, StoreError
 from nas.study.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,
     TrialRow,

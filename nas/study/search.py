@@ -25,13 +25,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.model.complexity import count
 from nas.errors import NasError, SpaceError
+from nas.model.complexity import count
 from nas.model.genome import GENES, Genome, StageGene
-from nas.study.pareto import TrialRow, feasible_front, row_from_trial
-from nas.train.experiment import Context, train_genome
 from nas.model.space import Space
 from nas.store.runs import RunRecord, tune_engine
+from nas.study.pareto import TrialRow, feasible_front, row_from_trial
+from nas.train.experiment import Context, train_genome
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 HEARTBEAT_S = 30

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.model.recipe import DistillConfig, TrainConfig
 from nas.data.dataset import Split, normalize
+from nas.model.recipe import DistillConfig, TrainConfig
 
 
 @dataclass(frozen=True)

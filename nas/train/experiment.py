@@ -15,9 +15,13 @@ from typing import Any
 import torch
 
 from nas._version import __version__
+from nas.data.dataset import Dataset, Views, build_views, default_image_size, load_data
+from nas.errors import TrainError
 from nas.model.builder import build_model
 from nas.model.complexity import count
-from nas.data.dataset import Dataset, Views, build_views, default_image_size, load_data
+from nas.model.genome import Genome
+from nas.model.space import InputShape, Space
+from nas.store.runs import RunRecord, Store, state_to_bytes
 from nas.train.distill import (
     Batches,
     EpochCallback,
@@ -28,10 +32,6 @@ from nas.train.distill import (
     make_loss,
     train,
 )
-from nas.errors import TrainError
-from nas.model.genome import Genome
-from nas.model.space import InputShape, Space
-from nas.store.runs import RunRecord, Store, state_to_bytes
 from nas.train.teacher import Teacher, get_teacher, teacher_bank
 
 ProgressFn = Callable[[str, int, int], None]

@@ -18,16 +18,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas.model.decode import decode
+from nas.data.dataset import Dataset, Views
+from nas.errors import TrainError
 from nas.model.blocks import ConvBNAct
 from nas.model.builder import Student
-from nas.model.recipe import TeacherConfig, nearest
-from nas.data.dataset import Dataset, Views
-from nas.train.distill import Batches, EpochCallback, TeacherBank, accuracy, make_loss, predict, train
-from nas.errors import TrainError
+from nas.model.decode import decode
 from nas.model.genome import Genome
+from nas.model.recipe import TeacherConfig, nearest
 from nas.model.space import Space
 from nas.store.runs import Store, TeacherRecord, bytes_to_state, state_to_bytes
+from nas.train.distill import Batches, EpochCallback, TeacherBank, accuracy, make_loss, predict, train
 
 FORMAT = 1
 
