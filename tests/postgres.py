@@ -26,7 +26,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from nas.store.runs import normalize_url
+from nas.store.database import normalize_url
 
 ENV_URL = "NAS_TEST_POSTGRES_URL"
 SUPERUSER = "nas"

@@ -15,16 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from nas.errors import StoreError
-from nas.store.runs import (
-    DEFAULT_URL,
-    RunRecord,
-    Store,
-    Teacher,
-    TeacherRecord,
-    bytes_to_state,
-    normalize_url,
-    state_to_bytes,
-)
+from nas.store.database import DEFAULT_URL, normalize_url
+from nas.store.runs import RunRecord, Store, TeacherRecord, bytes_to_state, state_to_bytes
+from nas.store.tables import Teacher
 from tests.postgres import free_port, postgres_db, postgres_url  # noqa: F401
 
 GENOME = "[2,8,6,1,0] [2,16,4,1,0]"

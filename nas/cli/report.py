@@ -39,7 +39,7 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
     """The study list `nas report` shows when the storage holds several and none was named."""
     from dataclasses import asdict
 
-    from nas.store.runs import normalize_url
+    from nas.store.database import normalize_url
     from nas.study import render, report
 
     storage = report.safe_url(normalize_url(args.storage))

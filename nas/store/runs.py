@@ -28,15 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from nas.errors import StoreError
 from nas.model.recipe import nearest
-from nas.store.database import BUSY_TIMEOUT_S as BUSY_TIMEOUT_S
-from nas.store.database import DEFAULT_URL as DEFAULT_URL
-from nas.store.database import SCHEMES as SCHEMES
-from nas.store.database import SQLITE_SUFFIXES as SQLITE_SUFFIXES
 from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
-from nas.store.database import tune_engine as tune_engine
 from nas.store.tables import Base, Blob, Run, Teacher
-from nas.store.tables import FiniteFloat as FiniteFloat
-from nas.store.tables import UTCDateTime as UTCDateTime
 
 if TYPE_CHECKING:
     import torch

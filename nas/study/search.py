@@ -29,7 +29,8 @@ from nas.errors import NasError, SpaceError
 from nas.model.complexity import count
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
-from nas.store.runs import RunRecord, tune_engine
+from nas.store.database import tune_engine
+from nas.store.runs import RunRecord
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
 from nas.train.experiment import Context, train_genome
 
