@@ -9,21 +9,26 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
-from nas.errors import StoreError
-from nas.model.recipe import nearest
+from nas.errors import StoreError, nearest
 
 DEFAULT_URL = "sqlite:///studies.db"
 SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 BUSY_TIMEOUT_S = 60
+RACE_TRIES = 40
+RACES = ("already exists", "locked", "duplicate key", "unique constraint")
+T = TypeVar("T")
 
 
 def normalize_url(url: str | None) -> str:
@@ -46,6 +51,9 @@ def normalize_url(url: str | None) -> str:
     if scheme not in SCHEMES:
         hint = nearest(scheme, SCHEMES) or f" (supported: {', '.join(SCHEMES)})"
         raise StoreError(f"{safe_url(url)}: unsupported database scheme `{scheme}`{hint}")
+    if scheme.startswith("sqlite") and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
+        raise StoreError(f"{url}: names no database file, and a study must outlive the "
+                         "process; use sqlite:///FILE.db")
     return f"{scheme}://{rest}"
 
 
@@ -67,6 +75,37 @@ def make_engine(url: str) -> Engine:
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """create_engine keywords for another library's engine on `url` (Optuna's): SQLite waits
+    as long as ours for a lock, PostgreSQL checks pooled connections before use."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+
+
+def retry_races(make: Callable[[], T], url: str) -> T:
+    """`make()`, which creates tables (Optuna's storage), retried while other processes create
+    the same tables at the same moment ('already exists', a unique violation on a version row,
+    'database is locked', a PostgreSQL catalog conflict); any other error is a StoreError."""
+    for attempt in range(RACE_TRIES):
+        try:
+            return make()
+        except (IntegrityError, OperationalError, ProgrammingError) as error:
+            racing = isinstance(error, IntegrityError) or any(
+                race in str(error).lower() for race in RACES)
+            if not racing or attempt == RACE_TRIES - 1:
+                raise StoreError(f"{safe_url(url)}: {describe(error)}") from error
+            time.sleep(random.uniform(0.02, 0.1) * (1 + attempt))
+    raise StoreError(f"{safe_url(url)}: could not create the tables")  # not reached
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's own message, first line only, without SQLAlchemy's SQL echo."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
 
 
 def tune_engine(engine: Engine) -> None:

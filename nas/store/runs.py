@@ -26,8 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from nas.errors import StoreError
-from nas.model.recipe import nearest
+from nas.errors import StoreError, nearest
+from nas.store.database import describe as _describe
 from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
 from nas.store.tables import Base, Blob, Run, Teacher
 
@@ -107,6 +107,11 @@ class Store:
     def close(self) -> None:
         """Close pooled connections (call before a worker process exits or forks)."""
         self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        """The backend's name: `sqlite` or `postgresql`."""
+        return self._engine.dialect.name
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -244,12 +249,12 @@ def state_to_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 def bytes_to_state(data: bytes) -> dict[str, torch.Tensor]:
     """Load weights written by state_to_bytes onto the CPU, refusing anything but tensors."""
-    import torch
+    from nas.model.weights import UnreadableWeights, load_weights
 
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle, zip, EOF and runtime errors alike
-        raise StoreError(f"stored weights ({len(data)} bytes) cannot be read: {_describe(exc)}") from exc
+        state = load_weights(data)
+    except UnreadableWeights as error:
+        raise StoreError(f"stored weights ({len(data)} bytes) cannot be read: {error}") from None
     if not isinstance(state, dict):
         raise StoreError(f"stored weights must be a state_dict, got {type(state).__name__}")
     return state
@@ -270,10 +275,3 @@ def _check_status(status: str) -> None:
 def _now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
-
-
-def _describe(exc: BaseException) -> str:
-    """The driver's own message, first line only, without SQLAlchemy's SQL echo."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__

@@ -90,3 +90,27 @@ class Blob(Base):
     key: Mapped[str] = mapped_column(sa.String, primary_key=True)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Claim(Base):
+    """Table of genomes being trained: one row per (study, genome, attention) while a worker
+    trains it. The primary key makes a claim atomic; see nas.store.claims."""
+
+    __tablename__ = "nas_claims"
+    study: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    genome: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    attention: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    worker: Mapped[str] = mapped_column(sa.String)
+    trial: Mapped[int | None] = mapped_column(sa.Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Worker(Base):
+    """Table of the workers that joined a study, numbered 0, 1, 2... in joining order; the
+    number derives the worker's sampler seed from the study's seed."""
+
+    __tablename__ = "nas_workers"
+    study: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    number: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    worker: Mapped[str] = mapped_column(sa.String)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,168 @@
+"""What lets many search workers share one study: Optuna's storage opened safely by any number
+of processes at once, heartbeats, the watchdog, per-worker sampler seeds, and the errors that
+stop a worker.
+
+Liveness: while a trial runs, its worker records an Optuna heartbeat every `heartbeat_s`
+seconds (a thread). Every live worker also runs a watchdog thread that, every `heartbeat_s`
+seconds, fails the study's trials whose last heartbeat is older than `grace_s`
+(`optuna.storages.fail_stale_trials`); the storage's stale-trial callback then releases the
+dead trial's genome claim and marks its run 'interrupted' (nas.store.claims.abandon_trial).
+Heartbeats use the database's clock, so machines need not agree on the time.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, Trial
+from sqlalchemy.exc import SQLAlchemyError
+
+from nas.errors import SpaceError, StoreError, TrainError
+from nas.store import claims
+from nas.store.database import engine_options, retry_races, safe_url, tune_engine
+from nas.store.runs import Store
+
+HEARTBEAT_S = 30
+GRACE_S = 4 * HEARTBEAT_S
+MAX_FAILURES = 5                # this many failed trials in a row stop the search
+MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def check_study_name(name: str) -> None:
+    """Refuse a study name Optuna's tables cannot hold, before anything is written."""
+    if not name.strip() or len(name) > MAX_STUDY_NAME:
+        raise SpaceError(f"--study must be 1 to {MAX_STUDY_NAME} characters, got "
+                         f"{len(name)} characters")
+
+
+def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
+                 grace_s: int = GRACE_S) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the store's database, with heartbeats; workers starting at once
+    race to create Optuna's tables, so creation is retried on those races."""
+    def stale(study: optuna.Study, trial: FrozenTrial) -> None:
+        claims.abandon_trial(store, study.study_name, [trial.number])
+
+    def make() -> optuna.storages.RDBStorage:
+        return optuna.storages.RDBStorage(
+            store.url, engine_kwargs=engine_options(store.url), heartbeat_interval=heartbeat_s,
+            grace_period=grace_s, heartbeat_stale_trial_callback=stale)
+
+    storage = retry_races(make, store.url)
+    tune_engine(storage.engine)
+    return storage
+
+
+@contextmanager
+def optuna_errors(url: str) -> Iterator[None]:
+    """Optuna's storage errors -> one-line StoreError naming the URL (password masked)."""
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        raise StoreError(f"{safe_url(url)}: {_first_line(error.__cause__ or error)}") from error
+
+
+def worker_seed(seed: int, number: int) -> int:
+    """The sampler seed of a study's worker `number`: the study's seed for worker 0 (so one
+    worker reproduces a study), a seed derived from (seed, number) in 0..2**32-1 for the rest."""
+    if number == 0:
+        return seed
+    digest = hashlib.sha256(f"nas-worker:{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@contextmanager
+def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
+    """Record the trial's heartbeat now and then every interval while the block runs. Refuses
+    a storage without heartbeats rather than silently recording none."""
+    storage = study._storage      # Optuna wraps RDBStorage in _CachedStorage, which delegates
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    if interval is None:
+        raise StoreError(f"study {study.study_name!r}: its storage records no heartbeats, so a "
+                         "killed worker's trial would stay RUNNING; open it with open_study")
+    storage.record_heartbeat(trial._trial_id)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            _quietly(storage.record_heartbeat, trial._trial_id)
+
+    thread = threading.Thread(target=beat, name=f"nas-heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def watchdog(study: optuna.Study, every_s: float) -> Iterator[None]:
+    """Fail the study's stale trials (killed workers) every `every_s` seconds while the block
+    runs, so a study never waits on a dead worker for longer than the grace period."""
+    stop = threading.Event()
+
+    def patrol() -> None:
+        while not stop.wait(every_s):
+            _quietly(optuna.storages.fail_stale_trials, study)
+
+    thread = threading.Thread(target=patrol, name="nas-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    """Run a background beat or patrol; a database hiccup must not kill the thread (the next
+    round retries), and a real outage stops the trial's own writes with one line."""
+    try:
+        call(*args)
+    except Exception:  # noqa: BLE001  (any storage or driver error; retried next round)
+        pass
+
+
+def fatal_error(error: BaseException) -> str | None:
+    """Why the search cannot go on after `error` (database or disk failure), or None when it is
+    an ordinary failed trial."""
+    if isinstance(error, StoreError):
+        return str(error)
+    if isinstance(error, SQLAlchemyError | optuna.exceptions.StorageInternalError):
+        return _first_line(error.__cause__ or error)
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or _first_line(error)}"
+    return None
+
+
+class FailureStreak:
+    """Stops a search whose last `limit` trials all failed, naming the streak's first error."""
+
+    def __init__(self, limit: int = MAX_FAILURES) -> None:
+        self.limit, self.count, self.first = limit, 0, ""
+
+    def add(self, trial: int, outcome: str, error: str | None) -> None:
+        """Count a trial's outcome; TrainError on the `limit`-th failure in a row."""
+        if outcome not in ("failed", "nan"):
+            self.count = 0
+            return
+        if self.count == 0:
+            self.first = f"trial {trial}: {error or 'training diverged (loss is not finite)'}"
+        self.count += 1
+        if self.count >= self.limit:
+            raise TrainError(f"the last {self.count} trials all failed, so the recipe or the "
+                             f"data is broken; the first: {_first_line(self.first)[:300]}")
+
+
+def _first_line(error: object) -> str:
+    """The first non-empty line of an error's text, or its type's name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
