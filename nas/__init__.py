@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas._version import __version__
 from nas.errors import DataError, GenomeError, NasError, SpaceError, StoreError, TrainError
-from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
     "StageGene", "StoreError", "TrainError", "__version__", "build_model", "count", "load",
-    "load_space", "parse_genome",
+    "load_space",
 ]
 
 _LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export"}

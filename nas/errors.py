@@ -7,6 +7,9 @@ the traceback. Messages say where, which rule and which value, e.g.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class NasError(Exception):
     """Base class of every error `nas` reports to a user."""
@@ -38,3 +41,9 @@ class ReportError(NasError):
 
 class CheckpointError(NasError):
     """A checkpoint or ONNX file cannot be written, read or rebuilt."""
+
+
+def nearest(name: str, options: Iterable[str]) -> str:
+    """' (did you mean `x`?)' for the closest option, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean `{match[0]}`?)" if match else ""

@@ -14,7 +14,7 @@ from nas.model.blocks import ECA, SE, ConvBNAct, FusedMBConv, MBConv
 from nas.model.builder import Student, build_model
 from nas.model.complexity import count
 from nas.model.decode import decode
-from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, load_space, parse_space
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -41,7 +41,7 @@ def n_params(model: nn.Module) -> int:
 
 @pytest.mark.parametrize(("attention", "params"), [("eca", 10_754), ("se", 14_330)])
 def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None:
-    model = build_model(parse_genome(REPORT, attention))
+    model = build_model(Genome.parse(REPORT, attention))
     assert n_params(model) == params
     assert all(p.requires_grad for p in model.parameters())
     feature, logits = model.eval()(torch.randn(2, 3, 185, 160))
@@ -51,7 +51,7 @@ def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None
 
 
 def test_report_model_structure() -> None:
-    model = build_model(parse_genome(REPORT, "eca"))
+    model = build_model(Genome.parse(REPORT, "eca"))
     stem = conv(model.stem)
     assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride) == (3, 8, (3, 3), (2, 2))
     assert isinstance(model.stem[1], nn.BatchNorm2d) and isinstance(model.stem[2], nn.SiLU)
@@ -252,7 +252,7 @@ def test_build_refuses_more_stages_than_the_space() -> None:
 
 
 def test_decode_records_are_plain_data() -> None:
-    arch = decode(parse_genome("[2,12,2,2,1] se"), classes=3)
+    arch = decode(Genome.parse("[2,12,2,2,1] se"), classes=3)
     first, second = arch.blocks[0]
     assert (first.in_ch, first.out_ch, first.hidden, first.stride, first.fused) == (8, 16, 16, 2, 1)
     assert (second.in_ch, second.hidden, second.stride, second.se_width) == (16, 32, 1, 8)

@@ -15,7 +15,7 @@ import pytest
 
 from nas.cli import main
 from nas.model.complexity import count
-from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,7 @@ def test_space_json_tiny_equals_brute_force(capsys: pytest.CaptureFixture[str]) 
         best = pick((r.flops, r.params) for r in rows.values())
         reported = summary[name]
         assert (reported["flops"], reported["params"]) == best
-        genome = parse_genome(reported["genome"], reported["attention"])
+        genome = Genome.parse(reported["genome"], reported["attention"])
         assert genome in rows and (rows[genome].flops, rows[genome].params) == best
         assert set(reported) == {"genome", "attention", "flops", "params"}
 
@@ -174,7 +174,7 @@ def test_space_json_seed(capsys: pytest.CaptureFixture[str]) -> None:
                        "attention": "se", "flops": count(largest["genome"] + " se").flops,
                        "params": count(largest["genome"] + " se").params}
     for row in (smallest, largest):
-        assert count(parse_genome(row["genome"], row["attention"])).flops == row["flops"]
+        assert count(Genome.parse(row["genome"], row["attention"])).flops == row["flops"]
 
 
 def test_space_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +182,7 @@ def test_space_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
     assert (summary["input"], summary["classes"]) == ("1x9x13", 5)
     space = load_space(SPACES / "tiny.toml")
     smallest = summary["smallest"]
-    expected = count(parse_genome(smallest["genome"], smallest["attention"]), space,
+    expected = count(Genome.parse(smallest["genome"], smallest["attention"]), space,
                      shape=InputShape(1, 9, 13), classes=5)
     assert (smallest["flops"], smallest["params"]) == (expected.flops, expected.params)
     best = min(count(g, space, shape=InputShape(1, 9, 13), classes=5).flops for g in all_genomes(space))

@@ -24,9 +24,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas.errors import GenomeError
+from nas.model.attention import ATTENTIONS
 from nas.model.builder import build_model
 from nas.model.complexity import Complexity, count, count_model
-from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -85,7 +86,7 @@ def assert_all_counters_agree(genome: Genome | str, shape: InputShape, classes: 
                               space: Space | None = None) -> Complexity:
     """The analytic count equals ptflops, the hook counter, FlopCounterMode and sum(numel)."""
     analytic = count(genome, space, shape=shape, classes=classes)
-    model = build_model(genome, space, classes=classes, in_channels=shape.channels)
+    model = build_model(genome, space, shape=shape, classes=classes)
     assert sum(p.numel() for p in model.parameters()) == analytic.params
     assert reference(model, shape) == (analytic.flops, analytic.params)
     assert count_model(model, shape) == analytic
@@ -100,7 +101,7 @@ def assert_all_counters_agree(genome: Genome | str, shape: InputShape, classes: 
     ("se", 180_353_440, 14_330),
 ])
 def test_report_rows_exactly(attention: str, flops: int, params: int) -> None:
-    genome = parse_genome(REPORT, attention)
+    genome = Genome.parse(REPORT, attention)
     analytic = count(genome)                       # defaults: 3x185x160, 2 classes
     assert (analytic.flops, analytic.params) == (flops, params)
     assert count(REPORT + " " + attention, shape=InputShape(3, 185, 160), classes=2) == analytic
@@ -163,20 +164,20 @@ def test_space_settings_are_counted(genome: str) -> None:
     settings_only = load_space(SPACES / "efficientnetv2_s.toml")
     settings_only = Space(path="x", name="x", model=settings_only.model,
                           stages=settings_only.stages[2:], attention=("se",))
-    depth = len(parse_genome(genome).stages)
+    depth = len(Genome.parse(genome).stages)
     assert depth <= len(settings_only.stages)
     for attention in ("se", "eca"):
-        assert_all_counters_agree(parse_genome(genome, attention), InputShape(3, 21, 19), 5, settings_only)
+        assert_all_counters_agree(Genome.parse(genome, attention), InputShape(3, 21, 19), 5, settings_only)
 
 
 def test_count_uses_the_space_input_and_checks_depth() -> None:
     tiny = load_space(SPACES / "tiny.toml")
-    genome = parse_genome("[2,16,1,1,1] [2,24,2,2,0] eca")
+    genome = Genome.parse("[2,16,1,1,1] [2,24,2,2,0] eca")
     assert count(genome, tiny) == count(genome, tiny, shape=InputShape(3, 16, 16))
     assert count(genome, tiny).flops < count(genome, tiny, shape=InputShape(3, 17, 16)).flops
     assert count(genome, tiny).params < count(genome).params      # tiny's head is 32 wide, not 128
     with pytest.raises(GenomeError, match="has 3 stages, the space defines at most 2"):
-        count(parse_genome("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]"), tiny)
+        count(Genome.parse("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]"), tiny)
 
 
 def test_count_is_analytic_even_for_huge_genomes() -> None:
@@ -186,6 +187,14 @@ def test_count_is_analytic_even_for_huge_genomes() -> None:
     result = count(huge, shape=InputShape(3, 4096, 4096))
     assert time.perf_counter() - start < 2.0
     assert result.flops > 10**18 and result.params > 10**11
+
+
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_every_attention_in_the_table_counts_as_built(attention: str) -> None:
+    """For every entry of the one attention table, the analytic rule equals the hook count of
+    the module its factory builds (MBConv and FusedMBConv, SE width from both rules)."""
+    for genome in ("[2,8,2,1,0] [3,20,1,2,1]", "[1,12,1,1,1] [4,16,2,2,0]"):
+        assert_all_counters_agree(Genome.parse(genome, attention), InputShape(3, 19, 23), 3)
 
 
 def test_attention_costs() -> None:
@@ -205,7 +214,7 @@ def small_cases(draw: st.DrawFn) -> tuple[Genome, InputShape, int]:
         StageGene, t=st.sampled_from([1, 2, 3, 4, 6]), c=st.sampled_from([8, 12, 16, 20, 24, 32]),
         n=st.integers(1, 2), s=st.sampled_from([1, 2]), fused=st.sampled_from([0, 1]),
     ), min_size=1, max_size=3))
-    genome = Genome(tuple(stages), draw(st.sampled_from(["eca", "se", "none"])))
+    genome = Genome(tuple(stages), draw(st.sampled_from(tuple(ATTENTIONS))))
     shape = InputShape(draw(st.integers(1, 4)), draw(st.integers(1, 40)), draw(st.integers(1, 40)))
     return genome, shape, draw(st.integers(1, 12))
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.errors import GenomeError, NasError
-from nas.model.genome import ATTENTIONS, LIMITS, MAX_STAGES, Genome, StageGene, make_divisible, parse_genome
+from nas.model.attention import ATTENTIONS
+from nas.model.genome import LIMITS, MAX_STAGES, Genome, StageGene, make_divisible
 
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 
@@ -30,7 +31,7 @@ def genomes() -> st.SearchStrategy[Genome]:
     return st.builds(
         Genome,
         stages=st.lists(stage_genes(), min_size=1, max_size=MAX_STAGES).map(tuple),
-        attention=st.sampled_from(ATTENTIONS),
+        attention=st.sampled_from(tuple(ATTENTIONS)),
     )
 
 
@@ -100,19 +101,19 @@ def test_canonical_text_form() -> None:
 
 def test_parse_report_notation_with_spaces_and_attention_word() -> None:
     expected = Genome((StageGene(2, 8, 6, 1, 0), StageGene(2, 16, 4, 1, 0)), "se")
-    assert parse_genome("[2, 8, 6, 1, 0] [2, 16, 4, 1, 0] se") == expected
-    assert parse_genome("  [2,8,6,1,0]\n[ 2 ,16, 4,1 ,0 ]  se ") == expected
-    assert parse_genome("[2,8,6,1,0][2,16,4,1,0]", "se") == expected
+    assert Genome.parse("[2, 8, 6, 1, 0] [2, 16, 4, 1, 0] se") == expected
+    assert Genome.parse("  [2,8,6,1,0]\n[ 2 ,16, 4,1 ,0 ]  se ") == expected
+    assert Genome.parse("[2,8,6,1,0][2,16,4,1,0]", "se") == expected
 
 
 def test_parse_attention_default_and_override() -> None:
-    assert parse_genome(REPORT).attention == "eca"
-    assert parse_genome(REPORT + " none").attention == "none"
-    assert parse_genome(REPORT + " eca", "se").attention == "se"   # the argument wins
+    assert Genome.parse(REPORT).attention == "eca"
+    assert Genome.parse(REPORT + " none").attention == "none"
+    assert Genome.parse(REPORT + " eca", "se").attention == "se"   # the argument wins
 
 
 def test_json_round_trip_and_format() -> None:
-    genome = parse_genome(REPORT + " se")
+    genome = Genome.parse(REPORT + " se")
     text = genome.to_json()
     assert json.loads(text) == {"stages": [[2, 8, 6, 1, 0], [2, 16, 4, 1, 0]], "attention": "se"}
     assert Genome.from_json(text) == genome
@@ -135,20 +136,20 @@ def test_from_json_malformed_is_genome_error(text: str, fragment: str) -> None:
 
 
 def test_rounded_builds_channels_as_the_builder() -> None:
-    genome = parse_genome("[1,12,2,2,1] [3,20,1,1,0] [2,8,1,1,0] se")
+    genome = Genome.parse("[1,12,2,2,1] [3,20,1,1,0] [2,8,1,1,0] se")
     rounded = genome.rounded()
     assert rounded.notation == "[1,16,2,2,1] [3,24,1,1,0] [2,8,1,1,0]"
     assert rounded.attention == "se"
     assert rounded.rounded() == rounded
-    assert parse_genome(REPORT).rounded() == parse_genome(REPORT)
+    assert Genome.parse(REPORT).rounded() == Genome.parse(REPORT)
 
 
 def test_frozen_hashable_and_equality() -> None:
-    a, b = parse_genome(REPORT), parse_genome("[2, 8, 6, 1, 0]  [2, 16, 4, 1, 0] eca")
+    a, b = Genome.parse(REPORT), Genome.parse("[2, 8, 6, 1, 0]  [2, 16, 4, 1, 0] eca")
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert {a: 1}[b] == 1
-    assert a != parse_genome(REPORT + " se")
-    assert a != parse_genome("[2,8,6,1,0] [2,16,4,2,0]")
+    assert a != Genome.parse(REPORT + " se")
+    assert a != Genome.parse("[2,8,6,1,0] [2,16,4,2,0]")
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.attention = "se"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -185,7 +186,7 @@ def test_fused_given_as_bool_is_normalised() -> None:
 ])
 def test_bad_genome_text(text: str, fragments: list[str]) -> None:
     with pytest.raises(GenomeError) as info:
-        parse_genome(text)
+        Genome.parse(text)
     message = str(info.value)
     assert message.startswith("genome ")
     assert "\n" not in message
@@ -195,9 +196,9 @@ def test_bad_genome_text(text: str, fragments: list[str]) -> None:
 
 def test_unknown_attention() -> None:
     with pytest.raises(GenomeError, match=r"attention must be one of \['eca', 'se', 'none'\], got 'cbam'"):
-        parse_genome(REPORT, "cbam")
+        Genome.parse(REPORT, "cbam")
     with pytest.raises(GenomeError, match="got 'SE'"):
-        Genome(parse_genome(REPORT).stages, "SE")
+        Genome(Genome.parse(REPORT).stages, "SE")
 
 
 def test_direct_construction_is_validated() -> None:
@@ -215,7 +216,7 @@ def test_absurd_genomes_refused_quickly() -> None:
     start = time.perf_counter()
     for text in ("[1,8,1000000,1,0]", "[1,1000000000,1,1,0]", "[100000,8,1,1,0]", "[1,8,999999999999,1,0]"):
         with pytest.raises(GenomeError):
-            parse_genome(text)
+            Genome.parse(text)
     assert time.perf_counter() - start < 0.1
 
 
@@ -224,26 +225,26 @@ def test_absurd_genomes_refused_quickly() -> None:
 @settings(max_examples=100, deadline=None)
 @given(genomes())
 def test_valid_genomes_round_trip(genome: Genome) -> None:
-    assert parse_genome(str(genome)) == genome
-    assert parse_genome(genome.notation, genome.attention) == genome
+    assert Genome.parse(str(genome)) == genome
+    assert Genome.parse(genome.notation, genome.attention) == genome
     assert Genome.from_json(genome.to_json()) == genome
-    assert str(parse_genome(str(genome))) == str(genome)
+    assert str(Genome.parse(str(genome))) == str(genome)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_hand_written_spacing_parses_to_the_same_genome(data: st.DataObject) -> None:
     genome = data.draw(genomes())
-    assert parse_genome(data.draw(spaced_notation(genome))) == genome
+    assert Genome.parse(data.draw(spaced_notation(genome))) == genome
 
 
 @settings(max_examples=250, deadline=None)
 @given(st.one_of(st.text(), near_genome_text()))
 def test_parse_genome_raises_only_genome_errors(text: str) -> None:
     try:
-        genome = parse_genome(text)
+        genome = Genome.parse(text)
     except NasError as error:
         assert isinstance(error, GenomeError)
         assert str(error)
     else:
-        assert parse_genome(str(genome)) == genome
+        assert Genome.parse(str(genome)) == genome

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from nas.errors import GenomeError, NasError, SpaceError
 from nas.model.complexity import count
-from nas.model.genome import Genome, StageGene, parse_genome
+from nas.model.genome import Genome, StageGene
 from nas.model.recipe import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.model.space import InputShape, ModelSettings, Space, load_space, parse_space
 
@@ -141,7 +141,7 @@ def test_efficientnetv2_space_parses() -> None:
 
 def test_check_accepts_members_and_refuses_outsiders() -> None:
     space = load_space(SPACES / "seed.toml")
-    genome = parse_genome("[2,8,6,1,0] [2,16,4,1,0]")
+    genome = Genome.parse("[2,8,6,1,0] [2,16,4,1,0]")
     assert space.check(genome) is genome
     cases = [
         ("[2,12,6,1,0]", "eca", "stage[1].c = 12 is not among the choices [8, 16, 24, 32, 48, 64]"),
@@ -151,7 +151,7 @@ def test_check_accepts_members_and_refuses_outsiders() -> None:
     ]
     for text, attention, fragment in cases:
         with pytest.raises(GenomeError) as info:
-            space.check(parse_genome(text, attention))
+            space.check(Genome.parse(text, attention))
         assert str(info.value).startswith(f"{space.path}: genome ")
         assert fragment in str(info.value)
 
@@ -160,18 +160,18 @@ def test_check_attention_and_minimum_depth() -> None:
     tiny = load_space(SPACES / "tiny.toml")
     choices = r"attention 'se' is not among the space's choices \['eca', 'none'\]"
     with pytest.raises(GenomeError, match=choices):
-        tiny.check(parse_genome("[1,8,1,1,0] se"))
+        tiny.check(Genome.parse("[1,8,1,1,0] se"))
     two = parse_space(STAGE + STAGE, "two.toml")
     with pytest.raises(GenomeError, match="two.toml: genome .* has 1 stages, the space requires at least 2"):
-        two.check(parse_genome("[1,8,1,1,0]"))
+        two.check(Genome.parse("[1,8,1,1,0]"))
 
 
 def test_check_not_strict_only_counts_stages() -> None:
     space = load_space(SPACES / "seed.toml")
-    outsider = parse_genome("[3,12,9,1,0] [5,20,1,2,1]")
+    outsider = Genome.parse("[3,12,9,1,0] [5,20,1,2,1]")
     assert space.check(outsider, strict=False) is outsider
     with pytest.raises(GenomeError, match="defines at most 4"):
-        space.check(parse_genome(" ".join(["[1,8,1,1,0]"] * 5)), strict=False)
+        space.check(Genome.parse(" ".join(["[1,8,1,1,0]"] * 5)), strict=False)
 
 
 # --- bad space files: error type and message ---------------------------------------------------

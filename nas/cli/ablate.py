@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas.cli.common import data_flags, emit_json, open_context, teacher_fields
+from nas.units import percent
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -27,8 +28,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                    "arms": [r.to_json() for r in results]})
         return 0
     console.print(render.ablation_table(ablation.name, results))
-    console.print(f"teacher: val {ctx.teacher.val_accuracy:.1%}, test "
-                  f"{ctx.teacher.test_accuracy:.1%}; data {ctx.data.name} at {ctx.shape}; "
+    console.print(f"teacher: val {percent(ctx.teacher.val_accuracy)}, test "
+                  f"{percent(ctx.teacher.test_accuracy)}; data {ctx.data.name} at {ctx.shape}; "
                   f"runs stored as study {ablation.study!r} in {ctx.store.url}")
     return 0
 

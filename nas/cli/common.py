@@ -23,25 +23,16 @@ def resolve_space(path: str) -> Space:
     return load_space(candidate) if candidate.exists() else load_space(path)
 
 
-def format_flops(flops: int) -> str:
-    """`0.180348032 G (180,348,032)`: the report's unit (M below 0.1 G), then the exact count."""
-    if flops >= 1e8:
-        return f"{flops / 1e9:.9g} G ({flops:,})"
-    return f"{flops / 1e6:.6g} M ({flops:,})"
-
-
 def emit_json(payload: dict[str, Any]) -> None:
     """One JSON object on stdout and nothing else."""
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
-
-
-def parsed(text: str | None, flag: str, parse: Callable[[str, str], float]) -> float | None:
-    """`parse(text, flag)` for a flag or space setting that may be unset."""
-    return parse(text, flag) if text else None
+def parsed(text: str | None, flag: str, parse: Callable[[str, str], float],
+           fallback: float | None = None) -> float | None:
+    """`parse(text, flag)` for a flag that may be unset; then `fallback` (the space file's value,
+    already parsed and checked when the file was read)."""
+    return parse(text, flag) if text else fallback
 
 
 def input_arg(text: str) -> InputShape:
@@ -57,6 +48,12 @@ def classes_arg(text: str) -> int:
     return int(text)
 
 
+def threads_arg(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 1024, got {text!r}")
+    return int(text)
+
+
 def data_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that trains: space, data, size, storage, device."""
     p.add_argument("--space", default=DEFAULT_SPACE)
@@ -65,7 +62,7 @@ def data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", default=None, help="HxW (default: the space's, else the data's)")
     p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 1)")
+    p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for torch (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true")
 

@@ -21,6 +21,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nas.units import percent
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -74,7 +76,7 @@ class ProgressView:
         key = f"epochs:{label}"
 
         def callback(stats: Any) -> None:
-            info = f"loss {stats.loss:.4f}  val {stats.val_accuracy:.2%}"
+            info = f"loss {stats.loss:.4f}  val {percent(stats.val_accuracy)}"
             self.update(key, stats.epoch, stats.epochs, info, description=label)
         return callback
 

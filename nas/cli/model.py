@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nas.cli.common import classes_arg, emit_json, format_flops, input_arg, resolve_space
+from nas.cli.common import classes_arg, emit_json, input_arg, resolve_space
 from nas.errors import NasError
-from nas.model.genome import ATTENTIONS, Genome
+from nas.model.attention import ATTENTIONS
+from nas.model.genome import Genome
 from nas.model.space import DEFAULT_SPACE, InputShape, Space
+from nas.units import flops_text
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         "genome": genome.notation + ("" if built == genome else f"  (built as {built.notation})"),
         "attention": genome.attention,
         "input": f"{shape}, {args.classes} classes",
-        "FLOPs": format_flops(result.flops),
+        "FLOPs": flops_text(result.flops, exact=True),
         "params": f"{result.params:,}",
     })
     return 0
@@ -74,7 +76,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     from nas.cli.console import print_fields
 
     def describe(row: dict[str, Any]) -> str:
-        return (f"{row['genome']} {row['attention']}: {format_flops(row['flops'])} FLOPs, "
+        return (f"{row['genome']} {row['attention']}: {flops_text(row['flops'], exact=True)} FLOPs, "
                 f"{row['params']:,} params")
 
     print_fields({
@@ -92,7 +94,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("count", help="FLOPs and params of a genome")
     p.add_argument("genome", help='stages in the report\'s notation, e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
-    p.add_argument("--attention", choices=ATTENTIONS, default=None)
+    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None)
     p.add_argument("--space", default=DEFAULT_SPACE)
     p.add_argument("--input", type=input_arg, default=None, help="CxHxW (default 3x185x160)")
     p.add_argument("--classes", type=classes_arg, default=2)

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import emit_json, format_flops, parsed, percent, resolve_space
+from nas.cli.common import emit_json, parsed, resolve_space
 from nas.errors import SpaceError
-from nas.model.recipe import parse_quantity
 from nas.model.space import DEFAULT_SPACE
+from nas.units import flops_text, parse_quantity, percent
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -97,7 +97,7 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
     print_fields({
         "trial": f"{checkpoint['trial']} of study {checkpoint['study']}",
         "genome": f"{checkpoint['genome']} {checkpoint['attention']}",
-        "FLOPs": format_flops(checkpoint["flops"]), "params": f"{checkpoint['params']:,}",
+        "FLOPs": flops_text(checkpoint["flops"], exact=True), "params": f"{checkpoint['params']:,}",
         "val accuracy": f"{percent(metrics['val_accuracy'])}  (best epoch {metrics['best_epoch']})",
         "test accuracy": percent(metrics["test_accuracy"]),
         **({"retrained": f"{retrained['epochs']} epoch(s) as run {checkpoint['run_id']}; the accuracies "

@@ -9,7 +9,6 @@ from typing import Any
 from nas.cli.common import (
     data_flags,
     emit_json,
-    format_flops,
     open_context,
     parsed,
     resolve_space,
@@ -17,6 +16,7 @@ from nas.cli.common import (
 )
 from nas.errors import SpaceError
 from nas.model.space import InputShape, Space
+from nas.units import flops_text, percent
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -24,17 +24,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     import time
 
     from nas.cli.console import ProgressView
-    from nas.model.recipe import parse_duration, parse_quantity
     from nas.study.search import Budget, SearchSettings, default_study_name, open_study, run_search
+    from nas.units import parse_duration, parse_quantity
 
     started = time.monotonic()
     space = resolve_space(args.space)
     conf = space.search
     budget = Budget(
-        flops=parsed(args.budget_flops or conf.budget_flops, "--budget-flops", parse_quantity),
-        params=parsed(args.budget_params or conf.budget_params, "--budget-params",
-                       parse_quantity))
-    timeout = parsed(args.timeout or conf.timeout, "--timeout", parse_duration)
+        flops=parsed(args.budget_flops, "--budget-flops", parse_quantity, conf.flops_budget()),
+        params=parsed(args.budget_params, "--budget-params", parse_quantity, conf.params_budget()))
+    timeout = parsed(args.timeout, "--timeout", parse_duration, conf.timeout_seconds())
     trials = args.trials if args.trials is not None else conf.trials
     epochs = args.epochs if args.epochs is not None else conf.epochs
     if trials < 1 or epochs < 1:
@@ -48,7 +47,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                   deadline=started + timeout if timeout else None, budget=budget)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
-                 f"{ctx.teacher.val_accuracy:.2%}; training {trials} genomes, {epochs} epochs each")
+                 f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each")
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
     return _search_summary(args, ctx, name, tally, time.monotonic() - started)
@@ -71,7 +70,7 @@ def _check_budget(space: Space, data: Any, budget: Any) -> None:
 def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
     def show(trial: Any, tally: Any) -> None:
         best = tally.best
-        info = f"best {best.val_accuracy:.2%} {best.genome}" if best else "no feasible yet"
+        info = f"best {percent(best.val_accuracy)} {best.genome}" if best else "no feasible yet"
         view.update("trials", tally.trained, trials,
                     f"{info} | front {tally.front} | rejected {tally.rejected} | "
                     f"reused {tally.reused} | failed {tally.failed}", description="search")
@@ -96,8 +95,8 @@ def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
                     f"over budget, {tally.failed} failed, {seconds:.0f} s",
         "front": f"{tally.front} genomes",
         "best": "-" if best is None else
-                f"{best.genome} {best.attention}: val {best.val_accuracy:.2%}, "
-                f"{format_flops(best.flops or 0)} FLOPs (trial {best.trial})",
+                f"{best.genome} {best.attention}: val {percent(best.val_accuracy)}, "
+                f"{flops_text(best.flops or 0, exact=True)} FLOPs (trial {best.trial})",
         "next": f"nas report --study {name}",
     })
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.common import data_flags, emit_json, format_flops, open_context, percent, teacher_fields
+from nas.cli.common import data_flags, emit_json, open_context, teacher_fields
 from nas.errors import SpaceError
-from nas.model.genome import ATTENTIONS, Genome
+from nas.model.attention import ATTENTIONS
+from nas.model.genome import Genome
+from nas.units import flops_text, percent
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
@@ -25,8 +27,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         "teacher": f"{spec.genome} {spec.attention}" if spec.kind == "genome" else spec.model,
         "fingerprint": ctx.teacher.fingerprint + ("  (cached)" if ctx.teacher.cached else ""),
         "data": f"{ctx.data.name}, {len(ctx.data.classes)} classes, input {ctx.shape}",
-        "val accuracy": f"{ctx.teacher.val_accuracy:.2%}",
-        "test accuracy": f"{ctx.teacher.test_accuracy:.2%}",
+        "val accuracy": percent(ctx.teacher.val_accuracy),
+        "test accuracy": percent(ctx.teacher.test_accuracy),
     })
     return 0
 
@@ -56,10 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print_fields({
         "genome": f"{run.genome} {run.attention}",
         "status": run.status if run.status == "ok" else f"[red]{run.status}: loss became NaN",
-        "FLOPs": format_flops(run.flops), "params": f"{run.params:,}",
+        "FLOPs": flops_text(run.flops, exact=True), "params": f"{run.params:,}",
         "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
         "test accuracy": percent(run.test_accuracy),
-        "teacher": f"val {ctx.teacher.val_accuracy:.2%}, test {ctx.teacher.test_accuracy:.2%}",
+        "teacher": f"val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}",
         "stored": f"run {run.id} in {ctx.store.url}",
     })
     return 0 if run.status == "ok" else 1
@@ -71,7 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_teacher)
     p = commands.add_parser("train", help="distil one student from the teacher")
     p.add_argument("genome", help='e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
-    p.add_argument("--attention", choices=ATTENTIONS, default=None)
+    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None)
     p.add_argument("--epochs", type=int, default=None, help="default: the space's [train] epochs")
     p.add_argument("--seed", type=int, default=0)
     data_flags(p)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 import torch
 from torchvision.transforms import v2
 
+from nas.data.splits import Progress
 from nas.errors import DataError
 from nas.model.recipe import AugmentConfig, view_ops
 
-Progress = Callable[[str, int, int], None]
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 _POLICIES = {

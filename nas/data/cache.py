@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import torch
 from nas.data.splits import Pool, Split
 from nas.errors import DataError
 from nas.model.recipe import AugmentConfig
+from nas.model.weights import UnreadableWeights, load_weights
 
 FORMAT = 1  # bump when decoding or the cache layout changes
-_BAD_CACHE = (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError)
 POOL_KEYS = (
     "classes",
     "content",
@@ -58,8 +57,8 @@ def views_fingerprint(split: Split, config: AugmentConfig, seed: int) -> str:
 def read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
     """A cache file's dict, or None when absent, unreadable, of another format or incomplete."""
     try:
-        blob = torch.load(path, weights_only=True)
-    except _BAD_CACHE:  # includes FileNotFoundError
+        blob = load_weights(path)
+    except UnreadableWeights:  # includes a missing file
         return None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return None

@@ -34,8 +34,9 @@ from nas.data.folders import decode_folder, folder_key, scan_folder
 from nas.data.splits import Pool, Progress, Split, split_test, stratified_split, take
 from nas.data.splits import resize as _resize
 from nas.data.torchvision_sets import TORCHVISION, decode_torchvision
-from nas.errors import DataError
-from nas.model.recipe import AugmentConfig, nearest
+from nas.errors import DataError, nearest
+from nas.model.recipe import AugmentConfig
+from nas.model.space import InputShape
 
 Triple = tuple[float, float, float]
 
@@ -58,6 +59,11 @@ class Dataset:
     std: tuple[float, float, float]
     fingerprint: str
     skipped: int
+
+    @property
+    def shape(self) -> InputShape:
+        """The input the data gives a model: channels of the decoded images, and the size."""
+        return InputShape(int(self.train.images.shape[1]), *self.image_size)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from torchvision.transforms import v2
 
 from nas.errors import DataError
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Progress = Callable[[str, int, int], None]  # (stage, done, total): the one progress-callback type
 TEST_FRACTION = 0.2
 TEST_SEED = 0  # fixed: the test split never depends on split_seed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas.model.attention import ATTENTIONS
 from nas.model.decode import BlockSpec
 
 
@@ -57,12 +58,8 @@ class SE(nn.Module):
 
 
 def attention(spec: BlockSpec, channels: int) -> nn.Module:
-    """The block's channel attention over `channels`, or Identity."""
-    if spec.attention == "eca":
-        return ECA()
-    if spec.attention == "se":
-        return SE(channels, spec.se_width)
-    return nn.Identity()
+    """The block's channel attention over `channels`, built from the attention table."""
+    return ATTENTIONS[spec.attention].build(channels, spec.se_width)
 
 
 class MBConv(nn.Module):

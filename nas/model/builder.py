@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from nas.model.blocks import BLOCKS, ConvBNAct
-from nas.model.decode import Arch, decode
+from nas.model.decode import Arch, resolve
 from nas.model.genome import Genome
-from nas.model.space import Space
+from nas.model.space import InputShape, Space
 
 
 class Student(nn.Module):
@@ -54,15 +54,8 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def build_model(genome: Genome | str, space: Space | None = None, *, classes: int = 2,
-                in_channels: int | None = None) -> Student:
-    """Build the student of `genome`; `space` supplies model settings and per-stage overrides."""
-    if isinstance(genome, str):
-        genome = Genome.parse(genome)
-    if space is not None:
-        space.check(genome, strict=False)
-    if in_channels is None:
-        in_channels = space.input.channels if space is not None and space.input else 3
-    arch = decode(genome, space.model if space else None, space.overrides if space else (),
-                  classes=classes, in_channels=in_channels)
-    return Student(arch)
+def build_model(genome: Genome | str, space: Space | None = None, *, shape: InputShape | None = None,
+                classes: int = 2) -> Student:
+    """Build the student of `genome`; `space` supplies model settings and per-stage overrides,
+    `shape` (else the space's `[input]`) the input channels."""
+    return Student(resolve(genome, space, shape=shape, classes=classes))

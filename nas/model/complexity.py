@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nas.model.decode import Arch, BlockSpec, decode
+from nas.model.attention import ATTENTIONS
+from nas.model.decode import Arch, BlockSpec, resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape, Space
 
@@ -119,16 +120,10 @@ class _Tally:
         self.params += in_features * out_features + out_features
 
     def attention(self, spec: BlockSpec, channels: int, positions: int) -> None:
-        if spec.attention == "none":
-            return
-        self.macs += channels * (positions + 1)          # global average pool
-        if spec.attention == "eca":
-            self.macs += channels * 3                    # Conv1d(1, 1, 3) over channels
-            self.matmul += channels * 3
-            self.params += 3 + 1
-        else:
-            self.linear(channels, spec.se_width)
-            self.linear(spec.se_width, channels)
+        cost = ATTENTIONS[spec.attention].cost(channels, positions, spec.se_width)
+        self.macs += cost.macs
+        self.matmul += cost.matmul_macs
+        self.params += cost.params
 
 
 def _out(size: int, kernel: int, stride: int) -> int:
@@ -153,9 +148,10 @@ def _block(tally: _Tally, spec: BlockSpec, height: int, width: int) -> tuple[int
     return out_h, out_w
 
 
-def count_arch(arch: Arch, shape: InputShape) -> Complexity:
-    """Analytic counts of a decoded architecture; equal to `count_model` on its Student."""
+def count_arch(arch: Arch) -> Complexity:
+    """Analytic counts of a decoded architecture at its input; equal to `count_model` on its Student."""
     tally = _Tally()
+    shape = arch.input
     height, width = _out(shape.height, 3, arch.stem_stride), _out(shape.width, 3, arch.stem_stride)
     tally.conv_bn(arch.in_channels, arch.stem, 3, height * width)
     for spec in (spec for stage in arch.blocks for spec in stage):
@@ -169,11 +165,4 @@ def count_arch(arch: Arch, shape: InputShape) -> Complexity:
 def count(genome: Genome | str, space: Space | None = None, *,
           shape: InputShape | None = None, classes: int = 2) -> Complexity:
     """FLOPs and parameters of `genome` at `shape` (default: the space's input, else 3x185x160)."""
-    if isinstance(genome, str):
-        genome = Genome.parse(genome)
-    shape = shape or (space.input if space and space.input else InputShape())
-    if space is not None:
-        space.check(genome, strict=False)
-    arch = decode(genome, space.model if space else None, space.overrides if space else (),
-                  classes=classes, in_channels=shape.channels)
-    return count_arch(arch, shape)
+    return count_arch(resolve(genome, space, shape=shape, classes=classes))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.model.genome import Genome, make_divisible
-from nas.model.space import ModelSettings, StageOverride
+from nas.model.space import InputShape, ModelSettings, Space, StageOverride
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,32 @@ class BlockSpec:
 
 @dataclass(frozen=True)
 class Arch:
-    """A whole student: stem, blocks, head, classifier."""
+    """A whole student for one input shape: stem, blocks, head, classifier."""
 
-    in_channels: int
+    input: InputShape
     stem: int
     stem_stride: int
     blocks: tuple[tuple[BlockSpec, ...], ...]   # grouped by stage
     head: int
     classes: int
+
+    @property
+    def in_channels(self) -> int:
+        return self.input.channels
+
+
+def resolve(genome: Genome | str, space: Space | None = None, *, shape: InputShape | None = None,
+            classes: int = 2) -> Arch:
+    """The one path from (genome, space, input shape, classes) to an `Arch`, used by the builder,
+    the counter, export and the teacher. The input is `shape`, else the space's `[input]`, else
+    the report's 3x185x160; a genome deeper than the space is an error."""
+    if isinstance(genome, str):
+        genome = Genome.parse(genome)
+    if space is not None:
+        space.check(genome, strict=False)
+    shape = shape or (space.input if space is not None and space.input else InputShape())
+    return decode(genome, space.model if space else None, space.overrides if space else (),
+                  shape=shape, classes=classes)
 
 
 def se_width(in_ch: int, hidden: int, settings: ModelSettings) -> int:
@@ -56,8 +74,8 @@ def decode(
     settings: ModelSettings | None = None,
     overrides: tuple[StageOverride, ...] = (),
     *,
+    shape: InputShape | None = None,
     classes: int = 2,
-    in_channels: int = 3,
 ) -> Arch:
     """Resolve widths, strides, kernels and attention of every block of `genome`."""
     settings = settings or ModelSettings()
@@ -79,6 +97,6 @@ def decode(
             ))
             in_ch = out_ch
         groups.append(tuple(blocks))
-    return Arch(in_channels=in_channels, stem=make_divisible(settings.stem, settings.divisor),
+    return Arch(input=shape or InputShape(), stem=make_divisible(settings.stem, settings.divisor),
                 stem_stride=settings.stem_stride, blocks=tuple(groups),
                 head=settings.head, classes=classes)

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 from nas.errors import GenomeError
+from nas.model.attention import ATTENTIONS
 
-ATTENTIONS = ("eca", "se", "none")
 GENES = ("t", "c", "n", "s", "fused")
 
 # Bounds that refuse absurd genomes before anything is allocated.
@@ -114,33 +114,29 @@ class Genome:
 
     @classmethod
     def parse(cls, text: str, attention: str | None = None) -> Genome:
-        """Parse `[2,8,6,1,0] [2,16,4,1,0]`, optionally followed by an attention word."""
-        return parse_genome(text, attention)
+        """Parse the report's notation `[2,8,6,1,0] [2,16,4,1,0]`, optionally followed by an
+        attention word; `attention` overrides that word. The one genome parser."""
+        if not isinstance(text, str):
+            raise GenomeError(f"genome must be text, got {type(text).__name__}")
+        where = f"genome {text.strip()!r}"
+        stages_text = _STAGE.findall(text)
+        rest = _STAGE.sub(" ", text).split()
+        if len(rest) > 1 or (rest and rest[0] not in ATTENTIONS):
+            raise GenomeError(
+                f"{where}: expected stages like [2,8,6,1,0] and at most one attention word "
+                f"{list(ATTENTIONS)}, got {' '.join(rest)!r}"
+            )
+        if not stages_text:
+            raise GenomeError(f"{where}: no stage found; write stages like [2,8,6,1,0] [2,16,4,1,0]")
+        if len(stages_text) > MAX_STAGES:
+            raise GenomeError(f"{where}: a genome has 1 to {MAX_STAGES} stages, got {len(stages_text)}")
+        stages = tuple(_parse_stage(body, i, where) for i, body in enumerate(stages_text, 1))
+        word = attention if attention is not None else (rest[0] if rest else "eca")
+        return cls(stages, check_attention(word, f"{where}: attention"))
 
 
 def _genes(stage: StageGene) -> tuple[int, ...]:
     return tuple(getattr(stage, name) for name in GENES)
-
-
-def parse_genome(text: str, attention: str | None = None) -> Genome:
-    """Parse the report's notation; `attention` overrides a trailing attention word."""
-    if not isinstance(text, str):
-        raise GenomeError(f"genome must be text, got {type(text).__name__}")
-    where = f"genome {text.strip()!r}"
-    stages_text = _STAGE.findall(text)
-    rest = _STAGE.sub(" ", text).split()
-    if len(rest) > 1 or (rest and rest[0] not in ATTENTIONS):
-        raise GenomeError(
-            f"{where}: expected stages like [2,8,6,1,0] and at most one attention word "
-            f"{list(ATTENTIONS)}, got {' '.join(rest)!r}"
-        )
-    if not stages_text:
-        raise GenomeError(f"{where}: no stage found; write stages like [2,8,6,1,0] [2,16,4,1,0]")
-    if len(stages_text) > MAX_STAGES:
-        raise GenomeError(f"{where}: a genome has 1 to {MAX_STAGES} stages, got {len(stages_text)}")
-    stages = tuple(_parse_stage(body, i, where) for i, body in enumerate(stages_text, 1))
-    word = attention if attention is not None else (rest[0] if rest else "eca")
-    return Genome(stages, check_attention(word, f"{where}: attention"))
 
 
 def _parse_stage(body: str, index: int, where: str) -> StageGene:

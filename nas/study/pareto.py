@@ -101,3 +101,11 @@ def feasible_front(rows: Sequence[TrialRow], budget_flops: float | None = None,
     """The front of the trained genomes that fit the study's (and an optional tighter) budget."""
     trained = unique_genomes([r for r in rows if r.trained])
     return pareto_front([r for r in trained if r.fits(budget_flops, budget_params)])
+
+
+def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
+    """The one definition of "best": the feasible trained trial with the highest validation
+    accuracy; ties go to fewer FLOPs, then fewer params, then the earlier trial."""
+    candidates = [r for r in rows if r.trained and r.fits()]
+    return min(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
+                                          r.trial), default=None)

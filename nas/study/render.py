@@ -5,7 +5,6 @@ Rendering only: the numbers come from `nas.study.report.Summary` and `nas.study.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from nas.study.report import ReportError, StudyInfo, Summary, unique_genomes
-
-
-def flops_text(flops: int) -> str:
-    """`0.180 G (180,348,032)`: the largest unit that keeps the figure >= 0.1, then the count."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if flops >= 0.1 * scale:
-            return f"{flops / scale:.3f} {unit} ({flops:,})"
-    return f"{flops:,}"
-
-
-def percent(value: float | None) -> str:
-    """`79.2 %`, or `-` when there is no value."""
-    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
-
-
-def duration(seconds: float) -> str:
-    """`1h 02m`, `3m 05s` or `12.3 s`."""
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    return f"{seconds:.1f} s"
+from nas.units import duration_text, flops_text, percent, quantity_text
 
 
 def front_table(summary: Summary) -> Table:
@@ -46,9 +24,9 @@ def front_table(summary: Summary) -> Table:
     for name in ("attn", "FLOPs", "params", "val acc", "test acc"):
         table.add_column(name, justify="left" if name == "attn" else "right", no_wrap=True)
     for row in summary.front:
-        short, _, exact = flops_text(row.flops or 0).partition(" (")
+        flops = row.flops or 0
         table.add_row(str(row.trial), row.genome or "?", row.attention or "?",
-                      f"{short}\n[dim]{exact.rstrip(')') or short}[/dim]", f"{row.params or 0:,}",
+                      f"{flops_text(flops)}\n[dim]{flops:,}[/dim]", f"{row.params or 0:,}",
                       percent(row.val_accuracy), percent(row.test_accuracy))
     return table
 
@@ -68,7 +46,7 @@ def overview(summary: Summary) -> dict[str, str]:
         "trials": f"{t.done} done of {t.trials}: {t.trained} trained, {t.reused} reused, "
                   f"{t.rejected} rejected (over budget), {t.failed} failed"
                   + (f", {t.running} running" if t.running else ""),
-        "time": f"{duration(t.seconds)} in trials, {duration(t.wall_seconds)} wall",
+        "time": f"{duration_text(t.seconds)} in trials, {duration_text(t.wall_seconds)} wall",
     }
     return fields
 
@@ -140,17 +118,10 @@ def _budget_lines(axes: Any, summary: Summary) -> None:
     study_budget = summary.data.info.get("budget_flops")
     if study_budget is not None:
         axes.axvline(study_budget, color="tab:blue", linestyle="--", linewidth=1,
-                     label=f"budget {_compact(study_budget)}")
+                     label=f"budget {quantity_text(study_budget)}")
     if summary.budget_flops is not None:
         axes.axvline(summary.budget_flops, color="tab:orange", linestyle=":", linewidth=1,
-                     label=f"asked {_compact(summary.budget_flops)}")
-
-
-def _compact(flops: float) -> str:
-    """`60 K`, `0.2 G`: a budget as it was probably typed."""
-    short = flops_text(int(flops)).split(" (")[0]
-    number, _, unit = short.partition(" ")
-    return f"{float(number):g} {unit}".strip()
+                     label=f"asked {quantity_text(summary.budget_flops)}")
 
 
 def ablation_table(name: str, results: Sequence[Any]) -> Table:
@@ -163,7 +134,7 @@ def ablation_table(name: str, results: Sequence[Any]) -> Table:
     for result in results:
         row = result.to_json()
         table.add_row(row["arm"], row["genome"].replace("] [", "]\n["), row["attention"],
-                      flops_text(row["flops"]) if row["flops"] is not None else "-",
+                      f"{flops_text(row['flops'])} ({row['flops']:,})" if row["flops"] is not None else "-",
                       f"{row['params']:,}" if row["params"] is not None else "-",
                       str(len(row["seeds"])), _spread(*result.metric("val_accuracy")),
                       _spread(*result.metric("test_accuracy")))

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from nas.errors import ReportError, StoreError
-from nas.model.recipe import nearest
+from nas.errors import ReportError, StoreError, nearest
 from nas.store.database import normalize_url, safe_url
 from nas.study.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,

@@ -15,27 +15,30 @@ What a study holds (read by `nas.study.report` and `nas.study.export`):
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.errors import NasError, SpaceError
+from nas.errors import NasError, SpaceError, StoreError
 from nas.model.complexity import count
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
-from nas.store.database import tune_engine
+from nas.store import claims
 from nas.store.runs import RunRecord
-from nas.study.pareto import TrialRow, feasible_front, row_from_trial
+from nas.study import workers
+from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
 from nas.train.experiment import Context, train_genome
+from nas.units import quantity_text
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
-HEARTBEAT_S = 30
+
+
+def _label(value: float) -> str:
+    return quantity_text(value).replace(" ", "")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Budget:
                 params - self.params if self.params else 0.0]
 
     def label(self) -> str:
-        parts = [f"f{_short(self.flops)}" if self.flops else "", f"p{_short(self.params)}"
+        parts = [f"f{_label(self.flops)}" if self.flops else "", f"p{_label(self.params)}"
                  if self.params else ""]
         return "-".join(p for p in parts if p) or "nobudget"
 
@@ -65,6 +68,10 @@ class SearchSettings:
     seed: int = 0
     deadline: float | None = None        # time.monotonic() after which no trial starts
     budget: Budget = field(default_factory=Budget)
+    heartbeat_s: int = workers.HEARTBEAT_S     # a running trial's heartbeat and watchdog period
+    grace_s: int = workers.GRACE_S             # a trial this long without a heartbeat is dead
+    max_failures: int = workers.MAX_FAILURES   # failed trials in a row that stop the search
+    worker: str = field(default_factory=claims.worker_name)
 
 
 @dataclass
@@ -80,13 +87,6 @@ class Tally:
 
 
 TrialCallback = Callable[[FrozenTrial, Tally], None]
-
-
-def _short(value: float) -> str:
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if value >= scale:
-            return f"{value / scale:g}{suffix}"
-    return f"{value:g}"
 
 
 def default_study_name(space: Space, data_name: str, size: tuple[int, int], budget: Budget) -> str:
@@ -129,13 +129,26 @@ def sample_genome(trial: Trial, space: Space) -> Genome:
 
 
 def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
-    """Create the study or continue it; a study made for other data or space is refused."""
-    storage = optuna.storages.RDBStorage(ctx.store.url, heartbeat_interval=HEARTBEAT_S,
-                                         grace_period=4 * HEARTBEAT_S)
-    tune_engine(storage.engine)
+    """Create the study or continue it; a study made for other data or space is refused.
+
+    Any number of workers may call this at once (see nas.study.workers); each is numbered in
+    the study and samples with a seed derived from the study's seed and its number."""
+    workers.check_study_name(settings.study)
+    storage = workers.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
+    with workers.optuna_errors(ctx.store.url):
+        study = _create_study(ctx, settings, source, storage)
+        number = claims.join(ctx.store, settings.study, settings.worker)
+        study.sampler = make_sampler(settings.sampler, workers.worker_seed(settings.seed, number))
+        optuna.storages.fail_stale_trials(study)
+        _close_stale_runs(ctx, study)
+    return study
+
+
+def _create_study(ctx: Context, settings: SearchSettings, source: str,
+                  storage: optuna.storages.RDBStorage) -> optuna.Study:
+    """Create or load the study and check its `nas` attributes against this search's."""
     study = optuna.create_study(study_name=settings.study, storage=storage,
-                                directions=DIRECTIONS, load_if_exists=True,
-                                sampler=make_sampler(settings.sampler, settings.seed))
+                                directions=DIRECTIONS, load_if_exists=True)
     attrs = study_attrs(ctx, settings, source)
     old = study.user_attrs.get("nas")
     if old is None:
@@ -144,17 +157,13 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
                                                             attrs["image_size"]):
         raise NasError(f"study {settings.study!r} was made for space {old['space']}, data "
                        f"{old['data']} at {old['image_size']}; pick another --study name")
-    optuna.storages.fail_stale_trials(study)
-    _close_stale_runs(ctx, study)
     return study
 
 
 def _close_stale_runs(ctx: Context, study: optuna.Study) -> None:
-    """Runs left 'running' by a worker that was killed: their trial has failed since."""
-    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-    for run in ctx.store.list_runs(study.study_name):
-        if run.status == "running" and run.trial in failed:
-            ctx.store.update_run(run.id, status="interrupted")
+    """Claims and 'running' runs left by workers that died: their trial has failed since."""
+    failed = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+    claims.abandon_trial(ctx.store, study.study_name, failed)
 
 
 def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str, Any]:
@@ -173,55 +182,56 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                epoch_callbacks: Callable[[str], tuple[Any, ...]] = lambda label: ()) -> Tally:
     """Ask and tell until `trials` genomes were trained, the deadline passes, or the space runs dry.
 
-    A trial that raises is told FAIL with its error (the search goes on); Ctrl-C marks the
-    running trial FAIL ('interrupted') and re-raises, so nothing is left RUNNING."""
-    tally = Tally()
+    A trial that raises is told FAIL with its error (the search goes on) unless the database
+    or the disk failed (StoreError after telling FAIL) or the last `max_failures` trials all
+    failed (TrainError); Ctrl-C marks the running trial FAIL ('interrupted') and re-raises, so
+    nothing is left RUNNING. A watchdog fails other workers' trials whose heartbeat stopped."""
+    tally, streak = Tally(), workers.FailureStreak(settings.max_failures)
     misses, max_misses = 0, 200 + 20 * settings.trials
-    while tally.trained < settings.trials and misses < max_misses:
-        if settings.deadline is not None and time.monotonic() > settings.deadline:
-            break
-        trial, started = study.ask(), time.perf_counter()
-        try:
-            with heartbeat(study, trial):
-                outcome, values, run = _evaluate(ctx, settings, trial, epoch_callbacks)
-        except KeyboardInterrupt:
-            _tell(study, trial, "interrupted", None, None, started)
-            raise
-        except Exception as error:  # a failed trial is a state, not a crash
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
-            outcome, values, run = "failed", None, None
-        _tell(study, trial, outcome, values, run, started)
-        misses = 0 if outcome == "trained" else misses + 1
-        _count(tally, outcome)
-        trials = study.get_trials(deepcopy=False)
-        _refresh_best(trials, tally)
-        if on_trial is not None:
-            on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
+    with workers.watchdog(study, settings.heartbeat_s):
+        while tally.trained < settings.trials and misses < max_misses:
+            if settings.deadline is not None and time.monotonic() > settings.deadline:
+                break
+            trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
+            streak.add(trial.number, outcome, trial.user_attrs.get("error"))
+            misses = 0 if outcome == "trained" else misses + 1
+            _count(tally, outcome)
+            trials = study.get_trials(deepcopy=False)
+            _refresh_best(trials, tally)
+            if on_trial is not None:
+                on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
     return tally
 
 
-@contextmanager
-def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
-    """Record the trial's heartbeat while it runs, so a killed worker's trial can be failed
-    by the next run (`fail_stale_trials`) instead of staying RUNNING forever."""
-    storage = study._storage
-    if not isinstance(storage, optuna.storages.RDBStorage):
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            storage.record_heartbeat(trial._trial_id)
-            stop.wait(HEARTBEAT_S)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
+def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,
+               epoch_callbacks: Callable[[str], tuple[Any, ...]]) -> tuple[Trial, str]:
+    """Ask, evaluate under a heartbeat, tell: (the trial, its outcome)."""
+    trial, started = study.ask(), time.perf_counter()
     try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+        with workers.heartbeat(study, trial):
+            outcome, values, run = _evaluate(ctx, settings, trial, epoch_callbacks)
+    except KeyboardInterrupt:
+        _tell(study, trial, "interrupted", None, None, started)
+        raise
+    except Exception as error:  # a failed trial is a state, not a crash
+        reason = workers.fatal_error(error)
+        if reason is not None:       # the database or the disk: no later trial can do better
+            raise StoreError(_stop_line(study, trial, reason, started)) from error
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+        outcome, values, run = "failed", None, None
+    _tell(study, trial, outcome, values, run, started)
+    return trial, outcome
+
+
+def _stop_line(study: optuna.Study, trial: Trial, reason: str, started: float) -> str:
+    """Tell the trial FAIL if the database still takes a write; the one line the search stops with."""
+    try:
+        trial.set_user_attr("error", reason[:500])
+        _tell(study, trial, "failed", None, None, started)
+        state = "marked FAIL"
+    except Exception:  # noqa: BLE001  (the same outage again; the watchdog fails it later)
+        state = "left RUNNING until a worker's watchdog fails it"
+    return f"{reason} (trial {trial.number} {state}; the search stopped)"
 
 
 def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
@@ -237,19 +247,43 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
         trial.set_user_attr(key, value)
     if any(v > 0 for v in violation):
         return "rejected", [0.0, size.flops, size.params], None
-    run = ctx.store.find_run(settings.study, genome.notation, genome.attention)
-    if run is not None:
-        return "reused", [run.val_accuracy, size.flops, size.params], run
-    run = train_genome(ctx, genome, epochs=settings.epochs, seed=settings.seed,
-                       study=settings.study, trial=trial.number,
-                       callbacks=epoch_callbacks(str(genome)))
+    held = claims.claim(ctx.store, settings.study, genome.notation, genome.attention,
+                        worker=settings.worker, trial=trial.number)
+    if held.outcome == claims.TAKEN:     # another worker trains it: wait for its result
+        held = claims.wait_for(ctx.store, held, poll_s=min(1.0, settings.heartbeat_s))
+    if held.outcome == claims.DONE and held.run is not None:
+        return "reused", [held.run.val_accuracy, size.flops, size.params], held.run
+    try:
+        run = train_genome(ctx, genome, epochs=settings.epochs, seed=settings.seed,
+                           study=settings.study, trial=trial.number,
+                           callbacks=epoch_callbacks(str(genome)))
+    finally:
+        _release(ctx, held)
     if run.status != "ok":
         return run.status, None, run
     return "trained", [run.val_accuracy, size.flops, size.params], run
 
 
+def _release(ctx: Context, held: claims.Claim) -> None:
+    """Release a claim after training; if the database refuses, the trial's FAIL releases it."""
+    try:
+        claims.release(ctx.store, held)
+    except StoreError:
+        pass
+
+
 def _tell(study: optuna.Study, trial: Trial, outcome: str, values: list[float] | None,
           run: RunRecord | None, started: float) -> None:
+    """Record the outcome and tell Optuna; a trial another worker's watchdog already failed
+    (this worker paused longer than the grace period) stays failed."""
+    try:
+        _tell_now(study, trial, outcome, values, run, started)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
+def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[float] | None,
+              run: RunRecord | None, started: float) -> None:
     trial.set_user_attr("outcome", outcome)
     trial.set_user_attr("run_id", run.id if run is not None else None)
     trial.set_user_attr("test_accuracy", run.test_accuracy if run is not None else None)
@@ -270,4 +304,4 @@ def _count(tally: Tally, outcome: str) -> None:
 def _refresh_best(trials: list[FrozenTrial], tally: Tally) -> None:
     front = feasible_front([row_from_trial(t) for t in trials])
     tally.front = len(front)
-    tally.best = max(front, key=lambda r: (r.val_accuracy, -(r.flops or 0)), default=None)
+    tally.best = best_row(front)

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from nas._version import __version__
-from nas.data.dataset import Dataset, Views, build_views, default_image_size, load_data
+from nas.data.dataset import Dataset, Views, default_image_size, load_data
+from nas.data.splits import Progress
 from nas.errors import TrainError
 from nas.model.builder import build_model
 from nas.model.complexity import count
@@ -32,9 +33,7 @@ from nas.train.distill import (
     make_loss,
     train,
 )
-from nas.train.teacher import Teacher, get_teacher, teacher_bank
-
-ProgressFn = Callable[[str, int, int], None]
+from nas.train.teacher import Teacher, teach
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,14 @@ class Context:
     views: Views
     batches: Batches
     teacher: Teacher
-    bank: TeacherBank
+    bank: TeacherBank | None     # None with [distill] loss = "none"
     store: Store
     device: torch.device
 
     @property
     def shape(self) -> InputShape:
-        height, width = self.data.image_size
-        return InputShape(3, height, width)
+        """The one input shape of every model of this context (set from the data by `prepare`)."""
+        return self.space.input or self.data.shape
 
 
 def resolve_device(name: str = "auto", threads: int | None = None) -> torch.device:
@@ -64,11 +63,11 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+        raise TrainError("device 'cuda': no CUDA device is available (use auto or cpu)")
     if name not in ("cpu", "cuda"):
-        raise TrainError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise TrainError(f"device must be auto, cpu or cuda, got {name!r}")
     if threads is not None and threads < 1:
-        raise TrainError(f"--threads must be at least 1, got {threads}")
+        raise TrainError(f"CPU threads must be at least 1, got {threads}")
     if name == "cpu":
         torch.set_num_threads(threads or 1)
     return torch.device(name)
@@ -83,9 +82,17 @@ def image_size(space: Space, source: str, override: tuple[int, int] | None) -> t
     return default_image_size(source)
 
 
+def fitted_input(space: Space, data: Dataset) -> InputShape:
+    """The data's input shape, refused when the space's `[input]` wants other channels."""
+    if space.input is not None and space.input.channels != data.shape.channels:
+        raise TrainError(f"{space.path}: [input] channels = {space.input.channels}, but the data "
+                         f"{data.name} has {data.shape.channels}-channel images")
+    return data.shape
+
+
 def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | None = None,
             device: torch.device | None = None, cache_dir: Path | None = None,
-            progress: ProgressFn | None = None,
+            progress: Progress | None = None,
             teacher_callbacks: tuple[EpochCallback, ...] = (),
             check: Callable[[Dataset], None] | None = None) -> Context:
     """Load data and views, get (or train) the teacher, compute its outputs on every view.
@@ -94,13 +101,16 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
     device = device or resolve_device()
     data = load_data(source, image_size(space, source, size), val_fraction=space.train.val_fraction,
                      split_seed=space.train.split_seed, cache_dir=cache_dir, progress=progress)
+    space = space.with_input(fitted_input(space, data))
     if check is not None:
         check(data)
-    views = build_views(data.train, space.train.augment, seed=space.train.split_seed,
-                        cache_dir=cache_dir, progress=progress)
-    teacher = get_teacher(space, data, views, store, device, teacher_callbacks)
-    bank = teacher_bank(teacher, views, data, store, device)
-    bank = TeacherBank(bank.features.to(device), bank.logits.to(device))   # read every step
+    taught = teach(space, source, data, store, device, cache_dir=cache_dir, progress=progress,
+                   callbacks=teacher_callbacks)   # loss "none": no teacher, bank None
+    views, teacher, bank = taught.views, taught.teacher, taught.bank
+    if teacher.spec is not None:
+        space = replace(space, teacher=teacher.spec)   # resolved: no "auto" left
+    if bank is not None:
+        bank = TeacherBank(bank.features.to(device), bank.logits.to(device))   # read every step
     batches = Batches(views.images.to(device), views.labels.to(device), data.mean, data.std)
     return Context(space, data, views, batches, teacher, bank, store, device)
 
@@ -147,7 +157,7 @@ def _fit(ctx: Context, model: torch.nn.Module, epochs: int, seed: int,
          callbacks: tuple[EpochCallback, ...]) -> TrainResult:
     student_dim = model.feature_dim
     wrapped = model
-    if ctx.space.distill.loss != "logit" and ctx.teacher.feature_dim != student_dim:
+    if ctx.space.distill.loss in ("feature", "both") and ctx.teacher.feature_dim != student_dim:
         wrapped = Projector(model, student_dim, ctx.teacher.feature_dim).to(ctx.device)
     return train(wrapped, ctx.batches, ctx.data.val, ctx.space.train, epochs=epochs, seed=seed,
                  device=ctx.device, loss_fn=make_loss(ctx.space.distill), bank=ctx.bank,
