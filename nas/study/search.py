@@ -104,7 +104,7 @@ def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
                                              population_size=20)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise SpaceError(f"--sampler must be tpe, nsga2 or random, got {kind!r}")
+    raise SpaceError(f"sampler must be tpe, nsga2 or random, got {kind!r}")
 
 
 def constraints(trial: FrozenTrial) -> list[float]:
