@@ -43,7 +43,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default="search_spaces/seed.toml")
+    parser.add_argument("--space", default="seed.toml")
     parser.add_argument("--input", default="3x185x160")
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--model-samples", type=int, default=30)

@@ -54,7 +54,7 @@ def main() -> None:
     experiment.accuracy = timed(experiment.accuracy, test_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/bench.db")
-        space = load_space(ROOT / "search_spaces" / "seed.toml")
+        space = load_space(ROOT / "nas" / "search_spaces" / "seed.toml")
         device = experiment.resolve_device("cpu", args.threads)
         ctx = experiment.prepare(space, "digits", store, device=device)
         settings = SearchSettings(study="bench", trials=args.trials, epochs=args.epochs,

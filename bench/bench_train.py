@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--image-size", default="185x160")
     p.add_argument("--genome", default="[2,8,6,1,0] [2,16,4,1,0]")
     p.add_argument("--attention", default="eca")
-    p.add_argument("--space", default=str(ROOT / "search_spaces" / "seed.toml"))
+    p.add_argument("--space", default=str(ROOT / "nas" / "search_spaces" / "seed.toml"))
     p.add_argument("--views", choices=("none", "report"), default="none",
                    help="training views: none (seed.toml's default) or the report's six")
     p.add_argument("--rounds", type=int, default=3, help="epochs of each mode, interleaved")

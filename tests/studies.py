@@ -26,7 +26,7 @@ def new_study(url: str, name: str, *, budget_flops: float | None = None,
     """An empty study with the `nas` user attributes of the contract."""
     study = optuna.create_study(storage=url, study_name=name, directions=DIRECTIONS)
     study.set_user_attr("nas", {
-        "space": "search_spaces/tiny.toml", "data": "digits", "image_size": [8, 8],
+        "space": "tiny.toml", "data": "digits", "image_size": [8, 8],
         "budget_flops": budget_flops, "budget_params": budget_params, "epochs": 1, "seed": 0,
         "classes": [str(c) for c in range(10)],
         "teacher": teacher or {"fingerprint": "f00d", "val_accuracy": 0.9, "test_accuracy": 0.875},

@@ -14,7 +14,7 @@ from nas.study.ablate import load_ablation
 from nas.train.experiment import train_genome
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "search_spaces" / "tiny.toml"
+TINY = ROOT / "nas" / "search_spaces" / "tiny.toml"
 
 
 @pytest.fixture(autouse=True)
@@ -86,8 +86,8 @@ def test_bad_ablation_files(tmp_path: Path, body: str, message: str) -> None:
 
 
 def test_shipped_ablations_parse() -> None:
-    for path in sorted((ROOT / "search_spaces" / "ablations").glob("*.toml")):
+    for path in sorted((ROOT / "nas" / "search_spaces" / "ablations").glob("*.toml")):
         ablation = load_ablation(path)
         assert ablation.arms and ablation.seeds == (0, 1, 2)
-    assert ablate_module.load_ablation(ROOT / "search_spaces/ablations/se_vs_eca.toml").study == \
+    assert ablate_module.load_ablation(ROOT / "nas/search_spaces/ablations/se_vs_eca.toml").study == \
         "ablate/se-vs-eca"

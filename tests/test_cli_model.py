@@ -19,7 +19,7 @@ from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = ROOT / "search_spaces"
+SPACES = ROOT / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 FIVE_STAGES = " ".join(["[1,8,1,1,0]"] * 5)
 
@@ -57,7 +57,7 @@ def test_count_json_report_row(capsys: pytest.CaptureFixture[str]) -> None:
     row = run_json(capsys, "count", REPORT)
     assert row == {
         "genome": REPORT, "attention": "eca", "flops": 180_348_032, "params": 10_754,
-        "input": "3x185x160", "classes": 2, "built": REPORT, "space": "search_spaces/seed.toml",
+        "input": "3x185x160", "classes": 2, "built": REPORT, "space": "seed.toml",
         "in_space": True,
     }
 
@@ -101,7 +101,7 @@ def test_count_text_output(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_count_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     err = run_error(capsys, "count", FIVE_STAGES)
-    assert "search_spaces/seed.toml: genome" in err
+    assert "seed.toml: genome" in err
     assert "has 5 stages, the space defines at most 4" in err
     err = run_error(capsys, "count", "[2,8,6,3,0]")
     assert "stage 1.s must be 1 or 2, got 3" in err
@@ -222,7 +222,7 @@ def test_real_subprocess_exit_2_one_line() -> None:
                          capture_output=True, timeout=120)
     assert run.returncode == 2
     assert run.stdout == ""
-    assert run.stderr.startswith("nas: error: search_spaces/seed.toml: genome [1,8,1,1,0]")
+    assert run.stderr.startswith("nas: error: seed.toml: genome [1,8,1,1,0]")
     assert run.stderr.endswith("has 5 stages, the space defines at most 4\n")
     assert run.stderr.count("\n") == 1
     assert "Traceback" not in run.stderr

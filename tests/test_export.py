@@ -25,7 +25,7 @@ from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
 from tests.studies import add_trained, add_trial, new_study
 
-TINY = Path(__file__).resolve().parents[1] / "search_spaces" / "tiny.toml"
+TINY = Path(__file__).resolve().parents[1] / "nas" / "search_spaces" / "tiny.toml"
 SMALL, LARGE = "[1,8,1,2,0]", "[2,8,1,1,0] [2,16,1,2,0]"
 
 

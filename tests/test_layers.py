@@ -73,7 +73,7 @@ def test_every_module_belongs_to_a_layer_and_every_package_says_what_it_owns() -
 
 def test_space_validation_does_not_import_torch() -> None:
     code = ("import sys; from nas.model.space import load_space; "
-            "load_space('search_spaces/photos.toml'); from nas.cli import main; "
+            "load_space('photos.toml'); from nas.cli import main; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=PACKAGE.parent, check=True)

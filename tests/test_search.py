@@ -20,7 +20,7 @@ from nas.study.search import Budget, default_study_name
 from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "search_spaces" / "tiny.toml")
+TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Space files and prepared contexts for the training tests (tiny digits, real SQLite files).
 
-`space_text` rewrites sections of search_spaces/tiny.toml, so a test states only what it
+`space_text` rewrites sections of nas/search_spaces/tiny.toml, so a test states only what it
 changes, e.g. `space_text(teacher={"epochs": 1, "feature_dim": 64})`.
 """
 
@@ -18,7 +18,7 @@ from nas.store.runs import Store
 from nas.train.experiment import Context, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "search_spaces" / "tiny.toml"
+TINY = ROOT / "nas" / "search_spaces" / "tiny.toml"
 STUDENT = "[1,8,1,1,0] [2,16,1,2,0]"
 FAST_TEACHER = {"genome": "[1,16,1,1,1] [2,32,1,2,0]", "attention": "eca", "epochs": 2,
                 "batch_size": 64}

@@ -6,21 +6,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from nas.errors import SpaceError
 from nas.model.space import DEFAULT_SPACE, InputShape, Space, load_space
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 
 def resolve_space(path: str) -> Space:
-    """Load a space file; a relative path missing here is looked up in the project tree."""
-    candidate = Path(path)
-    if not candidate.exists() and not candidate.is_absolute() and (PROJECT_ROOT / path).exists():
-        candidate = PROJECT_ROOT / path
-    return load_space(candidate) if candidate.exists() else load_space(path)
+    """Load a space file: a path, or the name of a bundled space (`seed.toml`, `tiny.toml`, ...)."""
+    return load_space(path)
 
 
 def emit_json(payload: dict[str, Any]) -> None:

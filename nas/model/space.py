@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, m
 from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.model.sections import parse_section
 
-DEFAULT_SPACE = "search_spaces/seed.toml"
+DEFAULT_SPACE = "seed.toml"
+BUNDLED = "search_spaces"   # the package folder of the bundled spaces and ablation files
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",
             "train", "distill", "teacher", "search")
 STAGE_KEYS = (*GENES, "optional", "kernel", "attention")
@@ -187,16 +190,50 @@ class Space:
         return self if shape is None else replace(self, input=shape)
 
 
+def bundled_file(path: str | Path) -> Traversable | None:
+    """The bundled file a relative name such as `seed.toml`, `ablations/se_vs_eca.toml` or
+    `search_spaces/seed.toml` stands for (a copy inside the package, found with importlib.resources),
+    or None when there is none."""
+    parts = Path(path).parts
+    if not parts or Path(path).is_absolute() or ".." in parts:
+        return None
+    if parts[0] == BUNDLED:
+        parts = parts[1:]
+    found = resources.files("nas").joinpath(BUNDLED, *parts) if parts else None
+    return found if found is not None and found.is_file() else None
+
+
+def locate(path: str | Path, kind: str = "space") -> tuple[str, Path | Traversable]:
+    """A file the user named (an existing path wins) or else the bundled file of that name,
+    with the label errors use; SpaceError naming both places when neither exists."""
+    if Path(path).is_file():
+        return str(path), Path(path)
+    found = bundled_file(path)
+    if found is None:
+        names = ", ".join(bundled_names()) or "none"
+        raise SpaceError(f"{path}: no such {kind} file here, nor bundled with nas ({names})")
+    return str(path), found
+
+
+def bundled_names() -> list[str]:
+    """The bundled files' names, e.g. `seed.toml`, `ablations/se_vs_eca.toml`."""
+    root = resources.files("nas").joinpath(BUNDLED)
+    if not root.is_dir():
+        return []
+    names = [e.name for e in root.iterdir() if e.name.endswith(".toml")]
+    names += [f"{e.name}/{f.name}" for e in root.iterdir() if e.is_dir()
+              for f in e.iterdir() if f.name.endswith(".toml")]
+    return sorted(names)
+
+
 def load_space(path: str | Path = DEFAULT_SPACE) -> Space:
-    """Read and validate a space file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"{path}: no such space file")
+    """Read and validate a space file: a path, or the name of a bundled space (`seed.toml`)."""
+    where, found = locate(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = found.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise SpaceError(f"{path}: cannot read: {error}") from None
-    return parse_space(text, str(path))
+        raise SpaceError(f"{where}: cannot read: {error}") from None
+    return parse_space(text, where)
 
 
 def parse_space(text: str, where: str = "<space>") -> Space:
