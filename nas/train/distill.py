@@ -26,13 +26,20 @@ from nas.model.recipe import DistillConfig, TrainConfig
 class Batches:
     """Normalised tensors the loop reads from: fixed training views, labels, and means/stds."""
 
-    images: torch.Tensor      # uint8 (N, C, H, W) on the training device
+    images: torch.Tensor      # uint8 (N, C, H, W), or a frozen trunk's float outputs
     labels: torch.Tensor      # int64 (N,)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return normalize(self.images[index], self.mean, self.std), self.labels[index]
+        return model_input(self.images[index], self.mean, self.std), self.labels[index]
+
+
+def model_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 images normalised by mean/std; float inputs (cached trunk outputs) as float32."""
+    if images.dtype == torch.uint8:
+        return normalize(images, tuple(mean), tuple(std))
+    return images.float()
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,11 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None
 def make_loss(config: DistillConfig | None) -> LossFn:
     """The loss over (student feature, student logits, labels, teacher feature, teacher logits).
 
-    None: plain cross-entropy (used to train the teacher itself)."""
+    None or loss "none": plain cross-entropy (the teacher itself, and the honest baseline)."""
     def loss(feature: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
              t_feature: torch.Tensor | None, t_logits: torch.Tensor | None) -> torch.Tensor:
         ce = F.cross_entropy(logits, labels)
-        if config is None:
+        if config is None or config.loss == "none":
             return ce
         soft = torch.zeros((), device=logits.device)
         if config.loss in ("feature", "both"):
@@ -114,7 +121,7 @@ def predict(model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: 
     model.eval()
     features, logits = [], []
     for start in range(0, len(images), batch_size):
-        chunk = normalize(images[start:start + batch_size].to(device), tuple(mean), tuple(std))
+        chunk = model_input(images[start:start + batch_size].to(device), mean, std)
         feature, logit = model(chunk)
         features.append(feature.float().cpu())
         logits.append(logit.float().cpu())

@@ -1,0 +1,112 @@
+"""Does distillation from the pretrained teacher beat plain training? Measured on real photos.
+
+One context (data, the report's views, the frozen pretrained EfficientNet-Lite0 teacher and its
+outputs per view) is prepared once; then the report's student is trained in every arm (CE only,
+and distillation with loss feature / logit / both) on the very same views, epochs and seeds.
+Prints the teacher's val/test accuracy and the time it took to be ready, then mean +- sd test
+accuracy per arm and the paired difference to CE. Run by hand (not a test), e.g.
+    python bench/bench_teacher.py --epochs 10 --seeds 0 1 2 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from nas.data.dataset import parse_image_size
+from nas.model.genome import Genome
+from nas.model.space import load_space
+from nas.store.runs import Store
+from nas.train.experiment import Context, prepare, resolve_device, train_genome
+
+ROOT = Path(__file__).resolve().parents[1]
+HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera"
+ARMS = ("none", "feature", "logit", "both")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(HYMENOPTERA))
+    p.add_argument("--space", default=str(ROOT / "nas" / "search_spaces" / "photos.toml"))
+    p.add_argument("--genome", default="[2,8,6,1,0] [2,16,4,1,0]")
+    p.add_argument("--attention", default="eca")
+    p.add_argument("--image-size", default="128x128", help="the student's input")
+    p.add_argument("--teacher-size", type=int, default=224)
+    p.add_argument("--teacher-epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--storage", default="sqlite:///bench_teacher.db")
+    p.add_argument("--cache-dir", default=None)
+    return p.parse_args(argv)
+
+
+def context(args: argparse.Namespace) -> tuple[Context, float]:
+    """The shared context and the seconds it took (data, views, teacher, bank)."""
+    space = load_space(args.space)
+    teacher = replace(space.teacher, image_size=args.teacher_size,
+                      epochs=args.teacher_epochs or space.teacher.epochs)
+    distill = replace(space.distill, loss="feature" if space.distill.loss == "none" else space.distill.loss,
+                      alpha=space.distill.alpha if args.alpha is None else args.alpha,
+                      temperature=space.distill.temperature if args.temperature is None else args.temperature)
+    space = replace(space, teacher=teacher, distill=distill)
+    started = time.perf_counter()
+    ctx = prepare(space, args.data, Store(args.storage), size=parse_image_size(args.image_size),
+                  device=resolve_device("cpu", args.threads),
+                  cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+    return ctx, time.perf_counter() - started
+
+
+def arm(ctx: Context, loss: str) -> Context:
+    return replace(ctx, space=replace(ctx.space, distill=replace(ctx.space.distill, loss=loss)))
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    ctx, ready = context(args)
+    t = ctx.teacher
+    print(json.dumps({"teacher": t.spec.model if t.spec else None, "cached": t.cached,
+                      "teacher_size": ctx.space.teacher.image_size, "val": t.val_accuracy,
+                      "test": t.test_accuracy, "ready_s": round(ready, 1),
+                      "views": len(ctx.views.labels), "student_input": str(ctx.shape),
+                      "distill": asdict(ctx.space.distill)}), flush=True)
+    genome = Genome.parse(args.genome, args.attention)
+    results: dict[str, dict[int, float]] = {name: {} for name in args.arms}
+    for seed in args.seeds:
+        for name in args.arms:
+            run = train_genome(arm(ctx, name), genome, epochs=args.epochs, seed=seed)
+            results[name][seed] = run.test_accuracy or 0.0
+            print(json.dumps({"arm": name, "seed": seed, "val": run.val_accuracy,
+                              "test": run.test_accuracy, "best_epoch": run.best_epoch,
+                              "seconds": round(run.duration_s or 0, 1)}), flush=True)
+    summarize(results)
+    return 0
+
+
+def summarize(results: dict[str, dict[int, float]]) -> None:
+    """Mean +- sd of test accuracy per arm, and the paired difference to CE ('none')."""
+    base = results.get("none", {})
+    for name, by_seed in results.items():
+        values = list(by_seed.values())
+        line = f"{name:8s} test {100 * statistics.mean(values):5.1f} +- {_sd(values):4.1f}"
+        paired = [100 * (by_seed[s] - base[s]) for s in by_seed if s in base]
+        if name != "none" and paired:
+            line += (f"   vs CE {statistics.mean(paired):+5.1f} +- {_sd(paired, 1):4.1f}"
+                     f" (paired, n={len(paired)})")
+        print(line, flush=True)
+
+
+def _sd(values: list[float], scale: float = 100) -> float:
+    return scale * statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

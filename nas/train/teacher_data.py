@@ -1,0 +1,83 @@
+"""What the teacher reads: its resolved spec, its input size, and views shared with the student.
+
+The teacher sees the same augmented draw of every image as the student, at its own size:
+the views are drawn once at the teacher's size, and the student's augmented blocks are those
+very images resized (its originals are the student-size decode, like its val and test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from nas.data.cache import digest
+from nas.data.dataset import NAMES, Dataset, Views, build_views, default_image_size, load_data
+from nas.data.splits import Progress, resize
+from nas.model.recipe import TeacherConfig
+from nas.model.space import Space
+
+DEFAULT_SIDE = 224
+PHOTO_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained"}
+
+
+@dataclass(frozen=True)
+class TeacherInputs:
+    """The resolved teacher spec, the data at its size, its views, and the student's views."""
+
+    config: TeacherConfig
+    data: Dataset
+    views: Views
+    student_views: Views
+
+
+def is_photo(source: str) -> bool:
+    """Photo data: an image folder or a torchvision set (everything but the embedded digits)."""
+    return source.lower() != "digits"
+
+
+def resolve(config: TeacherConfig, source: str) -> TeacherConfig:
+    """kind 'auto' -> the pretrained Lite0 on photos, the genome teacher on digits;
+    train 'auto' -> 'head' (frozen trunk) for pretrained trunks, else 'all'."""
+    if config.kind == "auto":
+        config = replace(config, **PHOTO_TEACHER) if is_photo(source) else replace(config, kind="genome")
+    if config.train == "auto":
+        frozen = config.kind != "genome" and config.weights != "none"
+        config = replace(config, train="head" if frozen else "all")
+    return config
+
+
+def teacher_size(config: TeacherConfig, source: str, student: tuple[int, int]) -> tuple[int, int]:
+    """`image_size`, else 224 capped at the source's native size; genome teachers: the student's."""
+    if config.image_size:
+        return (config.image_size, config.image_size)
+    if config.kind == "genome":
+        return student
+    if source.lower() in NAMES:   # digits and torchvision sets have a native size
+        native = default_image_size(source)
+        return (min(DEFAULT_SIDE, native[0]), min(DEFAULT_SIDE, native[1]))
+    return (DEFAULT_SIDE, DEFAULT_SIDE)
+
+
+def teacher_inputs(space: Space, source: str, data: Dataset, *, cache_dir: Path | None = None,
+                   progress: Progress | None = None) -> TeacherInputs:
+    """Resolve the teacher, load the data at its size and draw the views there, once."""
+    config = resolve(space.teacher, source)
+    size = teacher_size(config, source, data.image_size)
+    train = space.train
+    own = data if size == data.image_size else load_data(
+        source, size, val_fraction=train.val_fraction, split_seed=train.split_seed,
+        cache_dir=cache_dir, progress=progress)
+    views = build_views(own.train, train.augment, seed=train.split_seed, cache_dir=cache_dir,
+                        progress=progress)
+    shared = views if own is data else student_views(data, views)
+    return TeacherInputs(config, own, views, shared)
+
+
+def student_views(data: Dataset, teacher_views: Views) -> Views:
+    """The student's originals, then the teacher's augmented blocks resized to the student's size."""
+    count = len(data.train.labels)
+    blocks = resize(teacher_views.images[count:], data.image_size)
+    fingerprint = digest({"teacher_views": teacher_views.fingerprint, "data": data.fingerprint})
+    return Views(torch.cat([data.train.images, blocks]), teacher_views.labels, fingerprint)
