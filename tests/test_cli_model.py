@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 FIVE_STAGES = " ".join(["[1,8,1,1,0]"] * 5)
+REPORT_INPUT = ("--input", "3x185x160", "--classes", "2")   # the report's photos
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
@@ -54,17 +55,32 @@ def all_genomes(space: Space) -> list[Genome]:
 # --- nas count -------------------------------------------------------------------------------
 
 def test_count_json_report_row(capsys: pytest.CaptureFixture[str]) -> None:
-    row = run_json(capsys, "count", REPORT)
+    row = run_json(capsys, "count", REPORT, *REPORT_INPUT)
     assert row == {
         "genome": REPORT, "attention": "eca", "flops": 180_348_032, "params": 10_754,
-        "input": "3x185x160", "classes": 2, "built": REPORT, "space": "seed.toml",
+        "input": "3x185x160", "classes": 2, "assumed": [], "built": REPORT, "space": "seed.toml",
         "in_space": True,
     }
 
 
+def test_count_and_space_default_to_the_default_data_and_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    row = run_json(capsys, "count", REPORT)
+    digits = count(REPORT, shape=InputShape(3, 32, 32), classes=10)
+    assert (row["input"], row["classes"], row["assumed"]) == ("3x32x32", 10, ["input", "classes"])
+    assert (row["flops"], row["params"]) == (digits.flops, digits.params) == (6_209_920, 11_786)
+    assert main(["count", REPORT, "--classes", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())     # rich wraps at the terminal's width
+    assert "3x32x32, 2 classes (assumed: digits, the default data; set --input)" in out
+    summary = run_json(capsys, "space")
+    assert (summary["space"], summary["input"], summary["classes"]) == ("seed.toml", "3x32x32", 10)
+    assert main(["space", "tiny.toml"]) == 0          # tiny.toml's [input] is 3x16x16
+    assert "3x16x16, 10 classes (assumed: digits, the default data; set --classes)" in \
+        " ".join(capsys.readouterr().out.split())
+
+
 def test_count_json_se_row_by_flag_and_by_word(capsys: pytest.CaptureFixture[str]) -> None:
-    by_flag = run_json(capsys, "count", REPORT, "--attention", "se")
-    by_word = run_json(capsys, "count", "[2, 8, 6, 1, 0] [2, 16, 4, 1, 0] se")
+    by_flag = run_json(capsys, "count", REPORT, "--attention", "se", *REPORT_INPUT)
+    by_word = run_json(capsys, "count", "[2, 8, 6, 1, 0] [2, 16, 4, 1, 0] se", *REPORT_INPUT)
     assert by_flag == by_word
     assert (by_flag["genome"], by_flag["attention"]) == (REPORT, "se")
     assert (by_flag["flops"], by_flag["params"]) == (180_353_440, 14_330)
@@ -83,14 +99,14 @@ def test_count_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_count_space_supplies_input_and_settings(capsys: pytest.CaptureFixture[str]) -> None:
     tiny = str(SPACES / "tiny.toml")
-    row = run_json(capsys, "count", "[2,16,1,1,1] [2,24,2,2,0]", "--space", tiny)
+    row = run_json(capsys, "count", "[2,16,1,1,1] [2,24,2,2,0]", "--space", tiny, "--classes", "2")
     expected = count("[2,16,1,1,1] [2,24,2,2,0]", load_space(tiny))
     assert (row["flops"], row["params"], row["input"]) == (expected.flops, expected.params, "3x16x16")
     assert row["in_space"] is True and row["space"] == tiny
 
 
 def test_count_text_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["count", REPORT]) == 0
+    assert main(["count", REPORT, *REPORT_INPUT]) == 0
     out = capsys.readouterr().out
     assert "0.180348032 G (180,348,032)" in out
     assert "10,754" in out and "3x185x160, 2 classes" in out and REPORT in out
@@ -145,7 +161,7 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_space_json_tiny_equals_brute_force(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(SPACES / "tiny.toml")
-    summary = run_json(capsys, "space", path)
+    summary = run_json(capsys, "space", path, "--classes", "2")
     space = load_space(path)
     genomes = all_genomes(space)
     assert summary["genomes"] == len({g.rounded() for g in genomes}) == 160
@@ -162,7 +178,7 @@ def test_space_json_tiny_equals_brute_force(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_space_json_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    summary = run_json(capsys, "space", "search_spaces/seed.toml")
+    summary = run_json(capsys, "space", "search_spaces/seed.toml", *REPORT_INPUT)
     assert summary["genomes"] == 3 * sum(576**d for d in range(1, 5))
     assert summary["stages"] == [1, 4] and summary["attention"] == ["eca", "se", "none"]
     assert (summary["input"], summary["classes"]) == ("3x185x160", 2)
@@ -190,7 +206,7 @@ def test_space_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_space_text_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["space", str(SPACES / "tiny.toml")]) == 0
+    assert main(["space", str(SPACES / "tiny.toml"), "--classes", "2"]) == 0
     out = capsys.readouterr().out
     assert "160" in out and "1 to 2" in out and "eca, none" in out and "3x16x16, 2 classes" in out
 

@@ -12,18 +12,57 @@ so that `nas --help` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from nas._version import __version__
 from nas.cli import ablate, model, report, search, train
 from nas.errors import NasError
 
+DESCRIPTION = """\
+Search small image classifiers under a FLOPs and parameter budget.
+
+A search space is a TOML file (bundled: seed.toml, the default; photos.toml; tiny.toml).
+Each genome is a tiny EfficientNetV2-style student, distilled from a fixed teacher; an
+Optuna study keeps the Pareto front of validation accuracy, FLOPs and parameters."""
+
+EPILOG = """\
+environment:
+  NAS_STORAGE    database URL used when --storage is not given (default sqlite:///studies.db)
+  NAS_CACHE_DIR  folder of the decoded-data cache (default ~/.cache/nas)
+
+Run `nas COMMAND --help` for a command's options; `nas --debug COMMAND` (or --debug after
+the command) shows the traceback of an error."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps our paragraphs; appends an option's default unless it is unset, a switch, or already said."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: our help format, and `--debug` accepted after the command too."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show the traceback of an error")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="nas", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for register in REGISTRY:
         register(commands)
     return parser
@@ -51,7 +90,12 @@ def quiet_libraries() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("search", "report", "export", "ablate"):
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if getattr(args, "storage", "unset") is None and os.environ.get("NAS_STORAGE"):
+        args.storage = os.environ["NAS_STORAGE"]
+    if args.command in ("search", "report", "export", "ablate", "delete"):
         quiet_libraries()
     try:
         return args.func(args)

@@ -12,19 +12,23 @@ from nas.model.genome import Genome
 from nas.model.space import DEFAULT_SPACE, InputShape, Space
 from nas.units import flops_text
 
+DEFAULT_DATA = "digits"
+DEFAULT_INPUT = InputShape(3, 32, 32)   # digits, the default --data, upsampled to 32x32
+DEFAULT_CLASSES = 10
+
 
 def cmd_count(args: argparse.Namespace) -> int:
     """FLOPs (report convention) and parameters of one genome."""
     space = resolve_space(args.space)
     genome = Genome.parse(args.genome, args.attention)
-    shape = args.input or space.input or InputShape()
+    shape, classes, assumed = _shape_and_classes(args, space)
     from nas.model.complexity import count
 
-    result = count(genome, space, shape=shape, classes=args.classes)
+    result = count(genome, space, shape=shape, classes=classes)
     built = genome.rounded(space.model.divisor)
     row = {
         "genome": genome.notation, "attention": genome.attention, "flops": result.flops,
-        "params": result.params, "input": str(shape), "classes": args.classes,
+        "params": result.params, "input": str(shape), "classes": classes, "assumed": assumed,
         "built": built.notation, "space": space.path, "in_space": _in_space(space, genome),
     }
     if args.json:
@@ -35,11 +39,25 @@ def cmd_count(args: argparse.Namespace) -> int:
     print_fields({
         "genome": genome.notation + ("" if built == genome else f"  (built as {built.notation})"),
         "attention": genome.attention,
-        "input": f"{shape}, {args.classes} classes",
+        "input": _input_text(shape, classes, assumed),
         "FLOPs": flops_text(result.flops, exact=True),
         "params": f"{result.params:,}",
     })
     return 0
+
+
+def _shape_and_classes(args: argparse.Namespace, space: Space) -> tuple[InputShape, int, list[str]]:
+    """--input, else the space's [input], else the default data's shape; --classes, else the default
+    data's; and which of the two were assumed from the default data."""
+    shape = args.input or space.input or DEFAULT_INPUT
+    assumed = [name for name, given in (("input", args.input or space.input), ("classes", args.classes))
+               if not given]
+    return shape, args.classes or DEFAULT_CLASSES, assumed
+
+
+def _input_text(shape: InputShape, classes: int, assumed: list[str]) -> str:
+    note = f"  (assumed: {DEFAULT_DATA}, the default data; set --{' and --'.join(assumed)})"
+    return f"{shape}, {classes} classes" + (note if assumed else "")
 
 
 def _in_space(space: Space, genome: Genome) -> bool:
@@ -53,12 +71,12 @@ def _in_space(space: Space, genome: Genome) -> bool:
 def cmd_space(args: argparse.Namespace) -> int:
     """Validate a space and summarise it: size, smallest and largest genome."""
     space = resolve_space(args.file)
-    shape = args.input or space.input or InputShape()
+    shape, classes, assumed = _shape_and_classes(args, space)
     from nas.model.complexity import count
 
 
     def extreme(largest: bool) -> dict[str, Any]:
-        rows = [(count(g, space, shape=shape, classes=args.classes), g)
+        rows = [(count(g, space, shape=shape, classes=classes), g)
                 for g in space.extremes(largest)]
         result, genome = (max if largest else min)(rows, key=lambda r: (r[0].flops, r[0].params))
         return {"genome": genome.notation, "attention": genome.attention,
@@ -67,7 +85,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     summary = {
         "space": space.path, "name": space.name, "genomes": space.size(),
         "stages": [space.min_stages, len(space.stages)], "attention": list(space.attention),
-        "input": str(shape), "classes": args.classes,
+        "input": str(shape), "classes": classes, "assumed": assumed,
         "smallest": extreme(False), "largest": extreme(True),
     }
     if args.json:
@@ -84,25 +102,37 @@ def cmd_space(args: argparse.Namespace) -> int:
         "genomes": f"{summary['genomes']:,}",
         "stages": f"{space.min_stages} to {len(space.stages)}",
         "attention": ", ".join(space.attention),
-        "input": f"{shape}, {args.classes} classes",
+        "input": _input_text(shape, classes, assumed),
         "smallest": describe(summary["smallest"]),
         "largest": describe(summary["largest"]),
     })
     return 0
 
 
+def shape_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=input_arg, default=None, metavar="CxHxW",
+                   help=f"input shape (default: the space's [input], else {DEFAULT_INPUT}, "
+                        f"the default data's)")
+    p.add_argument("--classes", type=classes_arg, default=None, metavar="N",
+                   help=f"number of classes (default: {DEFAULT_CLASSES}, the default data's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+
+
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("count", help="FLOPs and params of a genome")
-    p.add_argument("genome", help='stages in the report\'s notation, e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
-    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None)
-    p.add_argument("--space", default=DEFAULT_SPACE)
-    p.add_argument("--input", type=input_arg, default=None, help="CxHxW (default 3x185x160)")
-    p.add_argument("--classes", type=classes_arg, default=2)
-    p.add_argument("--json", action="store_true")
+    p = commands.add_parser("count", help="FLOPs and params of a genome",
+                            description="FLOPs (the report's convention) and parameters of one genome.")
+    p.add_argument("genome", help='stages in the report\'s notation, e.g. "[2,8,6,1,0] [2,16,4,1,0]"; '
+                                  "an attention name may follow")
+    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None,
+                   help="channel attention (default: the one in the genome text, else eca)")
+    p.add_argument("--space", default=DEFAULT_SPACE,
+                   help="search space: a bundled name (seed.toml, photos.toml, tiny.toml) or a path")
+    shape_flags(p)
     p.set_defaults(func=cmd_count)
-    p = commands.add_parser("space", help="validate and summarise a search space")
-    p.add_argument("file")
-    p.add_argument("--input", type=input_arg, default=None, help="CxHxW (default 3x185x160)")
-    p.add_argument("--classes", type=classes_arg, default=2)
-    p.add_argument("--json", action="store_true")
+    p = commands.add_parser("space", help="validate and summarise a search space",
+                            description="Validate a search space; print its size and its smallest "
+                                        "and largest genome.")
+    p.add_argument("file", nargs="?", default=DEFAULT_SPACE,
+                   help="a bundled name (seed.toml, photos.toml, tiny.toml) or a path")
+    shape_flags(p)
     p.set_defaults(func=cmd_space)
