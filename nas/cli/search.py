@@ -1,4 +1,5 @@
-"""`nas search`: the budgeted Pareto search, with a progress line per trial."""
+"""`nas search`: the budgeted Pareto search, with a progress line per trial; `--jobs N` starts N
+worker processes (nas.study.jobs) and shows one progress line for all of them."""
 
 from __future__ import annotations
 
@@ -21,29 +22,54 @@ from nas.units import flops_text, percent
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
-    import time
+    from nas.study.jobs import check_jobs
 
-    from nas.cli.console import ProgressView
-    from nas.study.search import Budget, SearchSettings, default_study_name, open_study, run_search
-    from nas.units import parse_duration, parse_quantity
+    check_jobs(args.jobs)
+    if args.worker is not None:
+        return _worker(args)
+    return _search(args)
 
-    started = time.monotonic()
-    space = resolve_space(args.space)
+
+def _settings(args: argparse.Namespace, space: Space, started: float) -> tuple[Any, int, int]:
+    """(budget, trials, epochs) from the flags, else the space's [search]; bad values -> exit 2."""
+    from nas.study.search import Budget
+    from nas.units import parse_quantity
+
     conf = space.search
     budget = Budget(
         flops=parsed(args.budget_flops, "--budget-flops", parse_quantity, conf.flops_budget()),
         params=parsed(args.budget_params, "--budget-params", parse_quantity, conf.params_budget()))
-    timeout = parsed(args.timeout, "--timeout", parse_duration, conf.timeout_seconds())
     trials = args.trials if args.trials is not None else conf.trials
     epochs = args.epochs if args.epochs is not None else conf.epochs
     if trials < 1 or epochs < 1:
         raise SpaceError(f"--trials and --epochs must be at least 1, got {trials} and {epochs}")
+    return budget, trials, epochs
+
+
+def _search(args: argparse.Namespace) -> int:
+    import time
+
+    from nas.cli.console import ProgressView
+    from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+    from nas.units import parse_duration
+
+    started = time.monotonic()
+    space = resolve_space(args.space)
+    budget, trials, epochs = _settings(args, space, started)
+    timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
     with ProgressView(args.quiet or args.json) as view:
+        if args.jobs > 1:
+            from nas.study.jobs import worker_threads
+
+            args.threads = worker_threads(args.jobs, args.threads)
         ctx = open_context(args, view, space, check=lambda data: _check_budget(space, data, budget))
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
+        if args.jobs > 1:
+            deadline = started + timeout if timeout else None
+            return _parent(args, view, ctx, name, trials, deadline, started)
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
-                                  sampler=args.sampler or conf.sampler,
-                                  seed=args.seed if args.seed is not None else conf.seed,
+                                  sampler=args.sampler or space.search.sampler,
+                                  seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
@@ -51,6 +77,57 @@ def cmd_search(args: argparse.Namespace) -> int:
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
     return _search_summary(args, ctx, name, tally, time.monotonic() - started)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One of --jobs workers: the parent's flags (JSON), quiet, one JSON summary on stdout.
+    NAS_WORKER_HOOK names a module imported first (tests: a fake training)."""
+    import importlib
+    import json
+    import os
+
+    if os.environ.get("NAS_WORKER_HOOK"):
+        importlib.import_module(os.environ["NAS_WORKER_HOOK"])
+    spec = json.loads(args.worker)
+    return _search(argparse.Namespace(**{**spec, "worker": None, "jobs": 1, "quiet": True,
+                                         "json": True}))
+
+
+def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: int,
+            deadline: float | None, started: float) -> int:
+    """Start --jobs workers on the study (the teacher is ready in the store), show one progress
+    bar from the study, and sum the workers' tallies."""
+    import time
+
+    from nas.errors import NasError
+    from nas.study import jobs
+
+    shares = jobs.split_trials(trials, args.jobs)
+    remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+    spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker")}
+    argvs = [["search", "--worker", json_text({**spec, "study": name, "trials": share,
+                                               "timeout": None if remaining is None
+                                               else f"{remaining:.0f}s"})]
+             for share in shares]
+    view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
+             f"{percent(ctx.teacher.val_accuracy)}; {len(shares)} workers x {args.threads} "
+             f"threads training {trials} genomes")
+    poller = jobs.StudyPoller(ctx.store.url, name)
+    workers = jobs.start(argvs)
+    progress = jobs.wait(workers, poller, _jobs_line(view, trials))
+    broken = jobs.failures(workers)
+    if broken and not any(w.result() for w in workers):
+        raise NasError(f"every worker failed; {broken[0]}")
+    tally = argparse.Namespace(**jobs.totals(workers), best=progress.best, front=progress.front)
+    for line in broken:
+        view.log(f"[red]{line}[/]")
+    return _search_summary(args, ctx, name, tally, time.monotonic() - started)
+
+
+def json_text(payload: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(payload)
 
 
 def _check_budget(space: Space, data: Any, budget: Any) -> None:
@@ -77,22 +154,36 @@ def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
     return show
 
 
+def _jobs_line(view: Any, trials: int) -> Callable[[Any], None]:
+    def show(progress: Any) -> None:
+        best, seen = progress.best, progress.outcomes
+        info = f"best {percent(best.val_accuracy)} {best.genome}" if best else "no feasible yet"
+        view.update("trials", min(progress.judged, trials), trials,
+                    f"{info} | front {progress.front} | running {progress.running} | rejected "
+                    f"{seen['rejected']} | reused {seen['reused']}", description="search")
+    return show
+
+
 def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
                     seconds: float) -> int:
     best = tally.best
+    sampled = tally.trained + tally.pruned + tally.reused + tally.rejected + tally.failed
     row = {"study": name, "storage": ctx.store.url, "trained": tally.trained,
-           "reused": tally.reused, "rejected": tally.rejected, "failed": tally.failed,
-           "front_size": tally.front, "seconds": seconds, "teacher": teacher_fields(ctx),
+           "pruned": tally.pruned, "reused": tally.reused, "rejected": tally.rejected,
+           "failed": tally.failed, "sampled": sampled, "front_size": tally.front,
+           "seconds": seconds, "teacher": teacher_fields(ctx),
            "best": None if best is None else best.to_json()}
     if args.json:
         emit_json(row)
         return 0
     from nas.cli.console import print_fields
 
+    share = percent(tally.rejected / sampled) if sampled else "-"
     print_fields({
         "study": f"{name}  ({ctx.store.url})",
-        "this run": f"{tally.trained} trained, {tally.reused} reused, {tally.rejected} rejected "
-                    f"over budget, {tally.failed} failed, {seconds:.0f} s",
+        "this run": f"{tally.trained} trained, {tally.pruned} pruned at a rung, {tally.reused} "
+                    f"reused, {tally.rejected} rejected over budget ({share} of {sampled} sampled "
+                    f"genomes), {tally.failed} failed, {seconds:.0f} s",
         "front": f"{tally.front} genomes",
         "best": "-" if best is None else
                 f"{best.genome} {best.attention}: val {percent(best.val_accuracy)}, "
@@ -112,5 +203,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: space)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes on this machine sharing the study (default 1)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
     data_flags(p)
     p.set_defaults(func=cmd_search)

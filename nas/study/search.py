@@ -82,6 +82,7 @@ class Tally:
     reused: int = 0
     rejected: int = 0
     failed: int = 0
+    pruned: int = 0             # stopped at a rung (nas.study.rungs)
     best: TrialRow | None = None
     front: int = 0
 
@@ -295,7 +296,7 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
 
 
 def _count(tally: Tally, outcome: str) -> None:
-    if outcome in ("trained", "reused", "rejected"):
+    if outcome in ("trained", "reused", "rejected", "pruned"):
         setattr(tally, outcome, getattr(tally, outcome) + 1)
     else:
         tally.failed += 1

@@ -1,0 +1,106 @@
+"""`nas search --jobs N`: worker processes on one study, with a fake training (tests/jobs_hook.py)
+so that the point is process behaviour: counts, claims, locks and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.cli import main
+from nas.study.jobs import split_trials, worker_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Workers import the fake training and log what they train; a private data cache."""
+    values = {"NAS_CACHE_DIR": str(tmp_path / "cache"), "NAS_WORKER_HOOK": "tests.jobs_hook",
+              "NAS_TEST_TRAINED": str(tmp_path / "trained.log"),
+              "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def flags(db: Path, *extra: str) -> list[str]:
+    return ["search", "--space", TINY, "--data", "digits", "--image-size", "8x8",
+            "--storage", f"sqlite:///{db}", "--study", "jobs", "--threads", "1", *extra]
+
+
+def trials_of(db: Path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="jobs", storage=f"sqlite:///{db}").get_trials()
+
+
+def test_four_workers_train_forty_distinct_genomes(env: dict[str, str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    code = main(flags(db, "--jobs", "4", "--trials", "40", "--quiet", "--json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["trained"] == 40
+    assert "locked" not in captured.err.lower()
+    trials = trials_of(db)
+    outcomes = Counter(t.user_attrs["outcome"] for t in trials)
+    assert outcomes["trained"] == 40 and set(outcomes) <= {"trained", "reused"}
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert result["reused"] == outcomes["reused"]
+    lines = Path(env["NAS_TEST_TRAINED"]).read_text().splitlines()
+    genomes = [" ".join(line.split()[:-2]) for line in lines]
+    assert len(genomes) == 40 and len(set(genomes)) == 40          # no genome trained twice
+    assert len({line.split()[-2] for line in lines}) == 4          # by four processes
+    trained = {t.user_attrs["genome"] + " " + t.user_attrs["attention"]
+               for t in trials if t.user_attrs["outcome"] == "trained"}
+    assert trained == set(genomes)
+
+
+def test_ctrl_c_stops_every_worker_and_leaves_no_trial_running(env: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
+         *flags(db, "--jobs", "2", "--trials", "100", "--quiet")],
+        env={**os.environ, **env, "NAS_TEST_SLEEP": "2"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _running(db):
+        time.sleep(0.5)
+    assert _running(db), "no trial started"
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130, err
+    trials = trials_of(db)
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert any(t.user_attrs.get("outcome") == "interrupted" for t in trials)
+
+
+def _running(db: Path) -> bool:
+    try:
+        return any(t.state == TrialState.RUNNING for t in trials_of(db))
+    except Exception:  # noqa: BLE001  (the study or its tables do not exist yet)
+        return False
+
+
+def test_jobs_zero_is_one_line_and_exit_2(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(flags(tmp_path / "s.db", "--jobs", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nas: error: --jobs must be at least 1, got 0"
+
+
+def test_trials_and_threads_are_shared_among_workers() -> None:
+    assert split_trials(10, 4) == [3, 3, 2, 2]
+    assert split_trials(2, 4) == [1, 1]
+    assert worker_threads(2, 3) == 3
+    assert worker_threads(10_000, None) == 1
