@@ -16,6 +16,7 @@ from PIL import Image
 import nas.data.augment
 import nas.data.dataset
 import nas.data.folders
+import nas.data.memory
 from nas.data.dataset import (
     Split,
     build_views,
@@ -25,7 +26,8 @@ from nas.data.dataset import (
     parse_image_size,
     stratified_split,
 )
-from nas.errors import DataError
+from nas.data.splits import skipped_summary
+from nas.errors import DataError, TrainError
 from nas.model.recipe import AUGMENT_OPS, AugmentConfig
 from tests.conftest import digit_images, write_class
 
@@ -175,7 +177,7 @@ def test_image_folder(image_folder: Path, tmp_path: Path) -> None:
     assert torch.bincount(data.train.labels).tolist() == [5, 5, 5]  # 6 - round(1.2)
     assert torch.bincount(data.val.labels).tolist() == [1, 1, 1]
     assert data.test.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert data.skipped == 0
+    assert data.skipped == ()
     # PNG is lossless and 8x8 -> 8x8 is no resize: test files 000.png / 002.png are bit-exact.
     source = digit_images(0, 3, start=6)
     assert torch.equal(data.test.images[0], torch.from_numpy(source[0]).permute(2, 0, 1))
@@ -202,7 +204,8 @@ def test_unreadable_files_are_skipped_and_counted(image_folder: Path, tmp_path: 
     data = load_data(
         str(image_folder), (8, 8), cache_dir=tmp_path / "cache", progress=lambda *a: calls.append(a)
     )
-    assert data.skipped == 2
+    assert sorted(data.skipped) == [("test/c2/notes.jpg", "not a readable image"),
+                                    ("train/c1/truncated.jpg", "not a readable image")]
     assert len(data.train.labels) + len(data.val.labels) == 18 and len(data.test.labels) == 9
     assert calls[-1] == ("decode", 29, 29) and len(calls) == 29
 
@@ -225,7 +228,7 @@ def test_folder_cache_hit(image_folder: Path, tmp_path: Path, monkeypatch: pytes
     def fail(data: bytes, size: tuple[int, int]) -> None:
         raise RuntimeError("decoded again")
 
-    monkeypatch.setattr(nas.data.folders, "_decode_image", fail)
+    monkeypatch.setattr(nas.data.folders, "decode_image", fail)
     second = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "cache")
     assert second.fingerprint == first.fingerprint
     for name in ("train", "val", "test"):
@@ -271,7 +274,7 @@ def test_folder_errors(tmp_path: Path) -> None:
 def test_empty_class_folder(image_folder: Path, tmp_path: Path) -> None:
     (image_folder / "train" / "c3").mkdir()
     (image_folder / "test" / "c3").mkdir()
-    with pytest.raises(DataError, match="empty class folder 'c3'"):
+    with pytest.raises(DataError, match="class 'c3' has 0 image file"):
         load_data(str(image_folder), cache_dir=tmp_path)
 
 
@@ -300,7 +303,7 @@ def test_too_few_training_images(tmp_path: Path) -> None:
 @pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="reference folder absent")
 def test_hymenoptera_reference(tmp_path: Path) -> None:
     data = load_data(str(HYMENOPTERA), (24, 20), cache_dir=tmp_path)
-    assert data.classes == ("ants", "bees") and data.skipped == 0
+    assert data.classes == ("ants", "bees") and data.skipped == ()
     assert len(data.train.labels) + len(data.val.labels) == 243 and len(data.test.labels) == 153
 
 
@@ -455,3 +458,139 @@ def test_each_op_on_tiny_and_small_images(op: str, size: int, tmp_path: Path) ->
         for out, orig, flip in zip(block, split.images, flipped, strict=True):
             assert torch.equal(out, orig) or torch.equal(out, flip)
         assert not all(changed)  # p = 0.5, drawn per image
+
+
+# ----------------------------------------------------------------- hostile folders
+
+
+def _hostile_folder(root: Path, outside: Path) -> Path:
+    """Two classes of 4 real images each, plus every kind of entry that must not be read."""
+    write_class(root / "a", 0, 4)
+    write_class(root / "b", 1, 4)
+    Image.fromarray(digit_images(2, 1)[0]).save(outside / "elsewhere.png")
+    os.mkfifo(root / "a" / "x.png")
+    (root / "a" / "zero.png").symlink_to("/dev/zero")
+    (root / "a" / "gone.png").symlink_to(root / "a" / "missing.png")
+    (root / "a" / "loop.png").symlink_to(root / "a" / "loop.png")
+    (root / "b" / "escape.png").symlink_to(outside / "elsewhere.png")
+    (root / "b" / "inside.png").symlink_to(root / "b" / "000.png")
+    (root / "b" / "sub").symlink_to(root / "b", target_is_directory=True)
+    (root / "b" / "empty.png").write_bytes(b"")
+    (root / "b" / "README.txt").write_text("notes")
+    (root / "b" / ".hidden.png").write_text("ignored without a word")
+    return root
+
+
+def test_hostile_entries_are_skipped_with_reasons(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = _hostile_folder(tmp_path / "hostile", outside)
+    data = load_data(str(root), (8, 8), cache_dir=tmp_path / "cache")
+    assert dict(data.skipped) == {
+        "a/gone.png": "dangling symlink",
+        "a/loop.png": "symlink loop",
+        "a/x.png": "not a regular file",
+        "a/zero.png": "symlink leaves the data folder",
+        "b/README.txt": "suffix '.txt' is not an image suffix",
+        "b/empty.png": "empty file",
+        "b/escape.png": "symlink leaves the data folder",
+        "b/sub": "symlinked folder (not followed)",
+    }
+    assert len(data.train.labels) + len(data.val.labels) + len(data.test.labels) == 9  # + inside.png
+    assert skipped_summary(data.skipped) == (
+        "skipped 8 files: 2 symlink leaves the data folder, 1 dangling symlink, 1 symlink loop, "
+        "1 not a regular file, 1 symlinked folder (not followed), 1 suffix '.txt' is not an image "
+        "suffix, 1 empty file")
+    again = load_data(str(root), (8, 8), cache_dir=tmp_path / "cache")  # from the cache: same skips
+    assert again.skipped == data.skipped and again.fingerprint == data.fingerprint
+
+
+def test_read_file_refuses_what_the_scan_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fifo = tmp_path / "late.png"
+    os.mkfifo(fifo)  # swapped in after a scan: non-blocking open + fstat, so no hang
+    assert nas.data.folders.read_file(fifo) == (b"", "not a regular file")
+    assert nas.data.folders.read_file(Path("/dev/zero")) == (b"", "not a regular file")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 2048)
+    monkeypatch.setattr(nas.data.folders, "MAX_FILE_BYTES", 1024)
+    assert nas.data.folders.read_file(big) == (b"", "larger than 0 MiB")
+    assert nas.data.folders.refusal(big, tmp_path) == "larger than 0 MiB"
+
+
+def test_decompression_bomb_is_a_skip(image_folder: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image_folder / "train" / "c0" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 8x8 images pass, 32x32 is a "bomb"
+    data = load_data(str(image_folder), (8, 8), cache_dir=tmp_path)
+    assert data.skipped == (("train/c0/bomb.png", "more pixels than Pillow's limit of 600"),)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # over twice the limit: Pillow's error
+    pixels, reason = nas.data.folders.decode_image((image_folder / "train" / "c0" / "bomb.png")
+                                                   .read_bytes(), (8, 8))
+    assert pixels is None and reason == "more pixels than Pillow's limit of 400"
+
+
+def test_sixteen_bit_greys_are_scaled_not_clipped() -> None:
+    ramp = (np.arange(256, dtype=np.uint32) * 257).astype(np.uint16).reshape(16, 16)  # 0..65535
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, "PNG")
+    with Image.open(io.BytesIO(buffer.getvalue())) as img:
+        assert img.mode in ("I;16", "I")
+    pixels, reason = nas.data.folders.decode_image(buffer.getvalue(), (16, 16))
+    assert reason is None and pixels is not None
+    assert pixels[:, :, 0].flatten().tolist() == list(range(256))  # x*257 -> x exactly
+    assert np.array_equal(pixels[:, :, 0], pixels[:, :, 2])
+
+
+def test_one_class_is_refused(tmp_path: Path) -> None:
+    write_class(tmp_path / "one" / "only", 0, 6)
+    with pytest.raises(DataError, match=r"one: only one class folder \('only'\); .* at least 2"):
+        load_data(str(tmp_path / "one"), (8, 8), cache_dir=tmp_path / "cache")
+    (tmp_path / "one" / "notes").symlink_to(tmp_path, target_is_directory=True)  # leaves: no class
+    with pytest.raises(DataError, match="only one class folder"):
+        load_data(str(tmp_path / "one"), (8, 8), cache_dir=tmp_path / "cache")
+
+
+def test_small_class_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_class(tmp_path / "flat" / "a", 0, 5)
+    write_class(tmp_path / "flat" / "b", 1, 2)
+    monkeypatch.setattr(nas.data.folders, "decode_image", lambda *a: pytest.fail("decoded"))
+    with pytest.raises(DataError, match=r"flat/b: class 'b' has 2 image file\(s\); need at least 3 to "
+                                        "split into train, validation and test"):
+        load_data(str(tmp_path / "flat"), (8, 8), cache_dir=tmp_path / "cache")
+
+
+# ----------------------------------------------------------------- memory
+
+
+def test_memory_refused_before_decoding(image_folder: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 10_000)
+    monkeypatch.setattr(nas.data.folders, "decode_image", lambda *a: pytest.fail("decoded"))
+    # 27 images x 3 x 32 x 32, twice (the decoded list and the stacked tensor)
+    with pytest.raises(DataError, match=r"decoding .*folder needs about 0 MiB of memory, but only 0 MiB"):
+        load_data(str(image_folder), (32, 32), cache_dir=tmp_path)
+    assert nas.data.memory.pool_bytes(27, (32, 32)) == 2 * 27 * 3 * 32 * 32
+    with pytest.raises(DataError, match="decoding digits needs about 168.5 GiB"):
+        load_data("digits", (4096, 4096), cache_dir=tmp_path)
+
+
+def test_memory_of_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.data.memory import activation_elements, check_training, training_bytes
+    from nas.model.decode import resolve
+    from nas.model.genome import Genome
+    from nas.model.space import InputShape, load_space
+
+    space = load_space("tiny.toml")
+    arch = resolve("[1,8,1,1,0]", space, shape=InputShape(3, 16, 16), classes=2)
+    # stem 8 at 8x8 (x3); an MBConv (this space expands at t=1): expand 8 and depthwise 8 (x3 each),
+    # project 8 (x2); head 32 (x3)
+    assert activation_elements(arch) == 3 * 8 * 64 + (2 * 3 * 8 * 64 + 2 * 8 * 64) + 3 * 32 * 64
+    assert training_bytes(arch, 100, 4) == 100 * 16 + 2 * activation_elements(arch) * 4 * 4
+    check_training(space, (), rows=100, shape=InputShape(3, 16, 16), classes=2)
+    huge = Genome.parse("[32,8192,64,1,1]")
+    with pytest.raises(TrainError, match=r"training on 100 images of 3x16x16 needs about [\d,.]+ GiB of "
+                                         r"memory \(the biggest model at the batch size: .*available"):
+        check_training(space, (huge,), rows=100, shape=InputShape(3, 16, 16), classes=2)
+    monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 2**20)
+    with pytest.raises(TrainError, match="needs about"):
+        check_training(space, (), rows=100, shape=InputShape(3, 16, 16), classes=2)

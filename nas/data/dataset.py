@@ -30,8 +30,9 @@ from nas.data.cache import (
     views_fingerprint,
     write_cache,
 )
-from nas.data.folders import decode_folder, folder_key, scan_folder
-from nas.data.splits import Pool, Progress, Split, split_test, stratified_split, take
+from nas.data.folders import Folder, decode_folder, folder_key, scan_folder
+from nas.data.memory import pool_bytes, require
+from nas.data.splits import Pool, Progress, Skip, Split, split_test, stratified_split, take
 from nas.data.splits import resize as _resize
 from nas.data.torchvision_sets import TORCHVISION, decode_torchvision
 from nas.errors import DataError, nearest
@@ -42,6 +43,8 @@ Triple = tuple[float, float, float]
 
 _MAX_SIDE = 4096
 _FOLDER_SIZE = (185, 160)  # the report's H x W
+_DECODER = 2  # bump when decoding changes (2: 16-bit greys scaled, skips with reasons)
+_DIGITS = 1797
 NAMES = ("digits", *TORCHVISION)
 
 
@@ -58,7 +61,7 @@ class Dataset:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     fingerprint: str
-    skipped: int
+    skipped: tuple[Skip, ...]  # (relative path, reason) of each file not used
 
     @property
     def shape(self) -> InputShape:
@@ -111,7 +114,8 @@ def load_data(
     size = default_image_size(source) if image_size is None else _check_size(image_size)
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    pool = _load_pool(source, kind, size, cache_root(cache_dir), progress)
+    folder = scan_folder(Path(source).expanduser()) if kind == "folder" else None
+    pool = _load_pool(kind, folder, size, cache_root(cache_dir), progress)
     kept, held = stratified_split(pool.train.labels, val_fraction, split_seed, pool.classes)
     train = take(pool.train, kept)
     mean, std = channel_stats(train.images)
@@ -125,7 +129,7 @@ def load_data(
         mean=mean,
         std=std,
         fingerprint=digest({"content": pool.content, "size": size, "val": val_fraction, "seed": split_seed}),
-        skipped=pool.skipped,
+        skipped=(folder.skipped if folder else ()) + tuple(tuple(skip) for skip in pool.skipped),
     )
 
 
@@ -205,10 +209,10 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
     return (size[0], size[1])
 
 
-def _load_pool(source: str, kind: str, size: tuple[int, int], root: Path, progress: Progress | None) -> Pool:
+def _load_pool(kind: str, folder: Folder | None, size: tuple[int, int], root: Path,
+               progress: Progress | None) -> Pool:
     """The decoded source from the cache, or decoded now and then cached."""
-    folder = scan_folder(Path(source).expanduser()) if kind == "folder" else None
-    key = digest({"kind": kind, "size": size, "files": folder_key(folder)})
+    key = digest({"kind": kind, "size": size, "files": folder_key(folder), "decoder": _DECODER})
     path = root / "data" / f"{kind}-{key}.pt"
     blob = read_cache(path, POOL_KEYS)
     if blob is not None:
@@ -216,6 +220,7 @@ def _load_pool(source: str, kind: str, size: tuple[int, int], root: Path, progre
     if folder is not None:
         pool = decode_folder(folder, size, progress)
     elif kind == "digits":
+        require({"decoded images": pool_bytes(_DIGITS, size)}, "decoding digits", DataError)
         pool = _decode_digits(size)
     else:
         pool = decode_torchvision(kind, size, root / "torchvision", progress)
@@ -233,4 +238,4 @@ def _decode_digits(size: tuple[int, int]) -> Pool:
     content = hashlib.sha256(b"digits" + grey.tobytes() + labels.numpy().tobytes()).hexdigest()
     images = _resize(torch.from_numpy(grey)[:, None], size).expand(-1, 3, -1, -1).contiguous()
     classes = tuple(str(c) for c in range(10))
-    return split_test(Split(images, labels), classes, content, skipped=0)
+    return split_test(Split(images, labels), classes, content, skipped=())

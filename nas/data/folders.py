@@ -1,14 +1,20 @@
 """ImageFolder sources: scan `root/{train,test}/<class>/*` or `root/<class>/*` and decode with PIL.
 
-Every file is decoded once, RGB, resized to (H, W); unreadable files are counted, not fatal.
+Only regular files with an image suffix, under a size cap, inside the folder are read; FIFOs,
+devices, dangling or looping symlinks and symlinks that leave the folder are skipped with a reason,
+as are files PIL cannot decode or that pass its decompression-bomb limit. 16-bit greys are scaled
+to 8 bits. Every file is decoded once, RGB, resized to (H, W).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,41 +23,48 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nas.data.splits import Pool, Progress, Split, split_test
+from nas.data.memory import pool_bytes, require
+from nas.data.splits import Pool, Progress, Skip, Split, split_test
 from nas.errors import DataError
 
-_UNREADABLE = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    struct.error,
-    Image.DecompressionBombError,
-)
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MAX_FILE_BYTES = 64 * 2**20
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
 class Folder:
-    """An ImageFolder scan: class names and (file, label) lists; test None = split ourselves."""
+    """An ImageFolder scan: class names, (file, label) lists (test None = split ourselves), and
+    the entries skipped while scanning, each with its reason."""
 
     root: Path
     classes: tuple[str, ...]
     train: tuple[tuple[Path, int], ...]
     test: tuple[tuple[Path, int], ...] | None
+    skipped: tuple[Skip, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.train) + len(self.test or ())
 
 
 def scan_folder(root: Path) -> Folder:
-    """Find the classes and files of `root/{train,test}/<class>/*` or `root/<class>/*`."""
+    """Find the classes and readable-looking files of `root/{train,test}/<class>/*` or
+    `root/<class>/*`; refuse fewer than 2 classes or a class too small to split."""
     if not root.is_dir():
         raise DataError(f"{root}: {'not a folder' if root.exists() else 'data folder not found'}")
+    base = root.resolve()
     train_dir, test_dir = root / "train", root / "test"
     if train_dir.is_dir() != test_dir.is_dir():
         found, missing = ("train", "test") if train_dir.is_dir() else ("test", "train")
         raise DataError(f"{root}: has {found}/ but no {missing}/ folder")
     if not train_dir.is_dir():
-        classes = _class_dirs(root)
-        return Folder(root, classes, _class_files(root, classes), None)
-    classes, test_classes = _class_dirs(train_dir), _class_dirs(test_dir)
+        classes = _class_dirs(root, base)
+        files, skipped = _class_files(root, classes, base)
+        _check_counts(root, classes, files, 3, "train, validation and test")
+        return Folder(root, classes, files, None, skipped)
+    classes, test_classes = _class_dirs(train_dir, base), _class_dirs(test_dir, base)
     if classes != test_classes:
         only_train = sorted(set(classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(classes))
@@ -59,29 +72,102 @@ def scan_folder(root: Path) -> Folder:
             f"{root}: train and test class folders differ:"
             f" only in train {only_train}, only in test {only_test}"
         )
-    return Folder(root, classes, _class_files(train_dir, classes), _class_files(test_dir, classes))
+    train, skipped_train = _class_files(train_dir, classes, base)
+    test, skipped_test = _class_files(test_dir, classes, base)
+    _check_counts(train_dir, classes, train, 2, "train and validation")
+    _check_counts(test_dir, classes, test, 1, "test")
+    return Folder(root, classes, train, test, skipped_train + skipped_test)
 
 
-def _class_dirs(folder: Path) -> tuple[str, ...]:
-    """Sorted visible sub-folder names of `folder`: the classes, ImageFolder style."""
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _class_dirs(folder: Path, base: Path) -> tuple[str, ...]:
+    """Sorted visible sub-folder names of `folder` that stay inside `base`: the classes."""
+    names = sorted(p.name for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.is_dir() and _inside(p, base))
     if not names:
         raise DataError(f"{folder}: no class folders (expected {folder}/<class>/<images>)")
+    if len(names) < 2:
+        raise DataError(f"{folder}: only one class folder ('{names[0]}'); a classifier needs at least 2")
     return tuple(names)
 
 
-def _class_files(folder: Path, classes: tuple[str, ...]) -> tuple[tuple[Path, int], ...]:
-    """Every visible file below each class folder, sorted, with its label."""
-    files = []
+def _inside(path: Path, base: Path) -> bool:
+    """True when `path` resolves (without loops) to somewhere under `base`."""
+    try:
+        return path.resolve(strict=True).is_relative_to(base)
+    except (OSError, RuntimeError):
+        return False
+
+
+def _class_files(
+    folder: Path, classes: tuple[str, ...], base: Path
+) -> tuple[tuple[tuple[Path, int], ...], tuple[Skip, ...]]:
+    """Every acceptable visible file below each class folder, sorted, with its label; the rest
+    as (path, reason). Symlinked sub-folders are not followed (no loops, no escapes)."""
+    files: list[tuple[Path, int]] = []
+    skipped: list[Skip] = []
     for label, name in enumerate(classes):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
+        for dirpath, dirnames, filenames in os.walk(folder / name):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
-        if not found:
-            raise DataError(f"{folder / name}: empty class folder '{name}'")
-        files += [(path, label) for path in found]
-    return tuple(files)
+            for d in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                dirnames.remove(d)
+                skipped.append((_relative(Path(dirpath) / d, base), "symlinked folder (not followed)"))
+            for entry in sorted(f for f in filenames if not f.startswith(".")):
+                path = Path(dirpath) / entry
+                reason = refusal(path, base)
+                if reason is None:
+                    files.append((path, label))
+                else:
+                    skipped.append((_relative(path, base), reason))
+    return tuple(files), tuple(skipped)
+
+
+def refusal(path: Path, base: Path) -> str | None:
+    """Why `path` is not read (None: it is): suffix, symlink target, file type, size."""
+    if path.suffix.lower() not in SUFFIXES:
+        return f"suffix '{path.suffix}' is not an image suffix"
+    try:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            target = path.resolve(strict=True)
+            if not target.is_relative_to(base):
+                return "symlink leaves the data folder"
+            info = target.stat()
+    except RuntimeError:                 # Python 3.11 reports a loop in resolve() this way
+        return "symlink loop"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop"
+        return "dangling symlink" if error.errno == errno.ENOENT else f"unreadable ({error.strerror})"
+    return _file_refusal(info)
+
+
+def _file_refusal(info: os.stat_result) -> str | None:
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty file"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"larger than {MAX_FILE_BYTES // 2**20} MiB"
+    return None
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.absolute().relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _check_counts(folder: Path, classes: tuple[str, ...], files: tuple[tuple[Path, int], ...],
+                  need: int, parts: str) -> None:
+    """Refuse a class with fewer than `need` image files, before anything is decoded."""
+    counts = [0] * len(classes)
+    for _, label in files:
+        counts[label] += 1
+    for name, n in zip(classes, counts, strict=True):
+        if n < need:
+            raise DataError(f"{folder / name}: class '{name}' has {n} image file(s); need at least"
+                            f" {need} to split into {parts}")
 
 
 def folder_key(folder: Folder | None) -> list[Any]:
@@ -90,15 +176,20 @@ def folder_key(folder: Folder | None) -> list[Any]:
         return []
     entries: list[Any] = [str(folder.root.resolve())]
     for path, _ in folder.train + (folder.test or ()):
-        stat = path.stat()
-        entries.append([path.relative_to(folder.root).as_posix(), stat.st_size, stat.st_mtime_ns])
+        try:
+            info = path.stat()
+        except OSError:
+            info = os.stat_result((0,) * 10)
+        entries.append([path.relative_to(folder.root).as_posix(), info.st_size, info.st_mtime_ns])
     return entries
 
 
 def decode_folder(folder: Folder, size: tuple[int, int], progress: Progress | None) -> Pool:
-    """Decode every file once, hashing relative paths + bytes; unreadable files are counted."""
+    """Decode every file once, hashing relative paths + bytes; unreadable files are skipped with
+    their reason (the scan's skips are the Folder's, not the pool's: they are never cached)."""
+    require({"decoded images": pool_bytes(folder.count, size)}, f"decoding {folder.root}", DataError)
     hasher = hashlib.sha256(b"folder")
-    total = len(folder.train) + len(folder.test or ())
+    total = folder.count
     train, bad_train = _decode_files(folder, folder.train, size, hasher, progress, 0, total)
     if folder.test is None:
         return split_test(train, folder.classes, hasher.hexdigest(), bad_train)
@@ -115,16 +206,17 @@ def _decode_files(
     progress: Progress | None,
     start: int,
     total: int,
-) -> tuple[Split, int]:
+) -> tuple[Split, tuple[Skip, ...]]:
     """Decode `files` into a Split; a class left with no readable image is a DataError."""
-    arrays, labels, skipped = [], [], 0
+    arrays, labels, skipped = [], [], []
     for done, (path, label) in enumerate(files, start + 1):
-        data = _read_bytes(path)
-        hasher.update(path.relative_to(folder.root).as_posix().encode() + b"\0")
+        relative = path.relative_to(folder.root).as_posix()
+        data, reason = read_file(path)
+        hasher.update(relative.encode() + b"\0")
         hasher.update(len(data).to_bytes(8, "little") + data)
-        pixels = _decode_image(data, size) if data else None
+        pixels, reason = decode_image(data, size) if reason is None else (None, reason)
         if pixels is None:
-            skipped += 1
+            skipped.append((relative, reason or "unreadable"))
         else:
             arrays.append(pixels)
             labels.append(label)
@@ -132,26 +224,50 @@ def _decode_files(
             progress("decode", done, total)
     _check_readable(files, labels, folder.classes)
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return Split(images, torch.tensor(labels, dtype=torch.int64)), skipped
+    return Split(images, torch.tensor(labels, dtype=torch.int64)), tuple(skipped)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, or b'' when it vanished or cannot be read (counted as skipped)."""
+def read_file(path: Path) -> tuple[bytes, str | None]:
+    """The file's bytes, or (b'', reason). Opened non-blocking and checked with fstat, so a FIFO
+    or device swapped in after the scan neither hangs nor streams forever."""
     try:
-        return path.read_bytes()
-    except OSError:
-        return b""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        return b"", f"cannot open ({error.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        reason = _file_refusal(os.fstat(fd))
+        if reason is not None:
+            return b"", reason
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            return b"", f"cannot read ({error.strerror})"
+    return (b"", f"larger than {MAX_FILE_BYTES // 2**20} MiB") if len(data) > MAX_FILE_BYTES else (data, None)
 
 
-def _decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
-    """PIL decode -> RGB -> bilinear resize to (H, W); None when the file is not a whole image."""
+def decode_image(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """PIL decode -> RGB (16-bit greys scaled) -> bilinear resize to (H, W); (None, reason) when
+    the bytes are not a whole image or pass Pillow's decompression-bomb limit."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                rgb = to_rgb(img).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        return None, f"more pixels than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}"
     except _UNREADABLE:
-        return None
-    return np.asarray(rgb)
+        return None, "not a readable image"
+    return np.asarray(rgb), None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB; 16- and 32-bit integer greys are scaled from 0..65535 to 0..255 (PIL would clip)."""
+    if img.mode not in _SIXTEEN_BIT:
+        return img.convert("RGB")
+    wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
+    grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
 
 
 def _check_readable(files: tuple[tuple[Path, int], ...], labels: list[int], classes: tuple[str, ...]) -> None:

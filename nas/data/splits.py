@@ -6,6 +6,7 @@ The shared lower layer of nas.data.dataset and its decoders (nas.data.folders, n
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from torchvision.transforms import v2
 from nas.errors import DataError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): the one progress-callback type
+Skip = tuple[str, str]  # (path relative to the data folder, why it was not used)
 TEST_FRACTION = 0.2
 TEST_SEED = 0  # fixed: the test split never depends on split_seed
 
@@ -35,7 +37,7 @@ class Pool:
     train: Split
     test: Split
     content: str
-    skipped: int
+    skipped: tuple[Skip, ...]  # files that failed to decode (the scan's skips are not cached)
 
 
 def stratified_split(
@@ -57,10 +59,19 @@ def stratified_split(
     return torch.cat(kept).sort().values, torch.cat(held).sort().values
 
 
-def split_test(pool: Split, classes: tuple[str, ...], content: str, skipped: int) -> Pool:
+def split_test(pool: Split, classes: tuple[str, ...], content: str, skipped: tuple[Skip, ...]) -> Pool:
     """Carve the fixed stratified test split (20 %, seed 0) for sources that have none."""
     kept, held = stratified_split(pool.labels, TEST_FRACTION, TEST_SEED, classes)
     return Pool(classes, take(pool, kept), take(pool, held), content, skipped)
+
+
+def skipped_summary(skipped: Sequence[Skip]) -> str:
+    """'skipped 3 files: 2 not a regular file, 1 symlink loop' (reasons by count), or ''."""
+    if not skipped:
+        return ""
+    counts = Counter(reason for _, reason in skipped)
+    reasons = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+    return f"skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}: {reasons}"
 
 
 def take(split: Split, index: torch.Tensor) -> Split:

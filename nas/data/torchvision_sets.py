@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.data.memory import pool_bytes, require
 from nas.data.splits import Pool, Progress, Split, resize
 from nas.errors import DataError
 
@@ -40,7 +41,7 @@ def decode_torchvision(name: str, size: tuple[int, int], root: Path, progress: P
             ) from error
         splits.append(_torchvision_split(part, layout, size, hasher))
     classes = getattr(part, "classes", None) or [str(c) for c in range(10)]
-    return Pool(tuple(classes), splits[0], splits[1], hasher.hexdigest(), skipped=0)
+    return Pool(tuple(classes), splits[0], splits[1], hasher.hexdigest(), skipped=())
 
 
 def _split_arg(name: str, train: bool) -> dict[str, Any]:
@@ -55,6 +56,7 @@ def _torchvision_split(part: Any, layout: str, size: tuple[int, int], hasher: An
     raw = np.ascontiguousarray(np.asarray(part.data), dtype=np.uint8)
     labels = np.asarray(part.targets if hasattr(part, "targets") else part.labels, dtype=np.int64)
     hasher.update(raw.tobytes() + labels.tobytes())
+    require({"decoded images": pool_bytes(len(raw), size)}, f"resizing {len(raw)} images", DataError)
     images = torch.from_numpy(raw)
     if layout == "nhwc":
         images = images.permute(0, 3, 1, 2)
