@@ -11,6 +11,10 @@ from typing import Any
 from nas.errors import SpaceError
 from nas.model.space import DEFAULT_SPACE, InputShape, Space, load_space
 
+STORAGE_HELP = "database URL (default: $NAS_STORAGE, else sqlite:///studies.db)"
+JSON_HELP = "print one JSON object on stdout instead of the text"
+SPACE_HELP = "search space: a bundled name (seed.toml, photos.toml, tiny.toml) or a path"
+
 
 def resolve_space(path: str) -> Space:
     """Load a space file: a path, or the name of a bundled space (`seed.toml`, `tiny.toml`, ...)."""

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import emit_json, parsed, resolve_space
+from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space
 from nas.errors import SpaceError
 from nas.model.space import DEFAULT_SPACE
-from nas.units import flops_text, parse_quantity, percent
+from nas.units import flops_text, parse_quantity, percent, quantity_text
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -107,6 +107,22 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
     })
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete a study: Optuna's trials and the `nas_` runs, weights, claims and worker numbers."""
+    from nas.study import report
+
+    deleted = report.delete_study(args.storage, args.study)
+    if args.json:
+        emit_json(deleted)
+        return 0
+    from nas.cli.console import print_fields
+
+    print_fields({"deleted": f"study {deleted['study']} in {deleted['storage']}",
+                  "optuna study": "deleted" if deleted["optuna_study"] else "none (nas rows only)",
+                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights"})
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="Pareto front, teacher and totals of a study")
     p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
@@ -128,3 +144,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
+    p = commands.add_parser("delete", help="delete a study with its runs and weights",
+                            description="Delete a study: its Optuna trials and its nas_ rows (runs, "
+                                        "weights, claims). `optuna delete-study` alone leaves the "
+                                        "nas_ rows and their weights behind.")
+    p.add_argument("study", help="study name (`nas report` lists them)")
+    p.add_argument("--storage", default=None, help=STORAGE_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(func=cmd_delete)

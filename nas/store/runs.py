@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from nas.errors import StoreError, nearest
 from nas.store.database import describe as _describe
 from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
-from nas.store.tables import Base, Blob, Run, Teacher
+from nas.store.tables import Base, Blob, Claim, Run, Teacher, Worker
 
 if TYPE_CHECKING:
     import torch
@@ -189,6 +189,15 @@ class Store:
         with self.session() as session:
             row = session.get(Blob, key)
             return None if row is None else row.data
+
+    def delete_study(self, study: str) -> tuple[int, int]:
+        """Delete a study's runs (weights included), claims and worker numbers: (runs, weight bytes)."""
+        with self.session() as session:
+            size = session.execute(sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(Run.weights)), 0))
+                                   .where(Run.study == study)).scalar_one()
+            for table in (Claim, Worker):
+                session.execute(sa.delete(table).where(table.study == study))
+            return session.execute(sa.delete(Run).where(Run.study == study)).rowcount, int(size)
 
     def mark_interrupted(self, study: str | None = None) -> int:
         """Mark runs still 'running' as 'interrupted' (call when none of them can be alive)."""

@@ -154,6 +154,26 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
                      rows, _wall(trials))
 
 
+def delete_study(url: str | None, name: str) -> dict[str, Any]:
+    """Delete the Optuna study and its `nas_` rows (runs with their weights, claims, worker
+    numbers); either may be missing (an ablation has no Optuna study), not both."""
+    import optuna
+
+    from nas.store.runs import Store
+
+    storage = open_storage(url)
+    with _translate(storage.url):
+        names = optuna.get_all_study_names(storage)
+        if name in names:
+            optuna.delete_study(study_name=name, storage=storage)
+    runs, weight_bytes = Store(storage.url).delete_study(name)
+    if name not in names and runs == 0:
+        raise ReportError(f"{safe_url(storage.url)}: no study named {name!r}{nearest(name, names)}; "
+                          f"studies: {', '.join(sorted(names)) or 'none'}")
+    return {"study": name, "storage": safe_url(storage.url), "optuna_study": name in names,
+            "runs": runs, "weight_bytes": weight_bytes}
+
+
 def _pick(names: Sequence[str], name: str | None, where: str) -> str:
     """The study asked for, or the only one; errors list what exists."""
     if name is None:

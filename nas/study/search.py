@@ -29,7 +29,7 @@ from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
 from nas.store import claims
 from nas.store.runs import RunRecord
-from nas.study import workers
+from nas.study import dashboard, workers
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
 from nas.train.experiment import Context, train_genome
 from nas.units import quantity_text
@@ -150,6 +150,7 @@ def _create_study(ctx: Context, settings: SearchSettings, source: str,
     """Create or load the study and check its `nas` attributes against this search's."""
     study = optuna.create_study(study_name=settings.study, storage=storage,
                                 directions=DIRECTIONS, load_if_exists=True)
+    dashboard.name_metrics(study)
     attrs = study_attrs(ctx, settings, source)
     old = study.user_attrs.get("nas")
     if old is None:
@@ -289,6 +290,7 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
     trial.set_user_attr("run_id", run.id if run is not None else None)
     trial.set_user_attr("test_accuracy", run.test_accuracy if run is not None else None)
     trial.set_user_attr("seconds", time.perf_counter() - started)
+    dashboard.report_curve(study, trial, run)
     if values is None:
         study.tell(trial, state=TrialState.FAIL)
     else:

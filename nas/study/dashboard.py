@@ -1,0 +1,34 @@
+"""What Optuna's own tools read: objective names and per-epoch learning curves.
+
+optuna-dashboard and `optuna.visualization` label objectives by the study's metric names and
+draw learning curves from intermediate values; `nas.study.search` calls these two functions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+
+METRIC_NAMES = ["val_accuracy", "flops", "params"]   # the order of search.DIRECTIONS
+
+
+def name_metrics(study: optuna.Study) -> None:
+    """Declare the objective names; a study made before names existed gets them when next opened."""
+    if study.metric_names != METRIC_NAMES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(METRIC_NAMES)
+
+
+def report_curve(study: optuna.Study, trial: optuna.trial.Trial, run: Any) -> None:
+    """Each epoch's validation accuracy as the trial's intermediate value at that epoch.
+
+    `Trial.report` refuses multi-objective studies, so the values go through the storage's
+    `set_trial_intermediate_value`, which is what `report` itself calls."""
+    history = getattr(run, "history", None) or []
+    for row in history:
+        if "epoch" in row and row.get("val_accuracy") is not None:
+            study._storage.set_trial_intermediate_value(
+                trial._trial_id, int(row["epoch"]), float(row["val_accuracy"]))
