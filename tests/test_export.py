@@ -6,6 +6,8 @@ a SQLite file, with trained, reused, rejected and failed trials.
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,3 +227,37 @@ def test_load_refuses_weights_of_another_genome(study: Trained, tmp_path: Path) 
     torch.save(checkpoint, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match="weights do not fit the genome"):
         nas.load(tmp_path / "wrong.pt")
+
+
+def test_checkpoint_records_pixel_scale_and_interpolation(study: Trained, tmp_path: Path) -> None:
+    checkpoint = export(tmp_path, study, "1")
+    assert (checkpoint["pixel_scale"], checkpoint["interpolation"], checkpoint["antialias"]) == \
+        (1 / 255, "bilinear", True)
+    data = digits(study)            # the split's pixels, normalised the way the checkpoint says
+    raw = data.test.images[:2].to(torch.float32)
+    mean = torch.tensor(checkpoint["mean"]).view(3, 1, 1)
+    std = torch.tensor(checkpoint["std"]).view(3, 1, 1)
+    expected = (raw * checkpoint["pixel_scale"] - mean) / std
+    assert torch.allclose(expected, normalize(data.test.images[:2], checkpoint["mean"], checkpoint["std"]))
+
+
+def test_export_json_describes_the_checkpoint(study: Trained, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "student.pt"
+    assert main(["export", "1", "--storage", study.url, "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = torch.load(out, weights_only=True)
+    for key in ("genome", "attention", "flops", "params", "classes", "input", "mean", "std",
+                "pixel_scale", "interpolation", "metrics", "run_id", "trial"):
+        assert printed[key] == saved[key], key
+    assert (printed["checkpoint"], printed["onnx"]) == (str(out), None)
+    assert "state_dict" not in printed
+
+
+def test_onnx_without_onnx_writes_nothing(study: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)       # `import onnx` raises ImportError
+    out, onnx_path = tmp_path / "student.pt", tmp_path / "student.onnx"
+    assert main(["export", "--storage", study.url, "--out", str(out), "--onnx", str(onnx_path)]) == 2
+    assert "needs the onnx package" in capsys.readouterr().err
+    assert not out.exists() and not onnx_path.exists()

@@ -59,6 +59,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
+    if args.onnx:
+        export.require_onnx(Path(args.onnx))
     data = report.read_study(args.storage, args.study)
     row = export.choose_trial(data, args.which)
     store = Store(args.storage)
@@ -69,9 +71,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         run, row.trial, retrained_from=trial_run if run is not trial_run else None)
     out = export.save_checkpoint(checkpoint, Path(args.out))
     onnx = export.export_onnx(export.restore(checkpoint), Path(args.onnx), checkpoint) if args.onnx else None
-    if not args.quiet:
+    if args.json:
+        emit_json(_export_json(checkpoint, out, onnx))
+    elif not args.quiet:
         _print_export(checkpoint, out, onnx)
     return 0
+
+
+def _export_json(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> dict[str, Any]:
+    """What `nas export --json` prints: the checkpoint's description, without the weights."""
+    keys = ("study", "trial", "run_id", "genome", "attention", "flops", "params", "classes", "input",
+            "mean", "std", "pixel_scale", "interpolation", "antialias", "metrics", "retrained")
+    return {**{key: checkpoint.get(key) for key in keys}, "checkpoint": str(out),
+            "onnx": str(onnx) if onnx else None}
 
 
 def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
@@ -126,23 +138,25 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="Pareto front, teacher and totals of a study")
     p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
-    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
+    p.add_argument("--storage", default=None, help=STORAGE_HELP)
     p.add_argument("--budget-flops", default=None, help="a tighter FLOPs budget, e.g. 0.2G")
     p.add_argument("--budget-params", default=None, help="a tighter params budget, e.g. 50K")
     p.add_argument("--plot", default=None, metavar="FILE", help="write a PNG of FLOPs vs accuracy")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_report)
     p = commands.add_parser("export", help="checkpoint (and ONNX) of the best or a chosen trial")
     p.add_argument("which", nargs="?", default="best", metavar="best|TRIAL",
                    help="`best` (default: highest val accuracy within budget) or a trial number")
     p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
-    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
+    p.add_argument("--storage", default=None, help=STORAGE_HELP)
     p.add_argument("--out", default="student.pt", help="checkpoint file (load it with nas.load)")
     p.add_argument("--onnx", default=None, metavar="FILE", help="also write an ONNX model")
     p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
                    help="train the genome again for N epochs and export that run")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where --retrain-epochs trains")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_export)
     p = commands.add_parser("delete", help="delete a study with its runs and weights",
                             description="Delete a study: its Optuna trials and its nas_ rows (runs, "

@@ -29,6 +29,10 @@ from nas.study.pareto import TrialRow, best_row
 from nas.study.report import ReportError, StudyData
 
 FORMAT = 1
+# How `nas.data` made the pixels the model was trained on, as timm's pretrained_cfg records it:
+# RGB uint8 x * pixel_scale, then (x - mean) / std; images resized bilinear, antialiased
+# (nas.data.splits.resize, nas.data.folders).
+PREPROCESS = {"pixel_scale": 1 / 255, "interpolation": "bilinear", "antialias": True}
 KIND = "nas.student"
 REQUIRED = ("format", "kind", "genome", "attention", "model", "overrides", "state_dict", "classes",
             "input", "mean", "std")
@@ -107,7 +111,7 @@ def checkpoint_from_run(run: RunRecord, trial: int | None,
         "model": meta["model"], "overrides": meta.get("overrides", []),
         "state_dict": bytes_to_state(run.weights), "classes": list(meta["classes"]),
         "input": [shape.channels, shape.height, shape.width],
-        "mean": list(meta["mean"]), "std": list(meta["std"]),
+        "mean": list(meta["mean"]), "std": list(meta["std"]), **PREPROCESS,
         "metrics": {"val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
                     "best_epoch": run.best_epoch},
         "flops": run.flops, "params": run.params, "seed": run.seed, "recipe": recipe,
@@ -183,11 +187,7 @@ def restore(checkpoint: dict[str, Any], where: str = "checkpoint") -> Student:
 def export_onnx(model: Student, path: Path, checkpoint: dict[str, Any]) -> Path:
     """ONNX graph: input `images` (float NCHW, normalised, dynamic batch) -> `feature`, `logits`."""
     path = Path(path)
-    _check_dir(path)
-    try:
-        import onnx  # noqa: F401  (the exporter and _annotate need it)
-    except ImportError:
-        raise CheckpointError("--onnx needs the onnx package: pip install 'nas[onnx]'") from None
+    require_onnx(path)
     channels, height, width = checkpoint["input"]
     example = torch.zeros(1, channels, height, width)
     batch = {0: "batch"}
@@ -203,12 +203,21 @@ def export_onnx(model: Student, path: Path, checkpoint: dict[str, Any]) -> Path:
     return path
 
 
+def require_onnx(path: Path) -> None:
+    """Refuse an ONNX export that would fail (no onnx package, no directory) before anything is written."""
+    _check_dir(Path(path))
+    try:
+        import onnx  # noqa: F401  (the exporter and _annotate need it)
+    except ImportError:
+        raise CheckpointError("--onnx needs the onnx package: pip install 'nas[onnx]'") from None
+
+
 def _annotate(path: Path, checkpoint: dict[str, Any]) -> None:
     """Store classes, mean/std and the genome as ONNX metadata, for whoever deploys it."""
     import onnx
 
     graph = onnx.load(str(path))
-    for key in ("genome", "attention", "classes", "mean", "std", "input"):
+    for key in ("genome", "attention", "classes", "mean", "std", "input", *PREPROCESS):
         entry = graph.metadata_props.add()
         entry.key, entry.value = f"nas.{key}", json.dumps(checkpoint[key])
     onnx.save(graph, str(path))
