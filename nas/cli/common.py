@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nas.errors import SpaceError
+from nas.model.recipe import check_seed
 from nas.model.space import DEFAULT_SPACE, InputShape, Space, load_space
 
 STORAGE_HELP = "database URL (default: $NAS_STORAGE, else sqlite:///studies.db)"
@@ -66,18 +67,54 @@ def data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
-                 check: Callable[[Any], None] | None = None) -> Any:
-    """Space, store and shared training context (data, views, teacher) from the flags."""
+                 check: Callable[[Any], None] | None = None, genomes: tuple[Any, ...] = ()) -> Any:
+    """Space, store and shared training context (data, views, teacher) from the flags. Seeds are
+    checked first; skipped files and the memory estimate (of `genomes` too) once data is read."""
     from nas.data.dataset import parse_image_size
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
 
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
     space = space or resolve_space(args.space)
     size = parse_image_size(args.image_size) if args.image_size else None
+    _preflight(space, args.data, size, genomes)     # before the database file is created
     device = resolve_device(args.device, args.threads)
     store = Store(args.storage)
     return prepare(space, args.data, store, size=size, device=device, progress=view.data,
-                   teacher_callbacks=(view.epochs("teacher"),), check=check)
+                   teacher_callbacks=(view.epochs("teacher"),),
+                   check=lambda data: _check_data(args, view, space, data, genomes, check))
+
+
+def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes: tuple[Any, ...]) -> None:
+    """Refuse a bad data source, or a training that cannot fit in memory, before anything is written."""
+    from nas.data.dataset import preflight
+    from nas.data.memory import check_training
+    from nas.train.experiment import image_size
+
+    height, width = image_size(space, source, size)
+    found = preflight(source, (height, width))
+    if found is not None:
+        channels = space.input.channels if space.input else 3
+        check_training(space, genomes, rows=found[0], shape=InputShape(channels, height, width),
+                       classes=found[1])
+
+
+def _check_data(args: argparse.Namespace, view: Any, space: Space, data: Any,
+                genomes: tuple[Any, ...], check: Callable[[Any], None] | None) -> None:
+    """Say what was skipped (one line; --debug lists each file), refuse what cannot fit in memory."""
+    from rich.markup import escape
+
+    from nas.data.memory import check_training
+    from nas.data.splits import skipped_summary
+
+    if data.skipped:
+        view.log(escape(skipped_summary(data.skipped)))
+        for path, reason in data.skipped if args.debug else ():
+            view.log(escape(f"  {path}: {reason}"))
+    check_training(space, genomes, rows=len(data.train.labels), shape=data.shape, classes=len(data.classes))
+    if check is not None:
+        check(data)
 
 
 def teacher_fields(ctx: Any) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise SpaceError(f"--epochs must be at least 1, got {args.epochs}")
     with ProgressView(args.quiet or args.json) as view:
-        ctx = open_context(args, view)
+        ctx = open_context(args, view, genomes=(genome,))
         ctx.space.check(genome, strict=False)
         run = train_genome(ctx, genome, epochs=args.epochs, seed=args.seed,
                            callbacks=(view.epochs(genome.notation),))

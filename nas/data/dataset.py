@@ -100,6 +100,21 @@ def parse_image_size(text: str) -> tuple[int, int]:
     return _check_size((height, int(match.group(2) or height)))
 
 
+def preflight(source: str, image_size: tuple[int, int]) -> tuple[int, int] | None:
+    """(images, classes) of a source, found without decoding it, after refusing a bad source or a
+    decode that cannot fit in memory; None for torchvision sets (their size is known once loaded)."""
+    kind = _source_kind(source)
+    size = _check_size(image_size)
+    if kind == "folder":
+        folder = scan_folder(Path(source).expanduser())
+        require({"decoded images": pool_bytes(folder.count, size)}, f"decoding {folder.root}", DataError)
+        return folder.count, len(folder.classes)
+    if kind == "digits":
+        require({"decoded images": pool_bytes(_DIGITS, size)}, "decoding digits", DataError)
+        return _DIGITS, 10
+    return None
+
+
 def load_data(
     source: str,
     image_size: tuple[int, int] | None = None,
