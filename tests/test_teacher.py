@@ -11,15 +11,17 @@ import torch
 import torchvision
 from torch import nn
 
-from nas.data.dataset import build_views, load_data
+from nas.data.dataset import load_data
 from nas.errors import TrainError
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space, parse_space
 from nas.store.runs import Store
 from nas.train import teacher as teacher_module
+from nas.train import teacher_data
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
-from nas.train.teacher import TorchvisionTeacher, build_teacher, fingerprint
+from nas.train.teacher import build_teacher, fingerprint
+from nas.train.trunk import TrunkTeacher
 from tests.conftest import write_class
 from tests.training import FAST_TEACHER, space_text, states_equal, tiny_context
 
@@ -104,7 +106,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def torchvision_space(folder: Path, **teacher: object) -> Space:
-    table = {"kind": "torchvision", "model": "resnet18", "epochs": 1, "batch_size": 8, **teacher}
+    table = {"kind": "torchvision", "model": "resnet18", "epochs": 1, "batch_size": 8,
+             "image_size": 16, **teacher}
     return parse_space(space_text(teacher=table), str(folder / "space.toml"))
 
 
@@ -112,7 +115,8 @@ def test_resnet18_teacher_trains_one_epoch_at_16x16(folder: Path, tmp_path: Path
     space = torchvision_space(folder)
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     ctx = prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"), cache_dir=tmp_path)
-    assert isinstance(ctx.teacher.model, TorchvisionTeacher) and not ctx.teacher.cached
+    assert isinstance(ctx.teacher.model, TrunkTeacher) and not ctx.teacher.cached
+    assert ctx.space.teacher.train == "all"             # weights none: the trunk trains too
     assert ctx.teacher.feature_dim == 32 and ctx.bank.features.shape == (len(ctx.views.labels), 32)
     assert ctx.bank.logits.shape[1] == 3
     record = store.get_teacher(ctx.teacher.fingerprint)
@@ -174,7 +178,7 @@ def test_unknown_model_suggests_the_nearest(folder: Path) -> None:
 def test_input_too_small_for_the_trunk_is_an_error(folder: Path, tmp_path: Path) -> None:
     space = torchvision_space(folder, model="squeezenet1_1")
     data = load_data(str(folder), (16, 16), cache_dir=tmp_path)
-    views = build_views(data.train, space.train.augment, cache_dir=tmp_path)
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
-    with pytest.raises(TrainError, match=r"squeezenet1_1 cannot take 16x16 inputs .*larger --image-size"):
-        teacher_module.get_teacher(space, data, views, store, torch.device("cpu"))
+    inputs = teacher_data.teacher_inputs(space, str(folder), data, cache_dir=tmp_path)
+    with pytest.raises(TrainError, match=r"squeezenet1_1 cannot take 16x16 .*larger \[teacher\] image_size"):
+        teacher_module.get_teacher(inputs, space, store, torch.device("cpu"), tmp_path)

@@ -71,9 +71,7 @@ def build_trunk(config: TeacherConfig, weights: str) -> tuple[nn.Module, int]:
                              f"{nearest(config.model, LITE)}; choose one of {', '.join(LITE)}")
         trunk = lite_trunk(config.model, weights)
         return trunk, trunk.width
-    from nas.train.teacher import torchvision_trunk  # the torchvision loader lives with its errors
-
-    trunk = torchvision_trunk(config.model, weights)
+    trunk = _trunk(_torchvision_model(config.model, weights))
     with torch.no_grad():
         width = trunk.eval()(torch.zeros(1, 3, 64, 64)).shape[1]
     return trunk, int(width)

