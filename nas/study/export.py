@@ -18,8 +18,10 @@ from typing import Any
 import torch
 
 from nas._version import __version__
-from nas.errors import CheckpointError
+from nas.atomic import atomic_path
+from nas.errors import CheckpointError, NasError
 from nas.model.builder import Student
+from nas.model.complexity import count_arch
 from nas.model.decode import decode
 from nas.model.genome import Genome
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride
@@ -129,7 +131,13 @@ def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> Path:
     """torch.save the checkpoint; the directory must exist."""
     path = Path(path)
     _check_dir(path)
-    torch.save(checkpoint, path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+    except (OSError, RuntimeError) as error:   # torch's writer reports some as RuntimeError
+        text = error.strerror if isinstance(error, OSError) else str(error).split("strerror: ")[-1]
+        reason = str(text).splitlines()[0]
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({reason})") from None
     return path
 
 
@@ -153,15 +161,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def build_student(checkpoint: dict[str, Any]) -> Student:
-    """The untrained student a checkpoint describes (genome, settings, overrides, classes)."""
-    genome = Genome.parse(checkpoint["genome"], checkpoint["attention"])
-    settings = ModelSettings(**checkpoint["model"])
-    overrides = tuple(StageOverride(**o) for o in checkpoint["overrides"])
-    channels, height, width = checkpoint["input"]
-    arch = decode(genome, settings, overrides, shape=InputShape(channels, height, width),
-                  classes=len(checkpoint["classes"]))
-    return Student(arch)
+def build_student(checkpoint: dict[str, Any], where: str = "checkpoint") -> Student:
+    """The untrained student a checkpoint describes (genome, settings, overrides, classes);
+    altered metadata, or a genome bigger than the stored weights, is a CheckpointError."""
+    try:
+        genome = Genome.parse(checkpoint["genome"], checkpoint["attention"])
+        settings = ModelSettings(**checkpoint["model"])
+        overrides = tuple(StageOverride(**o) for o in checkpoint["overrides"])
+        channels, height, width = checkpoint["input"]
+        arch = decode(genome, settings, overrides, shape=InputShape(channels, height, width),
+                      classes=len(checkpoint["classes"]))
+        stored = sum(t.numel() for t in checkpoint["state_dict"].values())
+        if count_arch(arch).params > stored:     # before allocating what the weights cannot fill
+            raise ValueError(f"the genome needs {count_arch(arch).params:,} weights, the file has {stored:,}")
+        return Student(arch)
+    except (NasError, TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
+        raise CheckpointError(f"{where}: metadata does not describe its student: {error}") from None
 
 
 def load(path: str | Path) -> Student:
@@ -171,10 +186,10 @@ def load(path: str | Path) -> Student:
 
 def restore(checkpoint: dict[str, Any], where: str = "checkpoint") -> Student:
     """The trained student of a checkpoint dict, in eval mode, metadata in `model.checkpoint`."""
-    model = build_student(checkpoint)
+    model = build_student(checkpoint, where)
     try:
         model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{where}: weights do not fit the genome "
                               f"{checkpoint['genome']}: {str(error).splitlines()[0]}") from None
     model.checkpoint = {k: v for k, v in checkpoint.items() if k != "state_dict"}
@@ -228,3 +243,5 @@ def _check_dir(path: Path) -> None:
     parent = path.expanduser().absolute().parent
     if not parent.is_dir():
         raise CheckpointError(f"{path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; give a file name")
