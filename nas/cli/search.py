@@ -30,8 +30,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     return _search(args)
 
 
-def _settings(args: argparse.Namespace, space: Space, started: float) -> tuple[Any, int, int]:
-    """(budget, trials, epochs) from the flags, else the space's [search]; bad values -> exit 2."""
+def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
+    """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
+    exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
+    from nas.study.rungs import parse_rungs
     from nas.study.search import Budget
     from nas.units import parse_quantity
 
@@ -40,10 +42,11 @@ def _settings(args: argparse.Namespace, space: Space, started: float) -> tuple[A
         flops=parsed(args.budget_flops, "--budget-flops", parse_quantity, conf.flops_budget()),
         params=parsed(args.budget_params, "--budget-params", parse_quantity, conf.params_budget()))
     trials = args.trials if args.trials is not None else conf.trials
-    epochs = args.epochs if args.epochs is not None else conf.epochs
+    rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
+    epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
     if trials < 1 or epochs < 1:
         raise SpaceError(f"--trials and --epochs must be at least 1, got {trials} and {epochs}")
-    return budget, trials, epochs
+    return budget, trials, epochs, rungs
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -55,7 +58,7 @@ def _search(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     space = resolve_space(args.space)
-    budget, trials, epochs = _settings(args, space, started)
+    budget, trials, epochs, rungs = _settings(args, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
     with ProgressView(args.quiet or args.json) as view:
         if args.jobs > 1:
@@ -70,10 +73,12 @@ def _search(args: argparse.Namespace) -> int:
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
                                   sampler=args.sampler or space.search.sampler,
                                   seed=args.seed if args.seed is not None else space.search.seed,
-                                  deadline=started + timeout if timeout else None, budget=budget)
+                                  deadline=started + timeout if timeout else None, budget=budget,
+                                  rungs=rungs)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
-                 f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each")
+                 f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each"
+                 + (f", pruned at rungs {','.join(map(str, rungs))}" if rungs else ""))
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
     return _search_summary(args, ctx, name, tally, time.monotonic() - started)
@@ -148,7 +153,7 @@ def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
     def show(trial: Any, tally: Any) -> None:
         best = tally.best
         info = f"best {percent(best.val_accuracy)} {best.genome}" if best else "no feasible yet"
-        view.update("trials", tally.trained, trials,
+        view.update("trials", tally.trained + tally.pruned, trials,
                     f"{info} | front {tally.front} | rejected {tally.rejected} | "
                     f"reused {tally.reused} | failed {tally.failed}", description="search")
     return show
@@ -205,6 +210,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: space)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes on this machine sharing the study (default 1)")
+    p.add_argument("--rungs", default=None,
+                   help="e.g. 1,3,9: epochs at which a trial outside the top third stops")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
     data_flags(p)
     p.set_defaults(func=cmd_search)

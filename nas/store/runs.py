@@ -34,7 +34,7 @@ from nas.store.tables import Base, Blob, Claim, Run, Teacher, Worker
 if TYPE_CHECKING:
     import torch
 
-STATUSES = ("running", "ok", "nan", "failed", "interrupted")
+STATUSES = ("running", "ok", "nan", "failed", "interrupted", "pruned")   # pruned: at a rung
 R = TypeVar("R")
 
 

@@ -33,6 +33,7 @@ class TrialRow:
     run_id: int | None
     constraint: tuple[float, ...]
     seconds: float | None
+    rung: int | None = None         # the last rung (epochs) reached; where a pruned trial stopped
 
     @property
     def trained(self) -> bool:
@@ -65,6 +66,7 @@ def row_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRow:
         val_accuracy=float(values[0]) if values else None, test_accuracy=attrs.get("test_accuracy"),
         run_id=attrs.get("run_id"), constraint=tuple(attrs.get("constraint") or ()),
         seconds=attrs.get("seconds", _duration_of(trial)),
+        rung=max((int(r) for r in attrs.get("rungs") or {}), default=None),
     )
 
 

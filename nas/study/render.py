@@ -45,7 +45,8 @@ def overview(summary: Summary) -> dict[str, str]:
         "budget": _budget_text(summary),
         "trials": f"{t.done} done of {t.trials}: {t.trained} trained, {t.reused} reused, "
                   f"{t.rejected} rejected (over budget), {t.failed} failed"
-                  + (f", {t.running} running" if t.running else ""),
+                  + (f", {t.running} running" if t.running else "")
+                  + "".join(f", {n} pruned at rung {r}" for r, n in t.pruned_at.items()),
         "time": f"{duration_text(t.seconds)} in trials, {duration_text(t.wall_seconds)} wall",
     }
     return fields

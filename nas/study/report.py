@@ -8,9 +8,10 @@ draws a `Summary` as tables and a plot; nothing here prints.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class Totals:
     running: int
     seconds: float
     wall_seconds: float
+    pruned_at: dict[int, int] = field(default_factory=dict)     # rung -> trials pruned there
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,8 @@ def totals(rows: Sequence[TrialRow], wall_seconds: float = 0.0) -> Totals:
         rejected=outcomes.count("rejected"), failed=failed,
         running=sum(1 for r in rows if r.state in ("RUNNING", "WAITING")),
         seconds=sum(r.seconds or 0.0 for r in rows), wall_seconds=wall_seconds,
+        pruned_at=dict(sorted(Counter(r.rung for r in rows
+                                      if r.outcome == "pruned" and r.rung).items())),
     )
 
 

@@ -29,7 +29,7 @@ from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
 from nas.store import claims
 from nas.store.runs import RunRecord
-from nas.study import dashboard, workers
+from nas.study import dashboard, rungs, workers
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
 from nas.train.experiment import Context, train_genome
 from nas.units import quantity_text
@@ -71,6 +71,7 @@ class SearchSettings:
     heartbeat_s: int = workers.HEARTBEAT_S     # a running trial's heartbeat and watchdog period
     grace_s: int = workers.GRACE_S             # a trial this long without a heartbeat is dead
     max_failures: int = workers.MAX_FAILURES   # failed trials in a row that stop the search
+    rungs: tuple[int, ...] = ()                # epochs at which a trial may be pruned (rungs.py)
     worker: str = field(default_factory=claims.worker_name)
 
 
@@ -191,12 +192,12 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
     tally, streak = Tally(), workers.FailureStreak(settings.max_failures)
     misses, max_misses = 0, 200 + 20 * settings.trials
     with workers.watchdog(study, settings.heartbeat_s):
-        while tally.trained < settings.trials and misses < max_misses:
+        while tally.trained + tally.pruned < settings.trials and misses < max_misses:
             if settings.deadline is not None and time.monotonic() > settings.deadline:
                 break
             trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
             streak.add(trial.number, outcome, trial.user_attrs.get("error"))
-            misses = 0 if outcome == "trained" else misses + 1
+            misses = 0 if outcome in ("trained", "pruned") else misses + 1
             _count(tally, outcome)
             trials = study.get_trials(deepcopy=False)
             _refresh_best(trials, tally)
@@ -258,7 +259,8 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     try:
         run = train_genome(ctx, genome, epochs=settings.epochs, seed=settings.seed,
                            study=settings.study, trial=trial.number,
-                           callbacks=epoch_callbacks(str(genome)))
+                           callbacks=epoch_callbacks(str(genome)), rungs=settings.rungs,
+                           gate=rungs.gate(trial) if settings.rungs else None)
     finally:
         _release(ctx, held)
     if run.status != "ok":
@@ -292,7 +294,7 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
     trial.set_user_attr("seconds", time.perf_counter() - started)
     dashboard.report_curve(study, trial, run)
     if values is None:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL)
     else:
         study.tell(trial, values)
 

@@ -69,6 +69,17 @@ class TrainResult:
     best_epoch: int | None = None
     val_accuracy: float | None = None
     state: dict[str, torch.Tensor] | None = None
+    resume: Resume | None = None      # set when `train` stopped early at `stop_epoch`
+
+
+@dataclass
+class Resume:
+    """Where a training stopped before the end of its schedule, to go on from there as an
+    exact prefix (multi-fidelity rungs): the last epoch done, the optimizer, the shuffler."""
+
+    epoch: int
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
 
 
 EpochCallback = Callable[[EpochStats], None]
@@ -151,13 +162,24 @@ def cosine_lr(config: TrainConfig, step: int, total: int) -> float:
 def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
           epochs: int, seed: int, device: torch.device, loss_fn: LossFn,
           bank: TeacherBank | None = None,
-          callbacks: Sequence[EpochCallback] = ()) -> TrainResult:
-    """Train `model`; select the epoch with the best validation accuracy."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
+          callbacks: Sequence[EpochCallback] = (), stop_epoch: int | None = None,
+          resume: TrainResult | None = None) -> TrainResult:
+    """Train `model`; select the epoch with the best validation accuracy.
+
+    The schedule spans `epochs`; `stop_epoch` stops after that epoch (the result's `resume` is
+    set), and `resume=` that result goes on with the same model, so stopping and resuming gives
+    bit-identical weights to one straight run."""
+    if resume is not None and resume.resume is not None:
+        result, done = resume, resume.resume
+        generator, optimizer, first = done.generator, done.optimizer, done.epoch + 1
+        result.resume = None
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
+        result, first = TrainResult(status="ok"), 1
     steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
-    result = TrainResult(status="ok")
-    for epoch in range(1, epochs + 1):
+    last = min(epochs, stop_epoch or epochs)
+    for epoch in range(first, last + 1):
         started = time.perf_counter()
         order = torch.randperm(len(data.labels), generator=generator)
         loss = _epoch(model, data, bank, order, optimizer, config, loss_fn,
@@ -176,6 +198,8 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
             result.state = copy.deepcopy(evaluated.state_dict())
         for callback in callbacks:
             callback(stats)
+    if result.status == "ok" and last < epochs:
+        result.resume = Resume(last, optimizer, generator)
     return result
 
 

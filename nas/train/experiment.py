@@ -7,7 +7,7 @@ search trial or an ablation cell calls, and stores the run with its weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from nas.train.distill import (
     train,
 )
 from nas.train.teacher import Teacher, teach
+
+RungGate = Callable[[int, float], bool]     # (rung epoch, best val accuracy so far) -> go on
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,12 @@ def recipe(ctx: Context, epochs: int) -> dict[str, Any]:
 
 def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, seed: int = 0,
                  study: str | None = None, trial: int | None = None,
-                 callbacks: tuple[EpochCallback, ...] = ()) -> RunRecord:
-    """Distil one student from the teacher, test the best-validation weights once, store the run."""
+                 callbacks: tuple[EpochCallback, ...] = (), rungs: Sequence[int] = (),
+                 gate: RungGate | None = None) -> RunRecord:
+    """Distil one student from the teacher, test the best-validation weights once, store the run.
+
+    With `rungs` (epochs within the one schedule of `epochs`), `gate(rung, best val so far)` is
+    asked at each rung; False stops the training there: status 'pruned', never tested."""
     epochs = epochs or ctx.space.train.epochs
     genome = genome.rounded(ctx.space.model.divisor)
     size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
@@ -137,12 +143,12 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
     torch.manual_seed(seed)
     model = build_model(genome, ctx.space, classes=len(ctx.data.classes)).to(ctx.device)
     try:
-        result = _fit(ctx, model, epochs, seed, callbacks)
+        result = _fit(ctx, model, epochs, seed, callbacks, rungs, gate)
     except BaseException:
         ctx.store.update_run(run.id, status="interrupted", duration_s=time.perf_counter() - started)
         raise
     test = None
-    if result.state is not None:
+    if result.state is not None and result.status == "ok":
         model.load_state_dict(result.state)
         test = accuracy(model, ctx.data.test, ctx.data.mean, ctx.data.std, ctx.device)
     fields = {"status": result.status, "val_accuracy": result.val_accuracy,
@@ -154,14 +160,24 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
 
 
 def _fit(ctx: Context, model: torch.nn.Module, epochs: int, seed: int,
-         callbacks: tuple[EpochCallback, ...]) -> TrainResult:
+         callbacks: tuple[EpochCallback, ...], rungs: Sequence[int] = (),
+         gate: RungGate | None = None) -> TrainResult:
+    """Train through the rungs (each a stop, asked at the gate, then a resume), then to the end."""
     student_dim = model.feature_dim
     wrapped = model
     if ctx.space.distill.loss in ("feature", "both") and ctx.teacher.feature_dim != student_dim:
         wrapped = Projector(model, student_dim, ctx.teacher.feature_dim).to(ctx.device)
-    return train(wrapped, ctx.batches, ctx.data.val, ctx.space.train, epochs=epochs, seed=seed,
-                 device=ctx.device, loss_fn=make_loss(ctx.space.distill), bank=ctx.bank,
-                 callbacks=callbacks)
+    result = None
+    for stop in [*(r for r in rungs if r < epochs), epochs]:
+        result = train(wrapped, ctx.batches, ctx.data.val, ctx.space.train, epochs=epochs,
+                       seed=seed, device=ctx.device, loss_fn=make_loss(ctx.space.distill),
+                       bank=ctx.bank, callbacks=callbacks, stop_epoch=stop, resume=result)
+        if result.status != "ok" or result.resume is None:
+            break
+        if gate is not None and not gate(stop, result.val_accuracy or 0.0):
+            result.status, result.resume = "pruned", None
+            break
+    return result
 
 
 def run_meta(ctx: Context) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Multi-fidelity search: successive-halving rungs inside a trial (Optuna cannot prune a
+multi-objective study).
+
+A trial trains on one learning-rate schedule spanning the study's epochs and stops at each rung
+(e.g. 1, 3 epochs of 9) to ask the gate: it goes on only if its non-dominated rank among the
+trials that reached that rung, by (best validation accuracy so far, FLOPs, params), puts it in
+the top third. Otherwise it ends PRUNED with its rung accuracies in user_attrs["rungs"], and,
+not being COMPLETE, never appears on the feasible front (nas.study.pareto). The rung's weights
+are resumed, not retrained (nas.train.distill.train's stop_epoch and resume).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import Trial
+
+from nas.errors import SpaceError
+from nas.train.experiment import RungGate
+
+KEEP = 1 / 3        # the share of a rung's trials that goes on (by non-dominated rank)
+Point = tuple[float, float, float]          # (accuracy to maximise, FLOPs, params to minimise)
+
+
+def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:
+    """'1,3,9' -> (1, 3, 9): positive, strictly increasing, none past `epochs` (the schedule)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise SpaceError(f"--rungs must be epochs such as 1,3,9, got {text!r}")
+    rungs = tuple(int(p) for p in parts)
+    if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
+        raise SpaceError(f"--rungs must increase, got {text!r}")
+    if epochs is not None and rungs[-1] > epochs:
+        raise SpaceError(f"--rungs {text}: rung {rungs[-1]} is past the schedule of {epochs} "
+                         f"epochs (--epochs)")
+    return rungs
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """`a` is no worse than `b` on every objective and not equal to it."""
+    return a[0] >= b[0] and a[1] <= b[1] and a[2] <= b[2] and a != b
+
+
+def ranks(points: Sequence[Point]) -> list[int]:
+    """Non-dominated sorting (NSGA-II): 0 for the front, 1 for the front without it, ..."""
+    left, rank, out = set(range(len(points))), 0, [0] * len(points)
+    while left:
+        front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+        for i in front:
+            out[i] = rank
+        left -= front
+        rank += 1
+    return out
+
+
+def passes(own: int, points: Sequence[Point]) -> bool:
+    """Whether points[own] is in the top third: fewer than ceil(n/3) points rank strictly better."""
+    ranked = ranks(points)
+    better = sum(1 for r in ranked if r < ranked[own])
+    return better < math.ceil(len(points) * KEEP)
+
+
+def rung_points(study: optuna.Study, rung: int, own: int) -> tuple[int, list[Point]]:
+    """(index of trial `own`, the points of every trial of the study that reached `rung`)."""
+    points, index = [], -1
+    for trial in study.get_trials(deepcopy=False):
+        value = (trial.user_attrs.get("rungs") or {}).get(str(rung))
+        if value is None or trial.user_attrs.get("flops") is None:
+            continue
+        if trial.number == own:
+            index = len(points)
+        points.append((float(value), float(trial.user_attrs["flops"]),
+                       float(trial.user_attrs["params"])))
+    return index, points
+
+
+def gate(trial: Trial) -> RungGate:
+    """The gate of one trial: record its accuracy at the rung, then rank it at that rung."""
+    reached: dict[str, float] = {}
+
+    def ask(rung: int, accuracy: float) -> bool:
+        reached[str(rung)] = accuracy
+        trial.set_user_attr("rungs", dict(reached))
+        index, points = rung_points(trial.study, rung, trial.number)
+        return index < 0 or passes(index, points)
+    return ask
+
+
+def stopped_at(rungs: dict[str, float] | None) -> int | None:
+    """The last rung a trial reached (where a pruned trial stopped)."""
+    return max((int(r) for r in rungs), default=None) if rungs else None

@@ -1,0 +1,136 @@
+"""Multi-fidelity rungs: exact prefixes (bit-equal weights), the top-third gate, pruned trials
+off the front, and bad --rungs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from nas.cli import main
+from nas.model.builder import build_model
+from nas.model.genome import Genome
+from nas.store.runs import bytes_to_state
+from nas.study.pareto import feasible_front, row_from_trial
+from nas.study.rungs import parse_rungs, passes, ranks
+from nas.train.distill import make_loss, train
+from nas.train.experiment import Context, train_genome
+from tests.training import STUDENT, TINY, states_equal, tiny_context
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> Context:
+    return tiny_context(tmp_path_factory.mktemp("rungs"), train={"epochs": 5, "batch_size": 64})
+
+
+def fit(ctx: Context, stops: list[int]) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+    """Train STUDENT on a 5-epoch schedule, stopping (and resuming) at each of `stops`."""
+    torch.manual_seed(0)
+    model = build_model(Genome.parse(STUDENT, "eca"), ctx.space, classes=10)
+    result = None
+    for stop in stops:
+        result = train(model, ctx.batches, ctx.data.val, ctx.space.train, epochs=5, seed=0,
+                       device=ctx.device, loss_fn=make_loss(None), stop_epoch=stop, resume=result)
+    assert result is not None
+    return model.state_dict(), result.history
+
+
+def test_a_rung_is_an_exact_prefix_of_the_schedule(ctx: Context) -> None:
+    straight, history = fit(ctx, [3])
+    resumed, resumed_history = fit(ctx, [1, 3])
+    assert states_equal(straight, resumed)
+    assert history == [{**h, "seconds": history[i]["seconds"]}
+                       for i, h in enumerate(resumed_history)]
+    assert len(history) == 3 and history[0]["lr"] > history[2]["lr"] > ctx.space.train.lr * 0.1
+
+
+def test_train_genome_through_rungs_stores_the_same_weights(ctx: Context) -> None:
+    genome = Genome.parse(STUDENT, "eca")
+    plain = train_genome(ctx, genome, epochs=3, seed=1)
+    seen: list[tuple[int, float]] = []
+    laddered = train_genome(ctx, genome, epochs=3, seed=1, rungs=(1, 2),
+                            gate=lambda rung, acc: seen.append((rung, acc)) is None)
+    assert [r for r, _ in seen] == [1, 2]
+    assert laddered.val_accuracy == plain.val_accuracy
+    assert states_equal(bytes_to_state(ctx.store.get_run(plain.id).weights),
+                        bytes_to_state(ctx.store.get_run(laddered.id).weights))
+    pruned = train_genome(ctx, genome, epochs=3, seed=1, rungs=(1, 2), gate=lambda r, a: r < 2)
+    assert pruned.status == "pruned" and pruned.test_accuracy is None
+    assert [h["epoch"] for h in pruned.history] == [1, 2]
+
+
+def test_top_third_by_non_dominated_rank() -> None:
+    points = [(0.9, 10, 10), (0.8, 20, 20), (0.5, 5, 5), (0.4, 30, 30), (0.3, 40, 40),
+              (0.2, 50, 50)]
+    assert ranks(points) == [0, 1, 0, 2, 3, 4]
+    assert [passes(i, points) for i in range(6)] == [True, False, True, False, False, False]
+    assert passes(0, [(0.1, 1, 1)])                      # the first to reach a rung goes on
+
+
+@pytest.mark.parametrize("text,epochs,message", [
+    ("3,1", None, "--rungs must increase, got '3,1'"),
+    ("1,5", 3, "--rungs 1,5: rung 5 is past the schedule of 3 epochs (--epochs)"),
+    ("0,2", None, "--rungs must be epochs such as 1,3,9, got '0,2'"),
+])
+def test_bad_rungs(text: str, epochs: int | None, message: str) -> None:
+    with pytest.raises(Exception, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        parse_rungs(text, epochs)
+
+
+def test_bad_rungs_on_the_command_line_are_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in (["--rungs", "3,1"], ["--epochs", "2", "--rungs", "1,3"]):
+        assert main(["search", "--space", str(TINY), "--storage", f"sqlite:///{tmp_path}/s.db",
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("nas: error: --rungs")
+
+
+def test_search_with_rungs_prunes_and_keeps_pruned_trials_off_the_front(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    db = tmp_path / "s.db"
+    code = main(["search", "--space", str(TINY), "--data", "digits", "--image-size", "8x8",
+                 "--storage", f"sqlite:///{db}", "--trials", "8", "--rungs", "1,2",
+                 "--epochs", "3", "--seed", "0", "--quiet", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out)
+    study = optuna.load_study(study_name=result["study"], storage=f"sqlite:///{db}")
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.user_attrs.get("outcome") == "pruned"]
+    assert result["pruned"] == len(pruned) > 0 and result["trained"] + result["pruned"] == 8
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["rungs"] for t in pruned)
+    front = {r.trial for r in feasible_front([row_from_trial(t) for t in trials])}
+    assert front and not front & {t.number for t in pruned}
+    trained = [t for t in trials if t.user_attrs.get("outcome") == "trained"]
+    assert all(set(t.user_attrs["rungs"]) == {"1", "2"} for t in trained)
+
+
+def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
+    from nas.study.render import overview
+    from nas.study.report import StudyData, Summary, totals
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/r.db", study_name="r",
+                                directions=["maximize", "minimize", "minimize"])
+    for rungs, state in (({"1": 0.5}, TrialState.PRUNED), ({"1": 0.4}, TrialState.PRUNED),
+                         ({"1": 0.6, "3": 0.7}, TrialState.PRUNED),
+                         ({"1": 0.8, "3": 0.9}, TrialState.COMPLETE)):
+        outcome = "trained" if state == TrialState.COMPLETE else "pruned"
+        study.add_trial(optuna.trial.create_trial(
+            state=state, values=[0.9, 1000, 100] if outcome == "trained" else None,
+            user_attrs={"genome": f"[1,8,{len(rungs)},1,0]", "attention": "eca", "flops": 1000,
+                        "params": 100, "outcome": outcome, "rungs": rungs,
+                        "constraint": [0.0, 0.0]}))
+    rows = [row_from_trial(t) for t in study.get_trials()]
+    assert totals(rows).pruned_at == {1: 2, 3: 1}
+    assert {r.trial for r in feasible_front(rows)} == {3}
+    data = StudyData("r", "sqlite://", {}, tuple(rows), 0.0)
+    line = overview(Summary(data, None, None, (), totals(rows)))["trials"]
+    assert line.endswith("1 trained, 0 reused, 0 rejected (over budget), 0 failed, "
+                         "2 pruned at rung 1, 1 pruned at rung 3")
