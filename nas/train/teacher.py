@@ -27,6 +27,7 @@ from nas.model.decode import decode
 from nas.model.genome import Genome
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space
+from nas.model.weights import load_weights
 from nas.store.runs import Store, TeacherRecord, bytes_to_state, state_to_bytes
 from nas.train.distill import (
     Batches,
@@ -190,7 +191,7 @@ def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: 
     key = f"bank:{teacher.fingerprint}:{inputs.views.fingerprint}"
     blob = store.get_blob(key)
     if blob is not None:
-        saved = torch.load(io.BytesIO(blob), weights_only=True)
+        saved = load_weights(blob)
         if saved["features"].shape[0] == len(inputs.views.labels):
             return TeacherBank(saved["features"], saved["logits"])
     config, data, model = inputs.config, inputs.data, teacher.model

@@ -19,6 +19,7 @@ from nas.data.dataset import Dataset, Views, normalize
 from nas.errors import TrainError, nearest
 from nas.model.blocks import ConvBNAct
 from nas.model.recipe import TeacherConfig
+from nas.model.weights import UnreadableWeights, load_weights
 from nas.train.pretrained import LITE, lite_trunk, weights_digest
 
 Triple = tuple[float, float, float]
@@ -100,10 +101,10 @@ def _load_weights(model: nn.Module, path: Path, name: str) -> nn.Module:
     if not path.is_file():
         raise TrainError(f"teacher.weights: no such file {str(path)!r}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises pickle, zip, EOF, index and runtime errors alike
+        state = load_weights(path)
+    except UnreadableWeights as error:
         raise TrainError(f"teacher.weights: {path} is not a state_dict file that torch.load can "
-                         f"read with weights_only=True ({type(error).__name__})") from None
+                         f"read with weights_only=True ({str(error).split(':')[0]})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:
