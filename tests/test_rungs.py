@@ -134,3 +134,24 @@ def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
     line = overview(Summary(data, None, None, (), totals(rows)))["trials"]
     assert line.endswith("1 trained, 0 reused, 0 rejected (over budget), 0 failed, "
                          "2 pruned at rung 1, 1 pruned at rung 3")
+
+
+def test_epoch_loss_summed_on_device_equals_the_per_step_float_sum(ctx: Context) -> None:
+    """One host sync per epoch gives the very metrics of per-step float(loss) accumulation."""
+    steps: list[tuple[float, int]] = []
+    ce = make_loss(None)
+
+    def recorded(feature: torch.Tensor, logits: torch.Tensor, *rest: torch.Tensor | None
+                 ) -> torch.Tensor:
+        loss = ce(feature, logits, *rest)
+        steps.append((float(loss.detach()), len(logits)))
+        return loss
+
+    torch.manual_seed(0)
+    model = build_model(Genome.parse(STUDENT, "eca"), ctx.space, classes=10)
+    result = train(model, ctx.batches, ctx.data.val, ctx.space.train, epochs=1, seed=0,
+                   device=ctx.device, loss_fn=recorded)
+    total = 0.0
+    for value, size in steps:
+        total += value * size
+    assert result.history[0]["loss"] == total / sum(size for _, size in steps)

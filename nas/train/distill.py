@@ -206,26 +206,33 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
 def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: torch.Tensor,
            optimizer: torch.optim.Optimizer, config: TrainConfig, loss_fn: LossFn,
            step: int, total_steps: int) -> float:
-    """One pass over the shuffled views; returns the mean loss (NaN stops early)."""
+    """One pass over the shuffled views; returns the mean loss (NaN if any step's was not finite).
+
+    The loss is summed on the device (float64, the same sum as Python floats) and read once per
+    epoch: a per-step `float(loss)` or `isfinite` check would stall a GPU at every step."""
     model.train()
-    total, seen = 0.0, 0
+    order = order.to(data.images.device)
+    total, seen = torch.zeros((), dtype=torch.float64, device=data.images.device), 0
     for start in range(0, len(order), config.batch_size):
         index = order[start:start + config.batch_size]
         if len(index) < 2:          # BatchNorm cannot train on a single sample
             continue
-        images, labels = data.batch(index.to(data.images.device))
+        images, labels = data.batch(index)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config, step, total_steps)
         feature, logits = model(images)
-        t_feature = bank.features[index].to(feature.device) if bank is not None else None
-        t_logits = bank.logits[index].to(feature.device) if bank is not None else None
+        t_feature = _rows(bank.features, index, feature.device) if bank is not None else None
+        t_logits = _rows(bank.logits, index, feature.device) if bank is not None else None
         loss = loss_fn(feature, logits, labels, t_feature, t_logits)
-        if not torch.isfinite(loss):
-            return float("nan")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss.detach()) * len(index)
+        total += loss.detach().double() * len(index)
         seen += len(index)
         step += 1
-    return total / max(1, seen)
+    return float(total) / max(1, seen)
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """table[index] on `device`, indexing where the table lives."""
+    return table[index.to(table.device)].to(device)
