@@ -1,0 +1,218 @@
+"""Does the search earn its time? Three arms at equal wall-clock on the same data and teacher.
+
+    python bench/search_quality.py [--data ../shared/data/hymenoptera] [--minutes 2] [--seeds 3]
+                                   [--image-size 64x64] [--budget-flops 0.1G] [--out DIR]
+
+Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
+  (a) the default search: TPE, `--jobs 2 --threads 1`, rungs 1,3 (3-epoch schedule);
+  (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
+  (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe for
+      as many epochs as the arm's budget holds (measured from one probe epoch).
+Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
+genome's test accuracy, the hypervolume of the feasible front (Optuna's own
+`optuna._hypervolume.compute_hypervolume` over (1 - val acc, FLOPs / budget, params / 1M) with
+the reference point REFERENCE fixed below), and the time at which the arm first reached arm (b)'s
+final hypervolume of the same seed. Then genomes judged per hour of the same search (TPE, rungs)
+run as `--jobs 2 --threads 1` and as `--jobs 1 --threads 2`, side by side.
+The teacher and the data cache are made once (the probe) and shared by every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume
+
+from nas.study.pareto import TrialRow, feasible_front, row_from_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+HAND = "[2,8,6,1,0] [2,16,4,1,0]"
+REFERENCE = np.array([1.0, 1.0, 1.0])     # (1 - acc, FLOPs / budget, params / 1M): fixed up front
+PARAMS_SCALE = 1e6
+CODE = "import sys; from nas.cli import main; sys.exit(main())"
+
+
+def nas(argv: list[str], env: dict[str, str]) -> tuple[dict[str, Any] | None, float]:
+    """Run `nas ARGV --json` in a fresh process: (its JSON, wall seconds)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CODE, *argv, "--quiet", "--json"], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"  ! nas {' '.join(argv[:1])} exit {done.returncode}: "
+              f"{done.stderr.strip().splitlines()[-1:] or ''}", flush=True)
+    try:
+        return json.loads(done.stdout), seconds
+    except json.JSONDecodeError:
+        return None, seconds
+
+
+def hypervolume(rows: list[TrialRow], budget: float) -> float:
+    """Optuna's hypervolume of the feasible front, in the fixed normalised space."""
+    points = [(1 - (r.val_accuracy or 0.0), (r.flops or 0) / budget, (r.params or 0) / PARAMS_SCALE)
+              for r in feasible_front(rows)]
+    inside = np.array([p for p in points if all(a < b for a, b in zip(p, REFERENCE, strict=True))])
+    return float(compute_hypervolume(inside, REFERENCE)) if len(inside) else 0.0
+
+
+def study_curve(url: str, name: str, started: datetime, budget: float
+                ) -> tuple[list[tuple[float, float]], list[TrialRow], int]:
+    """(hypervolume after each completed trial vs seconds since the arm started, rows, judged)."""
+    trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    done = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
+    curve, seen = [], []
+    for trial in done:
+        seen.append(row_from_trial(trial))
+        curve.append(((trial.datetime_complete - started).total_seconds(),
+                      hypervolume(seen, budget)))
+    judged = sum(1 for t in trials if t.user_attrs.get("outcome") in ("trained", "pruned"))
+    return curve, seen, judged
+
+
+def best_of(rows: list[TrialRow]) -> tuple[float | None, float | None]:
+    """(best feasible val accuracy, that genome's test accuracy): selection on validation only."""
+    front = feasible_front(rows)
+    if not front:
+        return None, None
+    best = max(front, key=lambda r: (r.val_accuracy or 0.0, -(r.flops or 0)))
+    return best.val_accuracy, best.test_accuracy
+
+
+def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: int,
+               extra: list[str], seconds: float) -> dict[str, Any]:
+    """One search arm for `seconds` of wall clock (no trial starts after it)."""
+    started = datetime.now()
+    summary, wall = nas(["search", *common(args), "--study", name, "--seed", str(seed),
+                         "--trials", "100000", "--timeout", f"{seconds:.0f}s", *extra], env)
+    curve, rows, judged = study_curve(args.url, name, started, args.budget)
+    val, test = best_of(rows)
+    return {"val": val, "test": test, "hv": curve[-1][1] if curve else 0.0, "curve": curve,
+            "wall": wall, "judged": judged, "rejected": (summary or {}).get("rejected"),
+            "sampled": (summary or {}).get("sampled")}
+
+
+def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: int
+             ) -> dict[str, Any]:
+    """The hand design trained for `epochs` (as many as the budget holds)."""
+    row, wall = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
+                     "--epochs", str(epochs), "--seed", str(seed)], env)
+    row = row or {}
+    fake = TrialRow(0, "COMPLETE", "trained", HAND, "eca", row.get("flops"), row.get("params"),
+                    row.get("val_accuracy"), row.get("test_accuracy"), None, (0.0, 0.0), wall)
+    fits = (row.get("flops") or 0) <= args.budget
+    hv = hypervolume([fake], args.budget) if fits and row.get("val_accuracy") is not None else 0.0
+    return {"val": row.get("val_accuracy"), "test": row.get("test_accuracy"), "hv": hv,
+            "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
+
+
+def common(args: argparse.Namespace, study: bool = True) -> list[str]:
+    flags = ["--space", "seed.toml", "--data", args.data, "--image-size", args.image_size,
+             "--storage", args.url]
+    return flags + (["--budget-flops", args.budget_flops] if study else [])
+
+
+def reached(curve: list[tuple[float, float]], target: float) -> float | None:
+    """Seconds at which the curve first reached `target` (None: never)."""
+    return next((s for s, hv in curve if hv >= target - 1e-12), None)
+
+
+def spread(values: list[float | None]) -> str:
+    got = [v for v in values if v is not None]
+    if not got:
+        return "-"
+    sd = statistics.stdev(got) if len(got) > 1 else 0.0
+    return f"{statistics.mean(got):.4f} ± {sd:.4f} (n={len(got)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hymenoptera"))
+    parser.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--image-size", default="64x64")
+    parser.add_argument("--budget-flops", default="0.1G")
+    parser.add_argument("--throughput-minutes", type=float, default=None,
+                        help="per side of the --jobs/--threads comparison (default --minutes)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "search_quality"))
+    args = parser.parse_args()
+    from nas.units import parse_quantity
+
+    args.budget = parse_quantity(args.budget_flops, "--budget-flops")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.url = f"sqlite:///{out / f'quality-{stamp}.db'}"
+    env = {**os.environ, "NAS_CACHE_DIR": str(out / "cache")}
+    seconds = args.minutes * 60
+    print(f"data {args.data} at {args.image_size}, budget {args.budget_flops} FLOPs, "
+          f"{args.minutes:g} min per arm, {args.seeds} seeds, cores {os.cpu_count()}, "
+          f"no GPU used (CPU only)", flush=True)
+    probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
+                    "--epochs", "1", "--seed", "0", "--threads", "2"], env)
+    per_epoch = (probe or {}).get("seconds") or 60.0
+    hand_epochs = max(1, int(seconds // per_epoch))
+    print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {hand_epochs} epochs for arm c",
+          flush=True)
+    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    for seed in range(args.seeds):
+        results["a"].append(search_arm(args, env, f"a-{seed}", seed,
+                                       ["--jobs", "2", "--threads", "1", "--rungs", "1,3"], seconds))
+        results["b"].append(search_arm(args, env, f"b-{seed}", seed,
+                                       ["--jobs", "1", "--threads", "2", "--sampler", "random",
+                                        "--epochs", "3"], seconds))
+        results["c"].append(hand_arm(args, env, seed, hand_epochs))
+        print(f"seed {seed}: " + "; ".join(
+            f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
+            f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
+            flush=True)
+    report(results)
+    throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
+    (out / f"quality-{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+def report(results: dict[str, list[dict[str, Any]]]) -> None:
+    """Mean ± sd per arm, and when each arm first reached arm (b)'s final hypervolume."""
+    targets = [r["hv"] for r in results["b"]]
+    print("\narm | best feasible val | its test | hypervolume | reached b's final HV at (s) | "
+          "genomes judged")
+    for arm, runs in results.items():
+        times = [reached(r["curve"], t) for r, t in zip(runs, targets, strict=True)]
+        shown = ", ".join("never" if t is None else f"{t:.0f}" for t in times)
+        print(f"{arm} | {spread([r['val'] for r in runs])} | {spread([r['test'] for r in runs])} | "
+              f"{spread([r['hv'] for r in runs])} | {shown} | "
+              f"{spread([float(r['judged']) for r in runs])}", flush=True)
+    rejected = [r for r in results["a"] + results["b"] if r.get("sampled")]
+    if rejected:
+        share = sum(r["rejected"] for r in rejected) / sum(r["sampled"] for r in rejected)
+        print(f"budget rejected {share:.1%} of the genomes the searches sampled", flush=True)
+
+
+def throughput(args: argparse.Namespace, env: dict[str, str], seconds: float) -> None:
+    """Genomes judged per hour, the same search as --jobs 2 --threads 1 and --jobs 1 --threads 2."""
+    rates = {}
+    for label, extra in (("--jobs 2 --threads 1", ["--jobs", "2", "--threads", "1"]),
+                         ("--jobs 1 --threads 2", ["--jobs", "1", "--threads", "2"])):
+        run = search_arm(args, env, f"t{label.replace(' ', '')}", 7,
+                         [*extra, "--rungs", "1,3"], seconds)
+        rates[label] = run["judged"] / run["wall"] * 3600
+        print(f"throughput {label}: {run['judged']} genomes judged in {run['wall']:.0f} s = "
+              f"{rates[label]:.0f} per hour", flush=True)
+    low = rates["--jobs 1 --threads 2"]
+    if low:
+        print(f"ratio jobs2/threads1 over jobs1/threads2: "
+              f"{rates['--jobs 2 --threads 1'] / low:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
