@@ -61,11 +61,14 @@ def _search(args: argparse.Namespace) -> int:
     budget, trials, epochs, rungs = _settings(args, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
     with ProgressView(args.quiet or args.json) as view:
-        if args.jobs > 1:
-            from nas.study.jobs import worker_threads
+        if args.jobs > 1:     # the parent (teacher, data) uses what its workers will share
+            from nas.study.jobs import cores, worker_threads
 
             args.threads = worker_threads(args.jobs, args.threads)
-        ctx = open_context(args, view, space, check=lambda data: _check_budget(space, data, budget))
+            args.parent_threads = min(cores(), args.threads * args.jobs)
+        own = argparse.Namespace(**{**vars(args), "threads": getattr(args, "parent_threads",
+                                                                       args.threads)})
+        ctx = open_context(own, view, space, check=lambda data: _check_budget(space, data, budget))
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
         if args.jobs > 1:
             deadline = started + timeout if timeout else None
@@ -109,7 +112,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
 
     shares = jobs.split_trials(trials, args.jobs)
     remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
-    spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker")}
+    spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker", "parent_threads")}
     argvs = [["search", "--worker", json_text({**spec, "study": name, "trials": share,
                                                "timeout": None if remaining is None
                                                else f"{remaining:.0f}s"})]

@@ -10,7 +10,8 @@ What a study holds (read by `nas.study.report` and `nas.study.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher.
 - trial.user_attrs: genome, attention, flops, params, outcome (trained | reused |
   rejected | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
-- COMPLETE trials: trained, reused, rejected (values [0, flops, params]); FAIL: the rest.
+- COMPLETE trials: trained, reused, rejected (values [0, flops, params]); PRUNED: pruned at a
+  rung (--rungs; user_attrs["rungs"] holds the accuracy at each rung reached); FAIL: the rest.
 """
 
 from __future__ import annotations
