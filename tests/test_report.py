@@ -6,6 +6,7 @@ into a real SQLite file; no training happens here.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -169,7 +170,7 @@ def test_the_only_study_is_used_without_a_name(tmp_path: Path,
     add_trial(new_study(url, "solo"), A, 123_456_789, 10_754, val=0.75, test=0.792, run_id=1)
     code, out, _ = run_cli(capsys, "report", "--storage", url)
     assert code == 0
-    for text in ("solo", "[1,8,1,1,0]", "0.123 G", "123,456,789", "10,754", "75.0 %", "79.2 %",
+    for text in ("solo", "[1,8,1,1,0]", "0.123456789 G", "(123,456,789)", "10,754", "75.0 %", "79.2 %",
                  "87.5 %", "1 trained"):
         assert text in out, text
 
@@ -197,24 +198,144 @@ def test_text_report_shows_teacher_totals_and_table(url: str, capsys: pytest.Cap
     code, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha")
     assert code == 0
     for text in ("teacher", "90.0 %", "87.5 %", "10 done of 10: 6 trained, 1 reused, 1 rejected",
-                 "2 failed", "FLOPs <= 1,000", E, H, "0.400 K", "0.950 K"):
+                 "2 failed", "FLOPs <= 1,000", E, H, "0.4 K", "(400)", "0.95 K", "(950)"):
         assert text in out, text
     assert C not in out                    # dominated
     assert "[4,16,2,1,0]" not in out       # rejected
 
 
-def test_plot_writes_a_png(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "pareto.png"
-    code, _, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--plot", str(path),
-                         "--budget-flops", "900", "--json")
-    assert code == 0
+def test_json_keeps_its_shape_through_format_json(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, alias, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--json")
+    _, formatted, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "json")
+    assert json.loads(alias) == json.loads(formatted) and "trials" not in json.loads(alias)
+    code, out, err = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--json",
+                             "--format", "csv")
+    assert code == 2 and out == "" and "--json is --format json" in err
+
+
+FRONT = [5, 0, 9, 1, 8]
+HEADER = ["trial", "genome", "attention", "flops", "params", "val_accuracy", "test_accuracy"]
+
+
+def test_csv_parses_back_to_the_front(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "csv")
+    assert code == 0 and err == ""
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == HEADER
+    assert [int(r["trial"]) for r in rows] == FRONT
+    assert rows[0] == {"trial": "5", "genome": E, "attention": "eca", "flops": "400", "params": "100",
+                       "val_accuracy": "0.5", "test_accuracy": "0.5"}
+
+
+def test_csv_all_lists_every_trial_with_its_outcome(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "csv", "--all")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [int(r["trial"]) for r in rows] == list(range(10))
+    assert [r["outcome"] for r in rows] == ["trained", "trained", "trained", "rejected", "reused",
+                                            "trained", "nan", "failed", "trained", "trained"]
+    assert [int(r["trial"]) for r in rows if r["on_front"] == "True"] == sorted(FRONT)
+    assert rows[3]["val_accuracy"] == "" and rows[3]["flops"] == "1500"    # rejected: never trained
+
+
+def test_markdown_is_a_pipe_table_of_the_front(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "markdown")
+    lines = out.splitlines()
+    assert len(lines) == 2 + len(FRONT) and all(line.startswith("| ") or line.startswith("|-")
+                                                 or line.startswith("|:") for line in lines)
+    cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    assert cells[0] == ["trial", "genome", "attn", "FLOPs", "params", "val acc", "test acc"]
+    assert cells[2] == ["5", E, "eca", "0.4 K (400)", "100", "50.0 %", "50.0 %"]
+    _, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "markdown",
+                        "--all")
+    assert len(out.splitlines()) == 2 + 10
+
+
+def test_json_all_adds_every_trial(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "json", "--all")
+    report = json.loads(out)
+    assert [r["trial"] for r in report["front"]] == FRONT
+    assert [t["trial"] for t in report["trials"]] == list(range(10))
+    assert report["trials"][7] == {"trial": 7, "genome": "[1,8,2,2,0]", "attention": "eca", "flops": 600,
+                                   "params": 60, "val_accuracy": None, "test_accuracy": None,
+                                   "outcome": "failed", "on_front": False, "state": "FAIL",
+                                   "run_id": None}
+
+
+def test_a_narrow_terminal_drops_columns_and_says_which(url: str, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas.cli.console import console
+
+    monkeypatch.setattr(console, "_width", 200)
+    _, wide, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--all")
+    assert "hidden" not in wide and "outcome" in wide and "rejected" in wide
+    monkeypatch.setattr(console, "_width", 62)
+    _, narrow, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--all")
+    table = [line for line in narrow.splitlines() if line.startswith(("┃", "│", "┏", "└"))]
+    assert table and max(len(line) for line in table) <= 62
+    header = [cell.strip() for cell in table[1].strip("┃").split("┃")]
+    assert header == ["trial", "genome", "attn", "FLOPs", "params", "val acc"]
+    note = " ".join(narrow.split())
+    assert "(columns test acc, outcome, front hidden: widen the terminal or use --format csv)" in note
+    assert "[2,16,1,1,0]" in narrow and "(1,500)" in narrow    # kept columns are whole, not cut
+
+
+PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
+
+
+@pytest.mark.parametrize("axes", ["flops-accuracy", "flops-params"])
+@pytest.mark.parametrize("suffix", [".png", ".pdf", ".svg"])
+def test_plot_writes_the_format_its_extension_names(url: str, tmp_path: Path, suffix: str, axes: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / f"pareto{suffix}"
+    code, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--plot", str(path),
+                           "--plot-axes", axes, "--budget-flops", "900", "--json")
+    assert code == 0 and json.loads(out)["plot"] == str(path)
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    assert image.size == (840, 540)
-    colours = image.getcolors(maxcolors=1 << 16)
-    assert colours is not None and len(colours) > 50          # points, lines, text drawn
-    assert any(r > 150 and g < 80 and b < 80 for _, (r, g, b) in colours)   # the red front
+    if suffix == ".png":
+        assert data.startswith(PNG)
+        image = Image.open(io.BytesIO(data))
+        assert image.info["dpi"][0] >= 199.9 and image.size == (1400, 900)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 18)
+        assert colours is not None and len(colours) > 50                     # points, lines, text drawn
+        assert any(r > 150 and g < 80 and b < 80 for _, (r, g, b) in colours)   # the red front
+    elif suffix == ".pdf":
+        assert data.startswith(PDF)
+    else:
+        assert data.lstrip().startswith((b"<svg", b"<?xml")) and b"<svg" in data[:2000]
+        assert b"parameters" in data and b"FLOPs" in data      # both objectives named (axis or colour)
+
+
+def test_an_unknown_plot_extension_is_one_line(url: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "report", "--storage", url, "--study", "alpha",
+                             "--plot", str(tmp_path / "p.gif"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "unknown extension '.gif'; use .pdf, .svg, .png" in err
+    assert not (tmp_path / "p.gif").exists()
+
+
+def test_front_labels_do_not_overlap(tmp_path: Path) -> None:
+    """Twelve front points crowded into one corner: every label box is clear of the others."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from nas.study.plot import label_front
+
+    front = tuple(row(i, 0.5 + 0.002 * i, 1000 + 3 * i, 100 - i) for i in range(12))
+    figure = Figure(figsize=(4, 3), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_xlim(900, 1200)
+    axes.set_ylim(40, 60)
+    points = [(float(r.flops or 0), 100 * (r.val_accuracy or 0)) for r in front]
+    labels = label_front(axes, front, "flops", "accuracy", points)
+    renderer = figure.canvas.get_renderer()
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]
+    assert [label.get_text() for label in labels] == [str(i) for i in range(12)]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
 
 
 # ----------------------------------------------------------------- errors

@@ -3,39 +3,67 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space
-from nas.errors import SpaceError
+from nas.errors import ReportError, SpaceError
 from nas.model.space import DEFAULT_SPACE
 from nas.units import flops_text, parse_quantity, percent, quantity_text
 
+# nas.study.tables.FORMATS and nas.study.plot.AXES, named here so that `--help` imports neither
+FORMATS = ("table", "markdown", "csv", "json")
+PLOT_AXES = ("flops-accuracy", "params-accuracy", "flops-params")
+
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """The feasible Pareto front of a study with its teacher and totals, or the list of studies."""
-    from nas.study import render, report
+    """The feasible Pareto front (or every trial) of a study with its teacher and totals, in the
+    format asked for; or the list of studies when the storage holds several and none was named."""
+    from nas.study import plot, report, tables
 
+    fmt = _format(args)
     budget_flops = parsed(args.budget_flops, "--budget-flops", parse_quantity)
     budget_params = parsed(args.budget_params, "--budget-params", parse_quantity)
+    if args.plot:
+        plot.check_plot_path(Path(args.plot))
     if args.study is None:
         studies = report.list_studies(args.storage)
         if len(studies) > 1:
-            return _print_studies(args, studies)
+            return _print_studies(args, studies, fmt)
     summary = report.load_study_summary(args.storage, args.study, budget_flops, budget_params)
     if args.plot:
-        render.plot_front(summary, Path(args.plot))
-    if args.json:
-        emit_json({**report.summary_json(summary), "plot": args.plot})
-        return 0
-    from nas.cli.console import console, print_fields
-
-    print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
-    console.print(render.front_table(summary))
+        plot.plot_front(summary, Path(args.plot), args.plot_axes)
+    if fmt == "json":
+        emit_json({**tables.to_json(summary, args.all), "plot": args.plot})
+    elif fmt in ("markdown", "csv"):
+        sys.stdout.write((tables.to_markdown if fmt == "markdown" else tables.to_csv)(summary, args.all))
+    else:
+        _print_table(args, summary)
     return 0
 
 
-def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
+def _format(args: argparse.Namespace) -> str:
+    """--format, with --json as its alias for json; the two cannot disagree."""
+    if args.json and args.format not in (None, "json"):
+        raise ReportError(f"--json is --format json; it cannot go with --format {args.format}")
+    args.json = args.json or args.format == "json"
+    return "json" if args.json else args.format or "table"
+
+
+def _print_table(args: argparse.Namespace, summary: Any) -> None:
+    """Overview lines, then the table; columns the terminal cannot hold are named, not squeezed."""
+    from nas.cli.console import console, print_fields
+    from nas.study import render, tables
+
+    print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
+    table, hidden = tables.rich_table(summary, args.all, console)
+    console.print(table)
+    if hidden:
+        console.print(tables.hidden_note(hidden), style="dim", highlight=False)
+
+
+def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> int:
     """The study list `nas report` shows when the storage holds several and none was named."""
     from dataclasses import asdict
 
@@ -43,6 +71,9 @@ def _print_studies(args: argparse.Namespace, studies: list[Any]) -> int:
     from nas.study import render, report
 
     storage = report.safe_url(normalize_url(args.storage))
+    if fmt != "table" and fmt != "json":
+        raise ReportError(f"--format {fmt} shows one study; {storage} holds {len(studies)} "
+                          f"({', '.join(s.name for s in studies)}): pick one with --study")
     if args.json:
         emit_json({"storage": storage, "studies": [asdict(s) for s in studies]})
         return 0
@@ -141,8 +172,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, help=STORAGE_HELP)
     p.add_argument("--budget-flops", default=None, help="a tighter FLOPs budget, e.g. 0.2G")
     p.add_argument("--budget-params", default=None, help="a tighter params budget, e.g. 50K")
-    p.add_argument("--plot", default=None, metavar="FILE", help="write a PNG of FLOPs vs accuracy")
-    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="table (default: overview and a terminal table), markdown, csv or json")
+    p.add_argument("--all", action="store_true",
+                   help="list every trial (outcome, on the front or not), not only the front")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="write a plot; the extension names the format: .pdf, .svg or .png (200 dpi)")
+    p.add_argument("--plot-axes", default="flops-accuracy", choices=PLOT_AXES,
+                   help="the plot's x-y objectives; the third one colours the points")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(func=cmd_report)
     p = commands.add_parser("export", help="checkpoint (and ONNX) of the best or a chosen trial")
     p.add_argument("which", nargs="?", default="best", metavar="best|TRIAL",

@@ -1,0 +1,188 @@
+"""The report's plot: two of the three objectives on the axes, the third as colour, the front marked.
+
+The file's extension names the format (PDF, SVG, PNG at 200 dpi). A trial on the 3-D front
+can look dominated in 2-D; its marker and the colour of the third objective show why it is
+not. Front labels are placed greedily where they overlap neither each other nor a marker.
+Rendering only: the numbers come from `nas.study.report.Summary`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.atomic import write_atomic
+from nas.study.report import ReportError, Summary, TrialRow, unique_genomes
+from nas.units import quantity_text
+
+FORMATS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}
+PNG_DPI = 200
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective as an axis or a colour: its label, its value of a row, its budget key."""
+
+    name: str
+    label: str
+    budget: str | None      # the study info key and Summary attribute of its budget
+
+
+OBJECTIVES = {
+    "flops": Objective("flops", "FLOPs (report convention)", "budget_flops"),
+    "params": Objective("params", "parameters", "budget_params"),
+    "accuracy": Objective("accuracy", "validation accuracy (%)", None),
+}
+AXES = {"flops-accuracy": ("flops", "accuracy"), "params-accuracy": ("params", "accuracy"),
+        "flops-params": ("flops", "params")}
+
+
+def plot_format(path: Path) -> str:
+    """The format the extension names; anything else is a one-line ReportError."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ReportError(f"--plot {path}: unknown extension {suffix or '(none)'!r}; "
+                          f"use {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def check_plot_path(path: Path) -> str:
+    """Refuse a plot file that cannot be written, before the study is read; returns its format."""
+    fmt = plot_format(path)
+    if not Path(path).expanduser().absolute().parent.is_dir():
+        raise ReportError(f"--plot {path}: directory {Path(path).absolute().parent} does not exist")
+    if Path(path).is_dir():
+        raise ReportError(f"--plot {path}: is a directory; give the plot a file name")
+    return fmt
+
+
+def value(row: TrialRow, objective: str) -> float:
+    """A row's value of an objective, as plotted (accuracy in percent)."""
+    if objective == "accuracy":
+        return 100 * (row.val_accuracy or 0.0)
+    return float(getattr(row, objective) or 0)
+
+
+def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") -> Path:
+    """Every trained genome (coloured by the third objective), the rejected ones, the front
+    (labelled by trial) and the budgets, written atomically in the format of the extension."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fmt = check_plot_path(path)
+    x, y = AXES[axes_name]
+    figure = Figure(figsize=(7, 4.5), dpi=PNG_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    points = _scatter(axes, figure, summary, x, y)
+    _budget_lines(axes, summary, x, y)
+    axes.set_xlabel(OBJECTIVES[x].label)
+    axes.set_ylabel(OBJECTIVES[y].label)
+    axes.set_title(f"study {summary.data.name}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    label_front(axes, summary.front, x, y, points)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=PNG_DPI)
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as error:
+        raise ReportError(f"--plot {path}: cannot write the plot ({error.strerror or error})") from None
+    return Path(path)
+
+
+def _scatter(axes: Any, figure: Any, summary: Summary, x: str, y: str) -> list[tuple[float, float]]:
+    """Trained genomes coloured by the third objective, rejected ones as crosses, the front ringed;
+    returns every plotted point (data coordinates) for label placement."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    colour = next(name for name in OBJECTIVES if name not in (x, y))
+    trained = unique_genomes([r for r in summary.data.rows if r.trained])
+    rejected = [r for r in summary.data.rows if r.outcome == "rejected" and r.flops]
+    shades = [value(r, colour) for r in trained] or [0.0]
+    spread = min(shades) > 0 and max(shades) > 10 * min(shades)
+    norm = LogNorm(min(shades), max(shades)) if spread else Normalize(min(shades), max(shades))
+    dots = axes.scatter([value(r, x) for r in trained], [value(r, y) for r in trained], s=20,
+                        c=shades[:len(trained)], cmap="viridis", norm=norm,
+                        label=f"trained genomes ({len(trained)})")
+    figure.colorbar(dots, ax=axes, label=OBJECTIVES[colour].label)
+    if rejected:
+        axes.scatter([value(r, x) for r in rejected], [value(r, y) for r in rejected], marker="x", s=18,
+                     color="0.7", label=f"rejected, not trained ({len(rejected)})")
+    front = summary.front
+    axes.scatter([value(r, x) for r in front], [value(r, y) for r in front], s=70, facecolors="none",
+                 edgecolors="tab:red", linewidths=1.5, zorder=3, label=f"Pareto front ({len(front)})")
+    for name, used in ((x, axes.set_xscale), (y, axes.set_yscale)):
+        sizes = [value(r, name) for r in (*trained, *rejected) if value(r, name) > 0]
+        if name != "accuracy" and sizes and max(sizes) > 10 * min(sizes):
+            used("log")
+    return [(value(r, x), value(r, y)) for r in (*trained, *rejected)]
+
+
+def _budget_lines(axes: Any, summary: Summary, x: str, y: str) -> None:
+    """Lines at the study's budget and at the tighter one asked for, on each axis that has one."""
+    for name, line in ((x, axes.axvline), (y, axes.axhline)):
+        key = OBJECTIVES[name].budget
+        if key is None:
+            continue
+        unit = "FLOPs" if name == "flops" else "params"
+        study, asked = summary.data.info.get(key), getattr(summary, key)
+        if study is not None:
+            line(study, color="tab:blue", linestyle="--", linewidth=1,
+                 label=f"budget {quantity_text(study)} {unit}")
+        if asked is not None:
+            line(asked, color="tab:orange", linestyle=":", linewidth=1,
+                 label=f"asked {quantity_text(asked)} {unit}")
+
+
+# ----------------------------------------------------------------- labels
+
+# Offsets (points) tried in turn for a label: beside the marker first, then further out.
+OFFSETS = tuple((dx * r, dy * r) for r in (1, 2, 3, 4)
+                for dx, dy in ((6, 4), (6, -12), (-14, 4), (-14, -12), (-4, 10), (-4, -18)))
+
+
+def label_front(axes: Any, front: tuple[TrialRow, ...], x: str, y: str,
+                points: list[tuple[float, float]]) -> list[Any]:
+    """Annotate each front point with its trial number at the first offset whose box overlaps
+    no placed label and no marker; a label moved away gets a thin leader line."""
+    from matplotlib.text import Text
+
+    renderer = axes.figure.canvas.get_renderer()
+    to_pixels = axes.transData.transform
+    half = 3.5 * axes.figure.dpi / 72          # a trained genome's dot, in pixels
+    markers = [_box(*to_pixels(p), half, half) for p in points]
+    placed: list[tuple[float, float, float, float]] = []
+    labels = []
+    for row in front:
+        point = (value(row, x), value(row, y))
+        label = None
+        for dx, dy in OFFSETS:
+            if label is not None:
+                label.remove()
+            label = axes.annotate(str(row.trial), point, xytext=(dx, dy), textcoords="offset points",
+                                  fontsize=7, arrowprops=_leader(dx, dy))
+            label.update_positions(renderer)
+            box = Text.get_window_extent(label, renderer)     # the text alone, not its leader
+            extent = (box.x0, box.y0, box.x1, box.y1)
+            if not any(_overlap(extent, other) for other in (*placed, *markers)):
+                break
+        placed.append(extent)
+        labels.append(label)
+    return labels
+
+
+def _leader(dx: float, dy: float) -> dict[str, Any] | None:
+    """A thin line back to the point for labels placed beyond the first ring of offsets."""
+    return None if abs(dx) <= 14 and abs(dy) <= 18 else {"arrowstyle": "-", "lw": 0.5, "color": "0.4"}
+
+
+def _box(cx: float, cy: float, half_w: float, half_h: float) -> tuple[float, float, float, float]:
+    return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

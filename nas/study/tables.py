@@ -1,0 +1,173 @@
+"""Trial tables of a report in the formats `nas report --format` writes: rich, Markdown, CSV, JSON.
+
+One list of columns (`COLUMNS`) feeds every format, so the terminal table, the paper's
+Markdown and the script's CSV show the same trials with the same numbers: text formats
+through `nas.units` (as `nas count` and `nas export` print them), CSV and JSON raw values.
+Rendering only: the rows come from `nas.study.report.Summary`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nas.study.report import Summary, TrialRow, summary_json
+from nas.units import flops_text, percent
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its title, its raw value (CSV, JSON), its text (table, Markdown), and
+    `keep`, the rank it keeps on a narrow terminal (higher stays longer)."""
+
+    title: str
+    key: str
+    value: Callable[[TrialRow, bool], Any]
+    text: Callable[[TrialRow, bool], str]
+    keep: int
+    right: bool = True
+    every_trial: bool = False       # shown with --all only
+
+
+def _int_text(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _val(row: TrialRow) -> float | None:
+    """Validation accuracy; none for a trial the budget rejected (Optuna records 0 for it)."""
+    return None if row.outcome == "rejected" else row.val_accuracy
+
+
+COLUMNS = (
+    Column("trial", "trial", lambda r, f: r.trial, lambda r, f: str(r.trial), keep=9),
+    Column("genome", "genome", lambda r, f: r.genome, lambda r, f: r.genome or "?", keep=8, right=False),
+    Column("attn", "attention", lambda r, f: r.attention, lambda r, f: r.attention or "?", keep=4,
+           right=False),
+    Column("FLOPs", "flops", lambda r, f: r.flops,
+           lambda r, f: "-" if r.flops is None else flops_text(r.flops, exact=True), keep=6),
+    Column("params", "params", lambda r, f: r.params, lambda r, f: _int_text(r.params), keep=5),
+    Column("val acc", "val_accuracy", lambda r, f: _val(r), lambda r, f: percent(_val(r)), keep=7),
+    Column("test acc", "test_accuracy", lambda r, f: r.test_accuracy,
+           lambda r, f: percent(r.test_accuracy), keep=3),
+    Column("outcome", "outcome", lambda r, f: r.outcome or r.state.lower(),
+           lambda r, f: r.outcome or r.state.lower(), keep=2, right=False, every_trial=True),
+    Column("front", "on_front", lambda r, f: f, lambda r, f: "yes" if f else "", keep=1, right=False,
+           every_trial=True),
+)
+
+
+def columns(every_trial: bool) -> tuple[Column, ...]:
+    """The columns of the front (`every_trial` False) or of every trial."""
+    return tuple(c for c in COLUMNS if every_trial or not c.every_trial)
+
+
+def trial_rows(summary: Summary, every_trial: bool) -> list[tuple[TrialRow, bool]]:
+    """(row, on the front) for the front, by FLOPs; or for every trial, by trial number."""
+    if not every_trial:
+        return [(row, True) for row in summary.front]
+    front = {row.trial for row in summary.front}
+    return [(row, row.trial in front) for row in sorted(summary.data.rows, key=lambda r: r.trial)]
+
+
+def title(summary: Summary, every_trial: bool) -> str:
+    if every_trial:
+        return f"every trial of study {summary.data.name!r} (front: feasible Pareto front)"
+    return f"Pareto front of study {summary.data.name!r} (feasible, by FLOPs)"
+
+
+# ----------------------------------------------------------------- text formats
+
+
+def to_markdown(summary: Summary, every_trial: bool = False) -> str:
+    """A GitHub/pandoc pipe table: header, alignment row, one line per trial."""
+    cols = columns(every_trial)
+    lines = ["| " + " | ".join(c.title for c in cols) + " |",
+             "|" + "|".join("---:" if c.right else ":---" for c in cols) + "|"]
+    for row, on_front in trial_rows(summary, every_trial):
+        cells = (c.text(row, on_front).replace("|", "\\|") for c in cols)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(summary: Summary, every_trial: bool = False) -> str:
+    """Raw values (FLOPs and params as integers, accuracies as fractions), one row per trial."""
+    cols = columns(every_trial)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c.key for c in cols])
+    for row, on_front in trial_rows(summary, every_trial):
+        writer.writerow(["" if (v := c.value(row, on_front)) is None else v for c in cols])
+    return buffer.getvalue()
+
+
+def to_json(summary: Summary, every_trial: bool = False) -> dict[str, Any]:
+    """`summary_json` (what `nas report --json` has always printed), plus `trials` with --all."""
+    payload = summary_json(summary)
+    if every_trial:
+        payload["trials"] = [{**{c.key: c.value(row, on_front) for c in columns(True)},
+                              "state": row.state, "run_id": row.run_id}
+                             for row, on_front in trial_rows(summary, True)]
+    return payload
+
+
+# ----------------------------------------------------------------- the terminal table
+
+
+def rich_table(summary: Summary, every_trial: bool, console: Console) -> tuple[Table, list[str]]:
+    """The table that fits `console`'s width, and the titles of the columns it had to drop
+    (least important first) so that no column is squeezed into illegible wrapping."""
+    cols = list(columns(every_trial))
+    hidden: list[str] = []
+    while True:
+        if len(cols) <= 2 or _needed_width(summary, every_trial, cols) <= console.width:
+            return _table(summary, every_trial, cols), hidden
+        dropped = min(cols, key=lambda c: c.keep)
+        cols.remove(dropped)
+        hidden.insert(0, dropped.title)
+
+
+def hidden_note(hidden: Sequence[str]) -> str:
+    """The line printed under a table that dropped columns."""
+    return f"(columns {', '.join(hidden)} hidden: widen the terminal or use --format csv)"
+
+
+def _needed_width(summary: Summary, every_trial: bool, cols: Sequence[Column]) -> int:
+    """Columns at their widest line (the genome at its widest stage), plus borders and padding."""
+    rows = trial_rows(summary, every_trial)
+    widths = [max(cell_len(c.title), 11 if c.key == "genome" else 0,
+                  *(cell_len(line) for row, on_front in rows
+                    for line in Text.from_markup(_cell(c, row, on_front)).plain.splitlines()))
+              for c in cols]
+    return sum(widths) + 3 * len(cols) + 1
+
+
+def _table(summary: Summary, every_trial: bool, cols: Sequence[Column]) -> Table:
+    """A genome wraps between its stages and FLOPs over its exact count; other cells never wrap."""
+    table = Table(title=title(summary, every_trial))
+    for c in cols:
+        table.add_column(c.title, justify="right" if c.right else "left", no_wrap=c.key != "genome",
+                         min_width=11 if c.key == "genome" else None)
+    for row, on_front in trial_rows(summary, every_trial):
+        table.add_row(*(_cell(c, row, on_front) for c in cols),
+                      style="bold" if every_trial and on_front else None)
+    return table
+
+
+def _cell(column: Column, row: TrialRow, on_front: bool) -> str:
+    text = column.text(row, on_front)
+    if column.key == "genome":
+        return text.replace("] [", "]\n[")
+    if column.key == "flops" and " (" in text:
+        figure, exact = text.split(" (", 1)
+        return f"{figure}\n[dim]({exact}[/dim]"
+    return text
