@@ -92,6 +92,8 @@ def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes:
     from nas.data.memory import check_training
     from nas.train.experiment import image_size
 
+    for genome in genomes:
+        space.check(genome, strict=False)
     height, width = image_size(space, source, size)
     found = preflight(source, (height, width))
     if found is not None:

@@ -1,0 +1,397 @@
+"""The hostile-input suite (issue 11): each case must exit 2 with one line on stderr and write
+nothing (no database, no cache, no output file). Cases run in-process through `nas.cli.main`;
+the ones that need a real process (a FIFO that would hang a reader) run under a timeout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.cli import main
+from nas.errors import CheckpointError, ReportError
+from nas.model.builder import Student
+from nas.model.decode import resolve
+from nas.model.genome import Genome
+from nas.model.space import InputShape
+from nas.study.export import read_checkpoint, restore, save_checkpoint
+from nas.study.render import plot_front
+from tests.conftest import write_class
+
+TINY = (Path(__import__("nas").__file__).parent / "search_spaces" / "tiny.toml").read_text()
+GENOME = "[2,8,1,1,0]"
+
+
+# ----------------------------------------------------------------- fixtures written per case
+
+
+def _space(edit: Callable[[str], str]) -> Callable[[Path], None]:
+    return lambda root: (root / "s.toml").write_text(edit(TINY))
+
+
+def _set(section: str, line: str) -> Callable[[Path], None]:
+    """tiny.toml with `line` added at the top of `[section]` (TOML keeps the last duplicate? no:
+    a duplicate is an error, so keys added here are ones tiny.toml does not set)."""
+    def edit(text: str) -> str:
+        if f"[{section}]\n" in text:
+            return text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1)
+        return f"{text}\n[{section}]\n{line}\n"
+    return _space(edit)
+
+
+def _replace(old: str, new: str) -> Callable[[Path], None]:
+    def edit(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new, 1)
+    return _space(edit)
+
+
+def _folder(classes: dict[str, int], extra: Callable[[Path], None] | None = None,
+            split: bool = False) -> Callable[[Path], None]:
+    def build(root: Path) -> None:
+        data = root / "data"
+        for index, (name, count) in enumerate(classes.items()):
+            if split:
+                write_class(data / "train" / name, index, count)
+                write_class(data / "test" / name, index, 2, start=count)
+            else:
+                write_class(data / name, index, count)
+        if extra is not None:
+            extra(data)
+    return build
+
+
+def _fifos(data: Path) -> None:
+    (data / "a").mkdir(parents=True, exist_ok=True)
+    for name in ("x.png", "y.png", "z.jpg"):
+        os.mkfifo(data / "a" / name)
+
+
+def _zeros(data: Path) -> None:
+    (data / "a").mkdir(parents=True, exist_ok=True)
+    for name in ("x.png", "y.png", "z.png"):
+        (data / "a" / name).symlink_to("/dev/zero")
+
+
+def _links(data: Path) -> None:
+    (data / "a").mkdir(parents=True, exist_ok=True)
+    (data / "a" / "gone.png").symlink_to(data / "nowhere.png")
+    (data / "a" / "loop.png").symlink_to(data / "a" / "loop.png")
+    (data / "a" / "out.png").symlink_to("/etc/hostname")
+
+
+def _text(data: Path) -> None:
+    (data / "a").mkdir(parents=True, exist_ok=True)
+    for name in ("a.txt", "b.csv", "c.json"):
+        (data / "a" / name).write_text("not an image")
+
+
+def _broken(data: Path) -> None:
+    (data / "a").mkdir(parents=True, exist_ok=True)
+    for name in ("a.png", "b.jpg", "c.png"):
+        (data / "a" / name).write_bytes(b"\x89PNG broken")
+
+
+def _plain(root: Path) -> None:
+    (root / "plain.txt").write_text("a file, not a folder")
+
+
+def _dir_named_out(root: Path) -> None:
+    (root / "outdir").mkdir()
+
+
+def _nothing(root: Path) -> None:
+    pass
+
+
+# ----------------------------------------------------------------- the cases
+
+TRAIN = ["train", GENOME, "--space", "s.toml", "--quiet"]
+SPACE = ["space", "s.toml"]
+COUNT = ["count"]
+SEARCH = ["search", "--space", "s.toml", "--quiet"]
+
+SPACE_CASES = {
+    "toml syntax": _space(lambda t: t + "\n[train\n"),
+    "unknown top key": _space(lambda t: "nmae = 'x'\n" + t),
+    "unknown model key": _set("model", "stemm = 8"),
+    "stage s=3": _replace("s = [1, 2]", "s = [1, 3]"),
+    "stage t=0": _replace("t = [1, 2]", "t = [0, 2]"),
+    "stage c=0": _replace("c = [8, 16]", "c = [0, 16]"),
+    "stage n=0": _replace("n = 1\n", "n = 0\n"),
+    "stage fused=2": _replace("fused = [0, 1]", "fused = [0, 2]"),
+    "stage c string": _replace("c = [8, 16]", 'c = ["8", 16]'),
+    "no stages": _space(lambda t: t.split("[[stage]]")[0]),
+    "kernel 4": _set("model", "kernel = 4"),
+    "attention unknown": _replace('choices = ["eca", "none"]', 'choices = ["cbam"]'),
+    "input channels 0": _replace("channels = 3", "channels = 0"),
+    "input height 99999": _replace("height = 16", "height = 99999"),
+    "batch_size 0": _replace("batch_size = 64", "batch_size = 0"),
+    "batch_size 1": _replace("batch_size = 64", "batch_size = 1"),
+    "lr 1e300": _set("train", "lr = 1e300"),
+    "lr 0": _set("train", "lr = 0.0"),
+    "lr negative": _set("train", "lr = -1.0"),
+    "epochs 0": _replace("epochs = 1\nbatch_size", "epochs = 0\nbatch_size"),
+    "optimizer unknown": _set("train", 'optimizer = "adamx"'),
+    "weight_decay 2": _set("train", "weight_decay = 2.0"),
+    "val_fraction 1": _set("train", "val_fraction = 1.0"),
+    "lr_min_ratio 2": _set("train", "lr_min_ratio = 2.0"),
+    "split_seed -1": _set("train", "split_seed = -1"),
+    "split_seed huge": _set("train", "split_seed = 99999999999999999999"),
+    "split_seed 2**63-1": _set("train", "split_seed = 9223372036854775807"),
+    "view unknown op": _set("train.augment", 'views = ["flip+spin"]'),
+    "temperature 0": _set("distill", "temperature = 0.0"),
+    "alpha 2": _set("distill", "alpha = 2.0"),
+    "alpha -1": _set("distill", "alpha = -1.0"),
+    "loss unknown": _set("distill", 'loss = "kl"'),
+    "teacher kind unknown": _set("teacher", 'kind = "oracle"'),
+    "teacher feature_dim 1e9": _set("teacher", "feature_dim = 1e9"),
+    "teacher feature_dim 10**9": _set("teacher", "feature_dim = 1000000000"),
+    "teacher image_size huge": _set("teacher", "image_size = 100000"),
+    "teacher batch_size 1": _replace('attention = "eca"\nepochs = 2',
+                                     'attention = "eca"\nepochs = 2\nbatch_size = 1'),
+    "teacher lr 0": _set("teacher", "lr = 0.0"),
+    "search seed 2**63-1": _set("search", "seed = 9223372036854775807"),
+    "search seed -1": _set("search", "seed = -1"),
+    "search trials 0": _replace("trials = 4", "trials = 0"),
+    "search budget_flops abc": _set("search", 'budget_flops = "abc"'),
+    "search budget_params -5": _set("search", 'budget_params = "-5K"'),
+    "search timeout bad": _set("search", 'timeout = "soon"'),
+    "search sampler unknown": _set("search", 'sampler = "grid"'),
+}
+
+GENOME_CASES = ["", "abc", "[", "[2,8]", "[2,8,1,1,0,0]", "[0,8,1,1,0]", "[2,8,1,3,0]", "[2,8,1,1,2]",
+                "[2,-8,1,1,0]", "[2,8,0,1,0]", "[2.5,8,1,1,0]", "[2,8,1,1,0] junk"]
+
+CLI_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
+    "train seed -1": (_space(lambda t: t), [*TRAIN, "--seed", "-1"]),
+    "train seed 2**32": (_space(lambda t: t), [*TRAIN, "--seed", "4294967296"]),
+    "train seed 2**63-1": (_space(lambda t: t), [*TRAIN, "--seed", "9223372036854775807"]),
+    "search seed -1": (_space(lambda t: t), [*SEARCH, "--seed", "-1"]),
+    "search seed huge": (_space(lambda t: t), [*SEARCH, "--seed", "99999999999999999999"]),
+    "search budget abc": (_space(lambda t: t), [*SEARCH, "--budget-flops", "abc"]),
+    "search timeout bad": (_space(lambda t: t), [*SEARCH, "--timeout", "soon"]),
+    "image-size 4096x4096": (_space(lambda t: t), [*TRAIN, "--image-size", "4096x4096"]),
+    "image-size 0x5": (_space(lambda t: t), [*TRAIN, "--image-size", "0x5"]),
+    "image-size 5000x10": (_space(lambda t: t), [*TRAIN, "--image-size", "5000x10"]),
+    "image-size abc": (_space(lambda t: t), [*TRAIN, "--image-size", "abc"]),
+    "image-size 3x": (_space(lambda t: t), [*TRAIN, "--image-size", "3x"]),
+    "genome [32,8192,64,1,1]": (_space(lambda t: t), ["train", "[32,8192,64,1,1]", "--space", "s.toml"]),
+    "genome deeper than space": (_space(lambda t: t), ["train", "[2,8,1,1,0] [2,16,1,2,0] [2,16,1,2,0]",
+                                                       "--space", "s.toml"]),
+    "epochs 0": (_space(lambda t: t), [*TRAIN, "--epochs", "0"]),
+    "space missing": (_nothing, ["train", GENOME, "--space", "missing.toml"]),
+    "data unknown": (_space(lambda t: t), [*TRAIN, "--data", "cifar1"]),
+    "data missing folder": (_space(lambda t: t), [*TRAIN, "--data", "./nowhere"]),
+    "data is a file": (_plain, ["train", GENOME, "--data", "./plain.txt"]),
+    "data one class": (_folder({"a": 6}), [*TRAIN, "--data", "./data"]),
+    "data class of 2": (_folder({"a": 6, "b": 2}), [*TRAIN, "--data", "./data"]),
+    "data empty class": (_folder({"a": 6}, lambda d: (d / "b").mkdir()), [*TRAIN, "--data", "./data"]),
+    "data no classes": (_folder({}, lambda d: d.mkdir()), [*TRAIN, "--data", "./data"]),
+    "data train without test": (_folder({"a": 4, "b": 4}, lambda d: (d / "train").mkdir()),
+                                [*TRAIN, "--data", "./data"]),
+    "data class mismatch": (_folder({"a": 4, "b": 4}, lambda d: (d / "test" / "b").rename(d / "test" / "c"),
+                                    split=True), [*TRAIN, "--data", "./data"]),
+    "data split class of 1": (_folder({"a": 4, "b": 1}, split=True), [*TRAIN, "--data", "./data"]),
+    "data symlink /dev/zero": (_folder({"b": 4}, _zeros), [*TRAIN, "--data", "./data"]),
+    "data dangling, loop, escape": (_folder({"b": 4}, _links), [*TRAIN, "--data", "./data"]),
+    "data text files": (_folder({"b": 4}, _text), [*TRAIN, "--data", "./data"]),
+    "data broken images": (_folder({"b": 4}, _broken), [*TRAIN, "--data", "./data"]),
+    "data symlinked class leaves": (_folder({"b": 4}, lambda d: (d / "a").symlink_to("/etc")),
+                                    [*TRAIN, "--data", "./data"]),
+    "report sqlite://": (_nothing, ["report", "--storage", "sqlite://"]),
+    "report :memory:": (_nothing, ["report", "--storage", "sqlite:///:memory:"]),
+    "report bad scheme": (_nothing, ["report", "--storage", "nosuchdb://x"]),
+    "report missing db": (_nothing, ["report", "--storage", "sqlite:///absent.db"]),
+    "report missing dir": (_nothing, ["report", "--storage", "sqlite:///nodir/absent.db"]),
+    "export missing db": (_nothing, ["export", "--storage", "sqlite:///absent.db", "--out", "x.pt"]),
+    "ablate missing file": (_nothing, ["ablate", "missing.toml"]),
+}
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory, cache and default storage inside it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("NAS_STORAGE", raising=False)
+    return tmp_path
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
+
+
+def _refused(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    before = _snapshot(root)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nas: error: "), err
+    assert "Traceback" not in err
+    assert _snapshot(root) == before, "something was written"
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", list(SPACE_CASES))
+def test_space_file(name: str, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    SPACE_CASES[name](world)
+    line = _refused(world, SPACE, capsys)
+    assert "s.toml" in line
+
+
+@pytest.mark.parametrize("name", [n for n in SPACE_CASES if "search" not in n])
+def test_space_file_refused_by_train(name: str, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    SPACE_CASES[name](world)
+    _refused(world, TRAIN, capsys)
+
+
+@pytest.mark.parametrize("genome", GENOME_CASES)
+def test_genome(genome: str, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _refused(world, [*COUNT, genome], capsys)
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_cli(name: str, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    setup, argv = CLI_CASES[name]
+    setup(world)
+    _refused(world, argv, capsys)
+
+
+def test_skipped_files_one_line_and_debug_list(world: Path) -> None:
+    """The CLI says what it skipped in one line; --debug lists each file with its reason."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from nas.cli.common import _check_data
+    from nas.data.dataset import load_data
+    from nas.model.space import load_space
+
+    _folder({"a": 3, "b": 3}, _links)(world)
+    data = load_data("./data", (8, 8))
+    space = load_space("tiny.toml")
+    for debug, expected in ((False, 1), (True, 4)):
+        logs: list[str] = []
+        _check_data(Namespace(debug=debug), SimpleNamespace(log=logs.append), space, data, (), None)
+        assert len(logs) == expected
+        assert logs[0] == ("skipped 3 files: 1 dangling symlink, 1 symlink loop, "
+                           "1 symlink leaves the data folder")
+    assert sorted(logs[1:]) == ["  a/gone.png: dangling symlink", "  a/loop.png: symlink loop",
+                                "  a/out.png: symlink leaves the data folder"]
+
+
+# ----------------------------------------------------------------- real processes
+
+
+@pytest.mark.parametrize("setup", [_fifos, _zeros], ids=["fifo x.png", "symlink /dev/zero"])
+def test_fifo_and_device_do_not_hang(setup: Callable[[Path], None], world: Path) -> None:
+    _folder({"b": 4}, setup)(world)
+    (world / "s.toml").write_text(TINY)
+    before = _snapshot(world)
+    command = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
+    done = subprocess.run([*command, *TRAIN, "--data", "./data"], cwd=world,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NAS_CACHE_DIR": str(world / "cache")})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"nas: error: {Path('data') / 'a'}: class 'a' has 0 image file(s); need at least 3 to split"
+        " into train, validation and test"]
+    assert _snapshot(world) == before
+
+
+# ----------------------------------------------------------------- checkpoints and output files
+
+
+def _checkpoint() -> dict:
+    arch = resolve(Genome.parse(GENOME, "none"), None, shape=InputShape(3, 8, 8), classes=2)
+    from dataclasses import asdict
+
+    from nas.model.space import ModelSettings
+    return {"format": 1, "kind": "nas.student", "genome": GENOME, "attention": "none",
+            "model": asdict(ModelSettings()), "overrides": [], "classes": ["a", "b"],
+            "input": [3, 8, 8], "mean": [0.5] * 3, "std": [0.25] * 3,
+            "state_dict": Student(arch).state_dict()}
+
+
+CHECKPOINT_CASES: dict[str, Callable[[dict], object]] = {
+    "genome not text": lambda c: c.update(genome=42),
+    "genome garbage": lambda c: c.update(genome="[2,8"),
+    "genome too big for weights": lambda c: c.update(genome="[32,8192,64,1,1]"),
+    "genome other widths": lambda c: c.update(genome="[2,16,1,1,0]"),
+    "model unknown key": lambda c: c["model"].update(stemm=8),
+    "model not a dict": lambda c: c.update(model=[1, 2]),
+    "overrides garbage": lambda c: c.update(overrides=[{"nope": 1}]),
+    "input two numbers": lambda c: c.update(input=[3, 8]),
+    "input text": lambda c: c.update(input="3x8x8"),
+    "classes a number": lambda c: c.update(classes=2),
+    "state_dict a list": lambda c: c.update(state_dict=[1, 2]),
+    "attention unknown": lambda c: c.update(attention="cbam"),
+}
+
+
+def test_checkpoint_round_trip_is_the_baseline(tmp_path: Path) -> None:
+    path = save_checkpoint(_checkpoint(), tmp_path / "ok.pt")
+    model = restore(read_checkpoint(path), str(path))
+    assert model(torch.zeros(1, 3, 8, 8))[1].shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINT_CASES))
+def test_altered_checkpoint(name: str, tmp_path: Path) -> None:
+    checkpoint = _checkpoint()
+    CHECKPOINT_CASES[name](checkpoint)
+    path = tmp_path / "altered.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError) as caught:
+        restore(read_checkpoint(path), str(path))
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04 not a zip"], ids=["empty", "text", "zip"])
+def test_unreadable_checkpoint(content: bytes, tmp_path: Path) -> None:
+    (tmp_path / "c.pt").write_bytes(content)
+    with pytest.raises(CheckpointError, match="c.pt: not a nas checkpoint"):
+        read_checkpoint(tmp_path / "c.pt")
+
+
+def test_pickle_payload_refused(tmp_path: Path) -> None:
+    torch.save({"format": 1, "kind": "nas.student", "evil": Path("/")}, tmp_path / "p.pt")
+    with pytest.raises(CheckpointError, match="p.pt: not a nas checkpoint"):
+        read_checkpoint(tmp_path / "p.pt")
+
+
+@pytest.mark.parametrize("target", ["outdir", "/proc/version", "nodir/x.pt"])
+def test_checkpoint_out_refused(target: str, world: Path) -> None:
+    _dir_named_out(world)
+    before = _snapshot(world)
+    with pytest.raises(CheckpointError) as caught:
+        save_checkpoint(_checkpoint(), Path(target))
+    assert "\n" not in str(caught.value) and _snapshot(world) == before
+
+
+@pytest.mark.parametrize("target", ["outdir", "/proc/version", "nodir/x.png"])
+def test_plot_out_refused(target: str, world: Path) -> None:
+    from nas.study.report import Summary  # noqa: F401  (the real type; the check comes first)
+
+    _dir_named_out(world)
+    before = _snapshot(world)
+    with pytest.raises(ReportError) as caught:
+        plot_front(_EmptySummary(), Path(target))
+    assert "\n" not in str(caught.value) and _snapshot(world) == before
+
+
+class _EmptySummary:
+    """A study summary with no trials and no budget: enough for plot_front to reach savefig."""
+
+    class data:  # noqa: N801
+        rows: tuple = ()
+        name = "empty"
+        info: dict = {}
+
+    front: tuple = ()
+    budget_flops = None
