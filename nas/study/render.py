@@ -81,7 +81,9 @@ def plot_front(summary: Summary, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     if not Path(path).expanduser().absolute().parent.is_dir():
-        raise ReportError(f"--plot {path}: directory {Path(path).absolute().parent} does not exist")
+        raise ReportError(f"{path}: directory {Path(path).absolute().parent} does not exist")
+    if Path(path).is_dir():
+        raise ReportError(f"{path}: is a directory; give the plot a file name")
     figure = Figure(figsize=(7, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -110,7 +112,10 @@ def plot_front(summary: Summary, path: Path) -> Path:
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    try:
+        figure.savefig(path, format="png")
+    except OSError as error:
+        raise ReportError(f"{path}: cannot write the plot ({error.strerror or error})") from None
     return path
 
 
