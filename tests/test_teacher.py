@@ -3,6 +3,7 @@ torchvision teachers with a projection, weights files loaded safely or refused i
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +21,10 @@ from nas.train import teacher as teacher_module
 from nas.train import teacher_data
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
-from nas.train.teacher import build_teacher, fingerprint
+from nas.train.teacher import NO_TEACHER, build_teacher, fingerprint, weak_teacher
 from nas.train.trunk import TrunkTeacher
 from tests.conftest import write_class
-from tests.training import FAST_TEACHER, space_text, states_equal, tiny_context
+from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context, write_space
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,32 @@ def test_input_too_small_for_the_trunk_is_an_error(folder: Path, tmp_path: Path)
     inputs = teacher_data.teacher_inputs(space, str(folder), data, cache_dir=tmp_path)
     with pytest.raises(TrainError, match=r"squeezenet1_1 cannot take 16x16 .*larger \[teacher\] image_size"):
         teacher_module.get_teacher(inputs, space, store, torch.device("cpu"), tmp_path)
+
+
+def test_train_distill_none_needs_no_teacher(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A teacher that could not even load (its weights file is missing) is never touched."""
+    from nas.cli import main
+
+    teacher = {"kind": "torchvision", "model": "resnet18", "weights": str(tmp_path / "missing.pt")}
+    write_space(tmp_path, teacher=teacher)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["train", STUDENT, "--epochs", "1", "--space", str(tmp_path / "space.toml"), "--data",
+            "digits", "--image-size", "8x8", "--storage", f"sqlite:///{tmp_path / 'x.db'}",
+            "--device", "cpu"]
+    assert main([*argv, "--distill", "none", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["status"] == "ok" and row["teacher"]["fingerprint"] == "none"
+    assert row["teacher"]["val_accuracy"] is None
+    assert main([*argv, "--distill", "none"]) == 0
+    assert 'teacher        none: distill loss "none"' in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 2                       # with a teacher: the file is missing
+
+
+def test_weak_teacher_warns_in_one_line() -> None:
+    strong = replace(NO_TEACHER, model=nn.Identity(), val_accuracy=0.9, test_accuracy=0.9)
+    assert weak_teacher(strong, 0.8) is None
+    warning = weak_teacher(replace(strong, val_accuracy=0.7), 0.75)
+    assert warning is not None and "\n" not in warning
+    assert "(70.0%) is not above the student's (75.0%)" in warning and 'loss = "none"' in warning
+    assert weak_teacher(NO_TEACHER, 0.75) is None

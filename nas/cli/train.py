@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from typing import Any
 
-from nas.cli.common import data_flags, emit_json, open_context, teacher_fields
+from nas.cli.common import data_flags, emit_json, open_context, resolve_space, teacher_fields
 from nas.errors import SpaceError
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import Genome
+from nas.model.recipe import CHOICES
+from nas.model.space import Space
 from nas.units import flops_text, percent
 
 
@@ -37,12 +41,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Distil one student from the (cached) teacher and report its accuracy."""
     from nas.cli.console import ProgressView, print_fields
     from nas.train.experiment import train_genome
+    from nas.train.teacher import weak_teacher
 
     genome = Genome.parse(args.genome, args.attention)
     if args.epochs is not None and args.epochs < 1:
         raise SpaceError(f"--epochs must be at least 1, got {args.epochs}")
     with ProgressView(args.quiet or args.json) as view:
-        ctx = open_context(args, view, genomes=(genome,))
+        ctx = open_context(args, view, space=_with_distill(args), genomes=(genome,))
         ctx.space.check(genome, strict=False)
         run = train_genome(ctx, genome, epochs=args.epochs, seed=args.seed,
                            callbacks=(view.epochs(genome.notation),))
@@ -61,9 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         "FLOPs": flops_text(run.flops, exact=True), "params": f"{run.params:,}",
         "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
         "test accuracy": percent(run.test_accuracy),
-        "teacher": f"val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}",
+        "teacher": _teacher_text(ctx),
         "stored": f"run {run.id} in {ctx.store.url}",
     })
+    warning = weak_teacher(ctx.teacher, run.val_accuracy)
+    if warning is not None:
+        print(warning)
     return 0 if run.status == "ok" else 1
 
 
@@ -73,8 +81,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_teacher)
     p = commands.add_parser("train", help="distil one student from the teacher")
     p.add_argument("genome", help='e.g. "[2,8,6,1,0] [2,16,4,1,0]"')
-    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None)
+    p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None,
+                   help="channel attention (default: the genome's attention word, else eca)")
     p.add_argument("--epochs", type=int, default=None, help="default: the space's [train] epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the student's initial weights, data order and augmentation")
+    p.add_argument("--distill", choices=CHOICES["DistillConfig.loss"], default=None,
+                   help="override [distill] loss; none: cross-entropy only, no teacher at all")
     data_flags(p)
     p.set_defaults(func=cmd_train)
+
+
+def _teacher_text(ctx: Any) -> str:
+    if ctx.teacher.model is None:
+        return 'none: distill loss "none", cross-entropy only'
+    return f"val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}"
+
+
+def _with_distill(args: argparse.Namespace) -> Space:
+    """The space of --space, with [distill] loss replaced by --distill when given."""
+    space = resolve_space(args.space)
+    if args.distill is None:
+        return space
+    return replace(space, distill=replace(space.distill, loss=args.distill))
