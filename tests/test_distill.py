@@ -68,6 +68,21 @@ def test_cross_entropy_only_without_config() -> None:
     assert loss_of(None) == pytest.approx(hand_ce(), rel=1e-6)
 
 
+def test_loss_none_is_cross_entropy_even_without_teacher_outputs() -> None:
+    loss = make_loss(DistillConfig("none", alpha=0.3))(FEATURE, LOGITS, LABELS, None, None)
+    assert float(loss) == pytest.approx(hand_ce(), rel=1e-6)
+
+
+def test_float_inputs_pass_through_and_uint8_images_are_normalised() -> None:
+    maps = torch.randn(4, 3, 2, 2, dtype=torch.float16)
+    images = torch.full((4, 3, 2, 2), 51, dtype=torch.uint8)
+    labels = torch.arange(4)
+    x, y = Batches(maps, labels, (0.1, 0.1, 0.1), (2.0, 2.0, 2.0)).batch(torch.tensor([2, 0]))
+    assert x.dtype == torch.float32 and torch.equal(x, maps[[2, 0]].float()) and y.tolist() == [2, 0]
+    x, _ = Batches(images, labels, (0.1, 0.1, 0.1), (2.0, 2.0, 2.0)).batch(torch.tensor([1]))
+    assert torch.allclose(x, torch.full((1, 3, 2, 2), (0.2 - 0.1) / 2.0))
+
+
 def test_feature_loss_is_the_reports() -> None:
     expected = 0.7 * hand_mse() + 0.3 * hand_ce()
     assert loss_of(DistillConfig("feature", alpha=0.3)) == pytest.approx(expected, rel=1e-6)
