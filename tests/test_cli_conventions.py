@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
 from nas import __version__
-from nas.cli import main
+from nas.cli import build_parser, main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -38,3 +39,32 @@ def test_every_readme_command_parses(capsys: pytest.CaptureFixture[str]) -> None
             main([command, "--help"])
         assert stopped.value.code == 0, command
         assert "default" in capsys.readouterr().out, command     # options state their defaults
+
+
+def every_option() -> list[tuple[str, argparse.ArgumentParser, argparse.Action]]:
+    """(command, its parser, option) for every option of `nas` and of each subcommand."""
+    found = []
+
+    def walk(name: str, parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(f"{name} {sub}", subparser)
+            elif not isinstance(action, argparse._HelpAction) and action.help != argparse.SUPPRESS:
+                found.append((name, parser, action))
+    walk("nas", build_parser())
+    return found
+
+
+def test_every_option_has_help_that_states_its_default() -> None:
+    options = every_option()
+    assert len({name for name, _, _ in options}) >= 10 and len(options) > 60
+    missing = [f"{name} {action.option_strings or action.dest}" for name, _, action in options
+               if not (action.help or "").strip()]
+    assert missing == []
+    for name, parser, action in options:
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS or not action.option_strings:
+            continue
+        shown = parser._get_formatter()._expand_help(action)      # the option's line in --help
+        assert "default" in shown, f"{name} {action.option_strings}: default {default!r} not stated"

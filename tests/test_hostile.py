@@ -20,7 +20,7 @@ from nas.model.decode import resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape
 from nas.study.export import read_checkpoint, restore, save_checkpoint
-from nas.study.render import plot_front
+from nas.study.plot import plot_front
 from tests.conftest import write_class
 
 TINY = (Path(__import__("nas").__file__).parent / "search_spaces" / "tiny.toml").read_text()

@@ -310,7 +310,7 @@ def test_an_unknown_plot_extension_is_one_line(url: str, tmp_path: Path,
     code, out, err = run_cli(capsys, "report", "--storage", url, "--study", "alpha",
                              "--plot", str(tmp_path / "p.gif"))
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert "unknown extension '.gif'; use .pdf, .svg, .png" in err
+    assert "p.gif: unknown plot extension '.gif'; use .pdf, .svg, .png" in err
     assert not (tmp_path / "p.gif").exists()
 
 

@@ -55,15 +55,16 @@ def threads_arg(text: str) -> int:
 
 def data_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that trains: space, data, size, storage, device."""
-    p.add_argument("--space", default=DEFAULT_SPACE)
+    p.add_argument("--space", default=DEFAULT_SPACE, help=SPACE_HELP)
     p.add_argument("--data", default="digits",
                    help="digits (default), an ImageFolder path, or a torchvision set name")
     p.add_argument("--image-size", default=None, help="HxW (default: the space's, else the data's)")
-    p.add_argument("--storage", default=None, help="database URL (default sqlite:///studies.db)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--storage", default=None, help=STORAGE_HELP)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where to train; auto: cuda when available, else cpu")
     p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for torch (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,

@@ -208,8 +208,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=None, help="genomes to train (default: space)")
     p.add_argument("--timeout", default=None, help="start no trial after e.g. 30m")
     p.add_argument("--study", default=None, help="default: derived from space, data and budgets")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=None,
+                   help="Optuna sampler (default: the space's [search] sampler)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the sampler and of each trial's training "
+                        "(default: the space's [search] seed)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: space)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes on this machine sharing the study (default 1)")

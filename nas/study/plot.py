@@ -43,7 +43,7 @@ def plot_format(path: Path) -> str:
     """The format the extension names; anything else is a one-line ReportError."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise ReportError(f"--plot {path}: unknown extension {suffix or '(none)'!r}; "
+        raise ReportError(f"{path}: unknown plot extension {suffix or '(none)'!r}; "
                           f"use {', '.join(FORMATS)}")
     return FORMATS[suffix]
 
@@ -52,9 +52,9 @@ def check_plot_path(path: Path) -> str:
     """Refuse a plot file that cannot be written, before the study is read; returns its format."""
     fmt = plot_format(path)
     if not Path(path).expanduser().absolute().parent.is_dir():
-        raise ReportError(f"--plot {path}: directory {Path(path).absolute().parent} does not exist")
+        raise ReportError(f"{path}: directory {Path(path).absolute().parent} does not exist")
     if Path(path).is_dir():
-        raise ReportError(f"--plot {path}: is a directory; give the plot a file name")
+        raise ReportError(f"{path}: is a directory; give the plot a file name")
     return fmt
 
 
@@ -90,7 +90,7 @@ def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") 
     try:
         write_atomic(path, buffer.getvalue())
     except OSError as error:
-        raise ReportError(f"--plot {path}: cannot write the plot ({error.strerror or error})") from None
+        raise ReportError(f"{path}: cannot write the plot ({error.strerror or error})") from None
     return Path(path)
 
 

@@ -1,34 +1,18 @@
-"""Tables and plots of study reports and ablations: rich Tables the CLI prints, matplotlib PNGs.
+"""A report's overview lines and the study list, and ablation tables: what the CLI prints as text.
 
-Rendering only: the numbers come from `nas.study.report.Summary` and `nas.study.ablate`; nothing here prints.
+Rendering only: the numbers come from `nas.study.report.Summary` and `nas.study.ablate`; nothing
+here prints. Trial tables in every format are `nas.study.tables`; the plot is `nas.study.plot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from nas.study.report import ReportError, StudyInfo, Summary, unique_genomes
-from nas.units import duration_text, flops_text, percent, quantity_text
-
-
-def front_table(summary: Summary) -> Table:
-    """The front as the report's tables show designs, smallest first; a genome wraps between
-    stages, FLOPs show the report's unit over the exact count."""
-    table = Table(title=f"Pareto front of study {summary.data.name!r} (feasible, by FLOPs)")
-    table.add_column("trial", justify="right")
-    table.add_column("genome", min_width=11, ratio=1)
-    for name in ("attn", "FLOPs", "params", "val acc", "test acc"):
-        table.add_column(name, justify="left" if name == "attn" else "right", no_wrap=True)
-    for row in summary.front:
-        flops = row.flops or 0
-        table.add_row(str(row.trial), row.genome or "?", row.attention or "?",
-                      f"{flops_text(flops)}\n[dim]{flops:,}[/dim]", f"{row.params or 0:,}",
-                      percent(row.val_accuracy), percent(row.test_accuracy))
-    return table
+from nas.study.report import StudyInfo, Summary
+from nas.units import duration_text, flops_text, percent
 
 
 def overview(summary: Summary) -> dict[str, str]:
@@ -73,61 +57,6 @@ def studies_table(studies: Sequence[StudyInfo], storage: str) -> Table:
     for info in studies:
         table.add_row(info.name, str(info.trials), str(info.trained), percent(info.best_val_accuracy))
     return table
-
-
-def plot_front(summary: Summary, path: Path) -> Path:
-    """PNG scatter of every trial (FLOPs vs validation accuracy), the front and the budget."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not Path(path).expanduser().absolute().parent.is_dir():
-        raise ReportError(f"{path}: directory {Path(path).absolute().parent} does not exist")
-    if Path(path).is_dir():
-        raise ReportError(f"{path}: is a directory; give the plot a file name")
-    figure = Figure(figsize=(7, 4.5), dpi=120)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    rows = summary.data.rows
-    trained = unique_genomes([r for r in rows if r.trained])
-    rejected = [r for r in rows if r.outcome == "rejected" and r.flops]
-    axes.scatter([r.flops for r in trained], [100 * (r.val_accuracy or 0) for r in trained],
-                 s=18, color="0.6", label=f"trained genomes ({len(trained)})")
-    if rejected:
-        axes.scatter([r.flops for r in rejected], [0] * len(rejected), marker="x", s=18,
-                     color="0.8", label=f"rejected, not trained ({len(rejected)})")
-    front = summary.front
-    axes.scatter([r.flops for r in front], [100 * (r.val_accuracy or 0) for r in front], s=36,
-                 color="tab:red", edgecolors="black", linewidths=0.5, zorder=3,
-                 label=f"Pareto front ({len(front)})")
-    for row in front:
-        axes.annotate(str(row.trial), (row.flops, 100 * (row.val_accuracy or 0)), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")
-    _budget_lines(axes, summary)
-    flops = [r.flops for r in (*trained, *rejected) if r.flops]
-    if flops and max(flops) > 10 * min(flops):
-        axes.set_xscale("log")
-    axes.set_xlabel("FLOPs (report convention)")
-    axes.set_ylabel("validation accuracy (%)")
-    axes.set_title(f"study {summary.data.name}")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
-    figure.tight_layout()
-    try:
-        figure.savefig(path, format="png")
-    except OSError as error:
-        raise ReportError(f"{path}: cannot write the plot ({error.strerror or error})") from None
-    return path
-
-
-def _budget_lines(axes: Any, summary: Summary) -> None:
-    """Vertical lines at the study's FLOPs budget and at the tighter one asked for."""
-    study_budget = summary.data.info.get("budget_flops")
-    if study_budget is not None:
-        axes.axvline(study_budget, color="tab:blue", linestyle="--", linewidth=1,
-                     label=f"budget {quantity_text(study_budget)}")
-    if summary.budget_flops is not None:
-        axes.axvline(summary.budget_flops, color="tab:orange", linestyle=":", linewidth=1,
-                     label=f"asked {quantity_text(summary.budget_flops)}")
 
 
 def ablation_table(name: str, results: Sequence[Any]) -> Table:
