@@ -116,6 +116,16 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
             "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
 
 
+def epoch_seconds(url: str, run_id: int | None) -> float:
+    """The probe's last epoch (teacher and caches ready by then), from its stored history."""
+    from nas.store.runs import Store
+
+    if run_id is None:
+        return 60.0
+    history = Store(url).get_run(run_id).history or []
+    return float(history[-1]["seconds"]) if history else 60.0
+
+
 def common(args: argparse.Namespace, study: bool = True) -> list[str]:
     flags = ["--space", "seed.toml", "--data", args.data, "--image-size", args.image_size,
              "--storage", args.url]
@@ -159,8 +169,8 @@ def main() -> None:
           f"{args.minutes:g} min per arm, {args.seeds} seeds, cores {os.cpu_count()}, "
           f"no GPU used (CPU only)", flush=True)
     probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
-                    "--epochs", "1", "--seed", "0", "--threads", "2"], env)
-    per_epoch = (probe or {}).get("seconds") or 60.0
+                    "--epochs", "2", "--seed", "0", "--threads", "2"], env)
+    per_epoch = epoch_seconds(args.url, (probe or {}).get("run_id"))
     hand_epochs = max(1, int(seconds // per_epoch))
     print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {hand_epochs} epochs for arm c",
           flush=True)

@@ -293,7 +293,8 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
     trial.set_user_attr("run_id", run.id if run is not None else None)
     trial.set_user_attr("test_accuracy", run.test_accuracy if run is not None else None)
     trial.set_user_attr("seconds", time.perf_counter() - started)
-    dashboard.report_curve(study, trial, run)
+    if outcome != "pruned":   # TPE scores a PRUNED trial's curve with study.direction: refused
+        dashboard.report_curve(study, trial, run)   # in a multi-objective study
     if values is None:
         study.tell(trial, state=TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL)
     else:
