@@ -210,5 +210,5 @@ def test_weak_teacher_warns_in_one_line() -> None:
     assert weak_teacher(strong, 0.8) is None
     warning = weak_teacher(replace(strong, val_accuracy=0.7), 0.75)
     assert warning is not None and "\n" not in warning
-    assert "(70.0%) is not above the student's (75.0%)" in warning and 'loss = "none"' in warning
+    assert "(70.0%) is not above the best student's (75.0%)" in warning and 'loss = "none"' in warning
     assert weak_teacher(NO_TEACHER, 0.75) is None

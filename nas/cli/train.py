@@ -18,6 +18,7 @@ from nas.units import flops_text, percent
 def cmd_teacher(args: argparse.Namespace) -> int:
     """Train the space's teacher once (or find it in the cache) and show its accuracy."""
     from nas.cli.console import ProgressView, print_fields
+    from nas.train.teacher import best_student_val, weak_teacher
 
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view)
@@ -34,6 +35,9 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         "val accuracy": percent(ctx.teacher.val_accuracy),
         "test accuracy": percent(ctx.teacher.test_accuracy),
     })
+    warning = weak_teacher(ctx.teacher, best_student_val(ctx.store, ctx.teacher))
+    if warning is not None:
+        print(warning)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -54,13 +53,13 @@ class Teacher:
     model: nn.Module | None
     fingerprint: str
     feature_dim: int
-    val_accuracy: float
-    test_accuracy: float
+    val_accuracy: float | None      # None: no teacher
+    test_accuracy: float | None
     cached: bool
     spec: TeacherConfig | None = None     # resolved: no 'auto' left
 
 
-NO_TEACHER = Teacher(None, "none", 0, math.nan, math.nan, cached=False)
+NO_TEACHER = Teacher(None, "none", 0, None, None, cached=False)
 
 
 @dataclass(frozen=True)
@@ -207,9 +206,16 @@ def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: 
 
 
 def weak_teacher(teacher: Teacher, student_val: float | None) -> str | None:
-    """A one-line warning when the teacher's val accuracy is not above the student's."""
-    if teacher.model is None or student_val is None or teacher.val_accuracy > student_val:
+    """A one-line warning when the teacher's val accuracy is not above the best student's."""
+    if teacher.val_accuracy is None or student_val is None or teacher.val_accuracy > student_val:
         return None
     return (f"warning: the teacher's val accuracy ({teacher.val_accuracy:.1%}) is not above the "
-            f"student's ({student_val:.1%}), so distillation cannot help: use a pretrained teacher "
+            f"best student's ({student_val:.1%}), so distillation cannot help: use a pretrained teacher "
             f"([teacher] kind = \"lite\", weights = \"pretrained\") or [distill] loss = \"none\"")
+
+
+def best_student_val(store: Store, teacher: Teacher) -> float | None:
+    """The best validation accuracy of the stored students of this teacher (None: none yet)."""
+    values = [run.val_accuracy for run in store.list_runs()
+              if run.teacher_fingerprint == teacher.fingerprint and run.val_accuracy is not None]
+    return max(values, default=None)
