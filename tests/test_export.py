@@ -25,6 +25,7 @@ from nas.study.export import CheckpointError, best_trial, read_checkpoint
 from nas.study.report import ReportError, TrialRow
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
+from nas.units import flops_text, percent
 from tests.studies import add_trained, add_trial, new_study
 
 TINY = Path(__file__).resolve().parents[1] / "nas" / "search_spaces" / "tiny.toml"
@@ -261,3 +262,31 @@ def test_onnx_without_onnx_writes_nothing(study: Trained, tmp_path: Path, monkey
     assert main(["export", "--storage", study.url, "--out", str(out), "--onnx", str(onnx_path)]) == 2
     assert "needs the onnx package" in capsys.readouterr().err
     assert not out.exists() and not onnx_path.exists()
+
+
+def _fields(text: str) -> dict[str, str]:
+    """`name  value` lines of print_fields as a dict (first two-space gap splits)."""
+    return {line.split("  ", 1)[0].strip(): line.split("  ", 1)[1].strip()
+            for line in text.splitlines() if "  " in line.strip()}
+
+
+def test_report_export_and_count_print_numbers_one_way(study: Trained, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The same trial's FLOPs, params and accuracy read digit for digit alike in all three commands."""
+    run = study.runs[1]
+    assert main(["export", "1", "--storage", study.url, "--out", str(tmp_path / "s.pt")]) == 0
+    exported = _fields(capsys.readouterr().out)
+    assert main(["report", "--storage", study.url, "--format", "markdown", "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cells = dict(zip([c.strip() for c in lines[0].strip("|").split("|")],
+                     [c.strip() for c in lines[2 + 1].strip("|").split("|")], strict=True))
+    space = study.ctx.space.path
+    assert main(["count", run.genome, "--attention", run.attention, "--space", str(space),
+                 "--input", "3x8x8", "--classes", "10"]) == 0
+    counted = _fields(capsys.readouterr().out)
+    flops = flops_text(run.flops, exact=True)
+    assert cells["trial"] == "1" and cells["genome"] == run.genome
+    assert exported["FLOPs"] == cells["FLOPs"] == counted["FLOPs"] == flops
+    assert exported["params"] == cells["params"] == counted["params"] == f"{run.params:,}"
+    assert exported["val accuracy"].split("  ")[0] == cells["val acc"] == percent(run.val_accuracy)
+    assert exported["test accuracy"] == cells["test acc"] == percent(run.test_accuracy)
