@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,12 +35,12 @@ def test_debug_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -
 
 def test_every_readme_command_parses(capsys: pytest.CaptureFixture[str]) -> None:
     commands = re.findall(r"^    nas (\w+)", README.read_text(), flags=re.MULTILINE)
-    assert {"count", "space", "search", "report", "export", "delete"} <= set(commands)
+    assert {"count", "space", "search", "report", "export", "delete", "completion"} <= set(commands)
     for command in set(commands):
         with pytest.raises(SystemExit) as stopped:
             main([command, "--help"])
         assert stopped.value.code == 0, command
-        assert "default" in capsys.readouterr().out, command     # options state their defaults
+        assert capsys.readouterr().out.startswith(f"usage: nas {command}"), command
 
 
 def every_option() -> list[tuple[str, argparse.ArgumentParser, argparse.Action]]:
@@ -68,3 +70,33 @@ def test_every_option_has_help_that_states_its_default() -> None:
             continue
         shown = parser._get_formatter()._expand_help(action)      # the option's line in --help
         assert "default" in shown, f"{name} {action.option_strings}: default {default!r} not stated"
+
+
+def complete(script: Path, *words: str) -> list[str]:
+    """What bash offers after `words` (the last one being typed), with the script sourced."""
+    line = " ".join(words)
+    program = (f"source {script}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+               f"COMP_CWORD={len(words) - 1}; COMP_LINE={line!r}; COMP_POINT={len(line)}; "
+               f"_shtab_nas nas {words[-1]!r} {words[-2]!r}; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_bash_completion_offers_commands_options_and_choices(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "nas.bash"
+    script.write_text(capsys.readouterr().out)
+    assert complete(script, "nas", "rep") == ["report"]
+    assert complete(script, "nas", "report", "--for") == ["--format"]
+    assert complete(script, "nas", "report", "--format", "") == ["table", "markdown", "csv", "json"]
+    assert "--plot-axes" in complete(script, "nas", "report", "--")
+
+
+def test_zsh_completion_names_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "zsh"]) == 0
+    script = capsys.readouterr().out
+    assert script.startswith("#compdef nas")
+    for command in ("count", "space", "teacher", "train", "search", "report", "export", "ablate", "delete"):
+        assert f"\n    {command}:'" in script, command

@@ -66,7 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for register in REGISTRY:
         register(commands)
+    _register_completion(commands, parser)
     return parser
+
+
+SHELLS = ("bash", "zsh")
+COMPLETION_HELP = """\
+Print a shell completion script of every command and option.
+  bash: nas completion bash > ~/.local/share/bash-completion/completions/nas
+  zsh:  nas completion zsh > ~/.zfunc/_nas   (with ~/.zfunc in $fpath, before compinit)"""
+
+
+def _register_completion(commands: argparse._SubParsersAction, parser: argparse.ArgumentParser) -> None:
+    """`nas completion bash|zsh`: the shell's completion script for every command and option (shtab)."""
+    p = commands.add_parser("completion", help="print a bash or zsh completion script",
+                            description=COMPLETION_HELP)
+    p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+    p.set_defaults(func=lambda args: _print_completion(parser, args.shell))
+
+
+def _print_completion(parser: argparse.ArgumentParser, shell: str) -> int:
+    """shtab writes the script from the parser itself, so it never lags behind an option."""
+    import shtab
+
+    sys.stdout.write(shtab.complete(parser, shell=shell))
+    return 0
 
 
 REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = [
