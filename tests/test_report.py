@@ -348,6 +348,7 @@ def test_front_labels_do_not_overlap(tmp_path: Path) -> None:
     (["--study", "alpha", "--budget-params", "5"], "fits --budget-params 5: the smallest"),
     (["--study", "alpha", "--budget-flops", "lots"], "--budget-flops must be a positive number"),
     (["--study", "alpha", "--plot", "/nonexistent/dir/p.png"], "directory /nonexistent/dir does not"),
+    (["--format", "csv"], "--format csv shows one study; "),
 ])
 def test_bad_input_is_one_line_and_exit_2(url: str, capsys: pytest.CaptureFixture[str],
                                           argv: list[str], message: str) -> None:
