@@ -1,20 +1,65 @@
-"""`nas ablate FILE`: every (arm, seed) trained once, mean and spread, reruns reuse runs."""
+"""`nas ablate FILE`: groups of arms with recipe overrides, each (arm, seed) trained once,
+paired differences to the baseline with t-intervals, resume, workers, bad input."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from scipy import stats
 
 from nas.cli import main
 from nas.errors import SpaceError
-from nas.study import ablate as ablate_module
-from nas.study.ablate import load_ablation
-from nas.train.experiment import train_genome
+from nas.store.claims import claim, holders, release
+from nas.store.runs import RunRecord, Store
+from nas.study import ablate_render
+from nas.study.ablate import ArmResult, GroupResult, run_ablation
+from nas.study.ablate_file import load_ablation
+from nas.study.ablate_stats import paired
+from nas.train import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "nas" / "search_spaces" / "tiny.toml"
+BUNDLED = ROOT / "nas" / "search_spaces"
+TINY = BUNDLED / "tiny.toml"
+real_train = experiment.train_genome
+
+GROUPS = '''seeds = [0, 1, 2]
+
+[[group]]
+name = "attention"
+genome = "[1,8,1,1,0]"
+
+[[group.arm]]
+name = "eca"
+attention = "eca"
+
+[[group.arm]]
+name = "none"
+attention = "none"
+
+[[group]]
+name = "loss"
+genome = "[1,8,1,1,0]"
+attention = "eca"
+baseline = "ce"
+
+[[group.arm]]
+name = "distilled"
+
+[[group.arm]]
+name = "ce"
+distill.loss = "none"
+"train.lr" = 0.01
+'''
 
 
 @pytest.fixture(autouse=True)
@@ -22,72 +67,253 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "ab.toml"
-    path.write_text(f'name = "t"\nspace = "{TINY}"\ndata = "digits"\nimage_size = "8x8"\n' + body)
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every training, as (genome and attention, seed)."""
+    seen: list[tuple[str, int]] = []
+
+    def counting(ctx: Any, genome: Any, **kwargs: Any) -> RunRecord:
+        seen.append((f"{genome} {ctx.space.distill.loss}", kwargs["seed"]))
+        return real_train(ctx, genome, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_genome", counting)
+    return seen
+
+
+def write(tmp_path: Path, body: str, name: str = "ab.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(f'name = "t"\nspace = "{TINY}"\ndata = "digits"\nimage_size = "8x8"\n'
+                    f'epochs = 1\n' + body)
     return path
 
 
-ARMS = '''epochs = 1
-seeds = [0, 1]
-
-[[arm]]
-name = "eca"
-genome = "[1,8,1,1,0]"
-attention = "eca"
-
-[[arm]]
-name = "none"
-genome = "[1,8,1,1,0]"
-attention = "none"
-'''
+def ablate(path: Path, storage: str, *flags: str) -> int:
+    return main(["ablate", str(path), "--storage", storage, "--quiet", "--threads", "1", *flags])
 
 
-def test_ablation_trains_each_arm_and_seed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    path, storage = write(tmp_path, ARMS), f"sqlite:///{tmp_path / 'a.db'}"
-    calls: list[tuple[str, int]] = []
+def test_groups_share_cells_and_stats_match_scipy(tmp_path: Path, calls: list[tuple[str, int]],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path, storage = write(tmp_path, GROUPS), f"sqlite:///{tmp_path / 'a.db'}"
+    assert ablate(path, storage, "--format", "json") == 0
+    out = json.loads(capsys.readouterr().out)
+    # "eca" and "distilled" are the same arm: 3 cells x 3 seeds, each trained once
+    assert sorted(calls) == sorted((f"[1,8,1,1,0] {a} {loss}", s) for a, loss in
+                                   (("eca", "feature"), ("none", "feature"), ("eca", "none"))
+                                   for s in (0, 1, 2))
+    runs = {r.id: r for r in Store(storage).list_runs("ablate/t")}
+    assert len(runs) == 9
+    for group in out["groups"]:
+        base = next(a for a in group["arms"] if a["baseline"])
+        for arm in group["arms"]:
+            _check_against_scipy(runs, base, arm)
+    ce = out["groups"][1]["arms"][1]
+    assert ce["changes"] == "distill.loss=none, train.lr=0.01" and ce["baseline"]
+    assert runs[ce["runs"][0]["run_id"]].recipe["train"]["lr"] == 0.01
+    assert runs[ce["runs"][0]["run_id"]].teacher_fingerprint != \
+        runs[out["groups"][0]["arms"][0]["runs"][0]["run_id"]].teacher_fingerprint
+    assert ablate(path, storage, "--format", "json") == 0
+    assert len(calls) == 9                                         # nothing retrained
+    assert json.loads(capsys.readouterr().out) == out
 
-    def counting(ctx, genome, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append((str(genome), kwargs["seed"]))
-        return train_genome(ctx, genome, **kwargs)
 
-    monkeypatch.setattr("nas.train.experiment.train_genome", counting)
-    assert main(["ablate", str(path), "--storage", storage, "--quiet", "--json"]) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert sorted(calls) == sorted([("[1,8,1,1,0] eca", 0), ("[1,8,1,1,0] eca", 1),
-                                    ("[1,8,1,1,0] none", 0), ("[1,8,1,1,0] none", 1)])
-    arms = {a["arm"]: a for a in first["arms"]}
-    for arm in arms.values():
-        vals = [r["val_accuracy"] for r in arm["runs"]]
-        assert arm["seeds"] == [0, 1]
-        assert arm["val_accuracy"] == pytest.approx(sum(vals) / 2)
-        assert arm["val_std"] == pytest.approx(abs(vals[0] - vals[1]) / 2 ** 0.5)
-    assert arms["eca"]["params"] == arms["none"]["params"] + 4       # ECA's conv1d: 3 + bias
-    assert main(["ablate", str(path), "--storage", storage, "--quiet", "--json"]) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert len(calls) == 4                                            # nothing retrained
-    assert again["arms"] == first["arms"]
-    assert main(["ablate", str(path), "--storage", storage]) == 0     # the rich table
-    out = capsys.readouterr().out
-    assert "ablation 't'" in out and "±" in out
+def _check_against_scipy(runs: dict[int, RunRecord], base: dict[str, Any],
+                         arm: dict[str, Any]) -> None:
+    """The reported numbers, recomputed from the stored runs with scipy.stats."""
+    for metric, short in (("val_accuracy", "val"), ("test_accuracy", "test")):
+        mine = {r["seed"]: getattr(runs[r["run_id"]], metric) for r in arm["runs"]}
+        theirs = {r["seed"]: getattr(runs[r["run_id"]], metric) for r in base["runs"]}
+        assert arm[f"{short}_mean"] == pytest.approx(stats.tmean(list(mine.values())))
+        assert arm[f"{short}_sd"] == pytest.approx(stats.tstd(list(mine.values())))
+        if arm["baseline"]:
+            assert arm[f"{short}_diff"] is None
+            continue
+        diffs = [mine[s] - theirs[s] for s in sorted(mine)]
+        mean, sem = sum(diffs) / 3, stats.sem(diffs)
+        low, high = stats.t.interval(0.95, 2, loc=mean, scale=sem) if sem > 0 else (mean, mean)
+        assert arm[f"{short}_pairs"] == 3
+        assert arm[f"{short}_diff"] == pytest.approx(mean)
+        assert (arm[f"{short}_low"], arm[f"{short}_high"]) == (pytest.approx(low), pytest.approx(high))
+        assert arm[f"{short}_resolved"] == (not low <= 0 <= high)
+
+
+def test_paired_intervals_resolved_and_not() -> None:
+    base = {0: 0.70, 1: 0.75, 2: 0.80, 3: 0.72}
+    better = paired(base, {0: 0.75, 1: 0.79, 2: 0.86, 3: 0.77})       # +5, +4, +6, +5 points
+    noisy = paired(base, {0: 0.80, 1: 0.70, 2: 0.83, 3: 0.70})        # +10, -5, +3, -2
+    t = stats.t.ppf(0.975, 3)
+    assert better.n == 4 and better.mean == pytest.approx(0.05)
+    assert better.high - better.mean == pytest.approx(t * stats.sem([.05, .04, .06, .05]))
+    assert better.resolved and better.low > 0
+    assert not noisy.resolved and noisy.low < 0 < noisy.high
+    assert paired(base, {0: 0.9, 9: 0.1}) == type(better)(1, pytest.approx(0.2), None, None)
+    assert not paired(base, {0: 0.9}).resolved and paired(base, {}).n == 0
+
+
+def _result(name: str, values: list[float], baseline: bool) -> ArmResult:
+    from nas.model.genome import Genome
+    from nas.model.space import load_space
+    from nas.study.ablate_file import Arm
+
+    arm = Arm(name, Genome.parse("[1,8,1,1,0]", "eca"), load_space(TINY))
+    runs = {s: RunRecord(s, "x", None, "[1,8,1,1,0]", "eca", s, {}, "d", "t", 1000, 10, "ok",
+                         val_accuracy=v, test_accuracy=v, duration_s=2.0)
+            for s, v in enumerate(values)}
+    return ArmResult(arm, name, runs)
+
+
+def test_tables_mark_unresolved_differences() -> None:
+    from nas.study.ablate_file import Group
+
+    arms = [_result("base", [0.70, 0.75, 0.80], True), _result("up", [0.75, 0.80, 0.86], False),
+            _result("noise", [0.80, 0.70, 0.79], False)]
+    result = GroupResult(Group("g", "base", tuple(a.arm for a in arms)), arms)
+    text = ablate_render.markdown("t", [result])
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if "|" in line}
+    assert "baseline" in lines["base"] and "not resolved" not in lines["up"]
+    assert "+5.3 [" in lines["up"] and "(n=3)" in lines["up"]
+    assert "not resolved" in lines["noise"] and "2.0 s" in lines["noise"]
+    rows = list(csv.DictReader(io.StringIO(ablate_render.to_csv([result]))))
+    assert [r["val_resolved"] for r in rows] == ["", "True", "False"]
+    assert float(rows[1]["val_diff"]) == pytest.approx(0.0533333333)
+
+
+def test_resume_trains_only_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0, 1]"))
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    trained: list[int] = []
+
+    def interrupted(ctx: Any, genome: Any, **kwargs: Any) -> RunRecord:
+        if len(trained) == 4:
+            raise KeyboardInterrupt
+        trained.append(kwargs["seed"])
+        return real_train(ctx, genome, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_genome", interrupted)
+    assert ablate(path, storage) == 130
+    assert trained == [0, 0, 0, 1]                   # seed by seed: seed 0 whole
+    assert holders(Store(storage), "ablate/t") == []  # the claim was given back
+    trained.clear()
+    monkeypatch.setattr(experiment, "train_genome", lambda *a, **k: (trained.append(k["seed"]),
+                                                                      real_train(*a, **k))[1])
+    assert ablate(path, storage, "--format", "csv") == 0
+    assert trained == [1, 1]                         # 6 cells, 4 stored
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["seeds"] for r in rows] == ["0 1"] * 4
+
+
+def test_no_train_reports_stored_runs(tmp_path: Path, calls: list[tuple[str, int]],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path, storage = write(tmp_path, GROUPS), f"sqlite:///{tmp_path / 'a.db'}"
+    assert ablate(path, storage, "--no-train", "--format", "json") == 0
+    empty = json.loads(capsys.readouterr().out)
+    assert all(a["runs"] == [] for g in empty["groups"] for a in g["arms"]) and calls == []
+    assert ablate(path, storage, "--group", "loss", "--seeds", "0,1", "--format", "json") == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert len(calls) == 4
+    assert ablate(path, storage, "--no-train", "--seeds", "0,1", "--format", "json") == 0
+    stored = json.loads(capsys.readouterr().out)
+    assert stored["groups"][1] == trained["groups"][0] and len(calls) == 4
+    assert [len(a["runs"]) for a in stored["groups"][0]["arms"]] == [2, 0]   # eca shared
+    assert ablate(path, storage, "--no-train", "--format", "markdown") == 0
+    assert "#### t: loss (baseline: ce)" in capsys.readouterr().out
+
+
+def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str, int]]) -> None:
+    """A cell claimed by another live worker is not trained here: this worker waits until the
+    holder has stored the run, then reuses it. A claim of a dead process on this host is taken."""
+    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
+    ablation, storage = load_ablation(path).only(["attention"]), f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store(storage)
+    from nas.cli.ablate import _opener
+    from nas.cli.console import ProgressView
+
+    args = type("Args", (), {"device": "cpu", "threads": 1})()
+    with ProgressView(True) as view:
+        opener = _opener(args, "digits", store, view)
+        other = {}
+        cells = run_ablation(ablation, store, "digits", opener, train=False)[0].arms
+        for cell, holder in zip(cells, (f"{socket.gethostname()}:{_dead_pid()}", "elsewhere:1"),
+                                strict=True):
+            genome = f"{cell.arm.genome.notation} #{cell.key} seed 0"
+            other[cell.arm.name] = claim(store, "ablate/t", genome, cell.arm.genome.attention,
+                                         worker=holder)
+        done: list[Any] = []
+        thread = threading.Thread(target=lambda: done.append(run_ablation(
+            ablation, store, "digits", opener, poll_s=0.05)))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(Store(storage).list_runs("ablate/t")) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        thread.join(timeout=1.0)
+        assert thread.is_alive() and calls == [("[1,8,1,1,0] eca feature", 0)]   # dead one taken
+        # the live holder trains and stores its cell, then releases its claim
+        ctx = opener(ablation.arms[1].space, "8x8")
+        from nas.study.ablate import _train
+
+        _train(ctx, "ablate/t", cells[1], 0, lambda arm, seed: ())
+        release(store, other["none"])
+        thread.join(timeout=60)
+    assert not thread.is_alive() and calls == [("[1,8,1,1,0] eca feature", 0),
+                                               ("[1,8,1,1,0] none feature", 0)]   # reused
+    assert [len(a.runs) for a in done[0][0].arms] == [1, 1]
+    assert len(Store(storage).list_runs("ablate/t")) == 2
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("seeds = [0, 0]\n[[arm]]\ngenome = '[1,8,1,1,0]'\n", "seeds must be a non-empty list"),
-    ("[[arm]]\ngenom = '[1,8,1,1,0]'\n", "did you mean `genome`"),
-    ("[[arm]]\ngenome = '[1,8,1,3,0]'\n", "s must be 1 or 2, got 3"),
-    ("epochs = 0\n[[arm]]\ngenome = '[1,8,1,1,0]'\n", "epochs must be an integer >= 1"),
+    ('[[arm]]\ngenome = "[1,8,1,1,0]"\ndistill.los = "none"\n',
+     "ab.toml: arm[1]: distill.los is not a known key (did you mean `loss`?)"),
+    ('[[arm]]\ngenome = "[1,8,1,1,0]"\n"train.augment.view" = ["hflip"]\n',
+     "ab.toml: arm[1]: train.augment.view is not a known key (did you mean `views`?)"),
+    ('[[arm]]\ngenome = "[1,8,1,1,0]"\ndistill.alpha = "high"\n',
+     "ab.toml: arm[1]: distill.alpha must be float, got 'high'"),
+    ('[[arm]]\ngenome = "[1,8,1,1,0]"\nepochs = 3\n',
+     "ab.toml: arm[1]: epochs is not a known key"),
+    ('[[arm]]\nname = "a"\ngenome = "[1,8,1,1,0]"\n[[arm]]\nname = "b"\n'
+     'genome = "[1,8,1,1,0]"\ndistill.alpha = 0.5\n',
+     "ab.toml: arm 'b' is identical to the baseline 'a' (same genome, attention, image size and "
+     "recipe)"),
+    ('seeds = []\n[[arm]]\ngenome = "[1,8,1,1,0]"\n', "ab.toml: seeds must be a non-empty list"),
+    ('[[group]]\nname = "g"\nbaseline = "ec"\n[[group.arm]]\nname = "eca"\n'
+     'genome = "[1,8,1,1,0]"\n', "ab.toml: group[1]: baseline 'ec' is not an arm of group 'g' "
+                                 "(did you mean `eca`?)"),
+    ('[[arm]]\ngenome = "[1,8,1,3,0]"\n', "s must be 1 or 2, got 3"),
+    ('[[arm]]\ngenome = "[1,8,1,1,0]"\ntrain.epochs = 0\n',
+     "ab.toml: arm[1]: train.epochs must be between 1 and 100000, got 0"),
     ("", "at least one [[arm]]"),
 ])
-def test_bad_ablation_files(tmp_path: Path, body: str, message: str) -> None:
-    with pytest.raises(SpaceError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load_ablation(write(tmp_path, body))
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, body: str, message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, body)
+    assert ablate(path, f"sqlite:///{tmp_path / 'a.db'}") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "a.db").exists() or Store(f"sqlite:///{tmp_path / 'a.db'}").list_runs() == []
+
+
+def test_bad_flags_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, GROUPS)
+    assert ablate(path, f"sqlite:///{tmp_path / 'a.db'}", "--group", "atention") == 2
+    assert "no group 'atention' (did you mean `attention`?)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        ablate(path, f"sqlite:///{tmp_path / 'a.db'}", "--seeds", "")
+    assert exit_.value.code == 2
 
 
 def test_shipped_ablations_parse() -> None:
-    for path in sorted((ROOT / "nas" / "search_spaces" / "ablations").glob("*.toml")):
+    for path in sorted((BUNDLED / "ablations").glob("*.toml")):
         ablation = load_ablation(path)
         assert ablation.arms and ablation.seeds == (0, 1, 2)
-    assert ablate_module.load_ablation(ROOT / "nas/search_spaces/ablations/se_vs_eca.toml").study == \
-        "ablate/se-vs-eca"
+    report = load_ablation("ablations/seed_report.toml")
+    assert [g.name for g in report.groups] == ["depth vs width", "expansion ratio",
+                                               "stride placement", "attention", "distillation"]
+    assert report.groups[4].arms[1].space.distill.loss == "none"
+    assert len({arm.key(None, "x") for arm in report.arms}) == 10      # 13 arms, 10 cells
+    with pytest.raises(SpaceError, match="no such ablation file"):
+        load_ablation("ablations/missing.toml")

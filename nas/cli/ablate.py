@@ -1,41 +1,82 @@
-"""`nas ablate FILE`: the arms of a declarative ablation, each over several seeds."""
+"""`nas ablate FILE`: groups of arms over several seeds, paired differences to each baseline."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from nas.cli.common import data_flags, emit_json, open_context, teacher_fields
-from nas.units import percent
+from nas.cli.common import data_flags
+
+FORMATS = ("table", "markdown", "csv", "json")
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    """Train what is missing of an ablation and print its table (mean and spread over seeds)."""
+    """Train what is missing (unless --no-train) and print every group's table."""
     from nas.cli.console import ProgressView, console
-    from nas.study import render
-    from nas.study.ablate import load_ablation, run_ablation
+    from nas.store.runs import Store
+    from nas.study import ablate_render as render
+    from nas.study.ablate import run_ablation
+    from nas.study.ablate_file import load_ablation
 
-    ablation = load_ablation(args.file)
-    args.space = args.space or ablation.space
-    args.data = args.data or ablation.data
-    args.image_size = args.image_size or ablation.image_size
-    with ProgressView(args.quiet or args.json) as view:
-        ctx = open_context(args, view)
-        results = run_ablation(ctx, ablation, on_run=lambda arm, seed: (
-            view.epochs(f"{arm.name} seed {seed}"),))
-    if args.json:
-        emit_json({"ablation": ablation.name, "study": ablation.study, "space": ctx.space.path,
-                   "data": ctx.data.name, "input": str(ctx.shape), "teacher": teacher_fields(ctx),
-                   "arms": [r.to_json() for r in results]})
-        return 0
-    console.print(render.ablation_table(ablation.name, results))
-    console.print(f"teacher: val {percent(ctx.teacher.val_accuracy)}, test "
-                  f"{percent(ctx.teacher.test_accuracy)}; data {ctx.data.name} at {ctx.shape}; "
-                  f"runs stored as study {ablation.study!r} in {ctx.store.url}")
+    ablation = load_ablation(args.file, space=args.space, epochs=args.epochs, seeds=args.seeds)
+    if args.group:
+        ablation = ablation.only(args.group)
+    source = args.data or ablation.data
+    fmt = "json" if args.json else args.format
+    store = Store(args.storage)
+    with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:
+        groups = run_ablation(ablation, store, source, _opener(args, source, store, view),
+                              size=args.image_size, train=not args.no_train,
+                              on_run=lambda arm, seed: (view.epochs(f"{arm.name} seed {seed}"),))
+    if fmt == "table":
+        for table in render.tables(ablation.name, groups):
+            console.print(table)
+        console.print(f"runs stored as study {ablation.study!r} in {store.url}; data {source}")
+    else:
+        text = {"markdown": render.markdown, "csv": lambda _, g: render.to_csv(g),
+                "json": lambda n, g: render.dumps(n, ablation.study, g) + "\n"}[fmt]
+        sys.stdout.write(text(ablation.name, groups))
     return 0
+
+
+def _opener(args: argparse.Namespace, source: str, store: Any, view: Any) -> Any:
+    """(space, size) -> a prepared training context on the chosen device."""
+    def open_one(space: Any, size: str | None) -> Any:
+        from nas.data.dataset import parse_image_size
+        from nas.train.experiment import prepare, resolve_device
+
+        return prepare(space, source, store, size=parse_image_size(size) if size else None,
+                       device=resolve_device(args.device, args.threads), progress=view.data,
+                       teacher_callbacks=(view.epochs("teacher"),))
+    return open_one
+
+
+def seeds_arg(text: str) -> tuple[int, ...]:
+    """`0,1,2` -> (0, 1, 2): distinct integers >= 0, at least one."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0 such as 0,1,2, "
+                                         f"got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def epochs_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"epochs must be an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ablate", help="run a declarative ablation over several seeds")
-    p.add_argument("file", help="an ablation TOML file, e.g. search_spaces/ablations/se_vs_eca.toml")
+    p.add_argument("file", help="an ablation TOML file, e.g. ablations/seed_report.toml")
     data_flags(p)
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: report the stored runs of each (arm, seed)")
+    p.add_argument("--group", action="append", help="run only this group (repeatable)")
+    p.add_argument("--epochs", type=epochs_arg, default=None,
+                   help="epochs of every arm that does not set train.epochs itself")
+    p.add_argument("--seeds", type=seeds_arg, default=None, help="e.g. 0,1,2 (default: the file's)")
     p.set_defaults(func=cmd_ablate, space=None, data=None)
+

@@ -1,160 +1,213 @@
-"""Declarative ablations: a TOML file lists arms (genome + attention) and seeds; every arm is
-distilled once per seed in one shared context, and the table reports mean and spread.
+"""Running an ablation: every (arm, seed) trained once, in the context its recipe needs.
 
-    name = "se-vs-eca"
-    space = "search_spaces/seed.toml"
-    data = "digits"
-    epochs = 10
-    seeds = [0, 1, 2]
-
-    [[arm]]
-    name = "ECA"
-    genome = "[2,8,6,1,0] [2,16,4,1,0]"
-    attention = "eca"
-
-Runs are stored under the study name `ablate/<name>`; running the file again reuses the
-(arm, seed) runs already trained with the same recipe and trains only what is missing.
+Arms that differ only in how the student is trained (epochs, lr, alpha, loss weights) share
+one prepared context (data, views, teacher and its outputs); an arm that changes the input
+size, the views, the split, the teacher, or drops the teacher (`distill.loss = "none"`) gets
+its own. Runs are stored under the study `ablate/<name>` with the arm's key in
+`meta["ablation"]`, and reused only when the key, the seed, the stored recipe and the data and
+teacher fingerprints all match. Before training, a worker claims (arm key, seed) through
+`nas.store.claims`, so workers sharing a database never train the same cell twice: a second
+worker waits for the holder's run and reuses it. A claim left by a killed process on this host
+is taken over; one left by a dead worker on another machine must be released by hand.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-import tomllib
+import os
+import socket
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nas.errors import GenomeError, SpaceError
-from nas.model.genome import Genome
-from nas.model.space import check_keys
-from nas.store.runs import RunRecord
+from nas.model.space import Space
+from nas.store.claims import MINE, TAKEN, Claim, claim, release, worker_name
+from nas.store.runs import RunRecord, Store
+from nas.study.ablate_file import Ablation, Arm, Group
+from nas.study.ablate_stats import Paired, Spread, paired, spread
 
-KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm")
-ARM_KEYS = ("name", "genome", "attention")
-
-
-@dataclass(frozen=True)
-class Arm:
-    name: str
-    genome: Genome
-
-
-@dataclass(frozen=True)
-class Ablation:
-    path: str
-    name: str
-    space: str
-    data: str
-    image_size: str | None
-    epochs: int | None
-    seeds: tuple[int, ...]
-    arms: tuple[Arm, ...]
-
-    @property
-    def study(self) -> str:
-        return f"ablate/{self.name}"
+Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
+OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training
+METRICS = ("val_accuracy", "test_accuracy")
 
 
 @dataclass
 class ArmResult:
-    """One arm over its seeds."""
+    """One arm's stored runs, by seed (missing seeds are absent)."""
 
     arm: Arm
-    runs: list[RunRecord] = field(default_factory=list)
+    key: str
+    runs: dict[int, RunRecord] = field(default_factory=dict)
 
-    def metric(self, name: str) -> tuple[float | None, float | None]:
-        """(mean, sample standard deviation) of `val_accuracy` or `test_accuracy` over seeds."""
-        values = [getattr(r, name) for r in self.runs if getattr(r, name) is not None]
-        if not values:
-            return None, None
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    def values(self, metric: str) -> dict[int, float]:
+        return {s: getattr(r, metric) for s, r in self.runs.items() if getattr(r, metric) is not None}
 
-    def to_json(self) -> dict[str, Any]:
-        first = self.runs[0] if self.runs else None
-        val, val_sd = self.metric("val_accuracy")
-        test, test_sd = self.metric("test_accuracy")
-        return {"arm": self.arm.name, "genome": self.arm.genome.notation,
-                "attention": self.arm.genome.attention,
-                "flops": first.flops if first else None, "params": first.params if first else None,
-                "seeds": [r.seed for r in self.runs], "val_accuracy": val, "val_std": val_sd,
-                "test_accuracy": test, "test_std": test_sd,
-                "runs": [{"seed": r.seed, "run_id": r.id, "status": r.status,
-                          "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy}
-                         for r in self.runs]}
+    def spread(self, metric: str) -> Spread:
+        return spread([v for _, v in sorted(self.values(metric).items())])
+
+    def seconds(self) -> float | None:
+        """Mean wall time of one training run."""
+        times = [r.duration_s for r in self.runs.values() if r.duration_s is not None]
+        return sum(times) / len(times) if times else None
 
 
-def load_ablation(path: str | Path) -> Ablation:
-    """Read and validate an ablation file; every mistake is one SpaceError naming file and key."""
-    where = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpaceError(f"{where}: no such ablation file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpaceError(f"{where}: {error}") from None
-    check_keys(data, KEYS, where)
-    arms = data.get("arm")
-    if not isinstance(arms, list) or not arms:
-        raise SpaceError(f"{where}: at least one [[arm]] table is required")
-    seeds = data.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise SpaceError(f"{where}: seeds must be a non-empty list of distinct integers >= 0, "
-                         f"got {seeds!r}")
-    epochs = data.get("epochs")
-    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
-        raise SpaceError(f"{where}: epochs must be an integer >= 1, got {epochs!r}")
-    parsed = tuple(_arm(table, f"{where}: arm[{i}]") for i, table in enumerate(arms, 1))
-    names = [arm.name for arm in parsed]
-    if len(set(names)) != len(names):
-        raise SpaceError(f"{where}: arm names must be distinct, got {names}")
-    return Ablation(where, _text(data, "name", Path(path).stem, where),
-                    _text(data, "space", "search_spaces/seed.toml", where),
-                    _text(data, "data", "digits", where), data.get("image_size"), epochs,
-                    tuple(seeds), parsed)
+@dataclass
+class GroupResult:
+    group: Group
+    arms: list[ArmResult]
+
+    @property
+    def baseline(self) -> ArmResult:
+        return next(a for a in self.arms if a.arm.name == self.group.baseline)
+
+    def difference(self, result: ArmResult, metric: str) -> Paired | None:
+        """The paired difference to the baseline; None for the baseline itself."""
+        if result is self.baseline:
+            return None
+        return paired(self.baseline.values(metric), result.values(metric))
 
 
-def _text(table: dict[str, Any], key: str, default: str, where: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise SpaceError(f"{where}: {key} must be a non-empty string, got {value!r}")
-    return value
+def data_label(source: str) -> str:
+    """The data source as the key sees it: an existing folder by its absolute path."""
+    return str(Path(source).resolve()) if Path(source).exists() else source
 
 
-def _arm(table: Any, where: str) -> Arm:
-    if not isinstance(table, dict):
-        raise SpaceError(f"{where} must be a table, got {table!r}")
-    check_keys(table, ARM_KEYS, where)
-    try:
-        genome = Genome.parse(_text(table, "genome", "", where), table.get("attention"))
-    except GenomeError as error:
-        raise SpaceError(f"{where}: {error}") from None
-    return Arm(_text(table, "name", str(genome), where), genome)
+def arm_size(ablation: Ablation, arm: Arm, size: str | None) -> str | None:
+    """The arm's input size: its own, else --image-size / the file's, else None (the default)."""
+    return arm.image_size or size or ablation.image_size
 
 
-def run_ablation(ctx: Any, ablation: Ablation,
-                 on_run: Callable[[Arm, int], tuple[Any, ...]] = lambda arm, seed: ()
-                 ) -> list[ArmResult]:
-    """Train every (arm, seed) not stored yet with this recipe; return the results per arm."""
-    from nas.train.experiment import recipe, train_genome
-
-    epochs = ablation.epochs or ctx.space.train.epochs
-    wanted = json.loads(json.dumps(recipe(ctx, epochs)))     # as stored: lists, not tuples
-    done = {(r.genome, r.attention, r.seed): r for r in ctx.store.list_runs(ablation.study)
-            if r.status == "ok" and r.recipe == wanted
-            and r.data_fingerprint == ctx.data.fingerprint
-            and r.teacher_fingerprint == ctx.teacher.fingerprint}
-    results = []
-    for arm in ablation.arms:
-        genome = arm.genome.rounded(ctx.space.model.divisor)
-        result = ArmResult(arm)
+def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, *,
+                 size: str | None = None, on_run: OnRun = lambda arm, seed: (),
+                 poll_s: float = 2.0, train: bool = True) -> list[GroupResult]:
+    """Train (when `train`) every missing (arm, seed), seed by seed so that an interrupted
+    ablation has whole seeds; return every group's results from the stored runs."""
+    cells: dict[str, ArmResult] = {}
+    for group in ablation.groups:
+        for arm in group.arms:
+            key = arm.key(arm_size(ablation, arm, size), data_label(source))
+            cells.setdefault(key, ArmResult(arm, key))
+    if train:
+        contexts = Contexts(opener)
         for seed in ablation.seeds:
-            run = done.get((genome.notation, genome.attention, seed))
-            if run is None:
-                run = train_genome(ctx, genome, epochs=epochs, seed=seed, study=ablation.study,
-                                   callbacks=on_run(arm, seed))
-            result.runs.append(run)
-        results.append(result)
-    return results
+            for cell in cells.values():
+                ctx = contexts.get(cell.arm, arm_size(ablation, cell.arm, size))
+                cell.runs[seed] = _cell(ctx, ablation.study, cell, seed, on_run, poll_s)
+    else:
+        stored = store.list_runs(ablation.study)
+        for cell in cells.values():
+            cell.runs = _newest(stored, cell.key, ablation.seeds)
+    return [GroupResult(g, [_result(cells, ablation, a, size, source) for a in g.arms])
+            for g in ablation.groups]
+
+
+def _result(cells: dict[str, ArmResult], ablation: Ablation, arm: Arm, size: str | None,
+            source: str) -> ArmResult:
+    """The arm's own result (its name), with the runs of the cell that shares its key."""
+    key = arm.key(arm_size(ablation, arm, size), data_label(source))
+    return ArmResult(arm, key, cells[key].runs)
+
+
+class Contexts:
+    """Prepared contexts by what preparing reads; arms get theirs with their recipe laid in."""
+
+    def __init__(self, opener: Opener) -> None:
+        self.opener = opener
+        self.prepared: dict[str, Any] = {}
+
+    def get(self, arm: Arm, size: str | None) -> Any:
+        space = arm.space
+        key = json.dumps({"size": size, "teacher": asdict(space.teacher),
+                          "augment": asdict(space.train.augment),
+                          "split": [space.train.val_fraction, space.train.split_seed],
+                          "teacherless": space.distill.loss == "none"}, sort_keys=True)
+        if key not in self.prepared:
+            self.prepared[key] = self.opener(space, size)
+        ctx = self.prepared[key]
+        return replace(ctx, space=replace(ctx.space, train=space.train, distill=space.distill))
+
+
+def _matches(run: RunRecord, key: str, seed: int) -> bool:
+    return (run.status == "ok" and run.seed == seed
+            and (run.meta or {}).get("ablation", {}).get("key") == key)
+
+
+def _newest(runs: list[RunRecord], key: str, seeds: tuple[int, ...]) -> dict[int, RunRecord]:
+    """The newest stored 'ok' run of each seed of this arm key (without checking the context)."""
+    found: dict[int, RunRecord] = {}
+    for run in runs:
+        for seed in seeds:
+            if _matches(run, key, seed):
+                found[seed] = run
+    return found
+
+
+def _stored(ctx: Any, study: str, key: str, seed: int) -> RunRecord | None:
+    """A stored run of this cell made with exactly this recipe, data and teacher."""
+    from nas.train.experiment import recipe
+
+    wanted = json.loads(json.dumps(recipe(ctx, ctx.space.train.epochs)))
+    for run in reversed(ctx.store.list_runs(study)):
+        if (_matches(run, key, seed) and run.recipe == wanted
+                and run.data_fingerprint == ctx.data.fingerprint
+                and run.teacher_fingerprint == ctx.teacher.fingerprint):
+            return run
+    return None
+
+
+def _cell(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun,
+          poll_s: float) -> RunRecord:
+    """The stored run of (arm, seed), or train it under a claim that no other worker holds."""
+    store: Store = ctx.store
+    while True:
+        found = _stored(ctx, study, cell.key, seed)
+        if found is not None:
+            return found
+        held = _claim(store, study, cell, seed, poll_s)
+        try:
+            found = _stored(ctx, study, cell.key, seed)
+            return found if found is not None else _train(ctx, study, cell, seed, on_run)
+        finally:
+            release(store, held)
+
+
+def _claim(store: Store, study: str, cell: ArmResult, seed: int, poll_s: float) -> Claim:
+    """Claim (arm key, seed), waiting while another live worker holds it."""
+    genome = f"{cell.arm.genome.notation} #{cell.key} seed {seed}"
+    me = worker_name()
+    while True:
+        got = claim(store, study, genome, cell.arm.genome.attention, worker=me)
+        if got.outcome == MINE:
+            return got
+        if got.outcome == TAKEN and _dead(got.holder):
+            release(store, replace(got, worker=got.holder or "", outcome=MINE))
+            continue
+        time.sleep(poll_s)
+
+
+def _dead(holder: str | None) -> bool:
+    """True for a `host:pid` holder on this host whose process is gone."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _train(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun) -> RunRecord:
+    """Train one cell and tag its run with the arm's key, so reruns and reports find it."""
+    from nas.train import experiment
+
+    run = experiment.train_genome(ctx, cell.arm.genome, epochs=ctx.space.train.epochs, seed=seed,
+                                  study=study, callbacks=on_run(cell.arm, seed))
+    meta = {**run.meta, "ablation": {"key": cell.key, "arm": cell.arm.name,
+                                     "changes": cell.arm.changes}}
+    ctx.store.update_run(run.id, meta=meta)
+    return replace(run, meta=meta, weights=None)

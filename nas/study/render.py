@@ -1,18 +1,18 @@
-"""A report's overview lines and the study list, and ablation tables: what the CLI prints as text.
+"""A report's overview lines and the study list: what the CLI prints above and instead of a table.
 
-Rendering only: the numbers come from `nas.study.report.Summary` and `nas.study.ablate`; nothing
-here prints. Trial tables in every format are `nas.study.tables`; the plot is `nas.study.plot`.
+Rendering only: the numbers come from `nas.study.report.Summary`; nothing here prints. Trial
+tables in every format are `nas.study.tables`; the plot is `nas.study.plot`; ablations are
+rendered by `nas.study.ablate_render`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.table import Table
 
 from nas.study.report import StudyInfo, Summary
-from nas.units import duration_text, flops_text, percent
+from nas.units import duration_text, percent
 
 
 def overview(summary: Summary) -> dict[str, str]:
@@ -57,24 +57,3 @@ def studies_table(studies: Sequence[StudyInfo], storage: str) -> Table:
     for info in studies:
         table.add_row(info.name, str(info.trials), str(info.trained), percent(info.best_val_accuracy))
     return table
-
-
-def ablation_table(name: str, results: Sequence[Any]) -> Table:
-    """One row per arm: size, and validation / test accuracy as mean ± sd over the seeds."""
-    table = Table(title=f"ablation '{name}' (mean ± sd over seeds)")
-    for column, justify in (("arm", "left"), ("genome", "left"), ("attn", "left"),
-                            ("FLOPs", "right"), ("params", "right"), ("seeds", "right"),
-                            ("val acc", "right"), ("test acc", "right")):
-        table.add_column(column, justify=justify)
-    for result in results:
-        row = result.to_json()
-        table.add_row(row["arm"], row["genome"].replace("] [", "]\n["), row["attention"],
-                      f"{flops_text(row['flops'])} ({row['flops']:,})" if row["flops"] is not None else "-",
-                      f"{row['params']:,}" if row["params"] is not None else "-",
-                      str(len(row["seeds"])), _spread(*result.metric("val_accuracy")),
-                      _spread(*result.metric("test_accuracy")))
-    return table
-
-
-def _spread(mean: float | None, sd: float | None) -> str:
-    return "-" if mean is None else f"{mean:.1%} ± {(sd or 0.0):.1%}"

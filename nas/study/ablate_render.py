@@ -1,0 +1,139 @@
+"""An ablation's results as rows, and those rows as a rich table, markdown, CSV or JSON.
+
+One row per (group, arm): size, accuracy mean ± sd over seeds, and for every arm but the
+baseline the paired difference to it with its 95 % interval, marked "not resolved" when the
+interval contains 0. Rendering only: the numbers come from `nas.study.ablate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich.table import Table
+
+from nas.study.ablate import METRICS, ArmResult, GroupResult
+from nas.study.ablate_stats import Paired, Spread
+from nas.units import duration_text, flops_text
+
+SHORT = {"val_accuracy": "val", "test_accuracy": "test"}
+
+
+def rows(groups: list[GroupResult]) -> list[dict[str, Any]]:
+    """Plain values (fractions, counts, seconds) for CSV and JSON."""
+    out = []
+    for result in groups:
+        for arm in result.arms:
+            out.append(_row(result, arm))
+    return out
+
+
+def _row(result: GroupResult, arm: ArmResult) -> dict[str, Any]:
+    first = next(iter(arm.runs.values()), None)
+    row: dict[str, Any] = {
+        "group": result.group.name, "arm": arm.arm.name,
+        "baseline": arm.arm.name == result.group.baseline,
+        "genome": arm.arm.genome.notation, "attention": arm.arm.genome.attention,
+        "changes": arm.arm.changes, "flops": first.flops if first else None,
+        "params": first.params if first else None, "seeds": sorted(arm.runs),
+        "seconds_per_run": arm.seconds()}
+    for metric in METRICS:
+        s, d = arm.spread(metric), result.difference(arm, metric)
+        name = SHORT[metric]
+        row.update({f"{name}_mean": s.mean, f"{name}_sd": s.sd,
+                    f"{name}_diff": d.mean if d else None, f"{name}_low": d.low if d else None,
+                    f"{name}_high": d.high if d else None, f"{name}_pairs": d.n if d else None,
+                    f"{name}_resolved": d.resolved if d else None})
+    return row
+
+
+def to_json(name: str, study: str, groups: list[GroupResult]) -> dict[str, Any]:
+    """Rows by group, each arm with its per-seed runs."""
+    payload: dict[str, Any] = {"ablation": name, "study": study, "level": 0.95, "groups": []}
+    for result in groups:
+        arms = []
+        for arm in result.arms:
+            runs = [{"seed": s, "run_id": r.id, "status": r.status, "val_accuracy": r.val_accuracy,
+                     "test_accuracy": r.test_accuracy, "seconds": r.duration_s}
+                    for s, r in sorted(arm.runs.items())]
+            arms.append({**_row(result, arm), "key": arm.key, "runs": runs})
+        payload["groups"].append({"name": result.group.name, "baseline": result.group.baseline,
+                                  "arms": arms})
+    return payload
+
+
+def to_csv(groups: list[GroupResult]) -> str:
+    buffer = io.StringIO()
+    table = rows(groups)
+    writer = csv.DictWriter(buffer, fieldnames=list(table[0]) if table else ["group"])
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v
+                         for k, v in row.items()})
+    return buffer.getvalue()
+
+
+HEADERS = ("arm", "genome", "attn", "changes", "FLOPs", "params", "seeds", "val acc", "test acc",
+           "Δ val [95% CI]", "Δ test [95% CI]", "s/run")
+
+
+def cells(result: GroupResult, arm: ArmResult) -> list[str]:
+    """One row of text cells, in the order of HEADERS."""
+    first = next(iter(arm.runs.values()), None)
+    seconds = arm.seconds()
+    diffs = [_diff(result.difference(arm, metric)) for metric in METRICS]
+    return [arm.arm.name, arm.arm.genome.notation, arm.arm.genome.attention,
+            arm.arm.changes or "-", flops_text(first.flops) if first else "-",
+            f"{first.params:,}" if first else "-", str(len(arm.runs)),
+            _spread(arm.spread("val_accuracy")), _spread(arm.spread("test_accuracy")), *diffs,
+            duration_text(seconds) if seconds is not None else "-"]
+
+
+def _spread(s: Spread) -> str:
+    return "-" if s.mean is None else f"{100 * s.mean:.1f} ± {100 * (s.sd or 0):.1f}"
+
+
+def _diff(d: Paired | None) -> str:
+    """'+2.1 [+0.4, +3.8] (n=3)', with 'not resolved' when the interval holds 0."""
+    if d is None:
+        return "baseline"
+    if d.mean is None:
+        return "-"
+    text = f"{100 * d.mean:+.1f}"
+    if d.low is not None and d.high is not None:
+        text += f" [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+    text += f" (n={d.n})"
+    return text if d.resolved else f"{text} not resolved"
+
+
+def tables(name: str, groups: list[GroupResult]) -> list[Table]:
+    """One rich table per group."""
+    out = []
+    for result in groups:
+        table = Table(title=f"ablation '{name}', group '{result.group.name}' (accuracy in %, "
+                            f"mean ± sd over seeds; Δ = arm - baseline, paired by seed)")
+        for header in HEADERS:
+            table.add_column(header, justify="left" if header in HEADERS[:4] else "right")
+        for arm in result.arms:
+            table.add_row(*cells(result, arm))
+        out.append(table)
+    return out
+
+
+def markdown(name: str, groups: list[GroupResult]) -> str:
+    """One pipe table per group under a `####` heading, ready to paste."""
+    parts = []
+    for result in groups:
+        lines = [f"#### {name}: {result.group.name} (baseline: {result.group.baseline})", "",
+                 "| " + " | ".join(HEADERS) + " |",
+                 "|" + "|".join("---" if h in HEADERS[:4] else "---:" for h in HEADERS) + "|"]
+        for arm in result.arms:
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(result, arm)) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def dumps(name: str, study: str, groups: list[GroupResult]) -> str:
+    return json.dumps(to_json(name, study, groups), indent=2)
