@@ -89,7 +89,8 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
     insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
     row = {"study": ask.study, "genome": ask.genome, "attention": ask.attention,
            "worker": ask.worker, "trial": ask.trial, "created": datetime.now(UTC)}
-    inserted = session.execute(insert(ClaimRow).values(row).on_conflict_do_nothing()).rowcount == 1
+    statement = insert(ClaimRow).values(row).on_conflict_do_nothing().returning(ClaimRow.worker)
+    inserted = session.execute(statement).first() is not None     # rowcount lies on psycopg
     done = session.scalar(sa.select(Run.id).where(
         Run.study == ask.study, Run.genome == ask.genome, Run.attention == ask.attention,
         Run.status == "ok").limit(1))

@@ -1,0 +1,127 @@
+"""A search worker in its own process, for the kill -9 and many-worker tests.
+
+`fork(spec, out)`, or `python -m tests.workers '{"url": ..., "study": ..., ...}'`, runs
+nas.study.search's open_study and run_search on the tiny space with a fake training (a sleep,
+then a stored 'ok' run with weights), so that real processes can be started by the dozen and
+killed at any moment. The worker reports its tally and the genomes it trained as JSON. Keys
+of the spec: url, study, trials, sleep_s, hang_at (the n-th training, from 1, sleeps for an
+hour), heartbeat_s, grace_s, seconds (a deadline), sampler, seed, enospc (trainings fail so).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "nas" / "search_spaces" / "tiny.toml"
+
+
+def launch(**spec: Any) -> subprocess.Popen[str]:
+    """Start a worker process running `spec`; its stdout and stderr are pipes."""
+    return subprocess.Popen([sys.executable, "-m", "tests.workers", json.dumps(spec)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def fake_context(url: str) -> Any:
+    """A Context of the tiny space whose data and teacher are stand-ins (training is faked)."""
+    import torch
+
+    from nas.model.space import InputShape, load_space
+    from nas.store.runs import Store
+    from nas.train.experiment import Context
+
+    data = SimpleNamespace(classes=[str(c) for c in range(10)], image_size=(16, 16),
+                           shape=InputShape(3, 16, 16), fingerprint="digits-16x16")
+    teacher = SimpleNamespace(fingerprint="teacher", val_accuracy=0.9, test_accuracy=0.875)
+    return Context(space=load_space(TINY), data=data, views=None, batches=None, teacher=teacher,
+                   bank=None, store=Store(url), device=torch.device("cpu"))
+
+
+def fake_training(spec: dict[str, Any], trained: list[str]) -> Any:
+    """train_genome's stand-in: store a 'running' run, sleep, store it 'ok' with weights."""
+    import torch
+
+    from nas.model.complexity import count
+    from nas.store.runs import RunRecord, state_to_bytes
+
+    def train(ctx: Any, genome: Any, *, epochs: int | None = None, seed: int = 0,
+              study: str | None = None, trial: int | None = None, **unused: Any) -> Any:
+        size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
+        run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
+                        attention=genome.attention, seed=seed, recipe={"fake": True},
+                        data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
+                        flops=size.flops, params=size.params, status="running")
+        run.id = ctx.store.add_run(run)
+        trained.append(f"{genome.notation} {genome.attention}")
+        if spec.get("enospc"):
+            ctx.store.update_run(run.id, status="interrupted")
+            raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/weights")
+        time.sleep(3600 if len(trained) == spec.get("hang_at") else spec.get("sleep_s", 0.0))
+        fields = {"status": "ok", "val_accuracy": (size.params % 997) / 997, "test_accuracy": 0.5,
+                  "weights": state_to_bytes({"w": torch.full((3,), float(run.id))}),
+                  "best_epoch": 0, "duration_s": 0.0}
+        ctx.store.update_run(run.id, **fields)
+        return replace(run, **fields)
+
+    return train
+
+
+def work(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one worker: its tally and the genomes it trained."""
+    import optuna
+
+    from nas.study import search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trained: list[str] = []
+    search.train_genome = fake_training(spec, trained)
+    ctx = fake_context(spec["url"])
+    deadline = time.monotonic() + spec["seconds"] if spec.get("seconds") else None
+    settings = search.SearchSettings(
+        study=spec["study"], trials=spec["trials"], epochs=1, sampler=spec.get("sampler", "tpe"),
+        seed=spec.get("seed", 0), deadline=deadline, heartbeat_s=spec.get("heartbeat_s", 30),
+        grace_s=spec.get("grace_s", 120))
+    study = search.open_study(ctx, settings, "digits")
+    tally = search.run_search(ctx, settings, study)
+    ctx.store.close()
+    return {"trained": tally.trained, "reused": tally.reused, "failed": tally.failed,
+            "genomes": trained}
+
+
+def fork(spec: dict[str, Any], out: Path) -> multiprocessing.Process:
+    """Start a worker as a forked process (no second import of torch and optuna): it writes
+    its result to `out` as JSON, or its traceback to `out` + '.err' and exits 1."""
+    process = multiprocessing.get_context("fork").Process(target=_child, args=(spec, out))
+    process.start()
+    return process
+
+
+def _child(spec: dict[str, Any], out: Path) -> None:
+    """The forked worker's body."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    try:
+        result = work(spec)
+    except BaseException:
+        Path(f"{out}.err").write_text(traceback.format_exc())
+        os._exit(1)
+    out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    print(json.dumps(work(json.loads(sys.argv[1]))))
