@@ -205,17 +205,25 @@ def export_onnx(model: Student, path: Path, checkpoint: dict[str, Any]) -> Path:
     require_onnx(path)
     channels, height, width = checkpoint["input"]
     example = torch.zeros(1, channels, height, width)
-    batch = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        try:
-            torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, opset_version=17,
-                              input_names=["images"], output_names=["feature", "logits"],
-                              dynamic_axes={"images": batch, "feature": batch, "logits": batch})
-        except Exception as error:  # exporter failures come as many types
-            raise CheckpointError(f"{path}: ONNX export failed: {str(error).splitlines()[0]}") from None
-    _annotate(path, checkpoint)
+    try:
+        with warnings.catch_warnings(), atomic_path(path) as tmp:   # a kill leaves the old file whole
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            _export(model, example, tmp, path)
+            _annotate(tmp, checkpoint)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot write the ONNX file ({error.strerror or error})") from None
     return path
+
+
+def _export(model: Student, example: torch.Tensor, tmp: Path, path: Path) -> None:
+    """torch.onnx.export to `tmp`; the exporter's many error types -> CheckpointError on `path`."""
+    batch = {0: "batch"}
+    try:
+        torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=False, opset_version=17,
+                          input_names=["images"], output_names=["feature", "logits"],
+                          dynamic_axes={"images": batch, "feature": batch, "logits": batch})
+    except Exception as error:  # exporter failures come as many types
+        raise CheckpointError(f"{path}: ONNX export failed: {str(error).splitlines()[0]}") from None
 
 
 def require_onnx(path: Path) -> None:
