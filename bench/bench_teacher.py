@@ -6,6 +6,7 @@ and distillation with loss feature / logit / both) on the very same views, epoch
 Prints the teacher's val/test accuracy and the time it took to be ready, then mean +- sd test
 accuracy per arm and the paired difference to CE. Run by hand (not a test), e.g.
     python bench/bench_teacher.py --epochs 10 --seeds 0 1 2 --threads 2
+or one process per arm, then `--summarize none.log feature.log logit.log both.log`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--storage", default="sqlite:///bench_teacher.db")
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--summarize", nargs="+", metavar="LOG", default=None,
+                   help="only combine the JSON lines of earlier runs (one log per arm, say)")
     return p.parse_args(argv)
 
 
@@ -71,6 +74,9 @@ def arm(ctx: Context, loss: str) -> Context:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.summarize:
+        summarize(from_logs(args.summarize))
+        return 0
     ctx, ready = context(args)
     t = ctx.teacher
     print(json.dumps({"teacher": t.spec.model if t.spec else None, "cached": t.cached,
@@ -89,6 +95,17 @@ def main(argv: list[str]) -> int:
                               "seconds": round(run.duration_s or 0, 1)}), flush=True)
     summarize(results)
     return 0
+
+
+def from_logs(paths: list[str]) -> dict[str, dict[int, float]]:
+    """Per-arm, per-seed test accuracy from the JSON lines of runs made in parallel processes."""
+    results: dict[str, dict[int, float]] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.startswith("{") else {}
+            if "arm" in row:
+                results.setdefault(row["arm"], {})[row["seed"]] = row["test"] or 0.0
+    return dict(sorted(results.items(), key=lambda item: ARMS.index(item[0])))
 
 
 def summarize(results: dict[str, dict[int, float]]) -> None:
