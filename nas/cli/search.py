@@ -54,12 +54,15 @@ def _search(args: argparse.Namespace) -> int:
 
     from nas.cli.console import ProgressView
     from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+    from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
     started = time.monotonic()
     space = resolve_space(args.space)
     budget, trials, epochs, rungs = _settings(args, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
+    if args.study is not None:
+        check_study_name(args.study)            # before the database or the teacher
     with ProgressView(args.quiet or args.json) as view:
         if args.jobs > 1:     # the parent (teacher, data) uses what its workers will share
             from nas.study.jobs import cores, worker_threads

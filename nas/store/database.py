@@ -13,12 +13,20 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from nas.errors import StoreError, nearest
 
@@ -75,6 +83,31 @@ def make_engine(url: str) -> Engine:
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def existing_tables(url: str) -> set[str]:
+    """The tables of the database at `url`, read without writing anything: a SQLite file is
+    opened read-only (never created, never switched to WAL), a server through a plain engine."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "").expanduser()
+        # without a -wal file every page is in the file: `immutable` then reads it without
+        # creating the -wal and -shm files that a WAL-mode reader would leave behind
+        flags = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+        uri = f"file:{quote(str(path))}?{flags}"
+        try:
+            with closing(sqlite3.connect(uri, uri=True)) as connection:
+                rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                return {row[0] for row in rows}
+        except sqlite3.Error as error:
+            raise StoreError(f"{safe_url(url)}: {describe(error)}") from error
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 10})
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    except SQLAlchemyError as error:
+        raise StoreError(f"{safe_url(url)}: {describe(error)}") from error
+    finally:
+        engine.dispose()
 
 
 def engine_options(url: str) -> dict[str, Any]:

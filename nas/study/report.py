@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from nas.errors import ReportError, StoreError, nearest
-from nas.store.database import normalize_url, safe_url
+from nas.store.database import existing_tables, normalize_url, safe_url
 from nas.study.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
     TRAINED,
     TrialRow,
@@ -114,6 +114,38 @@ def open_storage(url: str | None) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(normalized)
 
 
+def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
+    """Optuna's storage at `url` for reading: a database without Optuna's tables (an unrelated
+    file, a store that only ran ablations) is refused with nothing created or written."""
+    import optuna
+
+    normalized = normalize_url(url)
+    if not _exists(normalized):
+        raise StoreError(f"{safe_url(normalized)}: no such database file (run `nas search` first)")
+    if "studies" not in existing_tables(normalized):
+        raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
+                         "run `nas search` first)")
+    with _translate(normalized):
+        return optuna.storages.RDBStorage(normalized, skip_table_creation=True)
+
+
+def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = None) -> list[str]:
+    """The studies `nas search` made (three objectives and `nas` attributes); asking for one
+    that plain Optuna made, or a storage holding only such studies, is a ReportError."""
+    where = safe_url(storage.url)
+    studies = storage.get_all_studies()
+    made = {s.study_name: "nas" in s.user_attrs and len(s.directions) == 3 for s in studies}
+    if asked is not None and made.get(asked) is False:
+        objectives = next(len(s.directions) for s in studies if s.study_name == asked)
+        raise ReportError(f"{where}: study {asked!r} was not made by `nas search` ({objectives} "
+                          "objective(s), no `nas` attributes); nothing to report")
+    others = sorted(name for name, ours in made.items() if not ours)
+    if asked is None and others and not any(made.values()):
+        raise ReportError(f"{where} holds no nas study, only Optuna studies made otherwise "
+                          f"({', '.join(others)})")
+    return [name for name, ours in made.items() if ours]
+
+
 def _exists(url: str) -> bool:
     """False only for a SQLite URL whose file does not exist (a report never creates one)."""
     parsed = make_url(url)
@@ -126,9 +158,9 @@ def list_studies(url: str | None) -> list[StudyInfo]:
     """Every study in the storage with its trial counts and best validation accuracy."""
     import optuna
 
-    storage = open_storage(url)
+    storage = open_readonly(url)
     with _translate(storage.url):
-        names = optuna.get_all_study_names(storage)
+        names = nas_study_names(storage)
         infos = []
         for name in sorted(names):
             rows = _rows(optuna.load_study(study_name=name, storage=storage))
@@ -143,9 +175,9 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
     """Load a study's trials; `name` None picks the storage's only study."""
     import optuna
 
-    storage = open_storage(url)
+    storage = open_readonly(url)
     with _translate(storage.url):
-        names = optuna.get_all_study_names(storage)
+        names = nas_study_names(storage, name)
         name = _pick(names, name, safe_url(storage.url))
         study = optuna.load_study(study_name=name, storage=storage)
         rows = _rows(study)
