@@ -95,6 +95,9 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
     started = datetime.now()
     summary, wall = nas(["search", *common(args), "--study", name, "--seed", str(seed),
                          "--trials", "100000", "--timeout", f"{seconds:.0f}s", *extra], env)
+    if summary is None:
+        return {"val": None, "test": None, "hv": 0.0, "curve": [], "wall": wall, "judged": 0,
+                "rejected": None, "sampled": None}
     curve, rows, judged = study_curve(args.url, name, started, args.budget)
     val, test = best_of(rows)
     return {"val": val, "test": test, "hv": curve[-1][1] if curve else 0.0, "curve": curve,
@@ -154,6 +157,8 @@ def main() -> None:
     parser.add_argument("--budget-flops", default="0.1G")
     parser.add_argument("--throughput-minutes", type=float, default=None,
                         help="per side of the --jobs/--threads comparison (default --minutes)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="skip the three arms; only the --jobs/--threads comparison")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "search_quality"))
     args = parser.parse_args()
     from nas.units import parse_quantity
@@ -168,6 +173,9 @@ def main() -> None:
     print(f"data {args.data} at {args.image_size}, budget {args.budget_flops} FLOPs, "
           f"{args.minutes:g} min per arm, {args.seeds} seeds, cores {os.cpu_count()}, "
           f"no GPU used (CPU only)", flush=True)
+    if args.throughput_only:
+        throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
+        return
     probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
                     "--epochs", "2", "--seed", "0", "--threads", "2"], env)
     per_epoch = epoch_seconds(args.url, (probe or {}).get("run_id"))
@@ -215,6 +223,9 @@ def throughput(args: argparse.Namespace, env: dict[str, str], seconds: float) ->
                          ("--jobs 1 --threads 2", ["--jobs", "1", "--threads", "2"])):
         run = search_arm(args, env, f"t{label.replace(' ', '')}", 7,
                          [*extra, "--rungs", "1,3"], seconds)
+        if run["wall"] <= 0 or run["sampled"] is None:
+            print(f"throughput {label}: the search failed (see above)", flush=True)
+            return
         rates[label] = run["judged"] / run["wall"] * 3600
         print(f"throughput {label}: {run['judged']} genomes judged in {run['wall']:.0f} s = "
               f"{rates[label]:.0f} per hour", flush=True)
