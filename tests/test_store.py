@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from nas.errors import StoreError
-from nas.store.database import DEFAULT_URL, normalize_url
+from nas.store import claims
+from nas.store.database import DEFAULT_URL, normalize_url, retry_races
 from nas.store.runs import RunRecord, Store, TeacherRecord, bytes_to_state, state_to_bytes
 from nas.store.tables import Teacher
 from tests.postgres import free_port, postgres_db, postgres_url  # noqa: F401
@@ -396,3 +399,95 @@ def test_corrupt_weights_are_a_store_error() -> None:
         bytes_to_state(state_to_bytes({"x": NotATensor()}))  # type: ignore[dict-item]
     with pytest.raises(StoreError, match="must be a state_dict, got Tensor"):
         bytes_to_state(state_to_bytes(torch.zeros(2)))  # type: ignore[arg-type]
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+
+def test_claim_is_mine_then_taken_then_done_once_the_run_is_ok(store: Store) -> None:
+    first = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=1)
+    assert first.outcome == claims.MINE
+    second = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)
+    assert (second.outcome, second.holder, second.holder_trial) == (claims.TAKEN, "w1", 1)
+    assert claims.claim(store, "s", GENOME, "se", worker="w2", trial=2).outcome == claims.MINE
+    assert claims.claim(store, "other", GENOME, "eca", worker="w2", trial=2).outcome == claims.MINE
+    run_id = store.add_run(make_run(study="s", trial=1, status="running"))
+    store.update_run(run_id, status="ok", val_accuracy=0.5)
+    assert claims.release(store, first) and not claims.release(store, first)
+    done = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)
+    assert done.outcome == claims.DONE and done.run is not None and done.run.id == run_id
+    assert ("s", GENOME, "eca") not in {("s", *h[:2]) for h in claims.holders(store, "s")}
+
+
+def test_failed_or_abandoned_claims_may_be_trained_again(store: Store) -> None:
+    held = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=1)
+    store.add_run(make_run(study="s", trial=1, status="running"))
+    store.update_run(store.list_runs("s")[0].id, status="nan")
+    claims.release(store, held)                                     # failed: not DONE
+    again = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)
+    assert again.outcome == claims.MINE
+    running = store.add_run(make_run(study="s", trial=2, status="running"))
+    assert claims.abandon_trial(store, "s", [2, 7]) == (1, 1)       # the worker died
+    assert store.get_run(running).status == "interrupted"
+    assert claims.claim(store, "s", GENOME, "eca", worker="w3", trial=3).outcome == claims.MINE
+    assert claims.abandon_trial(store, "s", []) == (0, 0)
+
+
+def test_wait_for_returns_when_the_holder_releases(store: Store) -> None:
+    held = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=1)
+    taken = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)
+    assert claims.wait_for(store, taken, poll_s=0.01, deadline=time.monotonic() + 0.1) \
+        .outcome == claims.TAKEN
+    claims.release(store, held)
+    assert claims.wait_for(store, taken, poll_s=0.01).outcome == claims.MINE
+
+
+def _claim_at_once(url: str, worker: str, barrier: Any, results: Any) -> None:
+    """Worker process: wait for the others, then claim one genome and one worker number."""
+    try:
+        store = Store(url)
+        barrier.wait(timeout=60)
+        got = claims.claim(store, "race", GENOME, "eca", worker=worker, trial=None)
+        results.put((worker, got.outcome, claims.join(store, "race", worker)))
+        store.close()
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        results.put((worker, repr(exc), -1))
+
+
+def test_one_of_six_processes_claiming_at_once_gets_it(url: str) -> None:
+    Store(url).close()
+    ctx = multiprocessing.get_context("fork")      # cheap starts; each opens its own Store
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    processes = [ctx.Process(target=_claim_at_once, args=(url, f"w{i}", barrier, results))
+                 for i in range(6)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    assert sorted(o[1] for o in outcomes) == [claims.MINE] + [claims.TAKEN] * 5, outcomes
+    assert sorted(o[2] for o in outcomes) == list(range(6))          # distinct worker numbers
+
+
+def test_table_creation_races_are_retried_and_other_errors_are_one_line() -> None:
+    calls = []
+
+    def racing() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists"))
+        return "storage"
+
+    assert retry_races(racing, "sqlite:///x.db") == "storage" and len(calls) == 3
+
+    def broken() -> str:
+        raise OperationalError("SELECT", {}, Exception("disk I/O error\nmore"))
+
+    with pytest.raises(StoreError, match=r"^sqlite:///x.db: disk I/O error$"):
+        retry_races(broken, "sqlite:///x.db")
+
+
+@pytest.mark.parametrize("given", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://"])
+def test_a_sqlite_url_without_a_file_is_refused(given: str) -> None:
+    with pytest.raises(StoreError, match="names no database file, and a study must outlive"):
+        normalize_url(given)

@@ -90,7 +90,7 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
     row = {"study": ask.study, "genome": ask.genome, "attention": ask.attention,
            "worker": ask.worker, "trial": ask.trial, "created": datetime.now(UTC)}
     statement = insert(ClaimRow).values(row).on_conflict_do_nothing().returning(ClaimRow.worker)
-    inserted = session.execute(statement).first() is not None     # rowcount lies on psycopg
+    inserted = session.execute(statement).first() is not None     # a row back: ours
     done = session.scalar(sa.select(Run.id).where(
         Run.study == ask.study, Run.genome == ask.genome, Run.attention == ask.attention,
         Run.status == "ok").limit(1))
