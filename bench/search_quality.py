@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -159,7 +160,8 @@ def main() -> None:
                         help="per side of the --jobs/--threads comparison (default --minutes)")
     parser.add_argument("--throughput-only", action="store_true",
                         help="skip the three arms; only the --jobs/--threads comparison")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "search_quality"))
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "nas-search-quality"),
+                        help="databases, data cache and the JSON of the runs")
     args = parser.parse_args()
     from nas.units import parse_quantity
 
