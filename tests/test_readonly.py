@@ -112,3 +112,32 @@ def test_a_600_character_study_name_is_refused_before_postgresql_is_touched(
     with engine.connect() as connection:          # the database still answers, untouched
         assert connection.execute(sa.text("SELECT 1")).scalar() == 1
     engine.dispose()
+
+
+def test_a_search_refused_after_opening_the_database_leaves_no_file(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget is checked against the data, so after the database is opened: the file
+    it created, holding empty tables only, goes again."""
+    from tests.conftest import make_image_folder
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    folder = make_image_folder(tmp_path / "digits", 2, 6, 2, "d")
+    db = tmp_path / "new.db"
+    one_line_exit_2(capsys, ["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
+                             "--storage", str(db), "--quiet", "--budget-flops", "1K"],
+                    "below the smallest genome")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("new.db")] == []
+
+
+def test_an_existing_database_is_never_removed(tmp_path: Path) -> None:
+    from nas.store.database import new_sqlite_file, remove_unused
+    from nas.store.runs import Store
+
+    db = tmp_path / "kept.db"
+    assert new_sqlite_file(str(db)) == db
+    Store(str(db)).close()
+    assert new_sqlite_file(str(db)) is None
+    store = Store(str(db))
+    store.put_blob("k", b"v")
+    store.close()
+    assert not remove_unused(db) and db.exists()                     # holds a row: kept

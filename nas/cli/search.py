@@ -15,7 +15,7 @@ from nas.cli.common import (
     resolve_space,
     teacher_fields,
 )
-from nas.errors import SpaceError
+from nas.errors import NasError, SpaceError
 from nas.model.space import InputShape, Space
 from nas.units import flops_text, percent
 
@@ -71,7 +71,7 @@ def _search(args: argparse.Namespace) -> int:
             args.parent_threads = min(cores(), args.threads * args.jobs)
         own = argparse.Namespace(**{**vars(args), "threads": getattr(args, "parent_threads",
                                                                        args.threads)})
-        ctx = open_context(own, view, space, check=lambda data: _check_budget(space, data, budget))
+        ctx = _open_context(own, view, space, budget)
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
         if args.jobs > 1:
             deadline = started + timeout if timeout else None
@@ -88,6 +88,20 @@ def _search(args: argparse.Namespace) -> int:
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
     return _search_summary(args, ctx, name, tally, time.monotonic() - started)
+
+
+def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any) -> Any:
+    """open_context; a SQLite file it created is removed again when it fails before anything
+    was stored in it (a budget below every genome, bad data), so bad input leaves no database."""
+    from nas.store.database import new_sqlite_file, remove_unused
+
+    fresh = new_sqlite_file(args.storage)
+    try:
+        return open_context(args, view, space, check=lambda data: _check_budget(space, data, budget))
+    except NasError:
+        if fresh is not None:
+            remove_unused(fresh)
+        raise
 
 
 def _worker(args: argparse.Namespace) -> int:

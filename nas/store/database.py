@@ -110,6 +110,36 @@ def existing_tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def new_sqlite_file(url: str | None) -> Path | None:
+    """The file a SQLite URL names if it does not exist yet: a command that fails before
+    storing anything removes it again (remove_unused), so bad input leaves no database."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (StoreError, ArgumentError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.exists() else path
+
+
+def remove_unused(path: Path) -> bool:
+    """Remove a SQLite file (and its -wal and -shm) whose every table is empty; True if removed."""
+    if not path.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as connection:
+            tables = [row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if any(connection.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone() for name in tables):
+                return False
+    except sqlite3.Error:
+        return False
+    for stray in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stray.unlink(missing_ok=True)
+    return True
+
+
 def engine_options(url: str) -> dict[str, Any]:
     """create_engine keywords for another library's engine on `url` (Optuna's): SQLite waits
     as long as ours for a lock, PostgreSQL checks pooled connections before use."""
