@@ -71,12 +71,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ablate", help="run a declarative ablation over several seeds")
     p.add_argument("file", help="an ablation TOML file, e.g. ablations/seed_report.toml")
     data_flags(p)
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (default), markdown, csv or json: one table per group")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: report the stored runs of each (arm, seed)")
     p.add_argument("--group", action="append", help="run only this group (repeatable)")
     p.add_argument("--epochs", type=epochs_arg, default=None,
-                   help="epochs of every arm that does not set train.epochs itself")
+                   help="epochs of every arm that sets no train.epochs (default: the file's, "
+                        "else the space's)")
     p.add_argument("--seeds", type=seeds_arg, default=None, help="e.g. 0,1,2 (default: the file's)")
     p.set_defaults(func=cmd_ablate, space=None, data=None)
 
