@@ -26,6 +26,7 @@ from nas.store.runs import Store
 from nas.study import export
 from nas.study import search as search_module
 from tests.conftest import make_image_folder
+from tests.workers import fork
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
@@ -155,3 +156,23 @@ def test_a_recipe_whose_every_trial_fails_stops_with_the_first_error(
     assert "trial 0: ValueError: batch_size must be at least 2 (call 1)" in err
     assert len(calls) == 5
     assert [t.state for t in trials_of(tmp_path / "s.db")] == [TrialState.FAIL] * 5
+
+
+def test_a_sqlite_file_that_cannot_grow_stops_the_search_with_the_trial_failed(tmp_path: Path) -> None:
+    """A real SQLITE_FULL (the store's connections may not grow the file): the stored weights
+    do not fit, the search stops with the driver's one line, and the trial is FAIL."""
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    out = tmp_path / "worker.json"
+    worker = fork({"url": url, "study": "s", "trials": 3, "weights": 1_000_000, "max_pages": 300,
+                   "heartbeat_s": 1, "grace_s": 60}, out)
+    worker.join(60)
+    assert worker.exitcode == 1 and not out.exists()
+    last = Path(f"{out}.err").read_text().strip().splitlines()[-1]
+    assert last.startswith("nas.errors.StoreError: ") and "database or disk is full" in last, last
+    assert "(trial 0 marked FAIL; the search stopped)" in last
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    store = Store(url)
+    assert [r.status for r in store.list_runs("s")] == ["interrupted"]
+    assert claims.holders(store, "s") == []
+    store.close()

@@ -5,7 +5,8 @@ nas.study.search's open_study and run_search on the tiny space with a fake train
 then a stored 'ok' run with weights), so that real processes can be started by the dozen and
 killed at any moment. The worker reports its tally and the genomes it trained as JSON. Keys
 of the spec: url, study, trials, sleep_s, hang_at (the n-th training, from 1, sleeps for an
-hour), heartbeat_s, grace_s, seconds (a deadline), sampler, seed, enospc (trainings fail so).
+hour), heartbeat_s, grace_s, seconds (a deadline), sampler, seed, enospc (trainings fail so),
+weights (floats per stored run), max_pages (the store's SQLite file may not grow past it).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def launch(**spec: Any) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def fake_context(url: str) -> Any:
-    """A Context of the tiny space whose data and teacher are stand-ins (training is faked)."""
+def fake_context(url: str, pages: int | None = None) -> Any:
+    """A Context of the tiny space whose data and teacher are stand-ins (training is faked);
+    with `pages`, the store's connections may not grow the SQLite file past that many pages."""
+    import sqlalchemy as sa
     import torch
 
     from nas.model.space import InputShape, load_space
@@ -44,8 +47,13 @@ def fake_context(url: str) -> Any:
     data = SimpleNamespace(classes=[str(c) for c in range(10)], image_size=(16, 16),
                            shape=InputShape(3, 16, 16), fingerprint="digits-16x16")
     teacher = SimpleNamespace(fingerprint="teacher", val_accuracy=0.9, test_accuracy=0.875)
+    store = Store(url)
+    if pages:               # a real SQLITE_FULL once the file would grow past `pages` pages
+        sa.event.listen(store._engine, "connect",
+                        lambda connection, record: connection.execute(f"PRAGMA max_page_count = {pages}"))
+        store._engine.dispose()
     return Context(space=load_space(TINY), data=data, views=None, batches=None, teacher=teacher,
-                   bank=None, store=Store(url), device=torch.device("cpu"))
+                   bank=None, store=store, device=torch.device("cpu"))
 
 
 def fake_training(spec: dict[str, Any], trained: list[str]) -> Any:
@@ -68,8 +76,9 @@ def fake_training(spec: dict[str, Any], trained: list[str]) -> Any:
             ctx.store.update_run(run.id, status="interrupted")
             raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/weights")
         time.sleep(3600 if len(trained) == spec.get("hang_at") else spec.get("sleep_s", 0.0))
+        weights = torch.full((spec.get("weights", 3),), float(run.id))
         fields = {"status": "ok", "val_accuracy": (size.params % 997) / 997, "test_accuracy": 0.5,
-                  "weights": state_to_bytes({"w": torch.full((3,), float(run.id))}),
+                  "weights": state_to_bytes({"w": weights}),
                   "best_epoch": 0, "duration_s": 0.0}
         ctx.store.update_run(run.id, **fields)
         return replace(run, **fields)
@@ -86,7 +95,7 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trained: list[str] = []
     search.train_genome = fake_training(spec, trained)
-    ctx = fake_context(spec["url"])
+    ctx = fake_context(spec["url"], spec.get("max_pages"))
     deadline = time.monotonic() + spec["seconds"] if spec.get("seconds") else None
     settings = search.SearchSettings(
         study=spec["study"], trials=spec["trials"], epochs=1, sampler=spec.get("sampler", "tpe"),

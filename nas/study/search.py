@@ -220,19 +220,22 @@ def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,
     except Exception as error:  # a failed trial is a state, not a crash
         reason = workers.fatal_error(error)
         if reason is not None:       # the database or the disk: no later trial can do better
-            raise StoreError(_stop_line(study, trial, reason, started)) from error
+            raise StoreError(_stop_line(ctx, study, trial, reason, started)) from error
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
         outcome, values, run = "failed", None, None
     _tell(study, trial, outcome, values, run, started)
     return trial, outcome
 
 
-def _stop_line(study: optuna.Study, trial: Trial, reason: str, started: float) -> str:
-    """Tell the trial FAIL if the database still takes a write; the one line the search stops with."""
+def _stop_line(ctx: Context, study: optuna.Study, trial: Trial, reason: str,
+               started: float) -> str:
+    """Tell the trial FAIL (and its run 'interrupted') if the database still takes a write;
+    the one line the search stops with."""
     try:
         trial.set_user_attr("error", reason[:500])
         _tell(study, trial, "failed", None, None, started)
         state = "marked FAIL"
+        claims.abandon_trial(ctx.store, study.study_name, [trial.number])
     except Exception:  # noqa: BLE001  (the same outage again; the watchdog fails it later)
         state = "left RUNNING until a worker's watchdog fails it"
     return f"{reason} (trial {trial.number} {state}; the search stopped)"
