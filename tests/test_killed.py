@@ -7,7 +7,6 @@ import errno
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from nas.store.runs import Store
 from nas.study import export
 from nas.study import search as search_module
 from tests.conftest import make_image_folder
+from tests.training import write_space
 from tests.workers import fork
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,31 +90,20 @@ def test_sweep_keeps_the_temporary_file_of_a_live_writer(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """(data folder, cache dir, database): digits 0-3 and a database whose teacher is trained,
-    so that each test below starts a search without training one."""
+    """(data folder, cache dir, space file): digits 0-3 and the tiny space without a teacher
+    ([distill] loss = "none"), so that each test below starts a search at once."""
     root = tmp_path_factory.mktemp("warm")
     folder = make_image_folder(root / "digits4", 4, 24, 8, "d")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
-        assert search(root / "warm.db", folder, "--trials", "1", "--study", "warm") == 0
-    return folder, root / "cache", root / "warm.db"
-
-
-def search(db: Path, data: Path, *extra: str) -> int:
-    """`nas search` in-process on the tiny space at 8x8 (study `s` unless --study is given)."""
-    study = () if "--study" in extra else ("--study", "s")
-    return main(["search", "--space", TINY, "--data", str(data), "--image-size", "8x8",
-                 "--storage", f"sqlite:///{db}", "--quiet", *study, *extra])
+    return folder, root / "cache", write_space(root, distill={"loss": "none"})
 
 
 def warm_search(warm: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 *extra: str) -> int:
-    """`nas search` on a copy of the warm database (sqlite3's backup: WAL pages included)."""
-    folder, cache, template = warm
+    """`nas search` in-process on the teacherless tiny space at 8x8, study `s`."""
+    folder, cache, space = warm
     monkeypatch.setenv("NAS_CACHE_DIR", str(cache))
-    with sqlite3.connect(template) as source, sqlite3.connect(tmp_path / "s.db") as copy:
-        source.backup(copy)
-    return search(tmp_path / "s.db", folder, *extra)
+    return main(["search", "--space", str(space), "--data", str(folder), "--image-size", "8x8",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}", "--quiet", "--study", "s", *extra])
 
 
 def trials_of(db: Path) -> list[optuna.trial.FrozenTrial]:
