@@ -29,7 +29,6 @@ from tests.training import write_space
 from tests.workers import fork
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 SIZE = 500_000
 
 
