@@ -148,7 +148,7 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
         ctx.store.update_run(run.id, status="interrupted", duration_s=time.perf_counter() - started)
         raise
     test = None
-    if result.state is not None and result.status == "ok":
+    if result.state is not None and result.status != "pruned":     # pruned: never tested
         model.load_state_dict(result.state)
         test = accuracy(model, ctx.data.test, ctx.data.mean, ctx.data.std, ctx.device)
     fields = {"status": result.status, "val_accuracy": result.val_accuracy,
