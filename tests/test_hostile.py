@@ -278,7 +278,7 @@ def test_skipped_files_one_line_and_debug_list(world: Path) -> None:
     space = load_space("tiny.toml")
     for debug, expected in ((False, 1), (True, 4)):
         logs: list[str] = []
-        _check_data(Namespace(debug=debug), SimpleNamespace(log=logs.append), space, data, (), None)
+        _check_data(Namespace(debug=debug), SimpleNamespace(log=logs.append), space, data, (), None, None)
         assert len(logs) == expected
         assert logs[0] == ("skipped 3 files: 1 dangling symlink, 1 symlink loop, "
                            "1 symlink leaves the data folder")

@@ -68,9 +68,11 @@ def data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
-                 check: Callable[[Any], None] | None = None, genomes: tuple[Any, ...] = ()) -> Any:
+                 check: Callable[[Any], None] | None = None, genomes: tuple[Any, ...] = (),
+                 within: Callable[[Any], bool] | None = None) -> Any:
     """Space, store and shared training context (data, views, teacher) from the flags. Seeds are
-    checked first; skipped files and the memory estimate (of `genomes` too) once data is read."""
+    checked first; skipped files and the memory estimate (of `genomes` too, and for a search the
+    space's largest genomes `within` its budget) once data is read."""
     from nas.data.dataset import parse_image_size
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
@@ -79,15 +81,16 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
         check_seed(args.seed, "--seed")
     space = space or resolve_space(args.space)
     size = parse_image_size(args.image_size) if args.image_size else None
-    _preflight(space, args.data, size, genomes)     # before the database file is created
+    _preflight(space, args.data, size, genomes, within)     # before the database file is created
     device = resolve_device(args.device, args.threads)
     store = Store(args.storage)
     return prepare(space, args.data, store, size=size, device=device, progress=view.data,
                    teacher_callbacks=(view.epochs("teacher"),),
-                   check=lambda data: _check_data(args, view, space, data, genomes, check))
+                   check=lambda data: _check_data(args, view, space, data, genomes, within, check))
 
 
-def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes: tuple[Any, ...]) -> None:
+def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes: tuple[Any, ...],
+               within: Callable[[Any], bool] | None) -> None:
     """Refuse a bad data source, or a training that cannot fit in memory, before anything is written."""
     from nas.data.dataset import preflight
     from nas.data.memory import check_training
@@ -100,11 +103,12 @@ def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes:
     if found is not None:
         channels = space.input.channels if space.input else 3
         check_training(space, genomes, rows=found[0], shape=InputShape(channels, height, width),
-                       classes=found[1])
+                       classes=found[1], within=within)
 
 
 def _check_data(args: argparse.Namespace, view: Any, space: Space, data: Any,
-                genomes: tuple[Any, ...], check: Callable[[Any], None] | None) -> None:
+                genomes: tuple[Any, ...], within: Callable[[Any], bool] | None,
+                check: Callable[[Any], None] | None) -> None:
     """Say what was skipped (one line; --debug lists each file), refuse what cannot fit in memory."""
     from rich.markup import escape
 
@@ -115,7 +119,8 @@ def _check_data(args: argparse.Namespace, view: Any, space: Space, data: Any,
         view.log(escape(skipped_summary(data.skipped)))
         for path, reason in data.skipped if args.debug else ():
             view.log(escape(f"  {path}: {reason}"))
-    check_training(space, genomes, rows=len(data.train.labels), shape=data.shape, classes=len(data.classes))
+    check_training(space, genomes, rows=len(data.train.labels), shape=data.shape,
+                   classes=len(data.classes), within=within)
     if check is not None:
         check(data)
 

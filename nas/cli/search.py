@@ -97,7 +97,8 @@ def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any
 
     fresh = new_sqlite_file(args.storage)
     try:
-        return open_context(args, view, space, check=lambda data: _check_budget(space, data, budget))
+        return open_context(args, view, space, check=lambda data: _check_budget(space, data, budget),
+                            within=budget.admits)
     except NasError:
         if fresh is not None:
             remove_unused(fresh)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.errors import NasError, TrainError
 from nas.model.decode import Arch, decode
+
+if TYPE_CHECKING:
+    from nas.model.complexity import Complexity
 from nas.model.genome import Genome
 from nas.model.space import InputShape, Space
 
@@ -101,8 +105,12 @@ def training_bytes(arch: Arch, params: int, batch: int) -> int:
 
 
 def check_training(space: Space, genomes: Sequence[Genome], *, rows: int, shape: InputShape,
-                   classes: int) -> None:
-    """Refuse a training whose views, teacher bank or biggest genome cannot fit in memory."""
+                   classes: int, within: Callable[[Complexity], bool] | None = None) -> None:
+    """Refuse a training whose views, teacher bank or biggest genome cannot fit in memory.
+
+    `genomes` are the ones to train; a search passes `within` (its budget), and then the space's
+    largest genomes that fit it are checked too: a genome over budget is never trained, so it
+    must not block a search it cannot join."""
     from nas.model.complexity import count_arch
 
     views = len(space.train.augment.views)
@@ -110,7 +118,11 @@ def check_training(space: Space, genomes: Sequence[Genome], *, rows: int, shape:
     if space.distill.loss != "none":
         width = space.teacher.feature_dim or space.model.head
         parts["teacher bank"] = bank_bytes(rows, views, width + classes)
-    candidates = [*space.extremes(largest=True), *genomes]
+    candidates = [*genomes]
+    if within is not None:
+        candidates += [g for g in space.extremes(largest=True)
+                       if within(count_arch(decode(g, space.model, space.overrides, shape=shape,
+                                                   classes=classes)))]
     if space.teacher.kind in ("genome", "auto"):
         candidates.append(Genome.parse(space.teacher.genome, space.teacher.attention))
     worst = 0

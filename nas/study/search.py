@@ -54,6 +54,10 @@ class Budget:
         return [flops - self.flops if self.flops else 0.0,
                 params - self.params if self.params else 0.0]
 
+    def admits(self, size: Any) -> bool:
+        """Whether a genome of this `Complexity` (flops, params) fits every limit."""
+        return all(v <= 0 for v in self.violation(size.flops, size.params))
+
     def label(self) -> str:
         parts = [f"f{_label(self.flops)}" if self.flops else "", f"p{_label(self.params)}"
                  if self.params else ""]
