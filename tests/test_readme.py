@@ -19,7 +19,7 @@ from nas.model.space import load_space
 from nas.store.runs import Store
 from nas.train.experiment import prepare
 from tests.studies import add_trained, new_study
-from tests.test_export import fast_space
+from tests.study.test_export import fast_space
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCED = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -19,7 +19,7 @@ import torch
 
 from nas._version import __version__
 from nas.atomic import atomic_path
-from nas.errors import CheckpointError, NasError
+from nas.errors import CheckpointError, NasError, ReportError
 from nas.model.builder import Student
 from nas.model.complexity import count_arch
 from nas.model.decode import decode
@@ -28,7 +28,7 @@ from nas.model.space import InputShape, ModelSettings, Space, StageOverride
 from nas.model.weights import UnreadableWeights, load_weights
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.pareto import TrialRow, best_row
-from nas.study.report import ReportError, StudyData
+from nas.study.report import StudyData
 
 FORMAT = 1
 # How `nas.data` made the pixels the model was trained on, as timm's pretrained_cfg records it:

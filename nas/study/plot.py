@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from nas.atomic import write_atomic
-from nas.study.report import ReportError, Summary, TrialRow, unique_genomes
+from nas.errors import ReportError
+from nas.study.pareto import TrialRow, unique_genomes
+from nas.study.report import Summary
 from nas.units import quantity_text
 
 FORMATS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}

@@ -9,26 +9,17 @@ draws a `Summary` as tables and a plot; nothing here prints.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from nas.errors import ReportError, StoreError, nearest
 from nas.store.database import existing_tables, normalize_url, safe_url
-from nas.study.pareto import (  # noqa: F401  (re-exported: report's public rows and front)
-    TRAINED,
-    TrialRow,
-    dominates,
-    feasible_front,
-    pareto_front,
-    row_from_trial,
-    unique_genomes,
-)
+from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
+from nas.study.workers import optuna_errors
 
 if TYPE_CHECKING:
     import optuna
@@ -92,28 +83,6 @@ class StudyInfo:
 # ----------------------------------------------------------------- reading
 
 
-@contextmanager
-def _translate(url: str) -> Iterator[None]:
-    """Optuna and driver errors -> one-line StoreError naming the URL."""
-    import optuna
-
-    try:
-        yield
-    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        raise StoreError(f"{safe_url(url)}: {str(error).splitlines()[0]}") from error
-
-
-def open_storage(url: str | None) -> optuna.storages.RDBStorage:
-    """Optuna's storage at `url` (normalised as Store does); a missing SQLite file is an error."""
-    import optuna
-
-    normalized = normalize_url(url)
-    if not _exists(normalized):
-        raise StoreError(f"{safe_url(normalized)}: no such database file (run `nas search` first)")
-    with _translate(normalized):
-        return optuna.storages.RDBStorage(normalized)
-
-
 def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     """Optuna's storage at `url` for reading: a database without Optuna's tables (an unrelated
     file, a store that only ran ablations) is refused with nothing created or written."""
@@ -125,7 +94,7 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     if "studies" not in existing_tables(normalized):
         raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
                          "run `nas search` first)")
-    with _translate(normalized):
+    with optuna_errors(normalized):
         return optuna.storages.RDBStorage(normalized, skip_table_creation=True)
 
 
@@ -159,7 +128,7 @@ def list_studies(url: str | None) -> list[StudyInfo]:
     import optuna
 
     storage = open_readonly(url)
-    with _translate(storage.url):
+    with optuna_errors(storage.url):
         names = nas_study_names(storage)
         infos = []
         for name in sorted(names):
@@ -176,7 +145,7 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
     import optuna
 
     storage = open_readonly(url)
-    with _translate(storage.url):
+    with optuna_errors(storage.url):
         names = nas_study_names(storage, name)
         name = _pick(names, name, safe_url(storage.url))
         study = optuna.load_study(study_name=name, storage=storage)
@@ -195,16 +164,23 @@ def delete_study(url: str | None, name: str) -> dict[str, Any]:
 
     from nas.store.runs import Store
 
-    storage = open_storage(url)
-    with _translate(storage.url):
-        names = optuna.get_all_study_names(storage)
-        if name in names:
-            optuna.delete_study(study_name=name, storage=storage)
-    runs, weight_bytes = Store(storage.url).delete_study(name)
+    normalized = normalize_url(url)
+    tables = existing_tables(normalized) if _exists(normalized) else set()
+    if "studies" not in tables and "nas_runs" not in tables:
+        raise StoreError(f"{safe_url(normalized)}: holds no nas study (no such file, or no "
+                         "Optuna or nas tables); nothing deleted")
+    names: list[str] = []
+    if "studies" in tables:
+        with optuna_errors(normalized):
+            storage = optuna.storages.RDBStorage(normalized, skip_table_creation=True)
+            names = optuna.get_all_study_names(storage)
+            if name in names:
+                optuna.delete_study(study_name=name, storage=storage)
+    runs, weight_bytes = Store(normalized).delete_study(name) if "nas_runs" in tables else (0, 0)
     if name not in names and runs == 0:
-        raise ReportError(f"{safe_url(storage.url)}: no study named {name!r}{nearest(name, names)}; "
+        raise ReportError(f"{safe_url(normalized)}: no study named {name!r}{nearest(name, names)}; "
                           f"studies: {', '.join(sorted(names)) or 'none'}")
-    return {"study": name, "storage": safe_url(storage.url), "optuna_study": name in names,
+    return {"study": name, "storage": safe_url(normalized), "optuna_study": name in names,
             "runs": runs, "weight_bytes": weight_bytes}
 
 

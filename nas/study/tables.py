@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nas.study.report import Summary, TrialRow, summary_json
+from nas.study.pareto import TrialRow
+from nas.study.report import Summary, summary_json
 from nas.units import flops_text, percent
 
 FORMATS = ("table", "markdown", "csv", "json")

@@ -16,7 +16,7 @@ import errno
 import hashlib
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import optuna
@@ -87,32 +87,26 @@ def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
         raise StoreError(f"study {study.study_name!r}: its storage records no heartbeats, so a "
                          "killed worker's trial would stay RUNNING; open it with open_study")
     storage.record_heartbeat(trial._trial_id)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            _quietly(storage.record_heartbeat, trial._trial_id)
-
-    thread = threading.Thread(target=beat, name=f"nas-heartbeat-{trial.number}", daemon=True)
-    thread.start()
-    try:
+    with _every(interval, f"nas-heartbeat-{trial.number}", storage.record_heartbeat, trial._trial_id):
         yield
-    finally:
-        stop.set()
-        thread.join()
+
+
+def watchdog(study: optuna.Study, every_s: float) -> AbstractContextManager[None]:
+    """Fail the study's stale trials (killed workers) every `every_s` seconds while the block
+    runs, so a study never waits on a dead worker for longer than the grace period."""
+    return _every(every_s, "nas-watchdog", optuna.storages.fail_stale_trials, study)
 
 
 @contextmanager
-def watchdog(study: optuna.Study, every_s: float) -> Iterator[None]:
-    """Fail the study's stale trials (killed workers) every `every_s` seconds while the block
-    runs, so a study never waits on a dead worker for longer than the grace period."""
+def _every(seconds: float, name: str, call: Any, *args: Any) -> Iterator[None]:
+    """Run `call(*args)` on a daemon thread every `seconds` while the block runs."""
     stop = threading.Event()
 
-    def patrol() -> None:
-        while not stop.wait(every_s):
-            _quietly(optuna.storages.fail_stale_trials, study)
+    def loop() -> None:
+        while not stop.wait(seconds):
+            _quietly(call, *args)
 
-    thread = threading.Thread(target=patrol, name="nas-watchdog", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
         yield

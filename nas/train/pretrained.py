@@ -2,7 +2,7 @@
 
 The architecture is timm's `tf_efficientnet_liteN` (TF "same" padding, ReLU6, BN eps 1e-3, as
 the TensorFlow port expects); the packaged state_dict (`efficientnet-liteN-*.pth`, keys such as
-`_blocks.3._expand_conv.weight`) is renamed onto it key by key. tests/test_pretrained.py checks
+`_blocks.3._expand_conv.weight`) is renamed onto it key by key. tests/train/test_pretrained.py checks
 the logits against the port's own reference package (`efficientnet-lite-pytorch`).
 """
 

@@ -19,7 +19,7 @@ from nas.study.pareto import feasible_front, row_from_trial
 from nas.study.search import Budget, default_study_name
 from tests.conftest import make_image_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 
 

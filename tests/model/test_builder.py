@@ -17,7 +17,7 @@ from nas.model.decode import decode
 from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, load_space, parse_space
 
-SPACES = Path(__file__).resolve().parents[1] / "nas" / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 
 

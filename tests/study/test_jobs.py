@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from nas.cli import main
 from nas.study.jobs import split_trials, worker_threads
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 
 

@@ -19,7 +19,7 @@ from nas.model.genome import Genome, StageGene
 from nas.model.recipe import AugmentConfig, DistillConfig, SearchConfig, TeacherConfig, TrainConfig
 from nas.model.space import InputShape, ModelSettings, Space, load_space, parse_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACES = ROOT / "nas" / "search_spaces"
 STAGE = "[[stage]]\nt = 1\nc = 8\nn = 1\ns = 1\nfused = 0\n"
 
@@ -430,6 +430,6 @@ def test_fuzz_mutated_shipped_spaces(text: str) -> None:
 def test_every_shipped_space_loads() -> None:
     from nas.model.space import load_space as load
 
-    root = Path(__file__).resolve().parents[1] / "nas" / "search_spaces"
+    root = Path(__file__).resolve().parents[2] / "nas" / "search_spaces"
     names = {load(path).name for path in sorted(root.glob("*.toml"))}
     assert {"seed", "tiny", "efficientnetv2_s", "photos"} <= names

@@ -30,7 +30,7 @@ from nas.model.complexity import Complexity, count, count_model
 from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
-SPACES = Path(__file__).resolve().parents[1] / "nas" / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 Hook = Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]
 

@@ -27,7 +27,7 @@ from nas.study.ablate_file import load_ablation
 from nas.study.ablate_stats import paired
 from nas.train import experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "nas" / "search_spaces"
 TINY = BUNDLED / "tiny.toml"
 real_train = experiment.train_genome

@@ -13,7 +13,7 @@ import pytest
 from nas import __version__
 from nas.cli import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_version_and_bare_nas(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from nas.study.dashboard import METRIC_NAMES, name_metrics
 from nas.study.search import DIRECTIONS
 from tests.conftest import make_image_folder
 
-TINY = str(Path(__file__).resolve().parents[1] / "nas" / "search_spaces" / "tiny.toml")
+TINY = str(Path(__file__).resolve().parents[2] / "nas" / "search_spaces" / "tiny.toml")
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +60,19 @@ def test_a_study_made_without_names_gets_them_when_opened(tmp_path: Path) -> Non
     assert optuna.load_study(study_name="old", storage=url).metric_names is None
     name_metrics(optuna.load_study(study_name="old", storage=url))
     assert optuna.load_study(study_name="old", storage=url).metric_names == METRIC_NAMES
+
+
+def test_delete_leaves_an_unrelated_database_untouched(tmp_path: Path) -> None:
+    """`nas delete` on a file without nas or Optuna tables, or on no file, refuses in one line
+    and creates or changes nothing."""
+    import sqlite3
+
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("create table notes (body text)")
+    before = other.read_bytes()
+    for url in (f"sqlite:///{other}", f"sqlite:///{tmp_path / 'missing.db'}"):
+        assert main(["delete", "s", "--storage", url]) == 2
+    assert other.read_bytes() == before and not (tmp_path / "missing.db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]

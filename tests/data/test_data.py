@@ -31,7 +31,7 @@ from nas.errors import DataError, TrainError
 from nas.model.recipe import AUGMENT_OPS, AugmentConfig
 from tests.conftest import digit_images, write_class
 
-HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
+HYMENOPTERA = Path(__file__).resolve().parents[3] / "shared" / "data" / "hymenoptera"
 DIGIT_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
 

@@ -18,7 +18,7 @@ from nas.model.complexity import count
 from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACES = ROOT / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 FIVE_STAGES = " ".join(["[1,8,1,1,0]"] * 5)

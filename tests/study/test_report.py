@@ -17,17 +17,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nas.cli import main
-from nas.errors import StoreError
-from nas.study.report import (
-    ReportError,
-    StudyData,
-    TrialRow,
-    dominates,
-    list_studies,
-    load_study_summary,
-    pareto_front,
-    summarize,
-)
+from nas.errors import ReportError, StoreError
+from nas.study.pareto import TrialRow, dominates, pareto_front
+from nas.study.report import StudyData, list_studies, load_study_summary, summarize
 from tests.studies import add_trial, new_study
 
 A, B, C = "[1,8,1,1,0]", "[2,8,1,1,0]", "[2,16,1,1,0]"

@@ -18,17 +18,18 @@ import torch
 import nas
 from nas.cli import main
 from nas.data.dataset import Dataset, load_data, normalize
+from nas.errors import ReportError
 from nas.model.complexity import count
 from nas.model.space import InputShape, load_space
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.export import CheckpointError, best_trial, read_checkpoint
-from nas.study.report import ReportError, TrialRow
+from nas.study.pareto import TrialRow
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
 from nas.units import flops_text, percent
 from tests.studies import add_trained, add_trial, new_study
 
-TINY = Path(__file__).resolve().parents[1] / "nas" / "search_spaces" / "tiny.toml"
+TINY = Path(__file__).resolve().parents[2] / "nas" / "search_spaces" / "tiny.toml"
 SMALL, LARGE = "[1,8,1,2,0]", "[2,8,1,1,0] [2,16,1,2,0]"
 
 

@@ -28,7 +28,7 @@ from tests.conftest import make_image_folder
 from tests.training import write_space
 from tests.workers import fork
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = 500_000
 
 

@@ -15,7 +15,7 @@ from nas.cli import main
 from nas.store.database import existing_tables
 from tests.postgres import postgres_db, postgres_url  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 
 

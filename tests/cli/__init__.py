@@ -1,0 +1,1 @@
+"""Tests of nas.cli: commands end to end, conventions, one-line errors."""

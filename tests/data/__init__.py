@@ -1,0 +1,1 @@
+"""Tests of nas.data: sources, splits, views, caches, hostile folders."""

@@ -1,0 +1,1 @@
+"""Tests of nas.model: genome, space DSL, builder, complexity."""
