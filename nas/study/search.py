@@ -103,19 +103,15 @@ def default_study_name(space: Space, data_name: str, size: tuple[int, int], budg
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE, NSGA-II or random sampling, each aware of the budget constraints."""
+    """TPE, NSGA-II or random sampling; TPE and NSGA-II read each trial's budget constraints
+    (`Trial.set_constraint`, set when the genome is counted)."""
     if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed)
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints,
-                                             population_size=20)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise SpaceError(f"sampler must be tpe, nsga2 or random, got {kind!r}")
-
-
-def constraints(trial: FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraint", [0.0, 0.0])
 
 
 def sample_genome(trial: Trial, space: Space) -> Genome:
@@ -256,6 +252,8 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
                        "flops": size.flops, "params": size.params,
                        "constraint": violation}.items():
         trial.set_user_attr(key, value)
+    for name, value in zip(("flops", "params"), violation, strict=True):
+        trial.set_constraint(name, value)
     if any(v > 0 for v in violation):
         return "rejected", [0.0, size.flops, size.params], None
     held = claims.claim(ctx.store, settings.study, genome.notation, genome.attention,
