@@ -35,7 +35,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         "val accuracy": percent(ctx.teacher.val_accuracy),
         "test accuracy": percent(ctx.teacher.test_accuracy),
     })
-    warning = weak_teacher(ctx.teacher, best_student_val(ctx.store, ctx.teacher))
+    warning = weak_teacher(ctx.teacher.val_accuracy, best_student_val(ctx.store, ctx.teacher))
     if warning is not None:
         print(warning)
     return 0
@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "teacher": _teacher_text(ctx),
         "stored": f"run {run.id} in {ctx.store.url}",
     })
-    warning = weak_teacher(ctx.teacher, run.val_accuracy)
+    warning = weak_teacher(ctx.teacher.val_accuracy, run.val_accuracy)
     if warning is not None:
         print(warning)
     return 0 if run.status == "ok" else 1

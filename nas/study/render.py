@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from nas.study.pareto import best_row
 from nas.study.report import StudyInfo, Summary
+from nas.train.teacher import weak_teacher
 from nas.units import duration_text, percent
 
 
@@ -33,6 +35,10 @@ def overview(summary: Summary) -> dict[str, str]:
                   + "".join(f", {n} pruned at rung {r}" for r, n in t.pruned_at.items()),
         "time": f"{duration_text(t.seconds)} in trials, {duration_text(t.wall_seconds)} wall",
     }
+    best = best_row(summary.front)
+    warning = weak_teacher(teacher.get("val_accuracy"), best.val_accuracy if best else None)
+    if warning is not None:
+        fields["warning"] = warning.removeprefix("warning: ")
     return fields
 
 

@@ -41,6 +41,7 @@ from nas.train.distill import (
 from nas.train.pretrained import weights_digest
 from nas.train.teacher_data import TeacherInputs, teacher_inputs
 from nas.train.trunk import TrunkTeacher, build_trunk, input_stats, trunk_maps
+from nas.units import percent
 
 FORMAT = 2
 _RAW = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))   # cached trunk outputs are fed as they are
@@ -205,12 +206,13 @@ def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: 
     return TeacherBank(features, logits)
 
 
-def weak_teacher(teacher: Teacher, student_val: float | None) -> str | None:
-    """A one-line warning when the teacher's val accuracy is not above the best student's."""
-    if teacher.val_accuracy is None or student_val is None or teacher.val_accuracy > student_val:
+def weak_teacher(teacher_val: float | None, student_val: float | None) -> str | None:
+    """A one-line warning when the teacher's val accuracy is not above the best student's
+    (`nas teacher`, `nas train` and `nas report` print it)."""
+    if teacher_val is None or student_val is None or teacher_val > student_val:
         return None
-    return (f"warning: the teacher's val accuracy ({teacher.val_accuracy:.1%}) is not above the "
-            f"best student's ({student_val:.1%}), so distillation cannot help: use a pretrained teacher "
+    return (f"warning: the teacher's val accuracy ({percent(teacher_val)}) is not above the best "
+            f"student's ({percent(student_val)}), so distillation cannot help: use a pretrained teacher "
             f"([teacher] kind = \"lite\", weights = \"pretrained\") or [distill] loss = \"none\"")
 
 

@@ -196,6 +196,18 @@ def test_text_report_shows_teacher_totals_and_table(url: str, capsys: pytest.Cap
     assert "[4,16,2,1,0]" not in out       # rejected
 
 
+def test_report_warns_when_the_teacher_is_not_above_the_best_student(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'weak.db'}"
+    study = new_study(url, "weak", teacher={"fingerprint": "f00d", "val_accuracy": 0.7,
+                                            "test_accuracy": 0.7})
+    add_trial(study, A, 100, 10, val=0.75, test=0.7, run_id=1)
+    code, out, _ = run_cli(capsys, "report", "--storage", url)
+    assert code == 0
+    assert ("the teacher's val accuracy (70.0 %) is not above the best student's (75.0 %)"
+            in " ".join(out.split()))       # rich wraps the line to the terminal
+
+
 def test_json_keeps_its_shape_through_format_json(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, alias, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--json")
     _, formatted, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "json")

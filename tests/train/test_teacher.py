@@ -207,8 +207,8 @@ def test_train_distill_none_needs_no_teacher(tmp_path: Path, capsys: pytest.Capt
 
 def test_weak_teacher_warns_in_one_line() -> None:
     strong = replace(NO_TEACHER, model=nn.Identity(), val_accuracy=0.9, test_accuracy=0.9)
-    assert weak_teacher(strong, 0.8) is None
-    warning = weak_teacher(replace(strong, val_accuracy=0.7), 0.75)
+    assert weak_teacher(strong.val_accuracy, 0.8) is None
+    warning = weak_teacher(0.7, 0.75)
     assert warning is not None and "\n" not in warning
-    assert "(70.0%) is not above the best student's (75.0%)" in warning and 'loss = "none"' in warning
-    assert weak_teacher(NO_TEACHER, 0.75) is None
+    assert "(70.0 %) is not above the best student's (75.0 %)" in warning and 'loss = "none"' in warning
+    assert weak_teacher(NO_TEACHER.val_accuracy, 0.75) is None
