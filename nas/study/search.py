@@ -215,7 +215,8 @@ def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,
         with workers.heartbeat(study, trial):
             outcome, values, run = _evaluate(ctx, settings, trial, epoch_callbacks)
     except KeyboardInterrupt:
-        _tell(study, trial, "interrupted", None, None, started)
+        with workers.uninterrupted():       # a second Ctrl-C 10 ms later must not leave it RUNNING
+            _tell(study, trial, "interrupted", None, None, started)
         raise
     except Exception as error:  # a failed trial is a state, not a crash
         reason = workers.fatal_error(error)

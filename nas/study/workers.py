@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -95,6 +96,21 @@ def watchdog(study: optuna.Study, every_s: float) -> AbstractContextManager[None
     """Fail the study's stale trials (killed workers) every `every_s` seconds while the block
     runs, so a study never waits on a dead worker for longer than the grace period."""
     return _every(every_s, "nas-watchdog", optuna.storages.fail_stale_trials, study)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ignore Ctrl-C while the block runs: the cleanup after a first Ctrl-C (telling the trial
+    FAIL, releasing its claim) must not be cut short by a second one. Only the main thread may
+    change signal handlers; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

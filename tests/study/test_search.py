@@ -119,6 +119,35 @@ def test_ctrl_c_marks_the_trial_failed_and_the_next_run_resumes(
     assert sum(t.user_attrs["outcome"] == "trained" for t in load(db, name).trials) == 3
 
 
+def test_a_second_ctrl_c_during_the_cleanup_is_ignored(
+        tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C twice, the second while the interrupted trial is being told FAIL: a real SIGINT
+    to this process lands in the middle of the cleanup, which still finishes: exit 130, one
+    trial, FAIL, nothing RUNNING."""
+    import os
+    import signal
+
+    def interrupting(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    real_tell = search_module._tell
+
+    def second_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)          # delivered at once, inside the cleanup
+        return real_tell(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_genome", interrupting)
+    monkeypatch.setattr(search_module, "_tell", second_ctrl_c)
+    db = tmp_path / "s.db"
+    code = main(["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
+                 "--storage", f"sqlite:///{db}", "--quiet", "--trials", "3"])
+    assert code == 130
+    trials = load(db, "tiny-digits4-8x8-nobudget").trials
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert trials[0].user_attrs["outcome"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_test_labels_do_not_change_the_selection(capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path, folder: Path) -> None:
     shuffled = tmp_path / "shuffled"
