@@ -1,8 +1,12 @@
 """nas: declarative architecture search and ablation runner for small image classifiers.
 
+    import torch
     from nas import Genome, build_model, count
     model = build_model(Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca"))
-    feature, logits = model(images)
+    feature, logits = model(torch.rand(1, 3, 185, 160))
+
+The package's layers, lowest first (imports flow downward only; tests/test_layers.py checks):
+`errors`, `units`, `atomic` -> `model` -> `data` -> `store` -> `train` -> `study` -> `cli`.
 """
 
 from __future__ import annotations
