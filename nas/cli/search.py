@@ -33,7 +33,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
     """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
     exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
-    from nas.study.rungs import parse_rungs
     from nas.study.search import Budget
     from nas.units import parse_quantity
 
@@ -239,3 +238,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
     data_flags(p)
     p.set_defaults(func=cmd_search)
+
+
+def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:
+    """'1,3,9' -> (1, 3, 9): positive, strictly increasing, none past `epochs` (the schedule)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise SpaceError(f"--rungs must be epochs such as 1,3,9, got {text!r}")
+    rungs = tuple(int(p) for p in parts)
+    if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
+        raise SpaceError(f"--rungs must increase, got {text!r}")
+    if epochs is not None and rungs[-1] > epochs:
+        raise SpaceError(f"--rungs {text}: rung {rungs[-1]} is past the schedule of {epochs} "
+                         f"epochs (--epochs)")
+    return rungs

@@ -17,25 +17,10 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import Trial
 
-from nas.errors import SpaceError
 from nas.train.experiment import RungGate
 
 KEEP = 1 / 3        # the share of a rung's trials that goes on (by non-dominated rank)
 Point = tuple[float, float, float]          # (accuracy to maximise, FLOPs, params to minimise)
-
-
-def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:
-    """'1,3,9' -> (1, 3, 9): positive, strictly increasing, none past `epochs` (the schedule)."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) >= 1 for p in parts):
-        raise SpaceError(f"--rungs must be epochs such as 1,3,9, got {text!r}")
-    rungs = tuple(int(p) for p in parts)
-    if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
-        raise SpaceError(f"--rungs must increase, got {text!r}")
-    if epochs is not None and rungs[-1] > epochs:
-        raise SpaceError(f"--rungs {text}: rung {rungs[-1]} is past the schedule of {epochs} "
-                         f"epochs (--epochs)")
-    return rungs
 
 
 def dominates(a: Point, b: Point) -> bool:

@@ -12,11 +12,12 @@ import torch
 from optuna.trial import TrialState
 
 from nas.cli import main
+from nas.cli.search import parse_rungs
 from nas.model.builder import build_model
 from nas.model.genome import Genome
 from nas.store.runs import bytes_to_state
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.rungs import parse_rungs, passes, ranks
+from nas.study.rungs import passes, ranks
 from nas.train.distill import make_loss, train
 from nas.train.experiment import Context, train_genome
 from tests.training import STUDENT, TINY, states_equal, tiny_context
