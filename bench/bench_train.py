@@ -126,7 +126,7 @@ class Bench:
         model.train()
         for images, labels in self.batches:
             optimizer.zero_grad(set_to_none=True)
-            _, logits = model(images)
+            logits = model(images)
             F.cross_entropy(logits, labels).backward()
             optimizer.step()
 

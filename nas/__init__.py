@@ -3,7 +3,7 @@
     import torch
     from nas import Genome, build_model, count
     model = build_model(Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca"))
-    feature, logits = model(torch.rand(1, 3, 185, 160))
+    logits = model(torch.rand(1, 3, 185, 160))          # (feature, logits) with return_features=True
 
 The package's layers, lowest first (imports flow downward only; tests/test_layers.py checks):
 `errors`, `units`, `atomic` -> `model` -> `data` -> `store` -> `train` -> `study` -> `cli`.

@@ -1,4 +1,8 @@
-"""Genome -> PyTorch student: stem, one stage loop, head. The model returns (feature, logits)."""
+"""Genome -> PyTorch student: stem, one stage loop, head.
+
+Like torchvision's and timm's models, a student's `forward` returns logits; `forward_features`
+gives the pooled feature, and `forward(x, return_features=True)` both, which is what the
+distillation loop asks for."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from nas.model.blocks import BLOCKS, ConvBNAct
 from nas.model.decode import Arch, resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape, Space
+
+Output = torch.Tensor | tuple[torch.Tensor, torch.Tensor]   # logits, or (feature, logits)
 
 
 class Student(nn.Module):
@@ -33,9 +39,15 @@ class Student(nn.Module):
     def feature_dim(self) -> int:
         return self.arch.head
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feature = self.pool(self.head(self.stages(self.stem(x)))).flatten(1)
-        return feature, self.classifier(feature)
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled head output (the feature distillation matches), (N, feature_dim)."""
+        return self.pool(self.head(self.stages(self.stem(x)))).flatten(1)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> Output:
+        """Logits; with `return_features`, (feature, logits)."""
+        feature = self.forward_features(x)
+        logits = self.classifier(feature)
+        return (feature, logits) if return_features else logits
 
 
 def init_weights(model: nn.Module) -> None:

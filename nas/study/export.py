@@ -219,11 +219,24 @@ def _export(model: Student, example: torch.Tensor, tmp: Path, path: Path) -> Non
     """torch.onnx.export to `tmp`; the exporter's many error types -> CheckpointError on `path`."""
     batch = {0: "batch"}
     try:
-        torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["feature", "logits"],
-                          dynamic_axes={"images": batch, "feature": batch, "logits": batch})
+        torch.onnx.export(_LogitsFirst(model).eval(), (example,), str(tmp), dynamo=False,
+                          opset_version=17, input_names=["images"],
+                          output_names=["logits", "features"],
+                          dynamic_axes={"images": batch, "logits": batch, "features": batch})
     except Exception as error:  # exporter failures come as many types
         raise CheckpointError(f"{path}: ONNX export failed: {str(error).splitlines()[0]}") from None
+
+
+class _LogitsFirst(torch.nn.Module):
+    """The ONNX graph's outputs: `logits` first, as deployed classifiers give them, then `features`."""
+
+    def __init__(self, student: Student) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feature, logits = self.student(images, return_features=True)
+        return logits, feature
 
 
 def require_onnx(path: Path) -> None:

@@ -1,6 +1,7 @@
 """Distillation losses and the training loop.
 
-The loop trains any `(feature, logits)` model on fixed views of the training set,
+The loop trains any model that answers `model(x, return_features=True)` with (feature, logits)
+(students, teachers, the projector) on fixed views of the training set,
 optionally against a bank of teacher outputs computed once per view, and keeps
 the weights of the epoch with the best *validation* accuracy. It knows nothing
 about the terminal: progress goes to callbacks.
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.data.dataset import Split, normalize
+from nas.model.builder import Output
 from nas.model.recipe import DistillConfig, TrainConfig
 
 
@@ -120,9 +122,9 @@ class Projector(nn.Module):
         self.student = student
         self.project = nn.Linear(student_dim, teacher_dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feature, logits = self.student(x)
-        return self.project(feature), logits
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> Output:
+        feature, logits = self.student(x, return_features=True)
+        return (self.project(feature), logits) if return_features else logits
 
 
 @torch.no_grad()
@@ -133,7 +135,7 @@ def predict(model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: 
     features, logits = [], []
     for start in range(0, len(images), batch_size):
         chunk = model_input(images[start:start + batch_size].to(device), mean, std)
-        feature, logit = model(chunk)
+        feature, logit = model(chunk, return_features=True)
         features.append(feature.float().cpu())
         logits.append(logit.float().cpu())
     return torch.cat(features), torch.cat(logits)
@@ -220,7 +222,7 @@ def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: tor
         images, labels = data.batch(index)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config, step, total_steps)
-        feature, logits = model(images)
+        feature, logits = model(images, return_features=True)
         t_feature = _rows(bank.features, index, feature.device) if bank is not None else None
         t_logits = _rows(bank.logits, index, feature.device) if bank is not None else None
         loss = loss_fn(feature, logits, labels, t_feature, t_logits)

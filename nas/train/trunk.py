@@ -18,6 +18,7 @@ from nas.data.cache import FORMAT, cache_root, digest, read_cache, write_cache
 from nas.data.dataset import Dataset, Views, normalize
 from nas.errors import TrainError, nearest
 from nas.model.blocks import ConvBNAct
+from nas.model.builder import Output
 from nas.model.recipe import TeacherConfig
 from nas.model.weights import UnreadableWeights, load_weights
 from nas.train.pretrained import LITE, lite_trunk, weights_digest
@@ -38,9 +39,11 @@ class ReportHead(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.SiLU(),
                                         nn.Dropout(0.2), nn.Linear(feature_dim, classes))
 
-    def forward(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, maps: torch.Tensor, return_features: bool = False) -> Output:
+        """Logits; with `return_features`, (feature, logits), as a student answers."""
         feature = self.pool(self.project(maps)).flatten(1)
-        return feature, self.classifier(feature)
+        logits = self.classifier(feature)
+        return (feature, logits) if return_features else logits
 
 
 class TrunkTeacher(nn.Module):
@@ -60,8 +63,8 @@ class TrunkTeacher(nn.Module):
             self.trunk.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.trunk(x))
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> Output:
+        return self.head(self.trunk(x), return_features)
 
 
 def build_trunk(config: TeacherConfig, weights: str) -> tuple[nn.Module, int]:

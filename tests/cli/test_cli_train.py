@@ -100,8 +100,8 @@ def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFi
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A student whose outputs overflow (recipes that do are refused when the file is read, so
     the overflow is injected) ends as status 'nan' with exit 1, stored, not as a traceback."""
-    forward = Student.forward
-    monkeypatch.setattr(Student, "forward", lambda self, x: tuple(t * float("inf") for t in forward(self, x)))
+    features = Student.forward_features
+    monkeypatch.setattr(Student, "forward_features", lambda self, x: features(self, x) * float("inf"))
     capsys.readouterr()
     assert main(["train", STUDENT, *flags(workdir), "--json"]) == 1
     row = one_json(capsys)

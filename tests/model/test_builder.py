@@ -44,10 +44,13 @@ def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None
     model = build_model(Genome.parse(REPORT, attention))
     assert n_params(model) == params
     assert all(p.requires_grad for p in model.parameters())
-    feature, logits = model.eval()(torch.randn(2, 3, 185, 160))
+    images = torch.randn(2, 3, 185, 160)
+    feature, logits = model.eval()(images, return_features=True)
     assert feature.shape == (2, 128) and logits.shape == (2, 2)
     assert model.feature_dim == 128
     assert torch.equal(logits, model.classifier(feature))
+    assert torch.equal(model(images), logits)                   # plain forward: logits, like timm
+    assert torch.equal(model.forward_features(images), feature)
 
 
 def test_report_model_structure() -> None:
@@ -241,7 +244,7 @@ def test_space_settings_reach_the_model(tmp_path: Path) -> None:
     assert conv(first.conv_dw).kernel_size == (5, 5) and isinstance(first.attn, SE)
     assert conv(second.conv_exp).kernel_size == (3, 3) and isinstance(second.attn, nn.Identity)
     assert conv(model.head).out_channels == 64 and model.feature_dim == 64
-    feature, logits = model.eval()(torch.zeros(1, 1, 20, 20))
+    feature, logits = model.eval()(torch.zeros(1, 1, 20, 20), return_features=True)
     assert feature.shape == (1, 64) and logits.shape == (1, 2)
     assert n_params(model) == count("[2,16,1,1,0] [2,24,1,2,1] se", space).params
 
@@ -309,5 +312,5 @@ def test_efficientnetv2_s_counts_like_torchvision(efficientnets: tuple[nn.Module
     analytic = count(genome, space, shape=shape, classes=1000)
     assert count_model(reference, shape) == analytic
     assert count_model(ours, shape) == analytic
-    feature, logits = ours.eval()(torch.zeros(1, 3, 64, 48))
+    feature, logits = ours.eval()(torch.zeros(1, 3, 64, 48), return_features=True)
     assert feature.shape == (1, 1280) and logits.shape == (1, 1000)

@@ -133,14 +133,15 @@ def test_onnx_outputs_match_pytorch(study: Trained, tmp_path: Path) -> None:
     model = nas.load(tmp_path / "student.pt")
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
-    assert [o.name for o in session.get_outputs()] == ["feature", "logits"]
+    assert [o.name for o in session.get_outputs()] == ["logits", "features"]
     assert session.get_modelmeta().custom_metadata_map["nas.genome"] == f'"{LARGE}"'
     images = digits(study).test.images
     for batch in (images[:1], images[:37]):            # dynamic batch
         x = normalize(batch, tuple(model.checkpoint["mean"]), tuple(model.checkpoint["std"]))
-        feature, logits = session.run(None, {"images": x.numpy()})
+        logits, feature = session.run(None, {"images": x.numpy()})
         with torch.no_grad():
-            expected = model(x)
+            expected = model(x, return_features=True)
+            assert torch.equal(model(x), expected[1])        # forward alone: logits, like timm
         assert feature.shape == (len(batch), 32) and logits.shape == (len(batch), 10)
         np.testing.assert_allclose(feature, expected[0].numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(logits, expected[1].numpy(), atol=1e-4, rtol=0)

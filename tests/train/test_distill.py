@@ -211,7 +211,7 @@ def test_projector_matches_teacher_width_and_stays_out_of_the_state() -> None:
     generator = torch.Generator().manual_seed(1)
     bank = TeacherBank(torch.randn(64, 48, generator=generator), torch.randn(64, 2, generator=generator))
     wrapped = Projector(model, model.feature_dim, 48)
-    feature, logits = wrapped(data.batch(torch.arange(4))[0])
+    feature, logits = wrapped(data.batch(torch.arange(4))[0], return_features=True)
     assert feature.shape == (4, 48) and logits.shape == (4, 2)
     result = train(wrapped, data, val, TrainConfig(batch_size=16), epochs=1, seed=0, device=CPU,
                    loss_fn=make_loss(DistillConfig("feature")), bank=bank)
