@@ -90,11 +90,9 @@ class TrainConfig:
 class DistillConfig:
     """Distillation loss: 'feature' = (1-a) MSE(features) + a CE (the report's),
     'logit' = (1-a) KL(T) T^2 + a CE (Hinton), 'both' = (1-a)(MSE + KL T^2) + a CE,
-    'none' = CE only: no teacher is built, trained or loaded (the honest baseline),
-    'auto' = 'both' on photos (measured best with the pretrained teacher, bench/RESULTS.md),
-    'feature' on the embedded digits."""
+    'none' = CE only: no teacher is built, trained or loaded (the honest baseline)."""
 
-    loss: str = "auto"
+    loss: str = "feature"
     alpha: float = 0.5
     temperature: float = 2.0
 
@@ -168,7 +166,7 @@ class SearchConfig:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "TrainConfig.optimizer": ("adam", "adamw", "sgd"),
-    "DistillConfig.loss": ("auto", "feature", "logit", "both", "none"),
+    "DistillConfig.loss": ("feature", "logit", "both", "none"),
     "TeacherConfig.kind": ("auto", "genome", "torchvision", "lite"),
     "TeacherConfig.train": ("auto", "head", "all"),
     "SearchConfig.sampler": ("tpe", "nsga2", "random"),

@@ -27,7 +27,6 @@ from nas.store.claims import MINE, TAKEN, Claim, claim, release, worker_name
 from nas.store.runs import RunRecord, Store
 from nas.study.ablate_file import Ablation, Arm, Group
 from nas.study.ablate_stats import Paired, Spread, paired, spread
-from nas.train.teacher_data import resolve_loss
 
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
 OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training
@@ -127,8 +126,7 @@ class Contexts:
         if key not in self.prepared:
             self.prepared[key] = self.opener(space, size)
         ctx = self.prepared[key]
-        distill = resolve_loss(space.distill, ctx.data.name)     # the arm's "auto" loss, for its data
-        return replace(ctx, space=replace(ctx.space, train=space.train, distill=distill))
+        return replace(ctx, space=replace(ctx.space, train=space.train, distill=space.distill))
 
 
 def _matches(run: RunRecord, key: str, seed: int) -> bool:

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.data.dataset import Split, normalize
-from nas.errors import TrainError
 from nas.model.builder import Output
 from nas.model.recipe import DistillConfig, TrainConfig
 
@@ -93,12 +92,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None
 def make_loss(config: DistillConfig | None) -> LossFn:
     """The loss over (student feature, student logits, labels, teacher feature, teacher logits).
 
-    None or loss "none": plain cross-entropy (the teacher itself, and the honest baseline).
-    An "auto" loss must be resolved against the data first (`teacher_data.resolve_loss`)."""
-    if config is not None and config.loss == "auto":
-        raise TrainError("[distill] loss 'auto' is not resolved: the experiment picks it from "
-                         "the data (photos: both, digits: feature)")
-
+    None or loss "none": plain cross-entropy (the teacher itself, and the honest baseline)."""
     def loss(feature: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
              t_feature: torch.Tensor | None, t_logits: torch.Tensor | None) -> torch.Tensor:
         ce = F.cross_entropy(logits, labels)

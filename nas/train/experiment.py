@@ -34,7 +34,6 @@ from nas.train.distill import (
     train,
 )
 from nas.train.teacher import Teacher, teach
-from nas.train.teacher_data import resolve_loss
 
 RungGate = Callable[[int, float], bool]     # (rung epoch, best val accuracy so far) -> go on
 
@@ -104,8 +103,7 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
     device = device or resolve_device()
     data = load_data(source, image_size(space, source, size), val_fraction=space.train.val_fraction,
                      split_seed=space.train.split_seed, cache_dir=cache_dir, progress=progress)
-    space = replace(space.with_input(fitted_input(space, data)),
-                    distill=resolve_loss(space.distill, source))     # no "auto" loss left
+    space = space.with_input(fitted_input(space, data))
     if check is not None:
         check(data)
     taught = teach(space, source, data, store, device, cache_dir=cache_dir, progress=progress,

@@ -15,12 +15,11 @@ import torch
 from nas.data.cache import digest
 from nas.data.dataset import NAMES, Dataset, Views, build_views, default_image_size, load_data
 from nas.data.splits import Progress, resize
-from nas.model.recipe import DistillConfig, TeacherConfig
+from nas.model.recipe import TeacherConfig
 from nas.model.space import Space
 
 DEFAULT_SIDE = 224
 PHOTO_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained"}
-PHOTO_LOSS = "both"      # beat CE and the other losses from the Lite0 teacher on hymenoptera
 
 
 @dataclass(frozen=True)
@@ -36,13 +35,6 @@ class TeacherInputs:
 def is_photo(source: str) -> bool:
     """Photo data: an image folder or a torchvision set (everything but the embedded digits)."""
     return source.lower() != "digits"
-
-
-def resolve_loss(config: DistillConfig, source: str) -> DistillConfig:
-    """loss 'auto' -> `PHOTO_LOSS` on photos, the report's 'feature' on digits."""
-    if config.loss != "auto":
-        return config
-    return replace(config, loss=PHOTO_LOSS if is_photo(source) else "feature")
 
 
 def resolve(config: TeacherConfig, source: str) -> TeacherConfig:

@@ -69,16 +69,7 @@ def test_seed_space_is_the_report_family() -> None:
     assert space.input is None
     recipe = space.train   # the report's: Adam, lr 5e-3, batch 32, cosine down to 0.1 lr
     assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.lr_min_ratio) == ("adam", 5e-3, 32, 0.1)
-    assert space.distill == DistillConfig(loss="auto", alpha=0.5, temperature=2.0)
-
-
-def test_auto_loss_is_the_reports_on_digits_and_the_measured_best_on_photos() -> None:
-    from nas.train.teacher_data import resolve_loss
-
-    auto = load_space(SPACES / "seed.toml").distill
-    assert resolve_loss(auto, "digits").loss == "feature"
-    assert resolve_loss(auto, "/photos/hymenoptera").loss == "both"
-    assert resolve_loss(DistillConfig(loss="logit"), "/photos").loss == "logit"   # said: kept
+    assert space.distill == DistillConfig(loss="feature", alpha=0.5, temperature=2.0)
 
 
 def test_seed_space_size() -> None:
