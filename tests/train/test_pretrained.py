@@ -29,7 +29,7 @@ from nas.train.experiment import Context, prepare, train_genome
 from nas.train.pretrained import LITE, WeightsError, lite_model, lite_trunk, weights_path
 from nas.train.teacher import NO_TEACHER, fingerprint
 from nas.train.trunk import TrunkTeacher
-from tests.conftest import write_class
+from tests.conftest import make_image_folder
 from tests.training import STUDENT, space_text, states_equal
 
 LITE_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained",
@@ -107,11 +107,7 @@ def test_unknown_lite_model_suggests_the_nearest() -> None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("photos")
-    for digit in range(3):
-        write_class(root / "train" / f"c{digit}", digit, 6)
-        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
-    return root
+    return make_image_folder(tmp_path_factory.mktemp("photos"), 3, 6, 3, "c")
 
 
 def lite_space(**teacher: Any) -> Space:

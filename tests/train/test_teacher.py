@@ -23,7 +23,7 @@ from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
 from nas.train.teacher import NO_TEACHER, build_teacher, fingerprint, weak_teacher
 from nas.train.trunk import TrunkTeacher
-from tests.conftest import write_class
+from tests.conftest import make_image_folder
 from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context, write_space
 
 
@@ -99,11 +99,7 @@ def test_fingerprint_follows_spec_data_split_and_recipe(ctx: Context) -> None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("images")
-    for digit in range(3):
-        write_class(root / "train" / f"c{digit}", digit, 6)
-        write_class(root / "test" / f"c{digit}", digit, 3, start=6)
-    return root
+    return make_image_folder(tmp_path_factory.mktemp("images"), 3, 6, 3, "c")
 
 
 def torchvision_space(folder: Path, **teacher: object) -> Space:
