@@ -3,15 +3,16 @@ and the numbering of a study's workers.
 
     got = claim(store, study, genome, attention, worker=worker_name(), trial=7)
     if got.outcome == MINE:     # train it; store the run; then release(store, got)
-    elif got.outcome == DONE:   # reuse got.run: trained and stored as 'ok' already
+    elif got.outcome == DONE:   # reuse got.run: judged already, stored as 'ok' or 'pruned'
     else:                       # TAKEN: got.holder trains it right now; wait_for(store, got)
 
 A claim is one row of nas_claims, whose primary key is (study, genome, attention): the row is
-inserted with INSERT ... ON CONFLICT DO NOTHING in the transaction that also looks for an 'ok'
-run, so of any number of workers (processes or machines, SQLite or PostgreSQL) exactly one gets
-MINE. The holder releases the claim after its run is stored, whatever the run's status: later
-claims answer DONE with the run when it is 'ok', and MINE again when it failed, so a failed
-genome may be tried again but a trained one never is.
+inserted with INSERT ... ON CONFLICT DO NOTHING in the transaction that also looks for a judged
+run (JUDGED: 'ok', or 'pruned' at a rung), so of any number of workers (processes or machines,
+SQLite or PostgreSQL) exactly one gets MINE. The holder releases the claim after its run is
+stored, whatever the run's status: later claims answer DONE with the run when it is judged (the
+'ok' one when both exist), and MINE again when it failed, was interrupted or gave NaN, so a
+failed genome may be tried again but a trained or pruned one never is.
 
 A worker killed while training cannot release its claim. The search's watchdog fails the
 worker's Optuna trial once its heartbeat is older than the grace period and calls
@@ -41,6 +42,7 @@ from nas.store.tables import Claim as ClaimRow
 from nas.store.tables import Run, Worker
 
 MINE, DONE, TAKEN = "mine", "done", "taken"
+JUDGED = ("ok", "pruned")       # run statuses that answer DONE, in order of preference
 TRIES = 50
 
 
@@ -54,7 +56,7 @@ class Claim:
     worker: str
     trial: int | None
     outcome: str
-    run: RunRecord | None = None        # DONE: the stored 'ok' run, without weights
+    run: RunRecord | None = None        # DONE: the stored 'ok' (else 'pruned') run, no weights
     holder: str | None = None           # TAKEN: the worker that holds the claim
     holder_trial: int | None = None     # TAKEN: and its trial
 
@@ -72,8 +74,7 @@ def claim(store: Store, study: str, genome: str, attention: str, *, worker: str,
         with store.session() as session:
             outcome, holder = _try_claim(store, session, ask)
         if outcome == DONE:
-            return Claim(**{**vars(ask), "outcome": DONE,
-                            "run": store.find_run(study, genome, attention)})
+            return Claim(**{**vars(ask), "outcome": DONE, "run": _judged(store, ask)})
         if outcome == MINE:
             return ask
         if holder is not None:
@@ -84,7 +85,7 @@ def claim(store: Store, study: str, genome: str, attention: str, *, worker: str,
 
 
 def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, int | None] | None]:
-    """Insert the claim unless it exists, then look for an 'ok' run (a holder may have stored
+    """Insert the claim unless it exists, then look for a judged run (a holder may have stored
     it and released since our insert): (MINE | DONE | TAKEN, the holder when TAKEN)."""
     insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
     row = {"study": ask.study, "genome": ask.genome, "attention": ask.attention,
@@ -93,7 +94,7 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
     inserted = session.execute(statement).first() is not None     # a row back: ours
     done = session.scalar(sa.select(Run.id).where(
         Run.study == ask.study, Run.genome == ask.genome, Run.attention == ask.attention,
-        Run.status == "ok").limit(1))
+        Run.status.in_(JUDGED)).limit(1))
     if done is not None:
         if inserted:
             session.execute(sa.delete(ClaimRow).where(*_key(ask), ClaimRow.worker == ask.worker))
@@ -102,6 +103,15 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
         return MINE, None
     holder = session.execute(sa.select(ClaimRow.worker, ClaimRow.trial).where(*_key(ask))).first()
     return TAKEN, None if holder is None else (holder[0], holder[1])
+
+
+def _judged(store: Store, ask: Claim) -> RunRecord | None:
+    """The newest judged run of the claim's genome: an 'ok' one if any, else a 'pruned' one."""
+    for status in JUDGED:
+        run = store.find_run(ask.study, ask.genome, ask.attention, status)
+        if run is not None:
+            return run
+    return None
 
 
 def release(store: Store, held: Claim) -> bool:

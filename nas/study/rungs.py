@@ -6,7 +6,9 @@ A trial trains on one learning-rate schedule spanning the study's epochs and sto
 trials that reached that rung, by (best validation accuracy so far, FLOPs, params), puts it in
 the top third. Otherwise it ends PRUNED with its rung accuracies in user_attrs["rungs"], and,
 not being COMPLETE, never appears on the feasible front (nas.study.pareto). The rung's weights
-are resumed, not retrained (nas.train.distill.train's stop_epoch and resume).
+are resumed, not retrained (nas.train.distill.train's stop_epoch and resume). A later trial that
+samples a pruned genome reuses its run (outcome 'reused', PRUNED, the first trial's rungs) and
+is not ranked at the rungs again: the genome counts once.
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ def passes(own: int, points: Sequence[Point]) -> bool:
 
 
 def rung_points(study: optuna.Study, rung: int, own: int) -> tuple[int, list[Point]]:
-    """(index of trial `own`, the points of every trial of the study that reached `rung`)."""
+    """(index of trial `own`, the points of every trial of the study that reached `rung`);
+    a reused genome is ranked by the trial that trained it only."""
     points, index = [], -1
     for trial in study.get_trials(deepcopy=False):
         value = (trial.user_attrs.get("rungs") or {}).get(str(rung))
-        if value is None or trial.user_attrs.get("flops") is None:
+        if (value is None or trial.user_attrs.get("flops") is None
+                or trial.user_attrs.get("outcome") == "reused"):
             continue
         if trial.number == own:
             index = len(points)
@@ -71,6 +75,14 @@ def gate(trial: Trial) -> RungGate:
         index, points = rung_points(trial.study, rung, trial.number)
         return index < 0 or passes(index, points)
     return ask
+
+
+def recorded(study: optuna.Study, number: int | None) -> dict[str, float] | None:
+    """The rung accuracies trial `number` of the study recorded; None when it has none."""
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == number:
+            return trial.user_attrs.get("rungs")
+    return None
 
 
 def stopped_at(rungs: dict[str, float] | None) -> int | None:

@@ -3,15 +3,16 @@
 Objectives: maximise validation accuracy, minimise FLOPs, minimise params. The
 budgets are hard constraints: a genome over budget is counted (microseconds),
 recorded as a rejected trial with a positive constraint, and never trained, so
-the sampler learns the region is infeasible. A genome already trained in the
-study is not trained again: its stored result is reused.
+the sampler learns the region is infeasible. A genome already judged in the
+study (trained, or pruned at a rung) is not trained again: its stored result is reused.
 
 What a study holds (read by `nas.study.report` and `nas.study.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher.
 - trial.user_attrs: genome, attention, flops, params, outcome (trained | reused |
-  rejected | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
+  rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
 - COMPLETE trials: trained, reused, rejected (values [0, flops, params]); PRUNED: pruned at a
-  rung (--rungs; user_attrs["rungs"] holds the accuracy at each rung reached); FAIL: the rest.
+  rung (--rungs; user_attrs["rungs"] holds the accuracy at each rung reached), or reused from
+  a genome pruned at a rung (outcome reused, its rungs copied); FAIL: the rest.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     if held.outcome == claims.TAKEN:     # another worker trains it: wait for its result
         held = claims.wait_for(ctx.store, held, poll_s=min(1.0, settings.heartbeat_s))
     if held.outcome == claims.DONE and held.run is not None:
-        return "reused", [held.run.val_accuracy, size.flops, size.params], held.run
+        return "reused", _reused_values(held.run, size), held.run
     try:
         run = train_genome(ctx, genome, epochs=settings.epochs, seed=settings.seed,
                            study=settings.study, trial=trial.number,
@@ -273,6 +274,12 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     if run.status != "ok":
         return run.status, None, run
     return "trained", [run.val_accuracy, size.flops, size.params], run
+
+
+def _reused_values(run: RunRecord, size: Any) -> list[float] | None:
+    """The objective values of a stored run; None for one pruned at a rung (the trial ends
+    PRUNED, as the genome's first trial did)."""
+    return None if run.status == "pruned" else [run.val_accuracy, size.flops, size.params]
 
 
 def _release(ctx: Context, held: claims.Claim) -> None:
@@ -295,14 +302,17 @@ def _tell(study: optuna.Study, trial: Trial, outcome: str, values: list[float] |
 
 def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[float] | None,
               run: RunRecord | None, started: float) -> None:
-    trial.set_user_attr("outcome", outcome)
+    pruned = run is not None and run.status == "pruned"     # at a rung, here or by its first trial
+    trial.set_user_attr("outcome", outcome)     # first: the rung gate skips 'reused' trials
+    if outcome == "reused" and run is not None and pruned:
+        trial.set_user_attr("rungs", rungs.recorded(study, run.trial))
     trial.set_user_attr("run_id", run.id if run is not None else None)
     trial.set_user_attr("test_accuracy", run.test_accuracy if run is not None else None)
     trial.set_user_attr("seconds", time.perf_counter() - started)
-    if outcome != "pruned":   # TPE scores a PRUNED trial's curve with study.direction: refused
+    if not pruned:   # TPE scores a PRUNED trial's curve with study.direction: refused
         dashboard.report_curve(study, trial, run)   # in a multi-objective study
     if values is None:
-        study.tell(trial, state=TrialState.PRUNED if outcome == "pruned" else TrialState.FAIL)
+        study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
     else:
         study.tell(trial, values)
 

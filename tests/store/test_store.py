@@ -433,6 +433,31 @@ def test_failed_or_abandoned_claims_may_be_trained_again(store: Store) -> None:
     assert claims.abandon_trial(store, "s", []) == (0, 0)
 
 
+@pytest.mark.parametrize(("status", "outcome"), [
+    ("pruned", claims.DONE), ("failed", claims.MINE), ("interrupted", claims.MINE),
+    ("nan", claims.MINE)])
+def test_a_pruned_run_is_judged_but_a_failed_or_interrupted_one_is_not(
+        store: Store, status: str, outcome: str) -> None:
+    held = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=1)
+    run_id = store.add_run(make_run(study="s", trial=1, status="running"))
+    store.update_run(run_id, status=status, val_accuracy=0.25)
+    assert claims.release(store, held)
+    again = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)
+    assert again.outcome == outcome
+    if outcome == claims.DONE:          # the pruned run, and no claim left behind
+        assert again.run is not None and (again.run.id, again.run.status) == (run_id, "pruned")
+        assert claims.holders(store, "s") == []
+    else:                               # trained again: w2 holds it now
+        assert again.run is None and claims.holders(store, "s") == [(GENOME, "eca", "w2", 2)]
+
+
+def test_an_ok_run_is_preferred_to_a_pruned_one(store: Store) -> None:
+    ok = store.add_run(make_run(study="s", trial=1, status="ok", val_accuracy=0.5))
+    store.add_run(make_run(study="s", trial=2, status="pruned", val_accuracy=0.25))
+    done = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=3)
+    assert done.outcome == claims.DONE and done.run is not None and done.run.id == ok
+
+
 def test_wait_for_returns_when_the_holder_releases(store: Store) -> None:
     held = claims.claim(store, "s", GENOME, "eca", worker="w1", trial=1)
     taken = claims.claim(store, "s", GENOME, "eca", worker="w2", trial=2)

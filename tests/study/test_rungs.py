@@ -138,6 +138,46 @@ def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
                          "2 pruned at rung 1, 1 pruned at rung 3")
 
 
+def genome_params(stage1: dict[str, int], attention: str) -> dict[str, object]:
+    """The Optuna params of a one-stage genome of the tiny space (n is fixed at 1)."""
+    return {"stages": 1, **{f"stage1.{k}": v for k, v in stage1.items()}, "attention": attention}
+
+
+def test_a_genome_pruned_at_a_rung_is_reused_pruned_not_trained_again(
+        ctx: Context, tmp_path: Path) -> None:
+    from nas.study import rungs
+    from nas.study.jobs import StudyPoller
+    from nas.study.report import totals
+    from nas.study.search import SearchSettings, open_study, run_search
+
+    settings = SearchSettings(study="again", trials=2, epochs=2, rungs=(1,))
+    study = open_study(ctx, settings, "digits")
+    study.add_trial(optuna.trial.create_trial(       # trial 0 dominates every genome at rung 1
+        state=TrialState.COMPLETE, values=[1.0, 1, 1], user_attrs={
+            "genome": "[1,8,1,1,0]", "attention": "eca", "flops": 1, "params": 1,
+            "outcome": "trained", "rungs": {"1": 1.0}, "constraint": [0.0, 0.0]}))
+    pruned = genome_params({"t": 1, "c": 8, "s": 1, "fused": 0}, "none")
+    poller = StudyPoller(ctx.store.url, "again")        # trials from here on are new
+    for params in (pruned, pruned, genome_params({"t": 2, "c": 8, "s": 1, "fused": 0}, "none")):
+        study.enqueue_trial(params)
+    tally = run_search(ctx, settings, study)
+    first, again, other = study.get_trials()[1:]
+    runs = ctx.store.list_runs("again")
+    assert [r.trial for r in runs] == [1, 3] and [r.status for r in runs] == ["pruned"] * 2
+    assert (tally.pruned, tally.reused, tally.trained, tally.failed) == (2, 1, 0, 0)
+    assert [t.user_attrs["outcome"] for t in (first, again, other)] == ["pruned", "reused", "pruned"]
+    assert again.state == TrialState.PRUNED and again.user_attrs["run_id"] == runs[0].id
+    assert again.user_attrs["genome"] == first.user_attrs["genome"]
+    assert again.user_attrs["rungs"] == first.user_attrs["rungs"] and not again.intermediate_values
+    assert len(rungs.rung_points(study, 1, other.number)[1]) == 3      # the genome ranked once
+    rows = [row_from_trial(t) for t in study.get_trials()]
+    assert {r.trial for r in feasible_front(rows)} == {0}
+    counted = totals(rows)
+    assert (counted.pruned_at, counted.reused, counted.trained) == ({1: 2}, 1, 1)
+    progress = poller.poll()
+    assert progress.judged == 2 and progress.outcomes["reused"] == 1 and progress.front == 1
+
+
 def test_epoch_loss_summed_on_device_equals_the_per_step_float_sum(ctx: Context) -> None:
     """One host sync per epoch gives the very metrics of per-step float(loss) accumulation."""
     steps: list[tuple[float, int]] = []
