@@ -44,6 +44,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--views", nargs="*", default=None,
+                   help="[train.augment] views instead of the space's (e.g. add mixup views)")
+    p.add_argument("--mixup-alpha", type=float, default=None)
+    p.add_argument("--tag", default="", help="prefix of the arm names in the output (a variant)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--storage", default="sqlite:///bench_teacher.db")
     p.add_argument("--cache-dir", default=None)
@@ -60,7 +64,11 @@ def context(args: argparse.Namespace) -> tuple[Context, float]:
     distill = replace(space.distill, loss="feature" if space.distill.loss == "none" else space.distill.loss,
                       alpha=space.distill.alpha if args.alpha is None else args.alpha,
                       temperature=space.distill.temperature if args.temperature is None else args.temperature)
-    space = replace(space, teacher=teacher, distill=distill)
+    augment = space.train.augment
+    augment = replace(augment, views=augment.views if args.views is None else tuple(args.views),
+                      mixup_alpha=args.mixup_alpha or augment.mixup_alpha)
+    space = replace(space, teacher=teacher, distill=distill,
+                    train=replace(space.train, augment=augment))
     started = time.perf_counter()
     ctx = prepare(space, args.data, Store(args.storage), size=parse_image_size(args.image_size),
                   device=resolve_device("cpu", args.threads),
@@ -90,7 +98,7 @@ def main(argv: list[str]) -> int:
         for name in args.arms:
             run = train_genome(arm(ctx, name), genome, epochs=args.epochs, seed=seed)
             results[name][seed] = run.test_accuracy or 0.0
-            print(json.dumps({"arm": name, "seed": seed, "val": run.val_accuracy,
+            print(json.dumps({"arm": args.tag + name, "seed": seed, "val": run.val_accuracy,
                               "test": run.test_accuracy, "best_epoch": run.best_epoch,
                               "seconds": round(run.duration_s or 0, 1)}), flush=True)
     summarize(results)
@@ -105,17 +113,26 @@ def from_logs(paths: list[str]) -> dict[str, dict[int, float]]:
             row = json.loads(line) if line.startswith("{") else {}
             if "arm" in row:
                 results.setdefault(row["arm"], {})[row["seed"]] = row["test"] or 0.0
-    return dict(sorted(results.items(), key=lambda item: ARMS.index(item[0])))
+    return dict(sorted(results.items(), key=lambda item: (_tag(item[0]), ARMS.index(_loss(item[0])))))
+
+
+def _tag(name: str) -> str:
+    return name[:-len(_loss(name))]
+
+
+def _loss(name: str) -> str:
+    return next(arm for arm in ARMS if name.endswith(arm))
 
 
 def summarize(results: dict[str, dict[int, float]]) -> None:
-    """Mean +- sd of test accuracy per arm, and the paired difference to CE ('none')."""
-    base = results.get("none", {})
+    """Mean +- sd of test accuracy per arm, and the paired difference to CE ('none') of the
+    same variant (tag), else to the untagged CE."""
     for name, by_seed in results.items():
+        base = results.get(_tag(name) + "none", results.get("none", {}))
         values = list(by_seed.values())
-        line = f"{name:8s} test {100 * statistics.mean(values):5.1f} +- {_sd(values):4.1f}"
+        line = f"{name:14s} test {100 * statistics.mean(values):5.1f} +- {_sd(values):4.1f}"
         paired = [100 * (by_seed[s] - base[s]) for s in by_seed if s in base]
-        if name != "none" and paired:
+        if _loss(name) != "none" and paired:
             line += (f"   vs CE {statistics.mean(paired):+5.1f} +- {_sd(paired, 1):4.1f}"
                      f" (paired, n={len(paired)})")
         print(line, flush=True)

@@ -2,7 +2,8 @@
 
 A view is a '+'-joined list of ops from `nas.model.recipe.AUGMENT_OPS` ("blur+hflip").
 Every image gets its own random draw, and a view is a pure function of
-(images, ops, config, seed): the caller's RNG is left untouched.
+(images, ops, config, seed): the caller's RNG is left untouched. "mixup" is the one op on the
+whole block: it runs after the view's per-image ops and blends each image with another one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
@@ -26,6 +28,7 @@ _POLICIES = {
     "autoaugment_svhn": v2.AutoAugmentPolicy.SVHN,
 }
 _REPORT_EVERY = 256
+MIXUP = "mixup"
 
 
 def parse_views(config: AugmentConfig) -> tuple[tuple[str, ...], ...]:
@@ -47,6 +50,8 @@ def _check_config(config: AugmentConfig) -> None:
         raise DataError(f"augment.randaugment_ops must be >= 0, got {config.randaugment_ops}")
     if not 0 <= config.randaugment_magnitude <= 30:
         raise DataError(f"augment.randaugment_magnitude must be in 0..30, got {config.randaugment_magnitude}")
+    if not config.mixup_alpha > 0:
+        raise DataError(f"augment.mixup_alpha must be > 0, got {config.mixup_alpha}")
 
 
 def _odd_at_most(kernel: int, side: int) -> int:
@@ -88,8 +93,20 @@ _OPS: dict[str, Callable[[AugmentConfig, tuple[int, int]], Transform]] = {
 
 
 def make_transform(ops: tuple[str, ...], config: AugmentConfig, size: tuple[int, int]) -> Transform:
-    """One per-image transform applying `ops` in order, for uint8 (3, H, W) images."""
-    return v2.Compose([_OPS[op](config, size) for op in ops])
+    """One per-image transform applying `ops` in order (all but "mixup"), for uint8 (3, H, W)."""
+    return v2.Compose([_OPS[op](config, size) for op in ops if op != MIXUP] or [v2.Identity()])
+
+
+def mixup(images: torch.Tensor, alpha: float, seed: int) -> torch.Tensor:
+    """Each image blended with a random partner of the block: lam * own + (1 - lam) * partner,
+    lam = max(b, 1 - b) with b ~ Beta(alpha, alpha), so every image keeps the larger weight
+    (and its label). uint8 in, uint8 out (rounded)."""
+    rng = np.random.default_rng(seed)
+    partner = torch.from_numpy(rng.permutation(len(images)))
+    draw = rng.beta(alpha, alpha, size=len(images))
+    lam = torch.from_numpy(np.maximum(draw, 1 - draw)).float().view(-1, 1, 1, 1)
+    blend = lam * images.float() + (1 - lam) * images[partner].float()
+    return blend.round().clamp(0, 255).to(torch.uint8)
 
 
 def view_seed(seed: int, index: int, view: str) -> int:
@@ -141,7 +158,9 @@ def augment_views(
     for index, ops in enumerate(views):
         name = "+".join(ops)
         transform = make_transform(ops, config, size)
-        blocks.append(
-            augment_images(images, transform, view_seed(seed, index, name), f"augment {name}", progress)
-        )
+        block = augment_images(images, transform, view_seed(seed, index, name), f"augment {name}",
+                               progress)
+        if MIXUP in ops:
+            block = mixup(block, config.mixup_alpha, view_seed(seed, index, f"{name}/{MIXUP}"))
+        blocks.append(block)
     return torch.cat(blocks) if blocks else images[:0].clone()

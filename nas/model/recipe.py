@@ -24,6 +24,7 @@ AUGMENT_OPS = (
     "autoaugment_cifar10",
     "autoaugment_svhn",
     "randaugment",
+    "mixup",
 )
 
 
@@ -38,6 +39,11 @@ class AugmentConfig:
 
     Each entry of `views` is one extra copy of the training images, made by
     the '+'-joined ops (e.g. "blur+hflip"); the original images are always kept.
+    "mixup" acts on the whole copy after the view's other ops: each image is blended with
+    another image of the copy, weight lam >= 0.5 on its own (lam = max(b, 1 - b), b drawn
+    from Beta(mixup_alpha, mixup_alpha)), and keeps its own label. Teacher and student read
+    the very same blend, so a distillation loss matches the teacher on new images
+    ("function matching", Beyer et al. 2022).
     """
 
     views: tuple[str, ...] = ()
@@ -46,6 +52,7 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     randaugment_ops: int = 2
     randaugment_magnitude: int = 9
+    mixup_alpha: float = 1.0
 
     def check(self, where: str) -> None:
         view_ops(self, f"{where}.views:")
@@ -58,6 +65,7 @@ class AugmentConfig:
                  self.randaugment_ops)
         _require(where, "randaugment_magnitude", self.randaugment_magnitude <= 30,
                  "between 0 and 30", self.randaugment_magnitude)
+        _require(where, "mixup_alpha", 0 < self.mixup_alpha <= 100, "in (0, 100]", self.mixup_alpha)
 
 
 @dataclass(frozen=True)

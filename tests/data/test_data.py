@@ -460,6 +460,30 @@ def test_each_op_on_tiny_and_small_images(op: str, size: int, tmp_path: Path) ->
         assert not all(changed)  # p = 0.5, drawn per image
 
 
+def test_mixup_blends_each_image_with_a_partner_and_keeps_the_larger_weight(tmp_path: Path) -> None:
+    dark, light = torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.full((8, 3, 4, 4), 200, dtype=torch.uint8)
+    split = Split(torch.cat([dark, light]), torch.tensor([0] * 8 + [1] * 8))
+    views = build_views(split, AugmentConfig(views=("mixup",)), cache_dir=tmp_path)
+    block, labels = views.images[16:], views.labels[16:]
+    assert torch.equal(labels, split.labels)             # each blend keeps its own label
+    assert block[:8].max() <= 100 and block[8:].min() >= 100   # own weight >= 0.5
+    assert ((block > 0) & (block < 200)).any()           # some images really are blends
+    again = build_views(split, AugmentConfig(views=("mixup",)), cache_dir=tmp_path / "other")
+    assert torch.equal(again.images, views.images)       # a pure function of the seed
+
+
+def test_mixup_runs_after_the_views_per_image_ops(tmp_path: Path) -> None:
+    split = _small_split(8)
+    plain = build_views(split, AugmentConfig(views=("mixup",)), cache_dir=tmp_path).images[16:]
+    flipped = build_views(split, AugmentConfig(views=("hflip+mixup",)), cache_dir=tmp_path).images[16:]
+    assert not torch.equal(plain, flipped)
+
+
+def test_bad_mixup_alpha() -> None:
+    with pytest.raises(DataError, match=r"mixup_alpha must be > 0, got 0.0"):
+        build_views(_small_split(8), AugmentConfig(views=("mixup",), mixup_alpha=0.0))
+
+
 # ----------------------------------------------------------------- hostile folders
 
 
