@@ -49,15 +49,15 @@ def resolve(config: TeacherConfig, source: str) -> TeacherConfig:
 
 
 def teacher_size(config: TeacherConfig, source: str, student: tuple[int, int]) -> tuple[int, int]:
-    """`image_size`, else 224 capped at the source's native size; genome teachers: the student's."""
+    """`image_size`, else 224 (genome teachers: the student's size), capped at the source's
+    native size: upsampling adds no information, only pixels to train on (digits: 32x32)."""
     if config.image_size:
         return (config.image_size, config.image_size)
-    if config.kind == "genome":
-        return student
+    side = student if config.kind == "genome" else (DEFAULT_SIDE, DEFAULT_SIDE)
     if source.lower() in NAMES:   # digits and torchvision sets have a native size
         native = default_image_size(source)
-        return (min(DEFAULT_SIDE, native[0]), min(DEFAULT_SIDE, native[1]))
-    return (DEFAULT_SIDE, DEFAULT_SIDE)
+        return (min(side[0], native[0]), min(side[1], native[1]))
+    return side
 
 
 def teacher_inputs(space: Space, source: str, data: Dataset, *, cache_dir: Path | None = None,

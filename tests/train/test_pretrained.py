@@ -199,6 +199,8 @@ def test_auto_teacher_is_pretrained_lite0_on_photos_and_the_genome_on_digits() -
     ("digits", TeacherConfig(kind="lite"), (8, 8), (32, 32)),
     ("cifar10", TeacherConfig(kind="torchvision"), (32, 32), (32, 32)),
     ("photos/", TeacherConfig(kind="genome"), (96, 80), (96, 80)),
+    ("digits", TeacherConfig(kind="genome"), (48, 48), (32, 32)),
+    ("digits", TeacherConfig(kind="genome"), (16, 16), (16, 16)),
     ("photos/", TeacherConfig(kind="lite", image_size=160), (64, 64), (160, 160)),
 ])
 def test_teacher_size_is_224_capped_at_the_native_size(source: str, config: TeacherConfig,
