@@ -6,8 +6,9 @@
 Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
   (a) the default search: TPE, `--jobs 2 --threads 1`, rungs 1,3 (3-epoch schedule);
   (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
-  (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe for
-      as many epochs as the arm's budget holds (measured from one probe epoch).
+  (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe and
+      `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
+      before the arm under the same load, gives the epoch time; the probe is not charged).
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy, the hypervolume of the feasible front (Optuna's own
 `optuna._hypervolume.compute_hypervolume` over (1 - val acc, FLOPs / budget, params / 1M) with
@@ -110,7 +111,7 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
              ) -> dict[str, Any]:
     """The hand design trained for `epochs` (as many as the budget holds)."""
     row, wall = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
-                     "--epochs", str(epochs), "--seed", str(seed)], env)
+                     "--epochs", str(epochs), "--seed", str(seed), "--threads", "2"], env)
     row = row or {}
     fake = TrialRow(0, "COMPLETE", "trained", HAND, "eca", row.get("flops"), row.get("params"),
                     row.get("val_accuracy"), row.get("test_accuracy"), None, (0.0, 0.0), wall)
@@ -118,6 +119,17 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
     hv = hypervolume([fake], args.budget) if fits and row.get("val_accuracy") is not None else 0.0
     return {"val": row.get("val_accuracy"), "test": row.get("test_accuracy"), "hv": hv,
             "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
+
+
+def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, seed: int) -> int:
+    """Epochs of the hand design that fit in `seconds`, from a one-epoch probe run now."""
+    probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
+                    "--epochs", "1", "--seed", str(seed), "--threads", "2"], env)
+    per_epoch = epoch_seconds(args.url, (probe or {}).get("run_id"))
+    epochs = max(1, int(seconds // per_epoch))
+    print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {epochs} epochs for arm c",
+          flush=True)
+    return epochs
 
 
 def epoch_seconds(url: str, run_id: int | None) -> float:
@@ -178,12 +190,7 @@ def main() -> None:
     if args.throughput_only:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
-    probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
-                    "--epochs", "2", "--seed", "0", "--threads", "2"], env)
-    per_epoch = epoch_seconds(args.url, (probe or {}).get("run_id"))
-    hand_epochs = max(1, int(seconds // per_epoch))
-    print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {hand_epochs} epochs for arm c",
-          flush=True)
+    hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
     results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
     for seed in range(args.seeds):
         results["a"].append(search_arm(args, env, f"a-{seed}", seed,
@@ -191,7 +198,7 @@ def main() -> None:
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
                                        ["--jobs", "1", "--threads", "2", "--sampler", "random",
                                         "--epochs", "3"], seconds))
-        results["c"].append(hand_arm(args, env, seed, hand_epochs))
+        results["c"].append(hand_arm(args, env, seed, hand_epochs(args, env, seconds, seed)))
         print(f"seed {seed}: " + "; ".join(
             f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
             f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),

@@ -2,9 +2,11 @@
 multi-objective study).
 
 A trial trains on one learning-rate schedule spanning the study's epochs and stops at each rung
-(e.g. 1, 3 epochs of 9) to ask the gate: it goes on only if its non-dominated rank among the
-trials that reached that rung, by (best validation accuracy so far, FLOPs, params), puts it in
-the top third. Otherwise it ends PRUNED with its rung accuracies in user_attrs["rungs"], and,
+(e.g. 1, 3 epochs of 9) to ask the gate: it goes on only if it is in the top third of the
+trials that reached that rung, ordered as NSGA-II selects: by non-dominated rank over (best
+validation accuracy so far, FLOPs, params), then within a rank by crowding distance, then by
+accuracy. (With three objectives most early trials share rank 0, so the rank alone would let
+nearly all of them through.) Otherwise it ends PRUNED with its rung accuracies in user_attrs["rungs"], and,
 not being COMPLETE, never appears on the feasible front (nas.study.pareto). The rung's weights
 are resumed, not retrained (nas.train.distill.train's stop_epoch and resume). A later trial that
 samples a pruned genome reuses its run (outcome 'reused', PRUNED, the first trial's rungs) and
@@ -42,11 +44,32 @@ def ranks(points: Sequence[Point]) -> list[int]:
     return out
 
 
-def passes(own: int, points: Sequence[Point]) -> bool:
-    """Whether points[own] is in the top third: fewer than ceil(n/3) points rank strictly better."""
+def crowding(points: Sequence[Point], ranked: Sequence[int]) -> list[float]:
+    """NSGA-II's crowding distance of each point within its rank: the normalised side lengths
+    of the box its neighbours span, summed over the objectives; the ends of a rank are infinite."""
+    out = [0.0] * len(points)
+    for rank in set(ranked):
+        members = [i for i, r in enumerate(ranked) if r == rank]
+        for k in range(len(points[0])):
+            members.sort(key=lambda i, k=k: points[i][k])
+            low, high = points[members[0]][k], points[members[-1]][k]
+            out[members[0]] = out[members[-1]] = math.inf
+            for before, i, after in zip(members, members[1:], members[2:], strict=False):
+                if high > low:
+                    out[i] += (points[after][k] - points[before][k]) / (high - low)
+    return out
+
+
+def order(points: Sequence[Point]) -> list[int]:
+    """Indices of `points`, best first: rank, then larger crowding distance, then accuracy."""
     ranked = ranks(points)
-    better = sum(1 for r in ranked if r < ranked[own])
-    return better < math.ceil(len(points) * KEEP)
+    crowd = crowding(points, ranked)
+    return sorted(range(len(points)), key=lambda i: (ranked[i], -crowd[i], -points[i][0]))
+
+
+def passes(own: int, points: Sequence[Point]) -> bool:
+    """Whether points[own] is among the first ceil(n/3) of `order(points)`."""
+    return order(points).index(own) < math.ceil(len(points) * KEEP)
 
 
 def rung_points(study: optuna.Study, rung: int, own: int) -> tuple[int, list[Point]]:

@@ -4,6 +4,7 @@ off the front, and bad --rungs."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import optuna
@@ -17,7 +18,7 @@ from nas.model.builder import build_model
 from nas.model.genome import Genome
 from nas.store.runs import bytes_to_state
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.rungs import passes, ranks
+from nas.study.rungs import crowding, order, passes, ranks
 from nas.train.distill import make_loss, train
 from nas.train.experiment import Context, train_genome
 from tests.training import STUDENT, TINY, states_equal, tiny_context
@@ -70,6 +71,17 @@ def test_top_third_by_non_dominated_rank() -> None:
     assert ranks(points) == [0, 1, 0, 2, 3, 4]
     assert [passes(i, points) for i in range(6)] == [True, False, True, False, False, False]
     assert passes(0, [(0.1, 1, 1)])                      # the first to reach a rung goes on
+
+
+def test_top_third_within_one_rank_by_crowding_then_accuracy() -> None:
+    # six points on one front (rank 0 all): only two go on, not all six
+    points = [(0.50, 10, 60), (0.60, 20, 50), (0.70, 30, 40), (0.80, 40, 30), (0.85, 50, 20),
+              (0.90, 60, 10)]
+    assert ranks(points) == [0] * 6
+    crowd = crowding(points, ranks(points))
+    assert crowd[0] == crowd[5] == math.inf and all(0 < c < math.inf for c in crowd[1:5])
+    assert order(points)[:2] == [5, 0]                   # the ends, the more accurate first
+    assert [passes(i, points) for i in range(6)] == [True, False, False, False, False, True]
 
 
 @pytest.mark.parametrize("text,epochs,message", [
