@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from nas.errors import NasError, SpaceError, StoreError
-from nas.model.complexity import count
+from nas.model.complexity import Complexity, count
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
 from nas.store import claims
@@ -276,7 +276,7 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     return "trained", [run.val_accuracy, size.flops, size.params], run
 
 
-def _reused_values(run: RunRecord, size: Any) -> list[float] | None:
+def _reused_values(run: RunRecord, size: Complexity) -> list[float] | None:
     """The objective values of a stored run; None for one pruned at a rung (the trial ends
     PRUNED, as the genome's first trial did)."""
     return None if run.status == "pruned" else [run.val_accuracy, size.flops, size.params]
@@ -304,7 +304,7 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
               run: RunRecord | None, started: float) -> None:
     pruned = run is not None and run.status == "pruned"     # at a rung, here or by its first trial
     trial.set_user_attr("outcome", outcome)     # first: the rung gate skips 'reused' trials
-    if outcome == "reused" and run is not None and pruned:
+    if outcome == "reused" and pruned:
         trial.set_user_attr("rungs", rungs.recorded(study, run.trial))
     trial.set_user_attr("run_id", run.id if run is not None else None)
     trial.set_user_attr("test_accuracy", run.test_accuracy if run is not None else None)
