@@ -37,7 +37,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--genome", default="[2,8,6,1,0] [2,16,4,1,0]")
     p.add_argument("--attention", default="eca")
     p.add_argument("--image-size", default="128x128", help="the student's input")
-    p.add_argument("--teacher-size", type=int, default=224)
+    p.add_argument("--teacher-size", type=int, default=0,
+                   help="the teacher's input side (default: the space's rule, 224 on photos)")
+    p.add_argument("--teacher-kind", default=None, choices=("genome", "lite", "torchvision"),
+                   help="instead of the space's (lite: the pretrained EfficientNet-Lite0)")
     p.add_argument("--teacher-epochs", type=int, default=None)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -59,8 +62,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def context(args: argparse.Namespace) -> tuple[Context, float]:
     """The shared context and the seconds it took (data, views, teacher, bank)."""
     space = load_space(args.space)
-    teacher = replace(space.teacher, image_size=args.teacher_size,
+    teacher = replace(space.teacher, image_size=args.teacher_size or space.teacher.image_size,
                       epochs=args.teacher_epochs or space.teacher.epochs)
+    if args.teacher_kind is not None:
+        teacher = replace(teacher, kind=args.teacher_kind, train="auto",
+                          **({"model": "efficientnet_lite0", "weights": "pretrained"}
+                             if args.teacher_kind == "lite" else {}))
     distill = replace(space.distill, loss="feature" if space.distill.loss == "none" else space.distill.loss,
                       alpha=space.distill.alpha if args.alpha is None else args.alpha,
                       temperature=space.distill.temperature if args.temperature is None else args.temperature)
