@@ -32,12 +32,13 @@ from pathlib import Path
 
 import optuna
 
+from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
+
 ROOT = Path(__file__).resolve().parents[1]
 OLD_REF = "55edef6"
 OLD_ARGS = "--budget-flops 0.2G"
 SAME_JOB_ARGS = "--budget-flops 0.2G --image-size 48x48"
 NEW_ARGS = "--budget-flops 0.2G --image-size 48x48 --jobs 2 --rungs 1,3"
-CLI = "import sys; from nas.cli import main; sys.exit(main())"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def run_variant(variant: Variant, scratch: Path) -> Outcome:
     """One cold run in a fresh directory; the outcome of every trial in its database."""
     work = Path(tempfile.mkdtemp(prefix=f"{variant.name}-", dir=scratch))
     env = {**os.environ, "PYTHONPATH": str(variant.code), "NAS_CACHE_DIR": str(work / "cache")}
-    command = [sys.executable, "-c", CLI, "search", *variant.args,
+    command = [sys.executable, "-c", WORKER_CODE, "search", *variant.args,
                "--storage", f"sqlite:///{work / 'studies.db'}"]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)

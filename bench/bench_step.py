@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from bench_count import sample  # one genome uniformly over depth, genes and attention
 from torch import nn
 
 from nas.data.dataset import Dataset, load_data, parse_image_size
 from nas.model.builder import Output, build_model
 from nas.model.complexity import count
-from nas.model.genome import GENES, Genome, StageGene
+from nas.model.genome import Genome
 from nas.model.space import Space, load_space
 from nas.train.distill import (
     Batches,
@@ -104,20 +105,12 @@ class Runs:
     results: dict[str, TrainResult | None] = field(default_factory=dict)
 
 
-def sample(space: Space, rng: random.Random) -> Genome:
-    """One genome uniformly over depth, genes and attention (as bench_count.py draws them)."""
-    depth = rng.randint(space.min_stages, len(space.stages))
-    stages = tuple(StageGene(*(rng.choice(st.choices(name)) for name in GENES))
-                   for st in space.stages[:depth])
-    return Genome(stages, rng.choice(space.attention)).rounded(space.model.divisor)
-
-
 def pick_genomes(setup: Setup, samples: int, budget: float, seed: int) -> dict[str, tuple[Genome, int]]:
     """small (10th percentile of FLOPs), mid (median), large (the largest under the budget)."""
     rng = random.Random(seed)
     sized = []
     for _ in range(samples):
-        genome = sample(setup.space, rng)
+        genome = sample(setup.space, rng).rounded(setup.space.model.divisor)
         flops = count(genome, setup.space, shape=setup.data.shape, classes=len(setup.data.classes)).flops
         sized.append((flops, genome.notation + " " + genome.attention, genome))
     sized.sort(key=lambda row: row[:2])

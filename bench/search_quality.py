@@ -36,19 +36,19 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 
+from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
 REFERENCE = np.array([1.0, 1.0, 1.0])     # (1 - acc, FLOPs / budget, params / 1M): fixed up front
 PARAMS_SCALE = 1e6
-CODE = "import sys; from nas.cli import main; sys.exit(main())"
 
 
 def nas(argv: list[str], env: dict[str, str]) -> tuple[dict[str, Any] | None, float]:
     """Run `nas ARGV --json` in a fresh process: (its JSON, wall seconds)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CODE, *argv, "--quiet", "--json"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", WORKER_CODE, *argv, "--quiet", "--json"], cwd=ROOT,
                           env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -133,7 +133,7 @@ def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, s
 
 
 def epoch_seconds(url: str, run_id: int | None) -> float:
-    """The probe's last epoch (teacher and caches ready by then), from its stored history."""
+    """The probe's epoch time (its last epoch), from its stored history."""
     from nas.store.runs import Store
 
     if run_id is None:

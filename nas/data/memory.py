@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from nas.errors import NasError, TrainError
 from nas.model.decode import Arch, decode
+from nas.model.genome import Genome
+from nas.model.space import InputShape, Space
 
 if TYPE_CHECKING:
     from nas.model.complexity import Complexity
-from nas.model.genome import Genome
-from nas.model.space import InputShape, Space
 
 _FLOAT = 4
 _PER_PARAM = 4 * _FLOAT   # weight, gradient, two Adam moments

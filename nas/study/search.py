@@ -55,7 +55,7 @@ class Budget:
         return [flops - self.flops if self.flops else 0.0,
                 params - self.params if self.params else 0.0]
 
-    def admits(self, size: Any) -> bool:
+    def admits(self, size: Complexity) -> bool:
         """Whether a genome of this `Complexity` (flops, params) fits every limit."""
         return all(v <= 0 for v in self.violation(size.flops, size.params))
 
