@@ -79,7 +79,7 @@ def _search(args: argparse.Namespace) -> int:
                                   sampler=args.sampler or space.search.sampler,
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
-                                  rungs=rungs)
+                                  rungs=rungs, quota=args.quota)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
                  f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each"
@@ -123,23 +123,28 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     """Start --jobs workers on the study (the teacher is ready in the store), show one progress
     bar from the study, and sum the workers' tallies."""
     import time
+    import uuid
 
     from nas.errors import NasError
+    from nas.store.quotas import SharedQuota
     from nas.study import jobs
 
-    shares = jobs.split_trials(trials, args.jobs)
+    count = min(args.jobs, trials)
+    quota = SharedQuota.create(ctx.store, f"{name}:{uuid.uuid4().hex}", trials)
     remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
     spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker", "parent_threads")}
-    argvs = [["search", "--worker", json_text({**spec, "study": name, "trials": share,
-                                               "timeout": None if remaining is None
-                                               else f"{remaining:.0f}s"})]
-             for share in shares]
+    argv = ["search", "--worker", json_text({**spec, "study": name, "trials": trials,
+                                             "quota": quota.key, "timeout": None if remaining
+                                             is None else f"{remaining:.0f}s"})]
     view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
-             f"{percent(ctx.teacher.val_accuracy)}; {len(shares)} workers x {args.threads} "
+             f"{percent(ctx.teacher.val_accuracy)}; {count} workers x {args.threads} "
              f"threads training {trials} genomes")
     poller = jobs.StudyPoller(ctx.store.url, name)
-    workers = jobs.start(argvs)
-    progress = jobs.wait(workers, poller, _jobs_line(view, trials))
+    workers = jobs.start([argv] * count)
+    try:
+        progress = jobs.wait(workers, poller, _jobs_line(view, trials))
+    finally:
+        quota.remove()
     broken = jobs.failures(workers)
     if broken and not any(w.result() for w in workers):
         raise NasError(f"every worker failed; {broken[0]}")
@@ -236,6 +241,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--rungs", default=None,
                    help="e.g. 1,3,9: epochs at which a trial outside the top third stops")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
+    p.add_argument("--quota", default=None, help=argparse.SUPPRESS)    # in --worker's JSON
     data_flags(p)
     p.set_defaults(func=cmd_search)
 

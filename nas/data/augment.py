@@ -14,18 +14,17 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
-from nas.data.splits import Progress
+from nas.data.splits import Progress, transforms_v2
 from nas.errors import DataError
 from nas.model.recipe import AugmentConfig, view_ops
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
-_POLICIES = {
-    "autoaugment_imagenet": v2.AutoAugmentPolicy.IMAGENET,
-    "autoaugment_cifar10": v2.AutoAugmentPolicy.CIFAR10,
-    "autoaugment_svhn": v2.AutoAugmentPolicy.SVHN,
+_POLICIES = {   # torchvision's AutoAugmentPolicy names
+    "autoaugment_imagenet": "IMAGENET",
+    "autoaugment_cifar10": "CIFAR10",
+    "autoaugment_svhn": "SVHN",
 }
 _REPORT_EVERY = 256
 MIXUP = "mixup"
@@ -64,27 +63,31 @@ def _blur(config: AugmentConfig, size: tuple[int, int]) -> Transform:
     """Gaussian blur with a random sigma; the kernel is clamped (odd) to tiny images."""
     height, width = size
     kernel = (_odd_at_most(config.blur_kernel, width), _odd_at_most(config.blur_kernel, height))
-    return v2.GaussianBlur(kernel, sigma=config.blur_sigma)
+    return transforms_v2().GaussianBlur(kernel, sigma=config.blur_sigma)
 
 
 def _color_jitter(config: AugmentConfig, size: tuple[int, int]) -> Transform:
     """Brightness = contrast = saturation = hue = c, hue clamped to torchvision's 0.5."""
     c = config.color_jitter
-    return v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c, 0.5))
+    return transforms_v2().ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c, 0.5))
 
 
 def _randaugment(config: AugmentConfig, size: tuple[int, int]) -> Transform:
     """RandAugment (Cubuk et al. 2020) with the configured op count and magnitude."""
-    return v2.RandAugment(num_ops=config.randaugment_ops, magnitude=config.randaugment_magnitude)
+    return transforms_v2().RandAugment(num_ops=config.randaugment_ops,
+                                       magnitude=config.randaugment_magnitude)
 
 
 def _autoaugment(op: str) -> Callable[[AugmentConfig, tuple[int, int]], Transform]:
     """A factory for one of torchvision's AutoAugment policies (Cubuk et al. 2019)."""
-    return lambda config, size: v2.AutoAugment(_POLICIES[op])
+    def make(config: AugmentConfig, size: tuple[int, int]) -> Transform:
+        v2 = transforms_v2()
+        return v2.AutoAugment(v2.AutoAugmentPolicy[_POLICIES[op]])
+    return make
 
 
 _OPS: dict[str, Callable[[AugmentConfig, tuple[int, int]], Transform]] = {
-    "hflip": lambda config, size: v2.RandomHorizontalFlip(p=0.5),
+    "hflip": lambda config, size: transforms_v2().RandomHorizontalFlip(p=0.5),
     "blur": _blur,
     "color_jitter": _color_jitter,
     "randaugment": _randaugment,
@@ -94,6 +97,7 @@ _OPS: dict[str, Callable[[AugmentConfig, tuple[int, int]], Transform]] = {
 
 def make_transform(ops: tuple[str, ...], config: AugmentConfig, size: tuple[int, int]) -> Transform:
     """One per-image transform applying `ops` in order (all but "mixup"), for uint8 (3, H, W)."""
+    v2 = transforms_v2()
     return v2.Compose([_OPS[op](config, size) for op in ops if op != MIXUP] or [v2.Identity()])
 
 

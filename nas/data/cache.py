@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,17 @@ def write_cache(path: Path, blob: dict[str, Any]) -> None:
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise DataError(f"cannot write the data cache {path}: {error} (set NAS_CACHE_DIR)") from error
+
+
+def cached_images(path: Path, shape: tuple[int, ...],
+                  make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The images cached at `path` when they have `shape`, else `make()`'s, cached there."""
+    blob = read_cache(path, ("images",))
+    if blob is not None and tuple(blob["images"].shape) == shape:
+        return blob["images"]
+    images = make()
+    write_cache(path, {"format": FORMAT, "images": images})
+    return images
 
 
 def pool_to_blob(pool: Pool) -> dict[str, Any]:

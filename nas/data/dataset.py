@@ -20,9 +20,9 @@ import torch
 
 from nas.data import augment
 from nas.data.cache import (
-    FORMAT,
     POOL_KEYS,
     cache_root,
+    cached_images,
     digest,
     pool_from_blob,
     pool_to_blob,
@@ -162,14 +162,9 @@ def build_views(
     labels = split.labels.repeat(len(views) + 1)
     if not views:
         return Views(split.images, labels, fingerprint)
-    path = cache_root(cache_dir) / "views" / f"{fingerprint}.pt"
-    blob = read_cache(path, ("images",))
-    expected = (len(views) * split.images.shape[0], *split.images.shape[1:])
-    if blob is not None and tuple(blob["images"].shape) == expected:
-        blocks = blob["images"]
-    else:
-        blocks = augment.augment_views(split.images, views, config, seed, progress)
-        write_cache(path, {"format": FORMAT, "images": blocks})
+    blocks = cached_images(cache_root(cache_dir) / "views" / f"{fingerprint}.pt",
+                           (len(views) * split.images.shape[0], *split.images.shape[1:]),
+                           lambda: augment.augment_views(split.images, views, config, seed, progress))
     return Views(torch.cat([split.images, blocks]), labels, fingerprint)
 
 

@@ -114,3 +114,13 @@ class Worker(Base):
     number: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     worker: Mapped[str] = mapped_column(sa.String)
     created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Quota(Base):
+    """Table of shared quotas: the genomes the workers of one `nas search --jobs` run have still
+    to judge; see nas.store.quotas."""
+
+    __tablename__ = "nas_quotas"
+    key: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    remaining: Mapped[int] = mapped_column(sa.Integer)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ themselves in the study (distinct sampler seeds).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,12 +55,6 @@ def check_jobs(jobs: int) -> None:
 def worker_threads(jobs: int, threads: int | None) -> int:
     """Torch threads per worker: --threads when given, else an equal share of the cores."""
     return threads if threads is not None else max(1, cores() // jobs)
-
-
-def split_trials(trials: int, jobs: int) -> list[int]:
-    """Trials per worker, as equal as integers allow; workers with no trial are not started."""
-    shares = [trials // jobs + (1 if i < trials % jobs else 0) for i in range(jobs)]
-    return [s for s in shares if s > 0]
 
 
 @dataclass
@@ -152,9 +147,10 @@ def wait(workers: Sequence[Worker], poller: StudyPoller,
          show: Callable[[Progress], None]) -> Progress:
     """Poll the study and `show` progress until every worker exited; Ctrl-C stops them all."""
     try:
-        while any(w.process.poll() is None for w in workers):
+        while live := [w for w in workers if w.process.poll() is None]:
             show(poller.poll())
-            time.sleep(POLL_S)
+            with contextlib.suppress(subprocess.TimeoutExpired):     # back at once when it exits
+                live[0].process.wait(timeout=POLL_S)
     except KeyboardInterrupt:
         stop(workers, Store(poller.url), poller.name)
         raise

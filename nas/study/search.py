@@ -30,6 +30,7 @@ from nas.model.complexity import Complexity, count
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
 from nas.store import claims
+from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
 from nas.study import dashboard, rungs, workers
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
@@ -79,6 +80,7 @@ class SearchSettings:
     max_failures: int = workers.MAX_FAILURES   # failed trials in a row that stop the search
     rungs: tuple[int, ...] = ()                # epochs at which a trial may be pruned (rungs.py)
     worker: str = field(default_factory=claims.worker_name)
+    quota: str | None = None    # a SharedQuota's key: `trials` shared with other workers (--jobs)
 
 
 @dataclass
@@ -185,7 +187,8 @@ def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str
 def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                on_trial: TrialCallback | None = None,
                epoch_callbacks: Callable[[str], tuple[Any, ...]] = lambda label: ()) -> Tally:
-    """Ask and tell until `trials` genomes were trained, the deadline passes, or the space runs dry.
+    """Ask and tell until `trials` genomes were judged (with `quota`: until the workers sharing
+    it judged that many), the deadline passes, or the space runs dry.
 
     A trial that raises is told FAIL with its error (the search goes on) unless the database
     or the disk failed (StoreError after telling FAIL) or the last `max_failures` trials all
@@ -193,19 +196,41 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
     nothing is left RUNNING. A watchdog fails other workers' trials whose heartbeat stopped."""
     tally, streak = Tally(), workers.FailureStreak(settings.max_failures)
     misses, max_misses = 0, 200 + 20 * settings.trials
+    quota = (SharedQuota(ctx.store, settings.quota) if settings.quota
+             else Countdown(settings.trials))
+    holding = False         # a unit of the quota, kept until a genome is judged
     with workers.watchdog(study, settings.heartbeat_s):
-        while tally.trained + tally.pruned < settings.trials and misses < max_misses:
-            if settings.deadline is not None and time.monotonic() > settings.deadline:
-                break
-            trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
-            streak.add(trial.number, outcome, trial.user_attrs.get("error"))
-            misses = 0 if outcome in ("trained", "pruned") else misses + 1
-            _count(tally, outcome)
-            trials = study.get_trials(deepcopy=False)
-            _refresh_best(trials, tally)
-            if on_trial is not None:
-                on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
+        try:
+            while misses < max_misses and not _past(settings.deadline):
+                holding = holding or quota.take()
+                if not holding:
+                    break
+                trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
+                streak.add(trial.number, outcome, trial.user_attrs.get("error"))
+                holding = outcome not in ("trained", "pruned")
+                misses = misses + 1 if holding else 0
+                _count(tally, outcome)
+                trials = study.get_trials(deepcopy=False)
+                _refresh_best(trials, tally)
+                if on_trial is not None:
+                    on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
+        finally:
+            if holding:
+                _give_back(quota)
     return tally
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
+def _give_back(quota: Countdown | SharedQuota) -> None:
+    """Return an unused unit to the other workers; if the database refuses, they judge one
+    genome fewer."""
+    try:
+        quota.give_back()
+    except StoreError:
+        pass
 
 
 def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,

@@ -166,11 +166,12 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
           bank: TeacherBank | None = None,
           callbacks: Sequence[EpochCallback] = (), stop_epoch: int | None = None,
           resume: TrainResult | None = None) -> TrainResult:
-    """Train `model`; select the epoch with the best validation accuracy.
+    """Train `model`; select the epoch with the best validation accuracy (the first, on ties).
 
     The schedule spans `epochs`; `stop_epoch` stops after that epoch (the result's `resume` is
     set), and `resume=` that result goes on with the same model, so stopping and resuming gives
-    bit-identical weights to one straight run."""
+    bit-identical weights to one straight run. Training ends at the first epoch with perfect
+    validation accuracy: no later epoch could be selected, so the rest would change nothing."""
     if resume is not None and resume.resume is not None:
         result, done = resume, resume.resume
         generator, optimizer, first = done.generator, done.optimizer, done.epoch + 1
@@ -200,6 +201,8 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
             result.state = copy.deepcopy(evaluated.state_dict())
         for callback in callbacks:
             callback(stats)
+        if val_accuracy >= 1.0:
+            return result
     if result.status == "ok" and last < epochs:
         result.resume = Resume(last, optimizer, generator)
     return result

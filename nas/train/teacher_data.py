@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from nas.data.cache import digest
+from nas.data.cache import cache_root, cached_images, digest
 from nas.data.dataset import NAMES, Dataset, Views, build_views, default_image_size, load_data
 from nas.data.splits import Progress, resize
 from nas.model.recipe import TeacherConfig
@@ -71,13 +71,17 @@ def teacher_inputs(space: Space, source: str, data: Dataset, *, cache_dir: Path 
         cache_dir=cache_dir, progress=progress)
     views = build_views(own.train, train.augment, seed=train.split_seed, cache_dir=cache_dir,
                         progress=progress)
-    shared = views if own is data else student_views(data, views)
+    shared = views if own is data else student_views(data, views, cache_dir)
     return TeacherInputs(config, own, views, shared)
 
 
-def student_views(data: Dataset, teacher_views: Views) -> Views:
-    """The student's originals, then the teacher's augmented blocks resized to the student's size."""
+def student_views(data: Dataset, teacher_views: Views, cache_dir: Path | None = None) -> Views:
+    """The student's originals, then the teacher's augmented blocks resized to the student's
+    size; the resized blocks are cached on disk beside the views (every search worker reads
+    them)."""
     count = len(data.train.labels)
-    blocks = resize(teacher_views.images[count:], data.image_size)
     fingerprint = digest({"teacher_views": teacher_views.fingerprint, "data": data.fingerprint})
+    blocks = cached_images(cache_root(cache_dir) / "views" / f"{fingerprint}.pt",
+                           (len(teacher_views.labels) - count, 3, *data.image_size),
+                           lambda: resize(teacher_views.images[count:], data.image_size))
     return Views(torch.cat([data.train.images, blocks]), teacher_views.labels, fingerprint)

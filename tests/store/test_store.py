@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from nas.errors import StoreError
 from nas.store import claims
 from nas.store.database import DEFAULT_URL, normalize_url, retry_races
+from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord, Store, TeacherRecord, bytes_to_state, state_to_bytes
 from nas.store.tables import Teacher
 from tests.postgres import free_port, postgres_db, postgres_url  # noqa: F401
@@ -492,6 +493,53 @@ def test_one_of_six_processes_claiming_at_once_gets_it(url: str) -> None:
         process.join(timeout=30)
     assert sorted(o[1] for o in outcomes) == [claims.MINE] + [claims.TAKEN] * 5, outcomes
     assert sorted(o[2] for o in outcomes) == list(range(6))          # distinct worker numbers
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+def test_quota_counts_down_gives_back_and_is_removed(store: Store) -> None:
+    quota = SharedQuota.create(store, "s:run", 2)
+    assert [quota.take(), quota.take(), quota.take()] == [True, True, False]
+    quota.give_back()
+    assert quota.remaining() == 1 and quota.take() and not quota.take()
+    assert not SharedQuota(store, "s:other").take()                  # no such row: nothing
+    quota.remove()
+    assert quota.remaining() is None and not quota.take()
+    own = Countdown(1)
+    assert own.take() and not own.take()
+    own.give_back()
+    assert own.take()
+
+
+def _drain(url: str, barrier: Any, results: Any) -> None:
+    """Worker process: take units of one quota until none is left; report how many."""
+    try:
+        store, taken = Store(url), 0
+        quota = SharedQuota(store, "race")
+        barrier.wait(timeout=60)
+        while quota.take():
+            taken += 1
+        results.put(taken)
+        store.close()
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        results.put(repr(exc))
+
+
+def test_four_processes_draining_one_quota_take_exactly_its_count(url: str) -> None:
+    store = Store(url)
+    SharedQuota.create(store, "race", 200)
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    processes = [ctx.Process(target=_drain, args=(url, barrier, results)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    taken = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    assert sum(taken) == 200, taken
+    assert SharedQuota(store, "race").remaining() == 0
+    store.close()
 
 
 def test_table_creation_races_are_retried_and_other_errors_are_one_line() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.cli import main
-from nas.study.jobs import split_trials, worker_threads
+from nas.study.jobs import worker_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
@@ -99,8 +100,26 @@ def test_jobs_zero_is_one_line_and_exit_2(tmp_path: Path,
     assert err == "nas: error: --jobs must be at least 1, got 0"
 
 
-def test_trials_and_threads_are_shared_among_workers() -> None:
-    assert split_trials(10, 4) == [3, 3, 2, 2]
-    assert split_trials(2, 4) == [1, 1]
+def test_a_worker_whose_genome_is_slow_leaves_the_rest_to_the_others(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The workers share one count of genomes to judge: while one trains a slow genome, the
+    other judges the rest instead of stopping at half of --trials."""
+    monkeypatch.setenv("NAS_TEST_SLOW_FIRST", "10")     # until the 10th is trained
+    db = tmp_path / "s.db"
+    assert main(flags(db, "--jobs", "2", "--trials", "10", "--quiet", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["trained"] == 10
+    lines = Path(env["NAS_TEST_TRAINED"]).read_text().splitlines()
+    by_worker = Counter(line.split()[-2] for line in lines)
+    assert len(lines) == 10 and sorted(by_worker.values()) == [1, 9], by_worker
+    assert not any(store_quotas(db))                                 # the run's quota is gone
+
+
+def store_quotas(db: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT key, remaining FROM nas_quotas").fetchall()
+
+
+def test_threads_are_shared_among_workers() -> None:
     assert worker_threads(2, 3) == 3
     assert worker_threads(10_000, None) == 1

@@ -178,6 +178,25 @@ def test_best_epoch_is_chosen_on_validation_only(monkeypatch: pytest.MonkeyPatch
     assert not all(torch.equal(result.state[k], snapshots[4][k]) for k in snapshots[4])
 
 
+@pytest.mark.parametrize("stop_epoch", [None, 3])
+def test_training_ends_at_the_first_perfect_validation_epoch(monkeypatch: pytest.MonkeyPatch,
+                                                             stop_epoch: int | None) -> None:
+    """No later epoch could be selected (ties keep the first), so none is trained; a run staged
+    for a rung ends complete, with nothing to resume."""
+    data, val = synthetic()
+    scripted = iter([0.5, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(distill, "accuracy", lambda *args: next(scripted))
+    model = student()
+    snapshots: list[dict[str, torch.Tensor]] = []
+    result = train(model, data, val, TrainConfig(batch_size=16), epochs=4, seed=0, device=CPU,
+                   loss_fn=make_loss(None), stop_epoch=stop_epoch,
+                   callbacks=[lambda stats: snapshots.append(copy.deepcopy(model.state_dict()))])
+    assert (result.status, result.best_epoch, result.val_accuracy) == ("ok", 2, 1.0)
+    assert [row["epoch"] for row in result.history] == [1, 2] and result.resume is None
+    assert result.state is not None
+    assert all(torch.equal(result.state[k], v) for k, v in snapshots[-1].items())
+
+
 def test_nan_loss_stops_with_status_keeping_the_best_epoch() -> None:
     data, val = synthetic()
     calls = {"n": 0}

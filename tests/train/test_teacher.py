@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 
 from nas.data.dataset import load_data
+from nas.data.splits import resize
 from nas.errors import TrainError
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space, parse_space
@@ -170,6 +171,25 @@ def test_weights_that_do_not_fit_are_one_line_errors(bad_files: Path, name: str,
 def test_unknown_model_suggests_the_nearest(folder: Path) -> None:
     with pytest.raises(TrainError, match=r"unknown torchvision .* 'resnet81' \(did you mean `resnet18`\?\)"):
         build_teacher(TeacherConfig(kind="torchvision", model="resnet81"), parse_space(space_text()), 2)
+
+
+def test_student_views_are_the_teachers_resized_and_cached(folder: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every search worker reads the resized views from the cache instead of resizing again."""
+    table = {"kind": "torchvision", "model": "resnet18", "image_size": 16}  # the teacher: 16x16
+    space = parse_space(space_text(teacher=table, **{"train.augment": {"views": ["hflip", "blur"]}}),
+                        str(folder / "space.toml"))
+    data = load_data(str(folder), (8, 8), cache_dir=tmp_path)
+    first = teacher_data.teacher_inputs(space, str(folder), data, cache_dir=tmp_path)
+    count = len(data.train.labels)
+    assert tuple(first.views.images.shape[-2:]) == (16, 16) and len(first.views.labels) > count
+    assert torch.equal(first.student_views.images[:count], data.train.images)
+    assert torch.equal(first.student_views.images[count:],
+                       resize(first.views.images[count:], (8, 8)))
+    monkeypatch.setattr(teacher_data, "resize", refuse)
+    again = teacher_data.teacher_inputs(space, str(folder), data, cache_dir=tmp_path)
+    assert torch.equal(again.student_views.images, first.student_views.images)
+    assert again.student_views.fingerprint == first.student_views.fingerprint
 
 
 def test_input_too_small_for_the_trunk_is_an_error(folder: Path, tmp_path: Path) -> None:
