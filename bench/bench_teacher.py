@@ -94,7 +94,9 @@ def main(argv: list[str]) -> int:
         return 0
     ctx, ready = context(args)
     t = ctx.teacher
-    print(json.dumps({"teacher": t.spec.model if t.spec else None, "cached": t.cached,
+    name = None if t.spec is None else (f"genome {t.spec.genome} {t.spec.attention}"
+                                         if t.spec.kind == "genome" else t.spec.model)
+    print(json.dumps({"teacher": name, "cached": t.cached,
                       "teacher_size": ctx.space.teacher.image_size, "val": t.val_accuracy,
                       "test": t.test_accuracy, "ready_s": round(ready, 1),
                       "views": len(ctx.views.labels), "student_input": str(ctx.shape),
