@@ -4,7 +4,8 @@ Objectives: maximise validation accuracy, minimise FLOPs, minimise params. The
 budgets are hard constraints: a genome over budget is counted (microseconds),
 recorded as a rejected trial with a positive constraint, and never trained, so
 the sampler learns the region is infeasible. A genome already judged in the
-study (trained, or pruned at a rung) is not trained again: its stored result is reused.
+study (trained, or pruned at a rung) is not trained again: its stored result is reused, and
+after TPE proposed such a genome, the next trial is drawn at random.
 
 What a study holds (read by `nas.study.report` and `nas.study.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher.
@@ -199,6 +200,7 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
     quota = (SharedQuota(ctx.store, settings.quota) if settings.quota
              else Countdown(settings.trials))
     holding = False         # a unit of the quota, kept until a genome is judged
+    sampler = study.sampler
     with workers.watchdog(study, settings.heartbeat_s):
         try:
             while misses < max_misses and not _past(settings.deadline):
@@ -206,6 +208,7 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                 if not holding:
                     break
                 trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
+                study.sampler = _next_sampler(settings, sampler, trial.number, outcome)
                 streak.add(trial.number, outcome, trial.user_attrs.get("error"))
                 holding = outcome not in ("trained", "pruned")
                 misses = misses + 1 if holding else 0
@@ -215,9 +218,20 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                 if on_trial is not None:
                     on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
         finally:
+            study.sampler = sampler
             if holding:
                 _give_back(quota)
     return tally
+
+
+def _next_sampler(settings: SearchSettings, sampler: optuna.samplers.BaseSampler, number: int,
+                  outcome: str) -> optuna.samplers.BaseSampler:
+    """The sampler of the next trial: after TPE proposed a genome already judged, one trial is
+    drawn at random (seeded by the study's seed and this trial's number). On a discrete space
+    TPE keeps proposing its best genomes again; each repeat costs an ask and teaches it nothing."""
+    if settings.sampler != "tpe" or outcome != "reused":
+        return sampler
+    return make_sampler("random", workers.worker_seed(settings.seed, number + 1))
 
 
 def _past(deadline: float | None) -> bool:

@@ -263,3 +263,24 @@ def test_every_sampler_runs_under_a_budget(capsys: pytest.CaptureFixture[str], t
     assert result["trained"] == 2
     for t in load(db, result["study"]).trials:
         assert (t.user_attrs["params"] <= 3000) == (t.user_attrs["outcome"] != "rejected")
+
+
+def test_after_tpe_repeats_a_judged_genome_one_trial_is_drawn_at_random() -> None:
+    tpe = search_module.make_sampler("tpe", 0)
+    settings = search_module.SearchSettings(study="s", trials=1, epochs=1, seed=7)
+    assert search_module._next_sampler(settings, tpe, 4, "trained") is tpe
+    assert search_module._next_sampler(settings, tpe, 4, "rejected") is tpe
+    explorer = search_module._next_sampler(settings, tpe, 4, "reused")
+    assert isinstance(explorer, optuna.samplers.RandomSampler)
+    again = search_module._next_sampler(settings, tpe, 4, "reused")       # seeded: reproducible
+    other = search_module._next_sampler(settings, tpe, 5, "reused")
+    draws = [_draw(sampler) for sampler in (explorer, again, other)]
+    assert draws[0] == draws[1] != draws[2]
+    nsga = search_module.make_sampler("nsga2", 0)                         # TPE only
+    nsga_settings = search_module.SearchSettings(study="s", trials=1, epochs=1, sampler="nsga2")
+    assert search_module._next_sampler(nsga_settings, nsga, 4, "reused") is nsga
+
+
+def _draw(sampler: optuna.samplers.BaseSampler) -> list[int]:
+    study = optuna.create_study(sampler=sampler)
+    return [study.ask().suggest_int("x", 0, 10**6) for _ in range(3)]
