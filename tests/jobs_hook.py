@@ -1,68 +1,8 @@
 """Imported by each `nas search --jobs` worker in the tests (NAS_WORKER_HOOK=tests.jobs_hook):
-replaces the trial's training with a short sleep and a stored 'ok' run, and appends each trained
-genome to the file NAS_TEST_TRAINED (one line per training, O_APPEND, so workers never mix lines).
-With NAS_TEST_SLOW_FIRST=N, the run's first training (whichever worker starts it) lasts until the
-file holds N lines, or 60 s: a slow genome, while the other workers go on.
+replaces the trial's training with tests/fake_training.py's.
 """
 
-from __future__ import annotations
-
-import os
-import time
-from dataclasses import replace
-from typing import Any
-
-import torch
-
-from nas.model.complexity import count
-from nas.model.genome import Genome
-from nas.store.runs import RunRecord, state_to_bytes
 from nas.study import search
-from nas.train.experiment import Context
-
-
-def fake_train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, seed: int = 0,
-                      study: str | None = None, trial: int | None = None,
-                      **ignored: Any) -> RunRecord:
-    """Store a 'running' run, log the genome, sleep NAS_TEST_SLEEP seconds, store it 'ok'."""
-    size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
-    run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
-                    attention=genome.attention, seed=seed, recipe={"fake": True},
-                    data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
-                    flops=size.flops, params=size.params, status="running")
-    run.id = ctx.store.add_run(run)
-    line = f"{genome.notation} {genome.attention} {os.getpid()} {time.time():.3f}\n"
-    with open(os.environ["NAS_TEST_TRAINED"], "a", encoding="utf-8") as log:
-        log.write(line)
-    if _first():
-        _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
-    else:
-        time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
-    fields = {"status": "ok", "val_accuracy": (size.params % 997) / 997, "test_accuracy": 0.5,
-              "weights": state_to_bytes({"w": torch.zeros(1)}), "best_epoch": 1,
-              "duration_s": 0.0}
-    ctx.store.update_run(run.id, **fields)
-    return replace(run, **fields)
-
-
-def _first() -> bool:
-    """With NAS_TEST_SLOW_FIRST: whether this is the run's first training (a marker, O_EXCL)."""
-    if not os.environ.get("NAS_TEST_SLOW_FIRST"):
-        return False
-    try:
-        os.close(os.open(os.environ["NAS_TEST_TRAINED"] + ".first", os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-        return False
-    return True
-
-
-def _wait_for_lines(count: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with open(os.environ["NAS_TEST_TRAINED"], encoding="utf-8") as log:
-            if len(log.readlines()) >= count:
-                return
-        time.sleep(0.1)
-
+from tests.fake_training import fake_train_genome
 
 search.train_genome = fake_train_genome

@@ -18,6 +18,7 @@ from nas.study import search as search_module
 from nas.study.pareto import feasible_front, row_from_trial
 from nas.study.search import Budget, default_study_name
 from tests.conftest import make_image_folder
+from tests.fake_training import fake_train_genome
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
@@ -284,3 +285,25 @@ def test_after_tpe_repeats_a_judged_genome_one_trial_is_drawn_at_random() -> Non
 def _draw(sampler: optuna.samplers.BaseSampler) -> list[int]:
     study = optuna.create_study(sampler=sampler)
     return [study.ask().suggest_int("x", 0, 10**6) for _ in range(3)]
+
+
+def test_a_search_draws_the_trial_after_a_repeat_at_random(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path, folder: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end, one worker: every trial that follows a reused one samples exactly the genome
+    that the seeded RandomSampler draws."""
+    monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
+    monkeypatch.setenv("NAS_TEST_SLEEP", "0")
+    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    db = tmp_path / "s.db"
+    result = search(capsys, db, folder, "--trials", "40", "--seed", "3")
+    trials = load(db, result["study"]).trials
+    after = [t for t in trials[1:] if trials[t.number - 1].user_attrs["outcome"] == "reused"]
+    assert result["reused"] >= 3 and after
+    space = load_space(TINY)
+    for trial in after:
+        sampler = search_module.make_sampler("random", search_module.workers.worker_seed(3, trial.number))
+        drawn = search_module.sample_genome(optuna.create_study(sampler=sampler).ask(), space)
+        genome = drawn.rounded(space.model.divisor)
+        assert (genome.notation, genome.attention) == (trial.user_attrs["genome"],
+                                                       trial.user_attrs["attention"])
