@@ -24,12 +24,7 @@ def fake_train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None
                       study: str | None = None, trial: int | None = None,
                       **ignored: Any) -> RunRecord:
     """Store a 'running' run, log the genome, sleep NAS_TEST_SLEEP seconds, store it 'ok'."""
-    size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
-    run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
-                    attention=genome.attention, seed=seed, recipe={"fake": True},
-                    data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
-                    flops=size.flops, params=size.params, status="running")
-    run.id = ctx.store.add_run(run)
+    run = start_run(ctx, genome, seed, study, trial)
     line = f"{genome.notation} {genome.attention} {os.getpid()} {time.time():.3f}\n"
     with open(os.environ["NAS_TEST_TRAINED"], "a", encoding="utf-8") as log:
         log.write(line)
@@ -37,9 +32,25 @@ def fake_train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None
         _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
     else:
         time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
-    fields = {"status": "ok", "val_accuracy": (size.params % 997) / 997, "test_accuracy": 0.5,
-              "weights": state_to_bytes({"w": torch.zeros(1)}), "best_epoch": 1,
-              "duration_s": 0.0}
+    return finish_run(ctx, run, torch.zeros(1))
+
+
+def start_run(ctx: Context, genome: Genome, seed: int, study: str | None,
+              trial: int | None) -> RunRecord:
+    """Store the genome's run as 'running', as train_genome does first."""
+    size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
+    run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
+                    attention=genome.attention, seed=seed, recipe={"fake": True},
+                    data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
+                    flops=size.flops, params=size.params, status="running")
+    run.id = ctx.store.add_run(run)
+    return run
+
+
+def finish_run(ctx: Context, run: RunRecord, weights: torch.Tensor) -> RunRecord:
+    """Store the run 'ok' with `weights` and a validation accuracy derived from its params."""
+    fields = {"status": "ok", "val_accuracy": (run.params % 997) / 997, "test_accuracy": 0.5,
+              "weights": state_to_bytes({"w": weights}), "best_epoch": 1, "duration_s": 0.0}
     ctx.store.update_run(run.id, **fields)
     return replace(run, **fields)
 

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -60,28 +59,17 @@ def fake_training(spec: dict[str, Any], trained: list[str]) -> Any:
     """train_genome's stand-in: store a 'running' run, sleep, store it 'ok' with weights."""
     import torch
 
-    from nas.model.complexity import count
-    from nas.store.runs import RunRecord, state_to_bytes
+    from tests.fake_training import finish_run, start_run
 
     def train(ctx: Any, genome: Any, *, epochs: int | None = None, seed: int = 0,
               study: str | None = None, trial: int | None = None, **unused: Any) -> Any:
-        size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
-        run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
-                        attention=genome.attention, seed=seed, recipe={"fake": True},
-                        data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
-                        flops=size.flops, params=size.params, status="running")
-        run.id = ctx.store.add_run(run)
+        run = start_run(ctx, genome, seed, study, trial)
         trained.append(f"{genome.notation} {genome.attention}")
         if spec.get("enospc"):
             ctx.store.update_run(run.id, status="interrupted")
             raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/weights")
         time.sleep(3600 if len(trained) == spec.get("hang_at") else spec.get("sleep_s", 0.0))
-        weights = torch.full((spec.get("weights", 3),), float(run.id))
-        fields = {"status": "ok", "val_accuracy": (size.params % 997) / 997, "test_accuracy": 0.5,
-                  "weights": state_to_bytes({"w": weights}),
-                  "best_epoch": 0, "duration_s": 0.0}
-        ctx.store.update_run(run.id, **fields)
-        return replace(run, **fields)
+        return finish_run(ctx, run, torch.full((spec.get("weights", 3),), float(run.id)))
 
     return train
 
