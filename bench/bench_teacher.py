@@ -42,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--teacher-kind", default=None, choices=("genome", "lite", "torchvision"),
                    help="instead of the space's (lite: the pretrained EfficientNet-Lite0)")
     p.add_argument("--teacher-epochs", type=int, default=None)
+    p.add_argument("--teacher-feature", default=None, choices=("head", "trunk"),
+                   help="what `feature` distillation matches (trunk: the frozen trunk's pooled output)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
@@ -63,7 +65,8 @@ def context(args: argparse.Namespace) -> tuple[Context, float]:
     """The shared context and the seconds it took (data, views, teacher, bank)."""
     space = load_space(args.space)
     teacher = replace(space.teacher, image_size=args.teacher_size or space.teacher.image_size,
-                      epochs=args.teacher_epochs or space.teacher.epochs)
+                      epochs=args.teacher_epochs or space.teacher.epochs,
+                      feature=args.teacher_feature or space.teacher.feature)
     if args.teacher_kind is not None:
         teacher = replace(teacher, kind=args.teacher_kind, train="auto",
                           **({"model": "efficientnet_lite0", "weights": "pretrained"}

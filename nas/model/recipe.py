@@ -124,6 +124,8 @@ class TeacherConfig:
     train: str = "auto"             # head: frozen trunk, its outputs cached | all | auto (head if pretrained)
     image_size: int = 0             # the teacher's input side; 0: 224, or the data's native size if smaller
     feature_dim: int = 0            # 0: the student's feature width (its head); else a projector is used
+    feature: str = "head"           # what `feature` distillation matches: the head's, or "trunk": the
+                                    # frozen pretrained trunk's pooled output (a projector is used)
     epochs: int = 12
     lr: float = 5e-3
     batch_size: int = 32
@@ -131,6 +133,7 @@ class TeacherConfig:
     def check(self, where: str) -> None:
         _choice(self, where, "kind")
         _choice(self, where, "train")
+        _choice(self, where, "feature")
         _require(where, "image_size", self.image_size <= 4096, "between 0 and 4096", self.image_size)
         _require(where, "feature_dim", self.feature_dim <= 65_536, "between 0 and 65536",
                  self.feature_dim)
@@ -177,6 +180,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "DistillConfig.loss": ("feature", "logit", "both", "none"),
     "TeacherConfig.kind": ("auto", "genome", "torchvision", "lite"),
     "TeacherConfig.train": ("auto", "head", "all"),
+    "TeacherConfig.feature": ("head", "trunk"),
     "SearchConfig.sampler": ("tpe", "nsga2", "random"),
 }
 

@@ -73,7 +73,20 @@ class Taught:
 
 
 def feature_dim(config: TeacherConfig, space: Space) -> int:
+    """The width of the head's feature."""
     return config.feature_dim or space.model.head
+
+
+def distilled_dim(config: TeacherConfig, space: Space, model: nn.Module) -> int:
+    """The width of the feature a student matches: the head's, or the frozen trunk's
+    (`feature = "trunk"`, which needs one: a lite or torchvision teacher with train = "head")."""
+    if config.feature == "head":
+        return feature_dim(config, space)
+    if not isinstance(model, TrunkTeacher) or not model.frozen:
+        raise TrainError(f"teacher.feature = \"trunk\" needs a frozen trunk (kind \"lite\" or "
+                         f"\"torchvision\" with train = \"head\"), got kind {config.kind!r}, "
+                         f"train {config.train!r}")
+    return model.width
 
 
 def build_teacher(config: TeacherConfig, space: Space, classes: int) -> nn.Module:
@@ -126,10 +139,11 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     if record is not None:  # the stored weights replace any initial ones: no file, no network
         model = build_teacher(replace(config, weights="none"), space, len(data.classes))
         model.load_state_dict(bytes_to_state(record.weights))
-        return Teacher(model.to(device).eval(), key, width, record.val_accuracy,
-                       record.test_accuracy, cached=True, spec=config)
+        return Teacher(model.to(device).eval(), key, distilled_dim(config, space, model),
+                       record.val_accuracy, record.test_accuracy, cached=True, spec=config)
     torch.manual_seed(0)  # the same spec and data give the same teacher on every machine run
     model = build_teacher(config, space, len(data.classes)).to(device)
+    distilled = distilled_dim(config, space, model)     # before any training: a bad spec fails fast
     if config.kind == "torchvision":   # TF-padded Lite trunks take any size
         _check_input(model, config.model, data.image_size, device)
     fit = _train_head if config.train == "head" else _train_all
@@ -137,7 +151,7 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     store.put_teacher(TeacherRecord(key, {**asdict(config), "feature_dim": width},
                                     result.val_accuracy or 0.0, test,
                                     state_to_bytes(model.state_dict()), result.history))
-    return Teacher(model.eval(), key, width, result.val_accuracy or 0.0, test, cached=False,
+    return Teacher(model.eval(), key, distilled, result.val_accuracy or 0.0, test, cached=False,
                    spec=config)
 
 
@@ -198,6 +212,8 @@ def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: 
     if config.train == "head" and isinstance(model, TrunkTeacher):
         maps = trunk_maps(model, config, data, inputs.views, device, cache_dir)
         features, logits = predict(model.head, maps.views, *_RAW, device)
+        if config.feature == "trunk":       # the pretrained representation, pooled
+            features = maps.views.mean(dim=(2, 3), dtype=torch.float32)
     else:
         features, logits = predict(model, inputs.views.images, *input_stats(config, data), device)
     buffer = io.BytesIO()

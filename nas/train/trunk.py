@@ -53,6 +53,7 @@ class TrunkTeacher(nn.Module):
                  frozen: bool) -> None:
         super().__init__()
         self.trunk = trunk
+        self.width = width          # the trunk's output channels
         self.head = ReportHead(width, feature_dim, classes)
         self.frozen = frozen
         self.trunk.requires_grad_(not frozen)

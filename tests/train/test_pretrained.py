@@ -30,7 +30,7 @@ from nas.train.pretrained import LITE, WeightsError, lite_model, lite_trunk, wei
 from nas.train.teacher import NO_TEACHER, fingerprint
 from nas.train.trunk import TrunkTeacher
 from tests.conftest import make_image_folder
-from tests.training import STUDENT, space_text, states_equal
+from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context
 
 LITE_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained",
                 "image_size": 32, "epochs": 2, "batch_size": 8, "lr": 1e-3}
@@ -165,6 +165,26 @@ def test_second_run_reuses_the_trunk_outputs_without_a_trunk_pass(
     again = context(lite_space(), folder, work)
     assert again.teacher.cached and again.bank is not None and ctx.bank is not None
     assert torch.equal(again.bank.logits, ctx.bank.logits)
+
+
+def test_trunk_feature_is_the_frozen_trunks_pooled_output(folder: Path, work: Path) -> None:
+    ctx = context(lite_space(feature="trunk"), folder, work)
+    model = ctx.teacher.model
+    assert isinstance(model, TrunkTeacher) and ctx.teacher.feature_dim == model.width == 1280
+    inputs = teacher_data.teacher_inputs(ctx.space, str(folder), ctx.data, cache_dir=work / "cache")
+    maps = trunk.run_trunk(model.trunk, inputs.views.images, *trunk.TF_LITE, torch.device("cpu"))
+    assert ctx.bank is not None
+    assert torch.allclose(ctx.bank.features, maps.float().mean(dim=(2, 3)), atol=1e-3)
+    run = train_genome(ctx, Genome.parse(STUDENT, "eca"), epochs=1)   # through a 1280-wide projector
+    assert run.status == "ok" and run.weights is not None
+
+
+def test_trunk_feature_needs_a_frozen_trunk(tmp_path: Path) -> None:
+    with pytest.raises(TrainError) as caught:
+        tiny_context(tmp_path, teacher={**FAST_TEACHER, "kind": "genome", "feature": "trunk"})
+    assert str(caught.value) == ('teacher.feature = "trunk" needs a frozen trunk (kind "lite" or '
+                                 '"torchvision" with train = "head"), got kind \'genome\', '
+                                 'train \'all\'')
 
 
 def test_loss_none_never_touches_a_teacher(folder: Path, tmp_path: Path,
