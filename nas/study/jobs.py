@@ -5,8 +5,9 @@ terminal's Ctrl-C reaches the parent only), polls the study for one progress dis
 Ctrl-C sends each worker one SIGINT: the worker marks its running trial FAIL ('interrupted')
 and exits. A worker that does not exit within `STOP_GRACE_S` is killed, and the trials it held
 claims for are failed and their claims released, so no trial is left RUNNING. The workers
-coordinate through nas.store.claims (no genome is trained by two at once) and number
-themselves in the study (distinct sampler seeds).
+coordinate through nas.store.claims (no genome is trained by two at once), take the genomes
+they judge from one nas.store.quotas count that the parent creates (together exactly --trials),
+and number themselves in the study (distinct sampler seeds).
 """
 
 from __future__ import annotations
