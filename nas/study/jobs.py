@@ -20,9 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -146,18 +147,37 @@ def start(argvs: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> 
 
 def wait(workers: Sequence[Worker], poller: StudyPoller,
          show: Callable[[Progress], None]) -> Progress:
-    """Poll the study and `show` progress until every worker exited; Ctrl-C stops them all."""
-    try:
-        while live := [w for w in workers if w.process.poll() is None]:
+    """Poll the study and `show` progress until every worker exited; Ctrl-C stops them all.
+
+    Ctrl-C only sets a flag that the loop reads (within POLL_S): a KeyboardInterrupt raised
+    while the garbage collector runs a finalizer is printed and dropped by Python, and the
+    workers would go on."""
+    with _sigint_flag() as interrupted:
+        while (live := [w for w in workers if w.process.poll() is None]) and not interrupted():
             show(poller.poll())
             with contextlib.suppress(subprocess.TimeoutExpired):     # back at once when it exits
                 live[0].process.wait(timeout=POLL_S)
-    except KeyboardInterrupt:
+    if interrupted():
         stop(workers, Store(poller.url), poller.name)
-        raise
+        raise KeyboardInterrupt
     progress = poller.poll()
     show(progress)
     return progress
+
+
+@contextlib.contextmanager
+def _sigint_flag() -> Iterator[Callable[[], bool]]:
+    """While the block runs, SIGINT sets a flag instead of raising; yields its reader. Only the
+    main thread may handle signals; elsewhere the flag stays down."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop(workers: Sequence[Worker], store: Store, study: str) -> None:
