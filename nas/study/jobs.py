@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -34,6 +34,7 @@ from nas.errors import SpaceError
 from nas.store import claims
 from nas.store.runs import Store
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
+from nas.study.workers import on_sigint
 
 STOP_GRACE_S = 30.0
 POLL_S = 1.0
@@ -152,32 +153,18 @@ def wait(workers: Sequence[Worker], poller: StudyPoller,
     Ctrl-C only sets a flag that the loop reads (within POLL_S): a KeyboardInterrupt raised
     while the garbage collector runs a finalizer is printed and dropped by Python, and the
     workers would go on."""
-    with _sigint_flag() as interrupted:
-        while (live := [w for w in workers if w.process.poll() is None]) and not interrupted():
+    interrupted = threading.Event()
+    with on_sigint(lambda signum, frame: interrupted.set()):
+        while not interrupted.is_set() and (live := [w for w in workers if w.process.poll() is None]):
             show(poller.poll())
             with contextlib.suppress(subprocess.TimeoutExpired):     # back at once when it exits
                 live[0].process.wait(timeout=POLL_S)
-    if interrupted():
+    if interrupted.is_set():
         stop(workers, Store(poller.url), poller.name)
         raise KeyboardInterrupt
     progress = poller.poll()
     show(progress)
     return progress
-
-
-@contextlib.contextmanager
-def _sigint_flag() -> Iterator[Callable[[], bool]]:
-    """While the block runs, SIGINT sets a flag instead of raising; yields its reader. Only the
-    main thread may handle signals; elsewhere the flag stays down."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag.is_set
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
-    try:
-        yield flag.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def stop(workers: Sequence[Worker], store: Store, study: str) -> None:

@@ -98,15 +98,21 @@ def watchdog(study: optuna.Study, every_s: float) -> AbstractContextManager[None
     return _every(every_s, "nas-watchdog", optuna.storages.fail_stale_trials, study)
 
 
-@contextmanager
-def uninterrupted() -> Iterator[None]:
+def uninterrupted() -> AbstractContextManager[None]:
     """Ignore Ctrl-C while the block runs: the cleanup after a first Ctrl-C (telling the trial
-    FAIL, releasing its claim) must not be cut short by a second one. Only the main thread may
-    change signal handlers; elsewhere the block runs as it is."""
+    FAIL, releasing its claim) must not be cut short by a second one."""
+    return on_sigint(signal.SIG_IGN)
+
+
+@contextmanager
+def on_sigint(handler: Any) -> Iterator[None]:
+    """Handle Ctrl-C (SIGINT) with `handler` (signal.SIG_IGN, or a function of signum and frame)
+    while the block runs. Only the main thread may change signal handlers; elsewhere the block
+    runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
