@@ -122,6 +122,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
             deadline: float | None, started: float) -> int:
     """Start --jobs workers on the study (the teacher is ready in the store), show one progress
     bar from the study, and sum the workers' tallies."""
+    import contextlib
     import time
     import uuid
 
@@ -143,8 +144,11 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     workers = jobs.start([argv] * count)
     try:
         progress = jobs.wait(workers, poller, _jobs_line(view, trials))
-    finally:
-        quota.remove()
+    except BaseException:
+        with contextlib.suppress(Exception):   # the first error is the one to show
+            quota.remove()
+        raise
+    quota.remove()
     broken = jobs.failures(workers)
     if broken and not any(w.result() for w in workers):
         raise NasError(f"every worker failed; {broken[0]}")
