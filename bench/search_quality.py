@@ -4,13 +4,19 @@
                                    [--image-size 64x64] [--budget-flops 0.1G] [--out DIR]
 
 Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
-  (a) the default search: TPE, `--jobs 2 --threads 1`, rungs 1,3 (3-epoch schedule);
+  (a) the default search: TPE, `--jobs 2 --threads 1`, rungs 1,3 (3-epoch schedule), for
+      --search-share of the arm's budget; then the user's next step, `nas export TRIAL
+      --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
+      accuracy) side by side, one thread each, for as many epochs as the rest of the budget holds
+      (each genome's epoch time: its own last search epoch); the retrained genome with the best
+      validation accuracy is the arm's student;
   (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
   (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe and
       `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
       before the arm under the same load, gives the epoch time; the probe is not charged).
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
-genome's test accuracy, the hypervolume of the feasible front (Optuna's own
+genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
+(arm a: its search's; Optuna's own
 `optuna._hypervolume.compute_hypervolume` over (1 - val acc, FLOPs / budget, params / 1M) with
 the reference point REFERENCE fixed below), and the time at which the arm first reached arm (b)'s
 final hypervolume of the same seed. Then genomes judged per hour of the same search (TPE, rungs)
@@ -99,12 +105,63 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
                          "--trials", "100000", "--timeout", f"{seconds:.0f}s", *extra], env)
     if summary is None:
         return {"val": None, "test": None, "hv": 0.0, "curve": [], "wall": wall, "judged": 0,
-                "rejected": None, "sampled": None}
+                "rejected": None, "sampled": None, "rows": []}
     curve, rows, judged = study_curve(args.url, name, started, args.budget)
     val, test = best_of(rows)
     return {"val": val, "test": test, "hv": curve[-1][1] if curve else 0.0, "curve": curve,
             "wall": wall, "judged": judged, "rejected": (summary or {}).get("rejected"),
-            "sampled": (summary or {}).get("sampled")}
+            "sampled": (summary or {}).get("sampled"), "rows": rows}
+
+
+def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, seconds: float
+                ) -> dict[str, Any]:
+    """Arm (a): the default search for its share of the budget, then its best genomes retrained
+    for the rest (no retrain with --search-share 1)."""
+    share = seconds * args.search_share
+    run = search_arm(args, env, f"a-{seed}", seed,
+                     ["--jobs", "2", "--threads", "1", "--rungs", "1,3"], share)
+    if args.search_share >= 1 or not run["rows"]:
+        return run
+    final = retrain(args, env, f"a-{seed}", run["rows"], max(0.0, seconds - run["wall"]))
+    print(f"  retrained: {final['retrained']}", flush=True)
+    if final["best"] is not None:
+        run.update(val=final["best"]["val"], test=final["best"]["test"])
+    run.update(search_wall=run["wall"], wall=run["wall"] + final["retrain_wall"],
+               retrained=final["retrained"])
+    return run
+
+
+def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list[TrialRow],
+            seconds: float) -> dict[str, Any]:
+    """The user's next step after a search, `nas export TRIAL --retrain-epochs N`, for the
+    search's best feasible genomes side by side (one thread each) over `seconds`; the one with the
+    best validation accuracy is the arm's student (selection on validation only)."""
+    ranked = sorted((r for r in feasible_front(rows) if r.run_id is not None),
+                    key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.trial))
+    started = time.perf_counter()
+    procs = []
+    for row in ranked[:args.retrain]:
+        epochs = max(1, int(seconds // epoch_seconds(args.url, row.run_id)))
+        argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
+                "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
+                "--device", "cpu", "--quiet", "--json"]
+        procs.append((row, epochs, subprocess.Popen([sys.executable, "-c", WORKER_CODE, *argv],
+                                                    cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True)))
+    trained = []
+    for row, epochs, proc in procs:
+        out, err = proc.communicate()
+        try:
+            metrics = json.loads(out)["metrics"]
+        except (json.JSONDecodeError, KeyError):
+            print(f"  ! retrain of trial {row.trial} exit {proc.returncode}: {err.strip()[-200:]}",
+                  flush=True)
+            continue
+        trained.append({"genome": f"{row.genome} {row.attention}", "epochs": epochs,
+                        "flops": row.flops, "search_val": row.val_accuracy,
+                        "val": metrics.get("val_accuracy"), "test": metrics.get("test_accuracy")})
+    best = max(trained, key=lambda t: (t["val"] or 0.0, -(t["flops"] or 0)), default=None)
+    return {"retrained": trained, "best": best, "retrain_wall": time.perf_counter() - started}
 
 
 def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: int
@@ -168,8 +225,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--image-size", default="64x64")
     parser.add_argument("--budget-flops", default="0.1G")
+    parser.add_argument("--search-share", type=float, default=0.5,
+                        help="arm a's share of the budget for the search; the rest retrains its "
+                             "best genomes (1: search only)")
+    parser.add_argument("--retrain", type=int, default=2,
+                        help="how many of arm a's best genomes the rest of its budget retrains")
     parser.add_argument("--throughput-minutes", type=float, default=None,
-                        help="per side of the --jobs/--threads comparison (default --minutes)")
+                        help="per side of the --jobs/--threads comparison (default --minutes; 0 skips it)")
     parser.add_argument("--throughput-only", action="store_true",
                         help="skip the three arms; only the --jobs/--threads comparison")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "nas-search-quality"),
@@ -193,8 +255,7 @@ def main() -> None:
     hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
     results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
     for seed in range(args.seeds):
-        results["a"].append(search_arm(args, env, f"a-{seed}", seed,
-                                       ["--jobs", "2", "--threads", "1", "--rungs", "1,3"], seconds))
+        results["a"].append(default_arm(args, env, seed, seconds))
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
                                        ["--jobs", "1", "--threads", "2", "--sampler", "random",
                                         "--epochs", "3"], seconds))
@@ -204,8 +265,11 @@ def main() -> None:
             f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
             flush=True)
     report(results)
-    throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
-    (out / f"quality-{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
+    if args.throughput_minutes != 0:
+        throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
+    kept = {arm: [{k: v for k, v in r.items() if k != "rows"} for r in runs]
+            for arm, runs in results.items()}
+    (out / f"quality-{stamp}.json").write_text(json.dumps(kept, indent=1, default=str))
 
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
