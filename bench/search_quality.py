@@ -43,7 +43,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
-from nas.study.pareto import TrialRow, feasible_front, row_from_trial
+from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
@@ -136,8 +136,8 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     """The user's next step after a search, `nas export TRIAL --retrain-epochs N`, for the
     search's best feasible genomes side by side (one thread each) over `seconds`; the one with the
     best validation accuracy is the arm's student (selection on validation only)."""
-    ranked = sorted((r for r in feasible_front(rows) if r.run_id is not None),
-                    key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.trial))
+    feasible = [r for r in unique_genomes(rows) if r.trained and r.fits() and r.run_id is not None]
+    ranked = sorted(feasible, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.trial))
     started = time.perf_counter()
     procs = []
     for row in ranked[:args.retrain]:
@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--image-size", default="64x64")
     parser.add_argument("--budget-flops", default="0.1G")
-    parser.add_argument("--search-share", type=float, default=0.5,
+    parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
     parser.add_argument("--retrain", type=int, default=2,
