@@ -43,7 +43,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
-from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
+from nas.study.pareto import TrialRow, feasible_front, ranked_rows, row_from_trial, unique_genomes
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
@@ -51,11 +51,15 @@ REFERENCE = np.array([1.0, 1.0, 1.0])     # (1 - acc, FLOPs / budget, params / 1
 PARAMS_SCALE = 1e6
 
 
+def nas_command(argv: list[str]) -> list[str]:
+    """`nas ARGV --quiet --json` in a fresh interpreter."""
+    return [sys.executable, "-c", WORKER_CODE, *argv, "--quiet", "--json"]
+
+
 def nas(argv: list[str], env: dict[str, str]) -> tuple[dict[str, Any] | None, float]:
     """Run `nas ARGV --json` in a fresh process: (its JSON, wall seconds)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", WORKER_CODE, *argv, "--quiet", "--json"], cwd=ROOT,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(nas_command(argv), cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         print(f"  ! nas {' '.join(argv[:1])} exit {done.returncode}: "
@@ -136,18 +140,17 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     """The user's next step after a search, `nas export TRIAL --retrain-epochs N`, for the
     search's best feasible genomes side by side (one thread each) over `seconds`; the one with the
     best validation accuracy is the arm's student (selection on validation only)."""
-    feasible = [r for r in unique_genomes(rows) if r.trained and r.fits() and r.run_id is not None]
-    ranked = sorted(feasible, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.trial))
+    ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None]
     started = time.perf_counter()
     procs = []
     for row in ranked[:args.retrain]:
         epochs = max(1, int(seconds // epoch_seconds(args.url, row.run_id)))
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
-                "--device", "cpu", "--quiet", "--json"]
-        procs.append((row, epochs, subprocess.Popen([sys.executable, "-c", WORKER_CODE, *argv],
-                                                    cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                                    stderr=subprocess.PIPE, text=True)))
+                "--device", "cpu"]
+        procs.append((row, epochs, subprocess.Popen(nas_command(argv), cwd=ROOT, env=env,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    text=True)))
     trained = []
     for row, epochs, proc in procs:
         out, err = proc.communicate()

@@ -105,9 +105,14 @@ def feasible_front(rows: Sequence[TrialRow], budget_flops: float | None = None,
     return pareto_front([r for r in trained if r.fits(budget_flops, budget_params)])
 
 
-def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
-    """The one definition of "best": the feasible trained trial with the highest validation
-    accuracy; ties go to fewer FLOPs, then fewer params, then the earlier trial."""
+def ranked_rows(rows: Sequence[TrialRow]) -> list[TrialRow]:
+    """The feasible trained trials, best first: the highest validation accuracy; ties go to
+    fewer FLOPs, then fewer params, then the earlier trial."""
     candidates = [r for r in rows if r.trained and r.fits()]
-    return min(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
-                                          r.trial), default=None)
+    return sorted(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
+                                             r.trial))
+
+
+def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
+    """The one definition of "best": the first of `ranked_rows`."""
+    return next(iter(ranked_rows(rows)), None)
