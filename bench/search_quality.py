@@ -4,12 +4,13 @@
                                    [--image-size 64x64] [--budget-flops 0.1G] [--out DIR]
 
 Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
-  (a) the default search: TPE, `--jobs 2 --threads 1`, rungs 1,3 (3-epoch schedule), for
-      --search-share of the arm's budget; then the user's next step, `nas export TRIAL
-      --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
-      accuracy) side by side, one thread each, for as many epochs as the rest of the budget holds
-      (each genome's epoch time: its own last search epoch); the retrained genome with the best
-      validation accuracy is the arm's student;
+  (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3: a 3-epoch
+      schedule), for --search-share of the arm's budget; then the user's next step, `nas export
+      TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
+      accuracy; default 1) side by side, sharing two threads, for as many epochs as the rest of
+      the budget holds (each genome's epoch time: its own last search epoch, on one thread);
+      with more than one, the retrained genome with the best validation accuracy is the arm's
+      student;
   (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
   (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe and
       `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
@@ -123,7 +124,7 @@ def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, second
     for the rest (no retrain with --search-share 1)."""
     share = seconds * args.search_share
     run = search_arm(args, env, f"a-{seed}", seed,
-                     ["--jobs", "2", "--threads", "1", "--rungs", "1,3"], share)
+                     ["--jobs", "2", "--threads", "1", "--rungs", args.rungs], share)
     if args.search_share >= 1 or not run["rows"]:
         return run
     final = retrain(args, env, f"a-{seed}", run["rows"], max(0.0, seconds - run["wall"]))
@@ -138,16 +139,18 @@ def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, second
 def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list[TrialRow],
             seconds: float) -> dict[str, Any]:
     """The user's next step after a search, `nas export TRIAL --retrain-epochs N`, for the
-    search's best feasible genomes side by side (one thread each) over `seconds`; the one with the
-    best validation accuracy is the arm's student (selection on validation only)."""
+    search's `--retrain` best feasible genomes side by side (sharing the arms' two threads) over
+    `seconds`; the one with the best validation accuracy is the arm's student (selection on
+    validation only). Epochs come from the search's one-thread epoch time."""
     ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None]
+    threads = max(1, 2 // args.retrain)
     started = time.perf_counter()
     procs = []
     for row in ranked[:args.retrain]:
         epochs = max(1, int(seconds // epoch_seconds(args.url, row.run_id)))
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
-                "--device", "cpu"]
+                "--device", "cpu", "--threads", str(threads)]
         procs.append((row, epochs, subprocess.Popen(nas_command(argv), cwd=ROOT, env=env,
                                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                     text=True)))
@@ -231,8 +234,11 @@ def main() -> None:
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
-    parser.add_argument("--retrain", type=int, default=2,
-                        help="how many of arm a's best genomes the rest of its budget retrains")
+    parser.add_argument("--rungs", default="1,3",
+                        help="arm a's rungs (its schedule ends at the last one)")
+    parser.add_argument("--retrain", type=int, default=1,
+                        help="how many of arm a's best genomes the rest of its budget retrains "
+                             "(more than one: the best by validation is kept)")
     parser.add_argument("--throughput-minutes", type=float, default=None,
                         help="per side of the --jobs/--threads comparison (default --minutes; 0 skips it)")
     parser.add_argument("--throughput-only", action="store_true",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space
+from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space, threads_arg
 from nas.errors import ReportError, SpaceError
 from nas.model.space import DEFAULT_SPACE
 from nas.units import flops_text, parse_quantity, percent, quantity_text
@@ -125,7 +125,8 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
 
     space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))
     with ProgressView(args.quiet) as view:
-        new = export.retrain(space, data, store, run, args.retrain_epochs, resolve_device(args.device),
+        device = resolve_device(args.device, args.threads)
+        new = export.retrain(space, data, store, run, args.retrain_epochs, device,
                              progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
     expected = (data.info.get("teacher") or {}).get("fingerprint")
     if expected and new.teacher_fingerprint != expected and not args.quiet:
@@ -193,6 +194,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="train the genome again for N epochs and export that run")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where --retrain-epochs trains")
+    p.add_argument("--threads", type=threads_arg, default=None,
+                   help="CPU threads for --retrain-epochs (default 1)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_export)

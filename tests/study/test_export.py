@@ -154,7 +154,9 @@ def test_retrain_exports_the_new_run_and_says_so(study: Trained, tmp_path: Path,
     before = {run.id for run in Store(study.url).list_runs()}
     out = tmp_path / "student.pt"
     assert main(["export", "0", "--storage", study.url, "--out", str(out), "--retrain-epochs", "2",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--threads", "2"]) == 0
+    assert torch.get_num_threads() == 2                                    # --threads reached torch
+    torch.set_num_threads(1)
     assert "retrained" in capsys.readouterr().out
     checkpoint = torch.load(out, weights_only=True)
     runs = {run.id: run for run in Store(study.url).list_runs()}
