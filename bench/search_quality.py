@@ -4,7 +4,7 @@
                                    [--image-size 64x64] [--budget-flops 0.1G] [--out DIR]
 
 Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
-  (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3: a 3-epoch
+  (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
       accuracy; default 1) side by side, sharing two threads, for as many epochs as the rest of
@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
-    parser.add_argument("--rungs", default="1,3",
+    parser.add_argument("--rungs", default="1,3,9",
                         help="arm a's rungs (its schedule ends at the last one)")
     parser.add_argument("--retrain", type=int, default=1,
                         help="how many of arm a's best genomes the rest of its budget retrains "
