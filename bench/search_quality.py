@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hymenoptera"))
     parser.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here up")
     parser.add_argument("--image-size", default="64x64")
     parser.add_argument("--budget-flops", default="0.1G")
     parser.add_argument("--search-share", type=float, default=2 / 3,
@@ -256,14 +257,14 @@ def main() -> None:
     env = {**os.environ, "NAS_CACHE_DIR": str(out / "cache")}
     seconds = args.minutes * 60
     print(f"data {args.data} at {args.image_size}, budget {args.budget_flops} FLOPs, "
-          f"{args.minutes:g} min per arm, {args.seeds} seeds, cores {os.cpu_count()}, "
-          f"no GPU used (CPU only)", flush=True)
+          f"{args.minutes:g} min per arm, {args.seeds} seeds from {args.first_seed}, "
+          f"cores {os.cpu_count()}, no GPU used (CPU only)", flush=True)
     if args.throughput_only:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
     hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
     results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         results["a"].append(default_arm(args, env, seed, seconds))
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
                                        ["--jobs", "1", "--threads", "2", "--sampler", "random",

@@ -110,7 +110,11 @@ def _worker(args: argparse.Namespace) -> int:
     import importlib
     import json
     import os
+    import signal
 
+    # The parent stops its workers with SIGINT: honour it even in a worker started with SIGINT
+    # ignored (as a shell starts background jobs), which Python would otherwise leave ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.environ.get("NAS_WORKER_HOOK"):
         importlib.import_module(os.environ["NAS_WORKER_HOOK"])
     spec = json.loads(args.worker)

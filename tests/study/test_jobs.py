@@ -67,13 +67,17 @@ def test_four_workers_train_forty_distinct_genomes(env: dict[str, str], tmp_path
     assert trained == set(genomes)
 
 
-def test_ctrl_c_stops_every_worker_and_leaves_no_trial_running(env: dict[str, str],
-                                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize("started_ignoring", [False, True], ids=["foreground", "background"])
+def test_ctrl_c_stops_every_worker_and_leaves_no_trial_running(env: dict[str, str], tmp_path: Path,
+                                                              started_ignoring: bool) -> None:
+    """Also when the search starts with SIGINT ignored, as a shell starts a background job: the
+    parent's SIGINT to its workers must still stop them, not leave them to be killed."""
     db = tmp_path / "s.db"
     parent = subprocess.Popen(
         [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
          *flags(db, "--jobs", "2", "--trials", "100", "--quiet")],
-        env={**os.environ, **env, "NAS_TEST_SLEEP": "2"}, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, **env, "NAS_TEST_SLEEP": "2"}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if started_ignoring else None)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _running(db):
         time.sleep(0.5)
