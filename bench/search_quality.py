@@ -44,7 +44,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 
 from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
-from nas.study.pareto import TrialRow, feasible_front, ranked_rows, row_from_trial, unique_genomes
+from nas.study.pareto import TrialRow, best_row, feasible_front, ranked_rows, row_from_trial, unique_genomes
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
@@ -94,12 +94,10 @@ def study_curve(url: str, name: str, started: datetime, budget: float
 
 
 def best_of(rows: list[TrialRow]) -> tuple[float | None, float | None]:
-    """(best feasible val accuracy, that genome's test accuracy): selection on validation only."""
-    front = feasible_front(rows)
-    if not front:
-        return None, None
-    best = max(front, key=lambda r: (r.val_accuracy or 0.0, -(r.flops or 0)))
-    return best.val_accuracy, best.test_accuracy
+    """(best feasible val accuracy, that genome's test accuracy), `nas export best`'s pick:
+    selection on validation only."""
+    best = best_row(rows)
+    return (None, None) if best is None else (best.val_accuracy, best.test_accuracy)
 
 
 def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: int,
