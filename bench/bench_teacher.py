@@ -4,7 +4,9 @@ One context (data, the report's views, the frozen pretrained EfficientNet-Lite0 
 outputs per view) is prepared once; then the report's student is trained in every arm (CE only,
 and distillation with loss feature / logit / both) on the very same views, epochs and seeds.
 Prints the teacher's val/test accuracy and the time it took to be ready, then mean +- sd test
-accuracy per arm and the paired difference to CE. Run by hand (not a test), e.g.
+accuracy per arm and the paired difference to CE, and the same for the plateau: the mean
+validation accuracy over the second half of the epochs, which no checkpoint choice moves.
+Run by hand (not a test), e.g.
     python bench/bench_teacher.py --epochs 10 --seeds 0 1 2 --threads 2
 or one process per arm, then `--summarize none.log feature.log logit.log both.log`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -28,6 +31,7 @@ from nas.train.experiment import Context, prepare, resolve_device, train_genome
 ROOT = Path(__file__).resolve().parents[1]
 HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera"
 ARMS = ("none", "feature", "logit", "both")
+_ARM = re.compile(rf"(.*)({'|'.join(ARMS)})(-[a-z]+)?")    # an arm's name: TAG + LOSS (-TARGET)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,7 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--storage", default="sqlite:///bench_teacher.db")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--summarize", nargs="+", metavar="LOG", default=None,
-                   help="only combine the JSON lines of earlier runs (one log per arm, say)")
+                   help="only combine earlier runs: their JSON lines (one log per arm, say) or the "
+                        "runs of --epochs stored in a SQLite database (FILE.db; arm = --tag + loss)")
     return p.parse_args(argv)
 
 
@@ -93,7 +98,7 @@ def arm(ctx: Context, loss: str) -> Context:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.summarize:
-        summarize(from_logs(args.summarize))
+        report(from_logs(args.summarize, args.tag, args.epochs))
         return 0
     ctx, ready = context(args)
     t = ctx.teacher
@@ -105,46 +110,93 @@ def main(argv: list[str]) -> int:
                       "views": len(ctx.views.labels), "student_input": str(ctx.shape),
                       "distill": asdict(ctx.space.distill)}), flush=True)
     genome = Genome.parse(args.genome, args.attention)
-    results: dict[str, dict[int, float]] = {name: {} for name in args.arms}
+    rows = []
     for seed in args.seeds:
         for name in args.arms:
             run = train_genome(arm(ctx, name), genome, epochs=args.epochs, seed=seed)
-            results[name][seed] = run.test_accuracy or 0.0
-            print(json.dumps({"arm": args.tag + name, "seed": seed, "val": run.val_accuracy,
-                              "test": run.test_accuracy, "best_epoch": run.best_epoch,
-                              "seconds": round(run.duration_s or 0, 1)}), flush=True)
-    summarize(results)
+            rows.append({"arm": args.tag + name, "seed": seed, "val": run.val_accuracy,
+                         "test": run.test_accuracy, "best_epoch": run.best_epoch,
+                         "plateau_val": plateau(run.history),
+                         "seconds": round(run.duration_s or 0, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    report(rows)
     return 0
 
 
-def from_logs(paths: list[str]) -> dict[str, dict[int, float]]:
-    """Per-arm, per-seed test accuracy from the JSON lines of runs made in parallel processes."""
-    results: dict[str, dict[int, float]] = {}
+def plateau(history: list[dict[str, float]]) -> float:
+    """Mean validation accuracy over the second half of the epochs: a student's level once
+    trained, free of the noise of picking one epoch on a small validation split."""
+    late = history[len(history) // 2:]
+    return statistics.mean(epoch["val_accuracy"] for epoch in late) if late else 0.0
+
+
+def report(rows: list[dict]) -> None:
+    """Test accuracy (of the best-validation epoch) and plateau validation accuracy, per arm."""
+    print("test accuracy of the best-validation epoch:", flush=True)
+    summarize(by_arm(rows, "test"))
+    if all("plateau_val" in row for row in rows):
+        print("plateau: mean validation accuracy over the second half of the epochs:", flush=True)
+        summarize(by_arm(rows, "plateau_val"))
+
+
+def from_logs(paths: list[str], tag: str = "", epochs: int = 0) -> list[dict]:
+    """The per-run JSON lines of runs made in parallel processes, or their stored runs."""
+    rows = []
     for path in paths:
+        if path.endswith(".db"):
+            rows += from_store(path, tag, epochs)
+            continue
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             row = json.loads(line) if line.startswith("{") else {}
             if "arm" in row:
-                results.setdefault(row["arm"], {})[row["seed"]] = row["test"] or 0.0
-    return dict(sorted(results.items(), key=lambda item: (_tag(item[0]), ARMS.index(_loss(item[0])))))
+                rows.append(row)
+    return rows
 
 
-def _tag(name: str) -> str:
-    return name[:-len(_loss(name))]
+def from_store(path: str, tag: str, epochs: int) -> list[dict]:
+    """Rows of the runs in a bench database that ran the whole schedule of `epochs`."""
+    store = Store(f"sqlite:///{path}")
+    try:
+        runs = [run for run in store.list_runs()
+                if run.status == "ok" and run.recipe["train"]["epochs"] == epochs == len(run.history)]
+    finally:
+        store.close()
+    return [{"arm": tag + run.recipe["distill"]["loss"], "seed": run.seed, "test": run.test_accuracy,
+             "plateau_val": plateau(run.history)} for run in runs]
 
 
-def _loss(name: str) -> str:
-    return next(arm for arm in ARMS if name.endswith(arm))
+def by_arm(rows: list[dict], metric: str) -> dict[str, dict[int, float]]:
+    """metric per arm and seed, arms in (variant, ARMS) order."""
+    results: dict[str, dict[int, float]] = {}
+    for row in rows:
+        results.setdefault(row["arm"], {})[row["seed"]] = row[metric] or 0.0
+    return dict(sorted(results.items(), key=lambda item: _order(item[0])))
+
+
+def _order(name: str) -> tuple[str, int, str]:
+    tag, loss, target = _parts(name)
+    return tag, ARMS.index(loss), target
+
+
+def _parts(name: str) -> tuple[str, str, str]:
+    """(variant tag, loss, target) of an arm's name: TAG + LOSS, or TAG + LOSS-TARGET
+    (bench/distill_variants.py's)."""
+    match = _ARM.fullmatch(name)
+    if match is None:
+        raise SystemExit(f"arm {name!r}: expected TAG + one of {', '.join(ARMS)} (+ -TARGET)")
+    return match.group(1), match.group(2), match.group(3) or ""
 
 
 def summarize(results: dict[str, dict[int, float]]) -> None:
-    """Mean +- sd of test accuracy per arm, and the paired difference to CE ('none') of the
+    """Mean +- sd of a metric per arm, and the paired difference to CE ('none') of the
     same variant (tag), else to the untagged CE."""
     for name, by_seed in results.items():
-        base = results.get(_tag(name) + "none", results.get("none", {}))
+        tag, loss, _ = _parts(name)
+        base = results.get(tag + "none", results.get("none", {}))
         values = list(by_seed.values())
-        line = f"{name:14s} test {100 * statistics.mean(values):5.1f} +- {_sd(values):4.1f}"
+        line = f"{name:14s} {100 * statistics.mean(values):5.1f} +- {_sd(values):4.1f}"
         paired = [100 * (by_seed[s] - base[s]) for s in by_seed if s in base]
-        if _loss(name) != "none" and paired:
+        if loss != "none" and paired:
             line += (f"   vs CE {statistics.mean(paired):+5.1f} +- {_sd(paired, 1):4.1f}"
                      f" (paired, n={len(paired)})")
         print(line, flush=True)
