@@ -25,7 +25,7 @@ from pathlib import Path
 from nas.data.dataset import parse_image_size
 from nas.model.genome import Genome
 from nas.model.space import load_space
-from nas.store.runs import Store
+from nas.store.runs import RunRecord, Store
 from nas.train.experiment import Context, prepare, resolve_device, train_genome
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +87,12 @@ def context(args: argparse.Namespace) -> tuple[Context, float]:
     started = time.perf_counter()
     ctx = prepare(space, args.data, Store(args.storage), size=parse_image_size(args.image_size),
                   device=resolve_device("cpu", args.threads),
-                  cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+                  cache_dir=cache_dir(args))
     return ctx, time.perf_counter() - started
+
+
+def cache_dir(args: argparse.Namespace) -> Path | None:
+    return Path(args.cache_dir) if args.cache_dir else None
 
 
 def arm(ctx: Context, loss: str) -> Context:
@@ -114,13 +118,18 @@ def main(argv: list[str]) -> int:
     for seed in args.seeds:
         for name in args.arms:
             run = train_genome(arm(ctx, name), genome, epochs=args.epochs, seed=seed)
-            rows.append({"arm": args.tag + name, "seed": seed, "val": run.val_accuracy,
-                         "test": run.test_accuracy, "best_epoch": run.best_epoch,
-                         "plateau_val": plateau(run.history),
-                         "seconds": round(run.duration_s or 0, 1)})
-            print(json.dumps(rows[-1]), flush=True)
+            rows.append(logged_row(args.tag + name, seed, run))
     report(rows)
     return 0
+
+
+def logged_row(name: str, seed: int, run: RunRecord) -> dict:
+    """One run's JSON line (printed as it ends, for --summarize) and its row."""
+    row = {"arm": name, "seed": seed, "val": run.val_accuracy, "test": run.test_accuracy,
+           "best_epoch": run.best_epoch, "plateau_val": plateau(run.history),
+           "seconds": round(run.duration_s or 0, 1)}
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def plateau(history: list[dict[str, float]]) -> float:

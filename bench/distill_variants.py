@@ -73,10 +73,10 @@ def target(name: str, ctx: Context, args: argparse.Namespace) -> Target:
         state = read_state(weights_path(ctx.space.teacher.model))
         imagenet = pooled @ state["_fc.weight"].T + state["_fc.bias"]
         return Target(TeacherBank(imagenet, logits), imagenet.shape[1], kl=True)
-    inputs = teacher_inputs(ctx.space, args.data, ctx.data,
-                            cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+    cache = bench_teacher.cache_dir(args)
+    inputs = teacher_inputs(ctx.space, args.data, ctx.data, cache_dir=cache)
     maps = trunk_maps(ctx.teacher.model, inputs.config, inputs.data, inputs.views, ctx.device,
-                      Path(args.cache_dir) if args.cache_dir else None).views
+                      cache).views
     hint = standardized(maps, (0, 2, 3)).half().flatten(1)     # float16: 171 MB for 1,365 views
     return Target(TeacherBank(hint, logits), hint.shape[1], spatial=True)
 
@@ -171,11 +171,7 @@ def main(argv: list[str]) -> int:
             spec = specs.get(kind)
             with wired(spec):
                 run = train_genome(variant_context(ctx, loss, spec), genome, epochs=args.epochs, seed=seed)
-            rows.append({"arm": args.tag + name, "seed": seed, "val": run.val_accuracy,
-                         "test": run.test_accuracy, "best_epoch": run.best_epoch,
-                         "plateau_val": bench_teacher.plateau(run.history),
-                         "seconds": round(run.duration_s or 0, 1)})
-            print(json.dumps(rows[-1]), flush=True)
+            rows.append(bench_teacher.logged_row(args.tag + name, seed, run))
     bench_teacher.report(rows)
     return 0
 
