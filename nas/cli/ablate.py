@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from nas.cli.common import data_flags
+from nas.cli.common import data_flags, subset_flags
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -19,7 +19,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from nas.study.ablate import run_ablation
     from nas.study.ablate_file import load_ablation
 
-    ablation = load_ablation(args.file, space=args.space, epochs=args.epochs, seeds=args.seeds)
+    ablation = load_ablation(args.file, space=args.space, epochs=args.epochs, seeds=args.seeds,
+                             train=subset_flags(args))
     if args.group:
         ablation = ablation.only(args.group)
     source = args.data or ablation.data

@@ -6,20 +6,22 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from nas.errors import SpaceError
 from nas.model.recipe import check_seed
-from nas.model.space import DEFAULT_SPACE, InputShape, Space, load_space
+from nas.model.space import InputShape, Space, default_space, load_space
 
 STORAGE_HELP = "database URL (default: $NAS_STORAGE, else sqlite:///studies.db)"
 JSON_HELP = "print one JSON object on stdout instead of the text"
 SPACE_HELP = "search space: a bundled name (seed.toml, photos.toml, tiny.toml) or a path"
 
 
-def resolve_space(path: str) -> Space:
-    """Load a space file: a path, or the name of a bundled space (`seed.toml`, `tiny.toml`, ...)."""
-    return load_space(path)
+def resolve_space(path: str | None, source: str = "digits") -> Space:
+    """Load a space file: a path, or the name of a bundled space (`seed.toml`, `tiny.toml`, ...);
+    None: the default for the data (seed.toml on digits, photos.toml on photos)."""
+    return load_space(path or default_space(source))
 
 
 def emit_json(payload: dict[str, Any]) -> None:
@@ -55,7 +57,8 @@ def threads_arg(text: str) -> int:
 
 def data_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that trains: space, data, size, storage, device."""
-    p.add_argument("--space", default=DEFAULT_SPACE, help=SPACE_HELP)
+    p.add_argument("--space", default=None,
+                   help=SPACE_HELP + " (default: seed.toml on digits, photos.toml on photos)")
     p.add_argument("--data", default="digits",
                    help="digits (default), an ImageFolder path, or a torchvision set name")
     p.add_argument("--image-size", default=None, help="HxW (default: the space's, else the data's)")
@@ -63,8 +66,31 @@ def data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to train; auto: cuda when available, else cpu")
     p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads for torch (default 1)")
+    p.add_argument("--train-per-class", type=int, default=None, metavar="N",
+                   help="train on a stratified subset of N images per class (default: the space's"
+                        " [train] train_per_class, 0 = all)")
+    p.add_argument("--val-per-class", type=int, default=None, metavar="N",
+                   help="validation images per class (default: the space's [train] val_per_class,"
+                        " 0 = val_fraction of each class)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def subset_flags(args: argparse.Namespace) -> dict[str, int]:
+    """--train-per-class and --val-per-class as [train] keys, the ones given."""
+    return {key: value for key in ("train_per_class", "val_per_class")
+            if (value := getattr(args, key, None)) is not None}
+
+
+def with_subset(space: Space, args: argparse.Namespace) -> Space:
+    """The space with --train-per-class and --val-per-class written into its [train], checked
+    by the section's own rules (so the flag and the file key take the same values)."""
+    subset = subset_flags(args)
+    if not subset:
+        return space
+    train = replace(space.train, **subset)
+    train.check("--train-per-class/--val-per-class: [train]")
+    return replace(space, train=train)
 
 
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
@@ -79,7 +105,7 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
 
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed, "--seed")
-    space = space or resolve_space(args.space)
+    space = with_subset(space or resolve_space(args.space, args.data), args)
     size = parse_image_size(args.image_size) if args.image_size else None
     _preflight(space, args.data, size, genomes, within)     # before the database file is created
     device = resolve_device(args.device, args.threads)
@@ -99,7 +125,7 @@ def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes:
     for genome in genomes:
         space.check(genome, strict=False)
     height, width = image_size(space, source, size)
-    found = preflight(source, (height, width))
+    found = preflight(source, (height, width), space.train.split_kwargs())
     if found is not None:
         channels = space.input.channels if space.input else 3
         check_training(space, genomes, rows=found[0], shape=InputShape(channels, height, width),
@@ -130,3 +156,12 @@ def teacher_fields(ctx: Any) -> dict[str, Any]:
     return {"fingerprint": teacher.fingerprint, "kind": ctx.space.teacher.kind,
             "val_accuracy": teacher.val_accuracy, "test_accuracy": teacher.test_accuracy,
             "cached": teacher.cached}
+
+
+def teacher_text(ctx: Any) -> str:
+    """The teacher in one line: its accuracy, or that none was used and why."""
+    from nas.units import percent
+
+    if ctx.teacher.model is None:
+        return 'teacher not used: [distill] loss = "none", cross-entropy only'
+    return f"teacher val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}"

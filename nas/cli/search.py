@@ -14,6 +14,8 @@ from nas.cli.common import (
     parsed,
     resolve_space,
     teacher_fields,
+    teacher_text,
+    with_subset,
 )
 from nas.errors import NasError, SpaceError
 from nas.model.space import InputShape, Space
@@ -57,7 +59,7 @@ def _search(args: argparse.Namespace) -> int:
     from nas.units import parse_duration
 
     started = time.monotonic()
-    space = resolve_space(args.space)
+    space = with_subset(resolve_space(args.space, args.data), args)
     budget, trials, epochs, rungs = _settings(args, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
     if args.study is not None:
@@ -81,8 +83,8 @@ def _search(args: argparse.Namespace) -> int:
                                   deadline=started + timeout if timeout else None, budget=budget,
                                   rungs=rungs, quota=args.quota)
         study = open_study(ctx, settings, args.data)
-        view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
-                 f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each"
+        view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; training {trials}"
+                 f" genomes, {epochs} epochs each"
                  + (f", pruned at rungs {','.join(map(str, rungs))}" if rungs else ""))
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
@@ -141,9 +143,8 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     argv = ["search", "--worker", json_text({**spec, "study": name, "trials": trials,
                                              "quota": quota.key, "timeout": None if remaining
                                              is None else f"{remaining:.0f}s"})]
-    view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
-             f"{percent(ctx.teacher.val_accuracy)}; {count} workers x {args.threads} "
-             f"threads training {trials} genomes")
+    view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; {count} workers x"
+             f" {args.threads} threads training {trials} genomes")
     poller = jobs.StudyPoller(ctx.store.url, name)
     workers = jobs.start([argv] * count)
     try:

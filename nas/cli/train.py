@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import Any
 
-from nas.cli.common import data_flags, emit_json, open_context, resolve_space, teacher_fields
+from nas.cli.common import data_flags, emit_json, open_context, resolve_space, teacher_fields, teacher_text
 from nas.errors import SpaceError
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import Genome
@@ -70,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "FLOPs": flops_text(run.flops, exact=True), "params": f"{run.params:,}",
         "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
         "test accuracy": percent(run.test_accuracy),
-        "teacher": _teacher_text(ctx),
+        "teacher": teacher_text(ctx),
         "stored": f"run {run.id} in {ctx.store.url}",
     })
     warning = weak_teacher(ctx.teacher.val_accuracy, run.val_accuracy)
@@ -96,15 +95,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _teacher_text(ctx: Any) -> str:
-    if ctx.teacher.model is None:
-        return 'none: distill loss "none", cross-entropy only'
-    return f"val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}"
-
-
 def _with_distill(args: argparse.Namespace) -> Space:
     """The space of --space, with [distill] loss replaced by --distill when given."""
-    space = resolve_space(args.space)
+    space = resolve_space(args.space, args.data)
     if args.distill is None:
         return space
     return replace(space, distill=replace(space.distill, loss=args.distill))

@@ -32,7 +32,17 @@ from nas.data.cache import (
 )
 from nas.data.folders import Folder, decode_folder, folder_key, scan_folder
 from nas.data.memory import pool_bytes, require
-from nas.data.splits import Pool, Progress, Skip, Split, split_test, stratified_split, take
+from nas.data.splits import (
+    TEST_FRACTION,
+    TEST_SEED,
+    Pool,
+    Progress,
+    Skip,
+    Split,
+    split_test,
+    stratified_split,
+    take,
+)
 from nas.data.splits import resize as _resize
 from nas.data.torchvision_sets import TORCHVISION, decode_torchvision
 from nas.errors import DataError, nearest
@@ -100,14 +110,18 @@ def parse_image_size(text: str) -> tuple[int, int]:
     return _check_size((height, int(match.group(2) or height)))
 
 
-def preflight(source: str, image_size: tuple[int, int]) -> tuple[int, int] | None:
-    """(images, classes) of a source, found without decoding it, after refusing a bad source or a
-    decode that cannot fit in memory; None for torchvision sets (their size is known once loaded)."""
+def preflight(source: str, image_size: tuple[int, int],
+              split: dict[str, float | int] | None = None) -> tuple[int, int] | None:
+    """(images, classes) of a source, found without decoding it, after refusing a bad source, a
+    decode that cannot fit in memory, or a `split` (load_data's keywords) its classes cannot give;
+    None for torchvision sets (their size is known once loaded)."""
     kind = _source_kind(source)
     size = _check_size(image_size)
     if kind == "folder":
         folder = scan_folder(Path(source).expanduser())
         require({"decoded images": pool_bytes(folder.count, size)}, f"decoding {folder.root}", DataError)
+        if split:
+            _check_split(folder, **split)
         return folder.count, len(folder.classes)
     if kind == "digits":
         require({"decoded images": pool_bytes(_DIGITS, size)}, "decoding digits", DataError)
@@ -121,17 +135,25 @@ def load_data(
     *,
     val_fraction: float = 0.2,
     split_seed: int = 0,
+    train_per_class: int = 0,
+    val_per_class: int = 0,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> Dataset:
-    """Decode `source` once (cached by fingerprint), then carve a stratified validation split."""
+    """Decode `source` once (cached by fingerprint), then carve a stratified validation split
+    (`val_per_class` images per class, 0: `val_fraction` of each) and keep `train_per_class` of
+    the rest for training (0: all). The test split is always whole."""
     kind = _source_kind(source)
     size = default_image_size(source) if image_size is None else _check_size(image_size)
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if train_per_class < 0 or train_per_class == 1 or val_per_class < 0:
+        raise DataError(f"train_per_class must be 0 (all) or at least 2 and val_per_class at least 0,"
+                        f" got {train_per_class} and {val_per_class}")
     folder = scan_folder(Path(source).expanduser()) if kind == "folder" else None
     pool = _load_pool(kind, folder, size, cache_root(cache_dir), progress)
-    kept, held = stratified_split(pool.train.labels, val_fraction, split_seed, pool.classes)
+    kept, held = stratified_split(pool.train.labels, val_fraction, split_seed, pool.classes,
+                                  held_per_class=val_per_class, kept_per_class=train_per_class)
     train = take(pool.train, kept)
     mean, std = channel_stats(train.images)
     return Dataset(
@@ -143,7 +165,8 @@ def load_data(
         test=pool.test,
         mean=mean,
         std=std,
-        fingerprint=digest({"content": pool.content, "size": size, "val": val_fraction, "seed": split_seed}),
+        fingerprint=digest({"content": pool.content, "size": size, "val": val_fraction, "seed": split_seed,
+                            **_subset_record(train_per_class, val_per_class)}),
         skipped=(folder.skipped if folder else ()) + tuple(tuple(skip) for skip in pool.skipped),
     )
 
@@ -195,6 +218,24 @@ def channel_stats(images: torch.Tensor) -> tuple[Triple, Triple]:
     var = [(int(q) * count - int(s) ** 2) / count**2 for s, q in zip(total, squares, strict=True)]
     std = [max(math.sqrt(v), 1.0) / 255 for v in var]
     return (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
+
+
+def _check_split(folder: Folder, val_fraction: float, split_seed: int, train_per_class: int,
+                 val_per_class: int) -> None:
+    """Carve validation and the subset from the scanned labels, as `load_data` will from the
+    decoded ones, so a subset the classes cannot give is refused before anything is written."""
+    labels = torch.tensor([label for _, label in folder.train], dtype=torch.int64)
+    if folder.test is None:
+        labels = labels[stratified_split(labels, TEST_FRACTION, TEST_SEED, folder.classes)[0]]
+    stratified_split(labels, val_fraction, split_seed, folder.classes,
+                     held_per_class=val_per_class, kept_per_class=train_per_class)
+
+
+def _subset_record(train_per_class: int, val_per_class: int) -> dict[str, int]:
+    """The subset's part of the data fingerprint; empty for the whole set, so fingerprints (and
+    every cache and stored run keyed by them) made before subsets existed stay valid."""
+    record = {"train_per_class": train_per_class, "val_per_class": val_per_class}
+    return {key: value for key, value in record.items() if value}
 
 
 # ----------------------------------------------------------------- sources

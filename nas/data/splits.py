@@ -41,10 +41,13 @@ class Pool:
 
 
 def stratified_split(
-    labels: torch.Tensor, fraction: float, seed: int, classes: Sequence[str]
+    labels: torch.Tensor, fraction: float, seed: int, classes: Sequence[str], *,
+    held_per_class: int = 0, kept_per_class: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class hold out round(n * fraction) images (at least 1, never all): sorted (kept, held)
-    indices."""
+    """Per class hold out `held_per_class` images (0: round(n * fraction), at least 1, never all),
+    then keep the next `kept_per_class` of the same shuffle (0: all the rest): sorted (kept, held)
+    indices. The held images never depend on `kept_per_class`, and a smaller subset is a prefix of
+    a larger one."""
     generator = torch.Generator().manual_seed(seed)
     kept, held = [], []
     for label, name in enumerate(classes):
@@ -52,10 +55,17 @@ def stratified_split(
         n = index.numel()
         if n < 2:
             raise DataError(f"class '{name}' has {n} image(s) to split; need at least 2 (one on each side)")
-        n_held = min(max(1, math.floor(n * fraction + 0.5)), n - 1)
+        n_held = held_per_class or min(max(1, math.floor(n * fraction + 0.5)), n - 1)
+        if n_held >= n:
+            raise DataError(f"class '{name}' has {n} image(s): too few to hold {n_held} for validation"
+                            f" (val_per_class) and train on the rest")
+        n_kept = kept_per_class or n - n_held
+        if n_kept > n - n_held:
+            raise DataError(f"train_per_class {n_kept} is more than class '{name}' holds: {n} images,"
+                            f" {n_held} held for validation, at most {n - n_held} to train on")
         shuffled = index[torch.randperm(n, generator=generator)]
         held.append(shuffled[:n_held])
-        kept.append(shuffled[n_held:])
+        kept.append(shuffled[n_held:n_held + n_kept])
     return torch.cat(kept).sort().values, torch.cat(held).sort().values
 
 

@@ -80,7 +80,14 @@ class TrainConfig:
     optimizer: str = "adam"
     val_fraction: float = 0.2
     split_seed: int = 0
+    train_per_class: int = 0        # a stratified subset of N training images per class (0: all)
+    val_per_class: int = 0          # validation images per class (0: val_fraction of each class)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def split_kwargs(self) -> dict[str, float | int]:
+        """How `nas.data.dataset.load_data` carves validation and the training subset."""
+        return {"val_fraction": self.val_fraction, "split_seed": self.split_seed,
+                "train_per_class": self.train_per_class, "val_per_class": self.val_per_class}
 
     def check(self, where: str) -> None:
         _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
@@ -92,6 +99,10 @@ class TrainConfig:
         _choice(self, where, "optimizer")
         _require(where, "val_fraction", 0 < self.val_fraction < 1, "in (0, 1)", self.val_fraction)
         check_seed(self.split_seed, f"{where}.split_seed")
+        _require(where, "train_per_class", self.train_per_class == 0 or 2 <= self.train_per_class <= 10**9,
+                 "0 (all) or between 2 and 1000000000", self.train_per_class)
+        _require(where, "val_per_class", 0 <= self.val_per_class <= 10**9, "between 0 and 1000000000",
+                 self.val_per_class)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainCo
 from nas.model.sections import parse_section
 
 DEFAULT_SPACE = "seed.toml"
+PHOTO_SPACE = "photos.toml"    # the default on photos: the measured recipe, not digits' (bench/RESULTS.md)
 BUNDLED = "search_spaces"   # the package folder of the bundled spaces and ablation files
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",
             "train", "distill", "teacher", "search")
@@ -373,3 +374,9 @@ def _as_list(raw: Any, where: str) -> list[Any]:
     if len(set(map(repr, values))) != len(values):
         raise SpaceError(f"{where} lists a choice twice: {values!r}")
     return values
+
+
+def default_space(source: str) -> str:
+    """The bundled space a command uses without --space: seed.toml on the embedded digits,
+    photos.toml on photos (an image folder or a torchvision set)."""
+    return DEFAULT_SPACE if source.lower() == "digits" else PHOTO_SPACE

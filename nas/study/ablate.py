@@ -121,7 +121,7 @@ class Contexts:
         space = arm.space
         key = json.dumps({"size": size, "teacher": asdict(space.teacher),
                           "augment": asdict(space.train.augment),
-                          "split": [space.train.val_fraction, space.train.split_seed],
+                          "split": space.train.split_kwargs(),
                           "teacherless": space.distill.loss == "none"}, sort_keys=True)
         if key not in self.prepared:
             self.prepared[key] = self.opener(space, size)

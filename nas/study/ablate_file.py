@@ -117,9 +117,11 @@ class Ablation:
 
 
 def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | None = None,
-                  seeds: tuple[int, ...] | None = None) -> Ablation:
+                  seeds: tuple[int, ...] | None = None,
+                  train: dict[str, int] | None = None) -> Ablation:
     """Read and validate an ablation file (a path or a bundled name such as
-    `ablations/seed_report.toml`); `space`, `epochs` and `seeds` replace the file's."""
+    `ablations/seed_report.toml`); `space`, `epochs` and `seeds` replace the file's, and `train`
+    the base space's [train] keys (the data subset flags)."""
     where, found = locate(path, "ablation")
     try:
         data = tomllib.loads(found.read_text(encoding="utf-8"))
@@ -133,7 +135,10 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
     base = load_space(space_path)
     epochs = epochs if epochs is not None else _epochs(data.get("epochs"), where)
     if epochs is not None:
-        base = replace(base, train=replace(base.train, epochs=epochs))
+        train = {**(train or {}), "epochs": epochs}
+    if train:
+        base = replace(base, train=replace(base.train, **train))
+        base.train.check(f"{where}: [train]")
     size = data.get("image_size")
     if size is not None:
         _text(data, "image_size", "", where)

@@ -101,8 +101,8 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
 
     `check(data)` runs before the teacher is trained, to refuse bad settings early."""
     device = device or resolve_device()
-    data = load_data(source, image_size(space, source, size), val_fraction=space.train.val_fraction,
-                     split_seed=space.train.split_seed, cache_dir=cache_dir, progress=progress)
+    data = load_data(source, image_size(space, source, size), **space.train.split_kwargs(),
+                     cache_dir=cache_dir, progress=progress)
     space = space.with_input(fitted_input(space, data))
     if check is not None:
         check(data)

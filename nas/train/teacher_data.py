@@ -69,8 +69,7 @@ def teacher_inputs(space: Space, source: str, data: Dataset, *, cache_dir: Path 
     size = teacher_size(config, source, data.image_size)
     train = space.train
     own = data if size == data.image_size else load_data(
-        source, size, val_fraction=train.val_fraction, split_seed=train.split_seed,
-        cache_dir=cache_dir, progress=progress)
+        source, size, **train.split_kwargs(), cache_dir=cache_dir, progress=progress)
     views = build_views(own.train, train.augment, seed=train.split_seed, cache_dir=cache_dir,
                         progress=progress)
     shared = views if own is data else student_views(data, views, cache_dir)

@@ -1,0 +1,234 @@
+"""CIFAR-10, the medium benchmark: data at scale, the teacher for 32x32 images, and distillation
+against plain training, measured to within a point.
+
+Three steps, each its own processes, so that arms run side by side on the cores:
+    python bench/cifar10.py data                       # first load (decode, cache) and a cached load
+    python bench/cifar10.py teacher --sizes 64 96 128  # the frozen Lite0 teacher per input size
+    python bench/cifar10.py arms --arms none logit --seeds 0 1 2 3 4 --parallel 2
+    python bench/cifar10.py summary                    # paired differences to CE, 95 % intervals
+`--quick` shrinks every step (200 images per class, 3 epochs, 2 seeds) to a 15-minute check.
+Every run prints one JSON line to its log under --out; `summary` reads them all.
+Run by hand (not a test): the numbers go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
+GENOME = "[2,8,6,1,0] [2,16,4,1,0]"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("step", choices=("data", "teacher", "arms", "arm", "summary"))
+    p.add_argument("--data", default=str(CIFAR10))
+    p.add_argument("--space", default="cifar10.toml")
+    p.add_argument("--out", default="/tmp/nas-cifar10", help="logs, database and cache")
+    p.add_argument("--quick", action="store_true", help="200 per class, 3 epochs, 2 seeds")
+    p.add_argument("--train-per-class", type=int, default=None)
+    p.add_argument("--val-per-class", type=int, default=None)
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128])
+    p.add_argument("--teacher-size", type=int, default=None)
+    p.add_argument("--arms", nargs="+", default=["none", "logit", "feature", "both"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--alpha", type=float, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--views", nargs="*", default=None)
+    p.add_argument("--tag", default="", help="prefix of this variant's arm names")
+    p.add_argument("--parallel", type=int, default=2, help="arm processes at once")
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def space(args: argparse.Namespace, loss: str | None = None, teacher_size: int | None = None):
+    """The space file with this run's subset, schedule, teacher size and loss."""
+    from nas.model.space import load_space
+
+    base = load_space(args.space)
+    quick = {"train_per_class": 200, "epochs": 3} if args.quick else {}
+    train = {**quick, **{k: v for k, v in (("train_per_class", args.train_per_class),
+                                          ("val_per_class", args.val_per_class),
+                                          ("epochs", args.epochs)) if v is not None}}
+    augment = base.train.augment if args.views is None else replace(base.train.augment,
+                                                                     views=tuple(args.views))
+    distill = replace(base.distill, loss=loss or base.distill.loss,
+                      **{k: v for k, v in (("alpha", args.alpha), ("temperature", args.temperature))
+                         if v is not None})
+    teacher = replace(base.teacher, image_size=teacher_size or args.teacher_size
+                      or base.teacher.image_size)
+    return replace(base, train=replace(base.train, augment=augment, **train), distill=distill,
+                   teacher=teacher)
+
+
+def out(args: argparse.Namespace) -> Path:
+    path = Path(args.out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def step_data(args: argparse.Namespace) -> None:
+    """Seconds for the first load of the whole folder (scan, decode, cache) and a cached one."""
+    import shutil
+
+    from nas.data.dataset import load_data
+
+    cache = out(args) / "data-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    for name in ("first", "cached"):
+        started = time.perf_counter()
+        data = load_data(args.data, (32, 32), cache_dir=cache)
+        print(json.dumps({"load": name, "seconds": round(time.perf_counter() - started, 1),
+                          "train": len(data.train.labels), "val": len(data.val.labels),
+                          "test": len(data.test.labels)}), flush=True)
+
+
+def step_teacher(args: argparse.Namespace) -> None:
+    """Per teacher size: seconds for the trunk's cache and for the head, val and test accuracy."""
+    for size in args.sizes:
+        print(json.dumps(teacher_row(args, size)), flush=True)
+
+
+def teacher_row(args: argparse.Namespace, size: int) -> dict:
+    """Time the data (and views) at the teacher's size, the trunk's cache, then the head."""
+    from nas.data.dataset import load_data
+    from nas.train.experiment import image_size, resolve_device
+    from nas.train.teacher import build_teacher, teacher_inputs
+    from nas.train.trunk import trunk_maps
+
+    sp = space(args, loss="logit", teacher_size=size)
+    device = resolve_device("cpu", args.threads)
+    cache = out(args) / "cache"
+    started = time.perf_counter()
+    data = load_data(args.data, image_size(sp, args.data, None), **sp.train.split_kwargs(),
+                     cache_dir=cache)
+    inputs = teacher_inputs(sp, args.data, data, cache_dir=cache)
+    loaded = time.perf_counter()
+    model = build_teacher(inputs.config, sp, len(data.classes))
+    trunk_maps(model, inputs.config, inputs.data, inputs.views, device, cache)
+    trunked = time.perf_counter()
+    ctx = context(args, "logit", size)
+    done = time.perf_counter()
+    ctx.store.close()
+    return {"teacher_size": size, "train_images": len(data.train.labels),
+            "trunk_images": len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels),
+            "data_s": round(loaded - started, 1), "trunk_s": round(trunked - loaded, 1),
+            "head_s": round(done - trunked, 1), "cached": ctx.teacher.cached,
+            "val": ctx.teacher.val_accuracy, "test": ctx.teacher.test_accuracy}
+
+
+def context(args: argparse.Namespace, loss: str, teacher_size: int | None = None):
+    """The prepared context of one arm; the teacher is trained once into the shared store."""
+    from nas.store.runs import Store
+    from nas.train.experiment import prepare, resolve_device
+
+    store = Store(f"sqlite:///{out(args) / 'runs.db'}")
+    return prepare(space(args, loss, teacher_size), args.data, store,
+                   device=resolve_device("cpu", args.threads), cache_dir=out(args) / "cache")
+
+
+def step_arm(args: argparse.Namespace) -> None:
+    """One arm over its seeds, in this process (the teacher comes from the shared store)."""
+    from nas.model.genome import Genome
+    from nas.train.experiment import train_genome
+
+    (loss,) = args.arms
+    ctx = context(args, loss)
+    for seed in args.seeds:
+        run = train_genome(ctx, Genome.parse(GENOME, "eca"), seed=seed)
+        print(json.dumps({"arm": args.tag + loss, "seed": seed, "val": run.val_accuracy,
+                          "test": run.test_accuracy, "best_epoch": run.best_epoch,
+                          "epochs": len(run.history), "seconds": round(run.duration_s or 0, 1),
+                          "s_per_epoch": round((run.duration_s or 0) / max(1, len(run.history)), 1),
+                          "teacher_val": ctx.teacher.val_accuracy,
+                          "teacher_test": ctx.teacher.test_accuracy}), flush=True)
+    ctx.store.close()
+
+
+def step_arms(args: argparse.Namespace, argv: list[str]) -> None:
+    """Each arm in its own process, `--parallel` at once, after the teacher is made once here."""
+    rest = [a for a in argv if a != "arms"]
+    teacher_arms = [arm for arm in args.arms if arm != "none"]
+    if teacher_arms:
+        context(args, teacher_arms[0]).store.close()
+    pending, running = list(args.arms), []
+    while pending or running:
+        running = [p for p in running if p.poll() is None]
+        while pending and len(running) < args.parallel:
+            running.append(_spawn(rest, pending.pop(0), out(args)))
+        time.sleep(2)
+
+
+def _spawn(rest: list[str], arm: str, folder: Path) -> subprocess.Popen:
+    log = folder / f"{_tag(rest)}{arm}.log"
+    argv = [sys.executable, __file__, "arm", *_without_arms(rest), "--arms", arm]
+    return subprocess.Popen(argv, stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+
+def _tag(argv: list[str]) -> str:
+    return argv[argv.index("--tag") + 1] if "--tag" in argv else ""
+
+
+def _without_arms(argv: list[str]) -> list[str]:
+    """argv without `--arms A B ...` (each spawned process gets one arm)."""
+    if "--arms" not in argv:
+        return argv
+    start = argv.index("--arms")
+    end = start + 1
+    while end < len(argv) and not argv[end].startswith("--"):
+        end += 1
+    return argv[:start] + argv[end:]
+
+
+def step_summary(args: argparse.Namespace) -> None:
+    """Mean +- sd test accuracy per arm; paired difference to CE with its 95 % interval."""
+    from nas.study.ablate_stats import paired, spread
+
+    rows = []
+    for log in sorted(out(args).glob("*.log")):
+        rows += [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    arms: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        if "arm" in row:
+            arms.setdefault(row["arm"], {})[row["seed"]] = row
+    for name, by_seed in sorted(arms.items()):
+        tests = {seed: row["test"] for seed, row in by_seed.items()}
+        gaps = {seed: row["val"] - row["test"] for seed, row in by_seed.items()}
+        tag = name[: len(name) - len(name.split("/")[-1])] if "/" in name else ""
+        base = arms.get(tag + "none") or arms.get("none", {})
+        line = {"arm": name, "n": len(tests), "test": _pct(spread(list(tests.values()))),
+                "val_minus_test": _pct(spread(list(gaps.values()))),
+                "s_per_epoch": round(sum(r["s_per_epoch"] for r in by_seed.values()) / len(by_seed), 1)}
+        if base and not name.endswith("none"):
+            diff = paired({s: r["test"] for s, r in base.items()}, tests)
+            line["vs_ce"] = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
+                             f" n={diff.n}{'' if diff.resolved else ' not resolved'}")
+        print(json.dumps(line), flush=True)
+
+
+def _pct(s) -> str:
+    return f"{100 * s.mean:.2f} +- {100 * s.sd:.2f}"
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.quick and args.seeds == [0, 1, 2, 3, 4]:
+        args.seeds = [0, 1]
+    steps = {"data": step_data, "teacher": step_teacher, "arm": step_arm, "summary": step_summary}
+    if args.step == "arms":
+        step_arms(args, argv)
+    else:
+        steps[args.step](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
