@@ -163,5 +163,5 @@ def teacher_text(ctx: Any) -> str:
     from nas.units import percent
 
     if ctx.teacher.model is None:
-        return 'teacher not used: [distill] loss = "none", cross-entropy only'
+        return 'teacher not used: distill loss "none", cross-entropy only'
     return f"teacher val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}"

@@ -217,7 +217,7 @@ def test_train_distill_none_needs_no_teacher(tmp_path: Path, capsys: pytest.Capt
     assert row["status"] == "ok" and row["teacher"]["fingerprint"] == "none"
     assert row["teacher"]["val_accuracy"] is None
     assert main([*argv, "--distill", "none"]) == 0
-    assert 'teacher        none: distill loss "none"' in capsys.readouterr().out
+    assert 'teacher not used: distill loss "none", cross-entropy only' in capsys.readouterr().out
     assert main([*argv, "--json"]) == 2                       # with a teacher: the file is missing
 
 
