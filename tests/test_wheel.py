@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = {"seed.toml", "photos.toml", "tiny.toml", "efficientnetv2_s.toml",
+BUNDLED = {"seed.toml", "photos.toml", "cifar10.toml", "tiny.toml", "efficientnetv2_s.toml",
            "ablations/se_vs_eca.toml", "ablations/report_genomes.toml"}
 
 

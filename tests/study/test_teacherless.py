@@ -24,3 +24,26 @@ def test_search_says_its_teacher_was_not_used(tmp_path: Path, capsys: pytest.Cap
     text = " ".join((captured.out + captured.err).split())      # as one line, however it wrapped
     assert text.count('teacher not used: distill loss "none", cross-entropy only') == 1
     assert "teacher val" not in text
+
+
+def test_photos_without_a_space_get_photos_toml_and_no_teacher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measured photo default (cross-entropy, photos.toml's views), not digits' recipe with a
+    photo teacher; digits keep seed.toml."""
+    import json
+
+    from nas.store.runs import Store
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    folder = make_image_folder(tmp_path / "photos", 2, 6, 2, "p")
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["train", "[1,8,1,1,0]", "--image-size", "16x16", "--epochs", "1", "--storage", storage,
+            "--json"]
+    assert main([*argv, "--data", str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["teacher"]["fingerprint"] == "none"
+    assert main([*argv, "--data", "digits"]) == 0
+    assert json.loads(capsys.readouterr().out)["teacher"]["fingerprint"] != "none"
+    store = Store(storage)
+    spaces = [Path(run.meta["space"]).name for run in store.list_runs()]
+    store.close()
+    assert spaces == ["photos.toml", "seed.toml"]
