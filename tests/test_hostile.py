@@ -395,3 +395,29 @@ class _EmptySummary:
 
     front: tuple = ()
     budget_flops = None
+
+
+# ----------------------------------------------------------------- export onto a database (issue 22)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--onnx"])
+def test_export_onto_the_study_database_is_refused(flag: str, world: Path) -> None:
+    """A real `nas export --out studies.db` (the default storage): one line, exit 2, the
+    database byte for byte as it was, and `nas report` still reads it."""
+    from nas.store.runs import Store
+    from tests.studies import add_trial, new_study
+
+    Store("sqlite:///studies.db").close()
+    add_trial(new_study("sqlite:///studies.db", "s"), GENOME, 1000, 100, val=0.5)
+    before = (world / "studies.db").read_bytes()
+    command = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
+    argv = ["export", "best", flag, "studies.db"] + (["--out", "x.pt"] if flag == "--onnx" else [])
+    for extra in ([], ["--force"]):
+        done = subprocess.run([*command, *argv, *extra], cwd=world, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "NAS_STORAGE": ""})
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            f"nas: error: studies.db: is the study's database ({Path('studies.db')}); export "
+            "never replaces it, give another file name"]
+    assert (world / "studies.db").read_bytes() == before and not (world / "x.pt").exists()
+    assert main(["report", "--json"]) == 0
