@@ -184,9 +184,9 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a study: Optuna's trials and the `nas_` runs, weights, claims and worker numbers."""
-    from nas.study import report
+    from nas.study.delete import delete_study
 
-    deleted = report.delete_study(args.storage, args.study)
+    deleted = delete_study(args.storage, args.study)
     if args.json:
         emit_json(deleted)
         return 0
@@ -194,7 +194,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     print_fields({"deleted": f"study {deleted['study']} in {deleted['storage']}",
                   "optuna study": "deleted" if deleted["optuna_study"] else "none (nas rows only)",
-                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights"})
+                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights",
+                  **({"kept": f"{deleted['kept_runs']:,} runs of the ablation of the same name "
+                              f"(`nas delete {args.study}` again deletes them)"}
+                     if deleted["kept_runs"] else {})})
     return 0
 
 

@@ -137,6 +137,20 @@ def wait_for(store: Store, taken: Claim, *, poll_s: float = 1.0,
     return again
 
 
+def holder_dead(holder: str | None) -> bool:
+    """True for a `host:pid` holder on this host whose process is gone."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def abandon_trial(store: Store, study: str, trials: Iterable[int]) -> tuple[int, int]:
     """After trials failed (a stale heartbeat, or a worker that could not clean up): delete
     their claims and mark their 'running' runs 'interrupted', in one transaction. Returns

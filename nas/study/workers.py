@@ -33,6 +33,7 @@ HEARTBEAT_S = 30
 GRACE_S = 4 * HEARTBEAT_S
 MAX_FAILURES = 5                # this many failed trials in a row stop the search
 MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
+ABLATION_PREFIX = "ablate/"     # the namespace of ablations' runs (nas.study.ablate_file)
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
@@ -41,6 +42,9 @@ def check_study_name(name: str) -> None:
     if not name.strip() or len(name) > MAX_STUDY_NAME:
         raise SpaceError(f"--study must be 1 to {MAX_STUDY_NAME} characters, got "
                          f"{len(name)} characters")
+    if name.startswith(ABLATION_PREFIX):
+        raise SpaceError(f"--study must not start with {ABLATION_PREFIX!r}, the namespace of "
+                         f"ablations' runs; got {name[:100]!r}")
 
 
 def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
