@@ -52,7 +52,13 @@ def _search(args: argparse.Namespace) -> int:
     import time
 
     from nas.cli.console import ProgressView
-    from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+    from nas.study.search import (
+        SearchSettings,
+        check_existing,
+        default_study_name,
+        open_study,
+        run_search,
+    )
     from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
@@ -72,14 +78,14 @@ def _search(args: argparse.Namespace) -> int:
                                                                        args.threads)})
         ctx = _open_context(own, view, space, budget)
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
-        if args.jobs > 1:
-            deadline = started + timeout if timeout else None
-            return _parent(args, view, ctx, name, trials, deadline, started)
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
                                   sampler=args.sampler or space.search.sampler,
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
                                   rungs=rungs, quota=args.quota)
+        if args.jobs > 1:
+            check_existing(ctx, settings, args.data)        # refused once, not by every worker
+            return _parent(args, view, ctx, name, trials, settings.deadline, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: teacher val "
                  f"{percent(ctx.teacher.val_accuracy)}; training {trials} genomes, {epochs} epochs each"

@@ -172,6 +172,14 @@ class Store:
         runs = self._runs(query.order_by(Run.id.desc()).limit(1), with_weights)
         return runs[0] if runs else None
 
+    def find_runs(self, study: str, genome: str, attention: str,
+                  statuses: tuple[str, ...]) -> list[RunRecord]:
+        """The runs of this genome and attention in the study with one of `statuses`, newest
+        first, without weights."""
+        query = sa.select(Run).where(Run.study == study, Run.genome == genome,
+                                     Run.attention == attention, Run.status.in_(statuses))
+        return self._runs(query.order_by(Run.id.desc()), False)
+
     def list_runs(self, study: str | None = None, *, with_weights: bool = False) -> list[RunRecord]:
         """All runs (of one study, if given) in insertion order; weights only when asked."""
         query = sa.select(Run).order_by(Run.id)
