@@ -28,10 +28,14 @@ def fake_train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None
     line = f"{genome.notation} {genome.attention} {os.getpid()} {time.time():.3f}\n"
     with open(os.environ["NAS_TEST_TRAINED"], "a", encoding="utf-8") as log:
         log.write(line)
-    if _first():
-        _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
-    else:
-        time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
+    try:
+        if _first():
+            _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
+        else:
+            time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
+    except BaseException:               # Ctrl-C, SIGTERM: as train_genome does
+        ctx.store.update_run(run.id, status="interrupted")
+        raise
     return finish_run(ctx, run, torch.zeros(1))
 
 

@@ -12,7 +12,9 @@ so that `nas --help` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -129,9 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"nas: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nas: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:         # Ctrl-C, or SIGTERM and SIGHUP (nas.errors.Stopped)
+        return _stopped(getattr(stop, "signum", signal.SIGINT))
+
+
+def _stopped(signum: int) -> int:
+    """Say why the command stopped, if stderr still takes it (a closed terminal does not);
+    exit code 128 + the signal, as the shell reports a process the signal killed."""
+    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    with contextlib.suppress(OSError, ValueError):
+        print(f"nas: {name}", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ from nas.units import flops_text, percent
 def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
     from nas.study.jobs import check_jobs
+    from nas.study.workers import stop_signals
 
     check_jobs(args.jobs)
-    if args.worker is not None:
-        return _worker(args)
-    return _search(args)
+    with stop_signals():      # SIGTERM and SIGHUP stop it as cleanly as Ctrl-C does
+        if args.worker is not None:
+            return _worker(args)
+        return _search(args)
 
 
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
