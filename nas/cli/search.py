@@ -16,8 +16,11 @@ from nas.cli.common import (
     teacher_fields,
 )
 from nas.errors import NasError, SpaceError
+from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.units import flops_text, percent
+
+MAX_TRIALS = 1_000_000          # as a space file's [search] trials
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -45,9 +48,16 @@ def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tu
     trials = args.trials if args.trials is not None else conf.trials
     rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
     epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
-    if trials < 1 or epochs < 1:
-        raise SpaceError(f"--trials and --epochs must be at least 1, got {trials} and {epochs}")
+    check_count("--trials", trials, MAX_TRIALS)
+    check_count("--epochs", epochs, MAX_EPOCHS)
     return budget, trials, epochs, rungs
+
+
+def check_count(flag: str, value: int, most: int) -> int:
+    """A count flag between 1 and `most` (bounds that fit the machine and SQLite's INTEGER)."""
+    if not 1 <= value <= most:
+        raise SpaceError(f"{flag} must be between 1 and {most}, got {str(value)[:30]}")
+    return value
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -265,8 +275,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:
     """'1,3,9' -> (1, 3, 9): positive, strictly increasing, none past `epochs` (the schedule)."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) >= 1 for p in parts):
-        raise SpaceError(f"--rungs must be epochs such as 1,3,9, got {text!r}")
+    if not all(p.isdigit() and len(p) <= 6 and 1 <= int(p) <= MAX_EPOCHS for p in parts):
+        raise SpaceError(f"--rungs must be epochs from 1 to {MAX_EPOCHS} such as 1,3,9, got "
+                         f"{text[:60]!r}")
     rungs = tuple(int(p) for p in parts)
     if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
         raise SpaceError(f"--rungs must increase, got {text!r}")

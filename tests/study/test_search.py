@@ -184,7 +184,9 @@ def test_budget_below_the_smallest_genome_is_refused(capsys: pytest.CaptureFixtu
     (["--timeout", "soon"], "--timeout must be a positive duration"),
     (["--storage", "sqlte:///x.db"], "did you mean `sqlite`"),
     (["--storage", "sqlite:////nonexistent-dir/sub/x.db"], "nonexistent-dir"),
-    (["--trials", "0"], "--trials and --epochs must be at least 1"),
+    (["--trials", "0"], "--trials must be between 1 and 1000000, got 0"),
+    (["--epochs", "100001"], "--epochs must be between 1 and 100000, got 100001"),
+    (["--rungs", "1,999999999999999999999"], "--rungs must be epochs from 1 to 100000"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                           folder: Path, flags: list[str], message: str) -> None:
