@@ -43,6 +43,16 @@ class CheckpointError(NasError):
     """A checkpoint or ONNX file cannot be written, read or rebuilt."""
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (systemd, `docker stop`, `timeout`, a closed terminal), raised where
+    Ctrl-C raises KeyboardInterrupt so that it gets the same clean stop; not an error. The CLI
+    exits with 128 + `signum`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def nearest(name: str, options: Iterable[str]) -> str:
     """' (did you mean `x`?)' for the closest option, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)

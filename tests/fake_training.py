@@ -17,30 +17,36 @@ import torch
 from nas.model.complexity import count
 from nas.model.genome import Genome
 from nas.store.runs import RunRecord, state_to_bytes
-from nas.train.experiment import Context
+from nas.train.experiment import Context, recipe
 
 
 def fake_train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, seed: int = 0,
                       study: str | None = None, trial: int | None = None,
                       **ignored: Any) -> RunRecord:
     """Store a 'running' run, log the genome, sleep NAS_TEST_SLEEP seconds, store it 'ok'."""
-    run = start_run(ctx, genome, seed, study, trial)
+    run = start_run(ctx, genome, seed, study, trial, epochs)
     line = f"{genome.notation} {genome.attention} {os.getpid()} {time.time():.3f}\n"
     with open(os.environ["NAS_TEST_TRAINED"], "a", encoding="utf-8") as log:
         log.write(line)
-    if _first():
-        _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
-    else:
-        time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
+    try:
+        if _first():
+            _wait_for_lines(int(os.environ["NAS_TEST_SLOW_FIRST"]))
+        else:
+            time.sleep(float(os.environ.get("NAS_TEST_SLEEP", "0.05")))
+    except BaseException:               # Ctrl-C, SIGTERM: as train_genome does
+        ctx.store.update_run(run.id, status="interrupted")
+        raise
     return finish_run(ctx, run, torch.zeros(1))
 
 
 def start_run(ctx: Context, genome: Genome, seed: int, study: str | None,
-              trial: int | None) -> RunRecord:
-    """Store the genome's run as 'running', as train_genome does first."""
+              trial: int | None, epochs: int | None = None) -> RunRecord:
+    """Store the genome's run as 'running' with the context's recipe, as train_genome does
+    first (a search reuses only runs of its own recipe)."""
     size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
     run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
-                    attention=genome.attention, seed=seed, recipe={"fake": True},
+                    attention=genome.attention, seed=seed,
+                    recipe=recipe(ctx, epochs or ctx.space.train.epochs),
                     data_fingerprint=ctx.data.fingerprint, teacher_fingerprint="teacher",
                     flops=size.flops, params=size.params, status="running")
     run.id = ctx.store.add_run(run)

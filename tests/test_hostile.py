@@ -211,6 +211,19 @@ CLI_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "report missing dir": (_nothing, ["report", "--storage", "sqlite:///nodir/absent.db"]),
     "export missing db": (_nothing, ["export", "--storage", "sqlite:///absent.db", "--out", "x.pt"]),
     "ablate missing file": (_nothing, ["ablate", "missing.toml"]),
+    # issue 22: bounds checked when parsed, names of another namespace, parser errors
+    "search epochs 10**20": (_space(lambda t: t), [*SEARCH, "--epochs", "99999999999999999999"]),
+    "search epochs 100001": (_space(lambda t: t), [*SEARCH, "--epochs", "100001"]),
+    "search rungs 10**20": (_space(lambda t: t), [*SEARCH, "--rungs", "99999999999999999999"]),
+    "search rungs 1,100001": (_space(lambda t: t), [*SEARCH, "--rungs", "1,100001"]),
+    "search trials 10**20": (_space(lambda t: t), [*SEARCH, "--trials", "99999999999999999999"]),
+    "search seed 2**32": (_space(lambda t: t), [*SEARCH, "--seed", "4294967296"]),
+    "search study ablate/": (_space(lambda t: t), [*SEARCH, "--study", "ablate/ab"]),
+    "train epochs 100001": (_space(lambda t: t), [*TRAIN, "--epochs", "100001"]),
+    "ablate seeds 2**32": (_nothing, ["ablate", "missing.toml", "--seeds", "0,4294967296"]),
+    "ablate epochs 10**20": (_nothing, ["ablate", "missing.toml", "--epochs", "99999999999999999999"]),
+    "parser threads 0": (_nothing, ["search", "--threads", "0"]),
+    "parser unknown command": (_nothing, ["serch"]),
 }
 
 
@@ -229,7 +242,10 @@ def _snapshot(root: Path) -> set[str]:
 
 def _refused(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     before = _snapshot(root)
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as stopped:           # the parser's errors
+        code = stopped.code
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -395,3 +411,29 @@ class _EmptySummary:
 
     front: tuple = ()
     budget_flops = None
+
+
+# ----------------------------------------------------------------- export onto a database (issue 22)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--onnx"])
+def test_export_onto_the_study_database_is_refused(flag: str, world: Path) -> None:
+    """A real `nas export --out studies.db` (the default storage): one line, exit 2, the
+    database byte for byte as it was, and `nas report` still reads it."""
+    from nas.store.runs import Store
+    from tests.studies import add_trial, new_study
+
+    Store("sqlite:///studies.db").close()
+    add_trial(new_study("sqlite:///studies.db", "s"), GENOME, 1000, 100, val=0.5)
+    before = (world / "studies.db").read_bytes()
+    command = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
+    argv = ["export", "best", flag, "studies.db"] + (["--out", "x.pt"] if flag == "--onnx" else [])
+    for extra in ([], ["--force"]):
+        done = subprocess.run([*command, *argv, *extra], cwd=world, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "NAS_STORAGE": ""})
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [
+            f"nas: error: studies.db: is the study's database ({Path('studies.db')}); export "
+            "never replaces it, give another file name"]
+    assert (world / "studies.db").read_bytes() == before and not (world / "x.pt").exists()
+    assert main(["report", "--json"]) == 0

@@ -12,10 +12,13 @@ so that `nas --help` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from nas._version import __version__
 from nas.cli import ablate, model, report, search, train
@@ -48,7 +51,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
-class CommandParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose errors are one line, `nas: error: --threads must be ...`, and exit 2, as
+    every other error of `nas` (`--help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        name, colon, rest = message.partition(": ")
+        if colon and name.startswith("argument "):
+            name = name.removeprefix("argument ").split("/")[-1]
+            message = f"{name} {rest}" if rest.startswith("must") else f"{name}: {rest}"
+        self.exit(2, f"nas: error: {' '.join(message.split())[:300]}\n")
+
+
+class CommandParser(OneLineParser):
     """A subcommand's parser: our help format, and `--debug` accepted after the command too."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -59,8 +74,8 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=HelpFormatter)
+    parser = OneLineParser(prog="nas", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
@@ -129,9 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"nas: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nas: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:         # Ctrl-C, or SIGTERM and SIGHUP (nas.errors.Stopped)
+        return _stopped(getattr(stop, "signum", signal.SIGINT))
+
+
+def _stopped(signum: int) -> int:
+    """Say why the command stopped, if stderr still takes it (a closed terminal does not);
+    exit code 128 + the signal, as the shell reports a process the signal killed."""
+    name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    with contextlib.suppress(OSError, ValueError):
+        print(f"nas: {name}", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from nas.cli.common import data_flags, subset_flags
+from nas.model.recipe import MAX_EPOCHS, MAX_SEED
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -56,15 +57,17 @@ def _opener(args: argparse.Namespace, source: str, store: Any, view: Any) -> Any
 def seeds_arg(text: str) -> tuple[int, ...]:
     """`0,1,2` -> (0, 1, 2): distinct integers >= 0, at least one."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0 such as 0,1,2, "
-                                         f"got {text!r}")
+    if (not parts or not all(p.isdigit() and len(p) <= 10 and int(p) <= MAX_SEED for p in parts)
+            or len({int(p) for p in parts}) != len(parts)):
+        raise argparse.ArgumentTypeError(f"must be distinct integers from 0 to {MAX_SEED} such "
+                                         f"as 0,1,2, got {text[:60]!r}")
     return tuple(int(p) for p in parts)
 
 
 def epochs_arg(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"epochs must be an integer >= 1, got {text!r}")
+    if not text.isdigit() or len(text) > 6 or not 1 <= int(text) <= MAX_EPOCHS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_EPOCHS}, got "
+                                         f"{text[:30]!r}")
     return int(text)
 
 

@@ -90,6 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.retrain_epochs is not None and args.retrain_epochs < 1:
         raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
+    _check_targets(args)
     if args.onnx:
         export.require_onnx(Path(args.onnx))
     data = report.read_study(args.storage, args.study)
@@ -107,6 +108,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif not args.quiet:
         _print_export(checkpoint, out, onnx)
     return 0
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read or trained, an --out or --onnx file that export may not
+    replace (a database, a foreign file without --force), and the same file for both."""
+    from nas.study.export_target import check_target
+
+    database = _sqlite_file(args.storage)
+    check_target(Path(args.out), "checkpoint", force=args.force, database=database)
+    if args.onnx:
+        if Path(args.onnx).expanduser().absolute() == Path(args.out).expanduser().absolute():
+            raise ReportError(f"--onnx {args.onnx}: is also --out; give two file names")
+        check_target(Path(args.onnx), "onnx", force=args.force, database=database)
+
+
+def _sqlite_file(storage: str | None) -> Path | None:
+    """The database file a SQLite URL names (None for a server, or a URL export will refuse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from nas.errors import StoreError
+    from nas.store.database import normalize_url
+
+    try:
+        parsed = make_url(normalize_url(storage))
+    except (StoreError, ArgumentError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
 
 
 def _export_json(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> dict[str, Any]:
@@ -153,9 +184,9 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a study: Optuna's trials and the `nas_` runs, weights, claims and worker numbers."""
-    from nas.study import report
+    from nas.study.delete import delete_study
 
-    deleted = report.delete_study(args.storage, args.study)
+    deleted = delete_study(args.storage, args.study)
     if args.json:
         emit_json(deleted)
         return 0
@@ -163,7 +194,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     print_fields({"deleted": f"study {deleted['study']} in {deleted['storage']}",
                   "optuna study": "deleted" if deleted["optuna_study"] else "none (nas rows only)",
-                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights"})
+                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights",
+                  **({"kept": f"{deleted['kept_runs']:,} runs of the ablation of the same name "
+                              f"(`nas delete {args.study}` again deletes them)"}
+                     if deleted["kept_runs"] else {})})
     return 0
 
 
@@ -190,6 +224,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, help=STORAGE_HELP)
     p.add_argument("--out", default="student.pt", help="checkpoint file (load it with nas.load)")
     p.add_argument("--onnx", default=None, metavar="FILE", help="also write an ONNX model")
+    p.add_argument("--force", action="store_true",
+                   help="replace an --out or --onnx file that export did not write "
+                        "(never a SQLite database)")
     p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
                    help="train the genome again for N epochs and export that run")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),

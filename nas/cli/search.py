@@ -18,18 +18,23 @@ from nas.cli.common import (
     with_subset,
 )
 from nas.errors import NasError, SpaceError
+from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.units import flops_text, percent
+
+MAX_TRIALS = 1_000_000          # as a space file's [search] trials
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
     from nas.study.jobs import check_jobs
+    from nas.study.workers import stop_signals
 
     check_jobs(args.jobs)
-    if args.worker is not None:
-        return _worker(args)
-    return _search(args)
+    with stop_signals():      # SIGTERM and SIGHUP stop it as cleanly as Ctrl-C does
+        if args.worker is not None:
+            return _worker(args)
+        return _search(args)
 
 
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
@@ -45,16 +50,29 @@ def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tu
     trials = args.trials if args.trials is not None else conf.trials
     rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
     epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
-    if trials < 1 or epochs < 1:
-        raise SpaceError(f"--trials and --epochs must be at least 1, got {trials} and {epochs}")
+    check_count("--trials", trials, MAX_TRIALS)
+    check_count("--epochs", epochs, MAX_EPOCHS)
     return budget, trials, epochs, rungs
+
+
+def check_count(flag: str, value: int, most: int) -> int:
+    """A count flag between 1 and `most` (bounds that fit the machine and SQLite's INTEGER)."""
+    if not 1 <= value <= most:
+        raise SpaceError(f"{flag} must be between 1 and {most}, got {str(value)[:30]}")
+    return value
 
 
 def _search(args: argparse.Namespace) -> int:
     import time
 
     from nas.cli.console import ProgressView
-    from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+    from nas.study.search import (
+        SearchSettings,
+        check_existing,
+        default_study_name,
+        open_study,
+        run_search,
+    )
     from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
@@ -74,14 +92,14 @@ def _search(args: argparse.Namespace) -> int:
                                                                        args.threads)})
         ctx = _open_context(own, view, space, budget)
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
-        if args.jobs > 1:
-            deadline = started + timeout if timeout else None
-            return _parent(args, view, ctx, name, trials, deadline, started)
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
                                   sampler=args.sampler or space.search.sampler,
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
                                   rungs=rungs, quota=args.quota)
+        if args.jobs > 1:
+            check_existing(ctx, settings, args.data)        # refused once, not by every worker
+            return _parent(args, view, ctx, name, trials, settings.deadline, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; training {trials}"
                  f" genomes, {epochs} epochs each"
@@ -258,8 +276,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:
     """'1,3,9' -> (1, 3, 9): positive, strictly increasing, none past `epochs` (the schedule)."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) >= 1 for p in parts):
-        raise SpaceError(f"--rungs must be epochs such as 1,3,9, got {text!r}")
+    if not all(p.isdigit() and len(p) <= 6 and 1 <= int(p) <= MAX_EPOCHS for p in parts):
+        raise SpaceError(f"--rungs must be epochs from 1 to {MAX_EPOCHS} such as 1,3,9, got "
+                         f"{text[:60]!r}")
     rungs = tuple(int(p) for p in parts)
     if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
         raise SpaceError(f"--rungs must increase, got {text!r}")

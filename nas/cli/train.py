@@ -9,7 +9,7 @@ from nas.cli.common import data_flags, emit_json, open_context, resolve_space, t
 from nas.errors import SpaceError
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import Genome
-from nas.model.recipe import CHOICES
+from nas.model.recipe import CHOICES, MAX_EPOCHS
 from nas.model.space import Space
 from nas.units import flops_text, percent
 
@@ -47,8 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from nas.train.teacher import weak_teacher
 
     genome = Genome.parse(args.genome, args.attention)
-    if args.epochs is not None and args.epochs < 1:
-        raise SpaceError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
+        raise SpaceError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {str(args.epochs)[:30]}")
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view, space=_with_distill(args), genomes=(genome,))
         ctx.space.check(genome, strict=False)

@@ -15,6 +15,7 @@ from nas.errors import SpaceError, nearest
 from nas.units import parse_duration, parse_quantity
 
 MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 100_000            # epochs and rungs, in files and on the command line
 
 AUGMENT_OPS = (
     "hflip",

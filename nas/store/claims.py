@@ -12,7 +12,9 @@ run (JUDGED: 'ok', or 'pruned' at a rung), so of any number of workers (processe
 SQLite or PostgreSQL) exactly one gets MINE. The holder releases the claim after its run is
 stored, whatever the run's status: later claims answer DONE with the run when it is judged (the
 'ok' one when both exist), and MINE again when it failed, was interrupted or gave NaN, so a
-failed genome may be tried again but a trained or pruned one never is.
+failed genome may be tried again but a trained or pruned one never is. A search passes
+`reusable`, which looks at a judged run's recipe: a run of another recipe answers nothing, as
+if it were not there (a study made before recipes were part of its identity).
 
 A worker killed while training cannot release its claim. The search's watchdog fails the
 worker's Optuna trial once its heartbeat is older than the grace period and calls
@@ -26,7 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +46,7 @@ from nas.store.tables import Run, Worker
 MINE, DONE, TAKEN = "mine", "done", "taken"
 JUDGED = ("ok", "pruned")       # run statuses that answer DONE, in order of preference
 TRIES = 50
+RecipeCheck = Callable[[Any], bool]     # a stored run's recipe -> whether it may be reused
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,15 @@ def worker_name() -> str:
 
 
 def claim(store: Store, study: str, genome: str, attention: str, *, worker: str,
-          trial: int | None = None) -> Claim:
-    """Claim (study, genome, attention) for `worker` in one transaction: MINE, DONE or TAKEN."""
+          trial: int | None = None, reusable: RecipeCheck | None = None) -> Claim:
+    """Claim (study, genome, attention) for `worker` in one transaction: MINE, DONE or TAKEN.
+    With `reusable`, only a judged run whose recipe it accepts answers DONE."""
     ask = Claim(study, genome, attention, worker, trial, MINE)
     for _ in range(TRIES):
         with store.session() as session:
-            outcome, holder = _try_claim(store, session, ask)
+            outcome, holder = _try_claim(store, session, ask, reusable)
         if outcome == DONE:
-            return Claim(**{**vars(ask), "outcome": DONE, "run": _judged(store, ask)})
+            return Claim(**{**vars(ask), "outcome": DONE, "run": _judged(store, ask, reusable)})
         if outcome == MINE:
             return ask
         if holder is not None:
@@ -84,7 +88,8 @@ def claim(store: Store, study: str, genome: str, attention: str, *, worker: str,
                      f"{TRIES} times in a row")
 
 
-def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, int | None] | None]:
+def _try_claim(store: Store, session: Any, ask: Claim, reusable: RecipeCheck | None = None
+               ) -> tuple[str, tuple[str, int | None] | None]:
     """Insert the claim unless it exists, then look for a judged run (a holder may have stored
     it and released since our insert): (MINE | DONE | TAKEN, the holder when TAKEN)."""
     insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
@@ -92,10 +97,10 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
            "worker": ask.worker, "trial": ask.trial, "created": datetime.now(UTC)}
     statement = insert(ClaimRow).values(row).on_conflict_do_nothing().returning(ClaimRow.worker)
     inserted = session.execute(statement).first() is not None     # a row back: ours
-    done = session.scalar(sa.select(Run.id).where(
+    recipes = session.scalars(sa.select(Run.recipe).where(
         Run.study == ask.study, Run.genome == ask.genome, Run.attention == ask.attention,
-        Run.status.in_(JUDGED)).limit(1))
-    if done is not None:
+        Run.status.in_(JUDGED)))
+    if any(reusable is None or reusable(recipe) for recipe in recipes):
         if inserted:
             session.execute(sa.delete(ClaimRow).where(*_key(ask), ClaimRow.worker == ask.worker))
         return DONE, None
@@ -105,12 +110,14 @@ def _try_claim(store: Store, session: Any, ask: Claim) -> tuple[str, tuple[str, 
     return TAKEN, None if holder is None else (holder[0], holder[1])
 
 
-def _judged(store: Store, ask: Claim) -> RunRecord | None:
-    """The newest judged run of the claim's genome: an 'ok' one if any, else a 'pruned' one."""
+def _judged(store: Store, ask: Claim, reusable: RecipeCheck | None = None) -> RunRecord | None:
+    """The newest judged run of the claim's genome that `reusable` accepts: an 'ok' one if
+    any, else a 'pruned' one."""
+    runs = store.find_runs(ask.study, ask.genome, ask.attention, JUDGED)
     for status in JUDGED:
-        run = store.find_run(ask.study, ask.genome, ask.attention, status)
-        if run is not None:
-            return run
+        for run in runs:
+            if run.status == status and (reusable is None or reusable(run.recipe)):
+                return run
     return None
 
 
@@ -126,15 +133,29 @@ def release(store: Store, held: Claim) -> bool:
 
 
 def wait_for(store: Store, taken: Claim, *, poll_s: float = 1.0,
-             deadline: float | None = None) -> Claim:
+             deadline: float | None = None, reusable: RecipeCheck | None = None) -> Claim:
     """Claim again every `poll_s` seconds until the answer is not TAKEN (the holder stored its
     run, failed, or was abandoned by the watchdog) or time.monotonic() passes `deadline`."""
     again = taken
     while again.outcome == TAKEN and (deadline is None or time.monotonic() < deadline):
         time.sleep(poll_s)
         again = claim(store, taken.study, taken.genome, taken.attention, worker=taken.worker,
-                      trial=taken.trial)
+                      trial=taken.trial, reusable=reusable)
     return again
+
+
+def holder_dead(holder: str | None) -> bool:
+    """True for a `host:pid` holder on this host whose process is gone."""
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def abandon_trial(store: Store, study: str, trials: Iterable[int]) -> tuple[int, int]:

@@ -172,6 +172,14 @@ class Store:
         runs = self._runs(query.order_by(Run.id.desc()).limit(1), with_weights)
         return runs[0] if runs else None
 
+    def find_runs(self, study: str, genome: str, attention: str,
+                  statuses: tuple[str, ...]) -> list[RunRecord]:
+        """The runs of this genome and attention in the study with one of `statuses`, newest
+        first, without weights."""
+        query = sa.select(Run).where(Run.study == study, Run.genome == genome,
+                                     Run.attention == attention, Run.status.in_(statuses))
+        return self._runs(query.order_by(Run.id.desc()), False)
+
     def list_runs(self, study: str | None = None, *, with_weights: bool = False) -> list[RunRecord]:
         """All runs (of one study, if given) in insertion order; weights only when asked."""
         query = sa.select(Run).order_by(Run.id)
@@ -190,14 +198,25 @@ class Store:
             row = session.get(Blob, key)
             return None if row is None else row.data
 
-    def delete_study(self, study: str) -> tuple[int, int]:
-        """Delete a study's runs (weights included), claims and worker numbers: (runs, weight bytes)."""
+    def delete_study(self, study: str, *, search: bool = False) -> tuple[int, int, int]:
+        """Delete what a study owns: (runs deleted, their weight bytes, ablation runs kept).
+        With `search`, a search study's runs, claims and worker numbers: runs an ablation tagged
+        (meta["ablation"]) under the same name are kept; without, every row of the name."""
         with self.session() as session:
-            size = session.execute(sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(Run.weights)), 0))
-                                   .where(Run.study == study)).scalar_one()
-            for table in (Claim, Worker):
-                session.execute(sa.delete(table).where(table.study == study))
-            return session.execute(sa.delete(Run).where(Run.study == study)).rowcount, int(size)
+            kept = self._ablation_runs(session, study) if search else []
+            owned = (Run.study == study, Run.id.not_in(kept))
+            size = session.execute(sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(
+                Run.weights)), 0)).where(*owned)).scalar_one()
+            claims = sa.delete(Claim).where(Claim.study == study)
+            session.execute(claims.where(Claim.trial.is_not(None)) if search else claims)
+            session.execute(sa.delete(Worker).where(Worker.study == study))
+            return session.execute(sa.delete(Run).where(*owned)).rowcount, int(size), len(kept)
+
+    @staticmethod
+    def _ablation_runs(session: Session, study: str) -> list[int]:
+        """Ids of the study's runs that an ablation tagged (meta["ablation"])."""
+        rows = session.execute(sa.select(Run.id, Run.meta).where(Run.study == study))
+        return [i for i, meta in rows if isinstance(meta, dict) and "ablation" in meta]
 
     def mark_interrupted(self, study: str | None = None) -> int:
         """Mark runs still 'running' as 'interrupted' (call when none of them can be alive)."""

@@ -14,8 +14,6 @@ is taken over; one left by a dead worker on another machine must be released by 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.model.space import Space
-from nas.store.claims import MINE, TAKEN, Claim, claim, release, worker_name
+from nas.store.claims import MINE, TAKEN, Claim, claim, holder_dead, release, worker_name
 from nas.store.runs import RunRecord, Store
 from nas.study.ablate_file import Ablation, Arm, Group
 from nas.study.ablate_stats import Paired, Spread, paired, spread
@@ -181,24 +179,10 @@ def _claim(store: Store, study: str, cell: ArmResult, seed: int, poll_s: float) 
         got = claim(store, study, genome, cell.arm.genome.attention, worker=me)
         if got.outcome == MINE:
             return got
-        if got.outcome == TAKEN and _dead(got.holder):
+        if got.outcome == TAKEN and holder_dead(got.holder):
             release(store, replace(got, worker=got.holder or "", outcome=MINE))
             continue
         time.sleep(poll_s)
-
-
-def _dead(holder: str | None) -> bool:
-    """True for a `host:pid` holder on this host whose process is gone."""
-    host, _, pid = (holder or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _train(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun) -> RunRecord:

@@ -37,7 +37,7 @@ from typing import Any
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
-from nas.model.recipe import DistillConfig, TeacherConfig, TrainConfig
+from nas.model.recipe import MAX_EPOCHS, MAX_SEED, DistillConfig, TeacherConfig, TrainConfig
 from nas.model.sections import parse_section
 from nas.model.space import Space, check_keys, load_space, locate
 
@@ -149,7 +149,7 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
 
 def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
     if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
                        for s in seeds)):
         raise SpaceError(f"{where}: seeds must be a non-empty list of distinct integers >= 0, "
                          f"got {seeds!r}")
@@ -157,8 +157,10 @@ def _seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 
 def _epochs(epochs: Any, where: str) -> int | None:
-    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
-        raise SpaceError(f"{where}: epochs must be an integer >= 1, got {epochs!r}")
+    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool)
+                               or not 1 <= epochs <= MAX_EPOCHS):
+        raise SpaceError(f"{where}: epochs must be an integer from 1 to {MAX_EPOCHS}, got "
+                         f"{str(epochs)[:30]}")
     return epochs
 
 

@@ -2,8 +2,8 @@
 
 The parent starts each worker as a subprocess of the `nas` command (its own process group, so a
 terminal's Ctrl-C reaches the parent only), polls the study for one progress display, and on
-Ctrl-C sends each worker one SIGINT: the worker marks its running trial FAIL ('interrupted')
-and exits. A worker that does not exit within `STOP_GRACE_S` is killed, and the trials it held
+Ctrl-C, SIGTERM or SIGHUP sends each worker one SIGINT: the worker marks its running trial FAIL
+('interrupted') and exits. A worker that does not exit within `STOP_GRACE_S` is killed, and the trials it held
 claims for are failed and their claims released, so no trial is left RUNNING. The workers
 coordinate through nas.store.claims (no genome is trained by two at once), take the genomes
 they judge from one nas.store.quotas count that the parent creates (together exactly --trials),
@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -30,11 +29,11 @@ from typing import IO, Any
 import optuna
 from optuna.trial import TrialState
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, Stopped
 from nas.store import claims
 from nas.store.runs import Store
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
-from nas.study.workers import on_sigint
+from nas.study.workers import on_signals, uninterrupted
 
 STOP_GRACE_S = 30.0
 POLL_S = 1.0
@@ -148,20 +147,22 @@ def start(argvs: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> 
 
 def wait(workers: Sequence[Worker], poller: StudyPoller,
          show: Callable[[Progress], None]) -> Progress:
-    """Poll the study and `show` progress until every worker exited; Ctrl-C stops them all.
+    """Poll the study and `show` progress until every worker exited; Ctrl-C, SIGTERM or SIGHUP
+    stops them all and raises KeyboardInterrupt (nas.errors.Stopped for the last two).
 
-    Ctrl-C only sets a flag that the loop reads (within POLL_S): a KeyboardInterrupt raised
-    while the garbage collector runs a finalizer is printed and dropped by Python, and the
-    workers would go on."""
-    interrupted = threading.Event()
-    with on_sigint(lambda signum, frame: interrupted.set()):
-        while not interrupted.is_set() and (live := [w for w in workers if w.process.poll() is None]):
+    A signal only records itself for the loop to read (within POLL_S): a KeyboardInterrupt
+    raised while the garbage collector runs a finalizer is printed and dropped by Python, and
+    the workers would go on."""
+    received: list[int] = []
+    with on_signals(lambda signum, frame: received.append(signum)):
+        while not received and (live := [w for w in workers if w.process.poll() is None]):
             show(poller.poll())
             with contextlib.suppress(subprocess.TimeoutExpired):     # back at once when it exits
                 live[0].process.wait(timeout=POLL_S)
-    if interrupted.is_set():
-        stop(workers, Store(poller.url), poller.name)
-        raise KeyboardInterrupt
+    if received:
+        with uninterrupted():           # a second signal must not leave workers behind
+            stop(workers, Store(poller.url), poller.name)
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else Stopped(received[0])
     progress = poller.poll()
     show(progress)
     return progress

@@ -89,7 +89,7 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     import optuna
 
     normalized = normalize_url(url)
-    if not _exists(normalized):
+    if not database_exists(normalized):
         raise StoreError(f"{safe_url(normalized)}: no such database file (run `nas search` first)")
     if "studies" not in existing_tables(normalized):
         raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
@@ -115,7 +115,7 @@ def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = Non
     return [name for name, ours in made.items() if ours]
 
 
-def _exists(url: str) -> bool:
+def database_exists(url: str) -> bool:
     """False only for a SQLite URL whose file does not exist (a report never creates one)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
@@ -155,33 +155,6 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
         raise ReportError(f"study {name!r} has no complete trials yet ({len(rows)} trials in all)")
     return StudyData(name, safe_url(storage.url), dict(study.user_attrs.get("nas", {})),
                      rows, _wall(trials))
-
-
-def delete_study(url: str | None, name: str) -> dict[str, Any]:
-    """Delete the Optuna study and its `nas_` rows (runs with their weights, claims, worker
-    numbers); either may be missing (an ablation has no Optuna study), not both."""
-    import optuna
-
-    from nas.store.runs import Store
-
-    normalized = normalize_url(url)
-    tables = existing_tables(normalized) if _exists(normalized) else set()
-    if "studies" not in tables and "nas_runs" not in tables:
-        raise StoreError(f"{safe_url(normalized)}: holds no nas study (no such file, or no "
-                         "Optuna or nas tables); nothing deleted")
-    names: list[str] = []
-    if "studies" in tables:
-        with optuna_errors(normalized):
-            storage = optuna.storages.RDBStorage(normalized, skip_table_creation=True)
-            names = optuna.get_all_study_names(storage)
-            if name in names:
-                optuna.delete_study(study_name=name, storage=storage)
-    runs, weight_bytes = Store(normalized).delete_study(name) if "nas_runs" in tables else (0, 0)
-    if name not in names and runs == 0:
-        raise ReportError(f"{safe_url(normalized)}: no study named {name!r}{nearest(name, names)}; "
-                          f"studies: {', '.join(sorted(names)) or 'none'}")
-    return {"study": name, "storage": safe_url(normalized), "optuna_study": name in names,
-            "runs": runs, "weight_bytes": weight_bytes}
 
 
 def _pick(names: Sequence[str], name: str | None, where: str) -> str:

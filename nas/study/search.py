@@ -8,7 +8,8 @@ study (trained, or pruned at a rung) is not trained again: its stored result is 
 after TPE proposed such a genome, the next trial is drawn at random.
 
 What a study holds (read by `nas.study.report` and `nas.study.export`):
-- study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher.
+- study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher,
+  fingerprint (recipe and gene choices, nas.study.identity: a rerun that changes them is refused).
 - trial.user_attrs: genome, attention, flops, params, outcome (trained | reused |
   rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
 - COMPLETE trials: trained, reused, rejected (values [0, flops, params]); PRUNED: pruned at a
@@ -18,6 +19,7 @@ What a study holds (read by `nas.study.report` and `nas.study.export`):
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,16 +28,16 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.errors import NasError, SpaceError, StoreError
+from nas.errors import SpaceError, StoreError
 from nas.model.complexity import Complexity, count
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.space import Space
 from nas.store import claims
 from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
-from nas.study import dashboard, rungs, workers
+from nas.study import dashboard, identity, rungs, workers
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
-from nas.train.experiment import Context, train_genome
+from nas.train.experiment import Context, recipe, train_genome
 from nas.units import quantity_text
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
@@ -161,11 +163,24 @@ def _create_study(ctx: Context, settings: SearchSettings, source: str,
     old = study.user_attrs.get("nas")
     if old is None:
         study.set_user_attr("nas", attrs)
-    elif (old["space"], old["data"], old["image_size"]) != (attrs["space"], attrs["data"],
-                                                            attrs["image_size"]):
-        raise NasError(f"study {settings.study!r} was made for space {old['space']}, data "
-                       f"{old['data']} at {old['image_size']}; pick another --study name")
+        return study
+    identity.check_identity(settings.study, old, attrs)
+    if set(attrs["fingerprint"]) - set(old.get("fingerprint") or {}):    # first use, or new keys
+        stored = {**attrs["fingerprint"], **(old.get("fingerprint") or {})}
+        study.set_user_attr("nas", {**old, "fingerprint": stored})
     return study
+
+
+def check_existing(ctx: Context, settings: SearchSettings, source: str) -> None:
+    """check_identity against the stored study, if there is one, without creating it (the
+    parent of --jobs workers, before it starts them)."""
+    try:
+        study = optuna.load_study(study_name=settings.study, storage=ctx.store.url)
+    except KeyError:
+        return
+    old = study.user_attrs.get("nas")
+    if old is not None:
+        identity.check_identity(settings.study, old, study_attrs(ctx, settings, source))
 
 
 def _close_stale_runs(ctx: Context, study: optuna.Study) -> None:
@@ -179,6 +194,7 @@ def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str
         "space": ctx.space.path, "data": source, "image_size": list(ctx.data.image_size),
         "budget_flops": settings.budget.flops, "budget_params": settings.budget.params,
         "epochs": settings.epochs, "seed": settings.seed, "classes": list(ctx.data.classes),
+        "fingerprint": identity.fingerprint(ctx.space),
         "teacher": {"fingerprint": ctx.teacher.fingerprint,
                     "val_accuracy": ctx.teacher.val_accuracy,
                     "test_accuracy": ctx.teacher.test_accuracy},
@@ -297,10 +313,12 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
         trial.set_constraint(name, value)
     if any(v > 0 for v in violation):
         return "rejected", [0.0, size.flops, size.params], None
+    reusable = _reusable(ctx, settings)
     held = claims.claim(ctx.store, settings.study, genome.notation, genome.attention,
-                        worker=settings.worker, trial=trial.number)
+                        worker=settings.worker, trial=trial.number, reusable=reusable)
     if held.outcome == claims.TAKEN:     # another worker trains it: wait for its result
-        held = claims.wait_for(ctx.store, held, poll_s=min(1.0, settings.heartbeat_s))
+        held = claims.wait_for(ctx.store, held, poll_s=min(1.0, settings.heartbeat_s),
+                               reusable=reusable)
     if held.outcome == claims.DONE and held.run is not None:
         return "reused", _reused_values(held.run, size), held.run
     try:
@@ -313,6 +331,13 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     if run.status != "ok":
         return run.status, None, run
     return "trained", [run.val_accuracy, size.flops, size.params], run
+
+
+def _reusable(ctx: Context, settings: SearchSettings) -> Callable[[Any], bool]:
+    """Whether a stored run's recipe is this search's (a study made before fingerprints may
+    hold runs of another recipe: they are not reused)."""
+    wanted = json.loads(json.dumps(recipe(ctx, settings.epochs)))
+    return lambda stored: identity.same_recipe(stored, wanted)
 
 
 def _reused_values(run: RunRecord, size: Complexity) -> list[float] | None:

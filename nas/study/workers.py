@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial
 from sqlalchemy.exc import SQLAlchemyError
 
-from nas.errors import SpaceError, StoreError, TrainError
+from nas.errors import SpaceError, Stopped, StoreError, TrainError
 from nas.store import claims
 from nas.store.database import engine_options, retry_races, safe_url, tune_engine
 from nas.store.runs import Store
@@ -33,7 +33,9 @@ HEARTBEAT_S = 30
 GRACE_S = 4 * HEARTBEAT_S
 MAX_FAILURES = 5                # this many failed trials in a row stop the search
 MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
+ABLATION_PREFIX = "ablate/"     # the namespace of ablations' runs (nas.study.ablate_file)
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)    # a clean stop, exit 128 + signal
 
 
 def check_study_name(name: str) -> None:
@@ -41,6 +43,9 @@ def check_study_name(name: str) -> None:
     if not name.strip() or len(name) > MAX_STUDY_NAME:
         raise SpaceError(f"--study must be 1 to {MAX_STUDY_NAME} characters, got "
                          f"{len(name)} characters")
+    if name.startswith(ABLATION_PREFIX):
+        raise SpaceError(f"--study must not start with {ABLATION_PREFIX!r}, the namespace of "
+                         f"ablations' runs; got {name[:100]!r}")
 
 
 def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
@@ -99,24 +104,40 @@ def watchdog(study: optuna.Study, every_s: float) -> AbstractContextManager[None
 
 
 def uninterrupted() -> AbstractContextManager[None]:
-    """Ignore Ctrl-C while the block runs: the cleanup after a first Ctrl-C (telling the trial
-    FAIL, releasing its claim) must not be cut short by a second one."""
-    return on_sigint(signal.SIG_IGN)
+    """Ignore Ctrl-C, SIGTERM and SIGHUP while the block runs: the cleanup after a first stop
+    (telling the trial FAIL, releasing its claim) must not be cut short by a second one."""
+    return on_signals(signal.SIG_IGN)
+
+
+def stop_signals() -> AbstractContextManager[None]:
+    """SIGTERM and SIGHUP raise `Stopped` while the block runs, as Ctrl-C raises
+    KeyboardInterrupt, so a search stops the same clean way (trial FAIL 'interrupted', run
+    'interrupted', claim released). A signal ignored when the process started (`nohup`) stays
+    ignored."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    return on_signals(stop, STOP_SIGNALS[1:])
 
 
 @contextmanager
-def on_sigint(handler: Any) -> Iterator[None]:
-    """Handle Ctrl-C (SIGINT) with `handler` (signal.SIG_IGN, or a function of signum and frame)
-    while the block runs. Only the main thread may change signal handlers; elsewhere the block
-    runs as it is."""
+def on_signals(handler: Any, signals: tuple[int, ...] | None = None) -> Iterator[None]:
+    """Handle the stop signals (SIGINT, SIGTERM, SIGHUP; or `signals`) with `handler`
+    (signal.SIG_IGN, or a function of signum and frame) while the block runs; SIGTERM and
+    SIGHUP are left alone when ignored (`nohup`). Only the main thread may change signal
+    handlers; elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {}
+    for signum in STOP_SIGNALS if signals is None else signals:
+        if signum == signal.SIGINT or signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextmanager

@@ -294,3 +294,82 @@ def test_report_export_and_count_print_numbers_one_way(study: Trained, tmp_path:
     assert exported["params"] == cells["params"] == counted["params"] == f"{run.params:,}"
     assert exported["val accuracy"].split("  ")[0] == cells["val acc"] == percent(run.val_accuracy)
     assert exported["test accuracy"] == cells["test acc"] == percent(run.test_accuracy)
+
+
+# ----------------------------------------------------------------- files export may replace
+
+
+def _database(study: Trained) -> Path:
+    return Path(study.url.removeprefix("sqlite:///"))
+
+
+def _refused_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nas: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("flag", ["--out", "--onnx"])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_export_never_replaces_the_study_database(study: Trained, tmp_path: Path, flag: str,
+                                                  force: bool,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    db = _database(study)
+    before = db.read_bytes()
+    argv = ["export", "--storage", study.url, "--out", str(tmp_path / "s.pt")]
+    argv += [flag, str(db)] + (["--force"] if force else [])
+    line = _refused_line(capsys, argv)
+    assert f"{db}: is the study's database" in line
+    assert db.read_bytes() == before and not (tmp_path / "s.pt").exists()
+    assert main(["report", "--storage", study.url, "--json"]) == 0          # still a database
+    capsys.readouterr()
+
+
+def test_export_never_replaces_a_sqlite_database_even_with_force(
+        study: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.bin"          # any name: the 16-byte header tells
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE t (x)")
+    before = other.read_bytes()
+    for extra in ([], ["--force"]):
+        line = _refused_line(capsys, ["export", "--storage", study.url, "--out", str(other), *extra])
+        assert line == f"nas: error: {other}: is a SQLite database; export never replaces one, " \
+                       "give another file name"
+    assert other.read_bytes() == before
+
+
+def test_export_never_replaces_the_database_wal_file(study: Trained, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    wal = Path(f"{_database(study)}-wal")
+    line = _refused_line(capsys, ["export", "--storage", study.url, "--out", str(wal), "--force"])
+    assert "is the study's database" in line
+
+
+def test_a_foreign_file_needs_force(study: Trained, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    line = _refused_line(capsys, ["export", "--storage", study.url, "--out", str(notes)])
+    assert line == (f"nas: error: {notes}: exists and is not a nas checkpoint; pass --force to "
+                    "replace it, or give another file name")
+    assert notes.read_text() == "my notes"
+    assert main(["export", "--storage", study.url, "--out", str(notes), "--force", "--quiet"]) == 0
+    assert nas.load(notes).checkpoint["kind"] == "nas.student"
+
+
+def test_a_checkpoint_and_an_onnx_file_are_replaced(study: Trained, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out, onnx_path = tmp_path / "s.pt", tmp_path / "s.onnx"
+    argv = ["export", "1", "--storage", study.url, "--out", str(out), "--onnx", str(onnx_path),
+            "--quiet"]
+    assert main(argv) == 0
+    first = out.stat().st_mtime_ns, onnx_path.stat().st_mtime_ns
+    assert main([*argv[:1], "0", *argv[2:]]) == 0                           # trial 0 over trial 1
+    assert nas.load(out).checkpoint["trial"] == 0
+    assert (out.stat().st_mtime_ns, onnx_path.stat().st_mtime_ns) != first
+    onnx_path.write_bytes(b"")                              # empty: not an ONNX model
+    line = _refused_line(capsys, argv)
+    assert "exists and is not a ONNX model" not in line and "is not an ONNX model" in line

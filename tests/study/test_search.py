@@ -184,7 +184,9 @@ def test_budget_below_the_smallest_genome_is_refused(capsys: pytest.CaptureFixtu
     (["--timeout", "soon"], "--timeout must be a positive duration"),
     (["--storage", "sqlte:///x.db"], "did you mean `sqlite`"),
     (["--storage", "sqlite:////nonexistent-dir/sub/x.db"], "nonexistent-dir"),
-    (["--trials", "0"], "--trials and --epochs must be at least 1"),
+    (["--trials", "0"], "--trials must be between 1 and 1000000, got 0"),
+    (["--epochs", "100001"], "--epochs must be between 1 and 100000, got 100001"),
+    (["--rungs", "1,999999999999999999999"], "--rungs must be epochs from 1 to 100000"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                           folder: Path, flags: list[str], message: str) -> None:
@@ -308,3 +310,72 @@ def test_a_search_draws_the_trial_after_a_repeat_at_random(capsys: pytest.Captur
         genome = drawn.rounded(space.model.divisor)
         assert (genome.notation, genome.attention) == (trial.user_attrs["genome"],
                                                        trial.user_attrs["attention"])
+
+
+# ----------------------------------------------------------------- a study's identity (issue 22)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trials store a run without training (tests/fake_training.py)."""
+    monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
+    monkeypatch.setenv("NAS_TEST_SLEEP", "0")
+    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+
+
+def edited_space(path: Path, old: str, new: str) -> Path:
+    text = Path(TINY).read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "changed"), [
+    ("[search]", '[distill]\nloss = "logit"\n\n[search]', 'distill.loss "feature" -> "logit"'),
+    ("c = [8, 16]", "c = [8, 24]", "stage[1].c [8, 16] -> [8, 24]"),
+    ("batch_size = 64", "batch_size = 32", "train.batch_size 64 -> 32"),
+])
+def test_a_rerun_with_another_recipe_or_genes_is_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path, fake: None,
+        old: str, new: str, changed: str) -> None:
+    db, space = tmp_path / "s.db", tmp_path / "space.toml"
+    space.write_text(Path(TINY).read_text())
+    argv = ["search", "--space", str(space), "--data", str(folder), "--image-size", "8x8",
+            "--storage", f"sqlite:///{db}", "--quiet", "--study", "x", "--trials", "3"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    before = len(load(db, "x").trials)
+    edited_space(space, old, new)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"nas: error: study 'x' was made with another recipe or space: {changed}; "
+                   "continue it with its own space file, or pick a new --study name (e.g. x-2)"]
+    assert len(load(db, "x").trials) == before                     # nothing sampled or trained
+    assert main([*argv[:-4], "--study", "x-2", "--trials", "3"]) == 0   # a new name is fine
+    assert main(argv[:-2] + ["--trials", "1", "--epochs", "2"]) == 2     # --epochs is no cure
+
+
+def test_a_study_made_before_fingerprints_stores_one_and_reuses_only_its_recipe(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path, fake: None) -> None:
+    """An old study: no fingerprint, runs of another recipe. Continuing it stores the
+    fingerprint and trains those genomes again instead of reusing them."""
+    db = tmp_path / "s.db"
+    first = search(capsys, db, folder, "--trials", "20", "--seed", "1")
+    study, store = load(db, first["study"]), Store(f"sqlite:///{db}")
+    before = len(study.trials)
+    attrs = dict(study.user_attrs["nas"])
+    fingerprint = attrs.pop("fingerprint")
+    study.set_user_attr("nas", attrs)
+    old = {run.id: run for run in store.list_runs(first["study"])}
+    for run in old.values():
+        store.update_run(run.id, recipe={**run.recipe, "distill": {**run.recipe["distill"],
+                                                                     "loss": "logit"}})
+    second = search(capsys, db, folder, "--trials", "20", "--seed", "1")
+    study = load(db, first["study"])
+    assert study.user_attrs["nas"]["fingerprint"] == fingerprint
+    new = study.trials[before:]
+    assert not [t.number for t in new if t.user_attrs.get("run_id") in old]
+    old_genomes = {(r.genome, r.attention) for r in old.values()}
+    again = [t for t in new if t.user_attrs["outcome"] == "trained"
+             and (t.user_attrs["genome"], t.user_attrs["attention"]) in old_genomes]
+    assert again and second["trained"] == 20

@@ -1,0 +1,98 @@
+"""A search study's identity beyond its name: the recipe and the gene choices it was made with.
+
+The fingerprint is a flat dict of dotted keys (`distill.loss`, `stage[1].c`, `train.augment.views`,
+`model.stem`, `attention`) to JSON values, stored in the study's `nas` attributes when the study
+is made (or first continued, for a study made before fingerprints). A rerun whose fingerprint
+differs is refused naming the changed keys: its trials would mix recipes, and changed gene
+choices break Optuna's distributions. `train.epochs` is left out: `--epochs` and `--rungs` are
+the search's schedule, which a continued study may change. A stored run is reused only when its
+recipe is the search's own (`train.epochs` aside, the same rule).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from nas.errors import SpaceError
+from nas.model.space import Space
+
+SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
+SHOWN = 4                       # changed keys named with their values; the rest by name
+
+
+def fingerprint(space: Space) -> dict[str, Any]:
+    """The recipe sections (but the schedule), model settings, attention and every stage's
+    gene choices of `space`, as dotted keys to JSON values."""
+    parts: dict[str, Any] = {"model": asdict(space.model), "attention": list(space.attention),
+                             "input": str(space.input) if space.input else None,
+                             "train": asdict(space.train), "distill": asdict(space.distill),
+                             "teacher": asdict(space.teacher)}
+    for index, stage in enumerate(space.stages, 1):
+        parts[f"stage[{index}]"] = asdict(stage)
+    flat = _flatten(json.loads(json.dumps(parts)))
+    flat.pop(SCHEDULE, None)
+    flat["stages"] = len(space.stages)
+    return flat
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists and scalars are leaves."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def check_identity(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to continue a study made for other data, input size, space, recipe or genes."""
+    if not isinstance(old, dict):
+        raise SpaceError(f"study {name!r}: its `nas` attribute is not a mapping; pick another "
+                       "--study name")
+    if (old.get("space"), old.get("data"), old.get("image_size")) != (
+            new["space"], new["data"], new["image_size"]):
+        raise SpaceError(f"study {name!r} was made for space {old.get('space')}, data "
+                       f"{old.get('data')} at {old.get('image_size')}; pick another --study name")
+    if isinstance(old.get("fingerprint"), dict):
+        refuse_changes(name, old["fingerprint"], new["fingerprint"])
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Keys whose values differ; a key only one side has (made by another nas version) is not
+    a change."""
+    return [key for key in new if key in old and old[key] != new[key]]
+
+
+def refuse_changes(study: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """SpaceError naming what changed since the study was made, with a new name to use."""
+    changed = changed_keys(old, new)
+    if not changed:
+        return
+    shown = [f"{key} {_text(old[key])} -> {_text(new[key])}" for key in changed[:SHOWN]]
+    more = f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
+    raise SpaceError(f"study {study[:100]!r} was made with another recipe or space: "
+                     f"{'; '.join(shown)}{more}; continue it with its own space file, or pick a "
+                     f"new --study name (e.g. {study[:100]}-2)")
+
+
+def _text(value: Any) -> str:
+    """A value as the space file writes it, cut to 40 characters."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def same_recipe(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether a run's stored recipe is `wanted` (both JSON), the schedule (train.epochs) aside."""
+    if not isinstance(stored, dict):
+        return False
+    return _without_schedule(stored) == _without_schedule(wanted)
+
+
+def _without_schedule(recipe: dict[str, Any]) -> dict[str, Any]:
+    train = recipe.get("train")
+    if not isinstance(train, dict):
+        return recipe
+    return {**recipe, "train": {k: v for k, v in train.items() if k != "epochs"}}

@@ -1,0 +1,99 @@
+"""SIGTERM and SIGHUP to a real `nas search`, alone or the parent of --jobs workers: the same
+clean stop as Ctrl-C (trial FAIL 'interrupted', run 'interrupted', claims released, the shared
+quota removed), exit code 128 + the signal, and no process left (issue 22). Trainings are faked
+(tests/fake_training.py) and last long enough to be hit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
+# the fake training for the search itself (jobs_hook), and for --jobs workers (NAS_WORKER_HOOK)
+COMMAND = [sys.executable, "-c",
+           "import sys, tests.jobs_hook; from nas.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "NAS_CACHE_DIR": str(tmp_path / "cache"),
+            "NAS_WORKER_HOOK": "tests.jobs_hook", "NAS_TEST_TRAINED": str(tmp_path / "trained.log"),
+            "NAS_TEST_SLEEP": "30",
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def start(db: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*COMMAND, "search", "--space", TINY, "--data", "digits", "--image-size", "8x8",
+         "--storage", f"sqlite:///{db}", "--study", "sig", "--threads", "1", "--quiet",
+         "--trials", "50", *extra], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def rows(db: Path, query: str) -> list[tuple]:
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute(query).fetchall()
+    except sqlite3.Error:           # not created yet
+        return []
+
+
+def training(db: Path, count: int) -> bool:
+    """Whether `count` trials are RUNNING, one at least training (its run stored 'running',
+    its genome claimed; another may wait for that claim)."""
+    return (len(rows(db, "SELECT trial_id FROM trials WHERE state = 'RUNNING'")) >= count
+            and len(rows(db, "SELECT id FROM nas_runs WHERE status = 'running'")) >= 1
+            and len(rows(db, "SELECT worker FROM nas_claims")) >= 1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_and_check(search: subprocess.Popen[str], db: Path, signum: int, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not training(db, count) and search.poll() is None:
+        time.sleep(0.3)
+    assert training(db, count), search.stderr.read() if search.poll() is not None else "slow"
+    holders = {int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")}
+    search.send_signal(signum)
+    _, err = search.communicate(timeout=90)
+    assert search.returncode == 128 + signum, err
+    assert err.splitlines()[-1] == f"nas: stopped by {signal.Signals(signum).name}"
+    trials = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.user_attrs.get("outcome") == "interrupted"]
+    assert len(interrupted) == count and all(t.state == TrialState.FAIL for t in interrupted)
+    assert rows(db, "SELECT id FROM nas_runs WHERE status = 'running'") == []
+    assert 1 <= len(rows(db, "SELECT id FROM nas_runs WHERE status = 'interrupted'")) <= count
+    assert rows(db, "SELECT * FROM nas_claims") == []
+    assert rows(db, "SELECT * FROM nas_quotas") == []
+    time.sleep(0.5)
+    assert not [pid for pid in holders if alive(pid)], "a worker is still running"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_search_stops_cleanly_on(signum: int, tmp_path: Path, env: dict[str, str]) -> None:
+    db = tmp_path / "s.db"
+    stop_and_check(start(db, env), db, signum, 1)
+
+
+def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
+                                                           env: dict[str, str]) -> None:
+    """SIGHUP takes the parent's same path (nas.study.jobs.wait); one signal keeps the suite
+    short, as starting the workers takes most of the test's time."""
+    db = tmp_path / "s.db"
+    stop_and_check(start(db, env, "--jobs", "2"), db, signal.SIGTERM, 2)
