@@ -103,9 +103,11 @@ TrialCallback = Callable[[FrozenTrial, Tally], None]
 
 
 def default_study_name(space: Space, data_name: str, size: tuple[int, int], budget: Budget) -> str:
-    """Derived from space, data, input size and budgets, so re-running continues the study."""
+    """Derived from space, data (and its training subset), input size and budgets, so re-running
+    continues the study and a search on another subset starts its own."""
     data = data_name.rstrip("/").rsplit("/", 1)[-1]
-    return f"{space.name}-{data}-{size[0]}x{size[1]}-{budget.label()}"
+    subset = f"-n{space.train.train_per_class}" if space.train.train_per_class else ""
+    return f"{space.name}-{data}{subset}-{size[0]}x{size[1]}-{budget.label()}"
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:

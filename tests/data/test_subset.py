@@ -124,3 +124,15 @@ def test_cli_trains_on_the_subset(folder: Path, tmp_path: Path, capsys: pytest.C
 def _train(folder: Path, tmp_path: Path, *flags: str) -> list[str]:
     return ["train", "[1,8,1,1,0]", "--data", str(folder), "--image-size", "8x8", "--distill", "none",
             "--epochs", "1", "--storage", f"sqlite:///{tmp_path / 's.db'}", *flags]
+
+
+def test_default_study_name_names_the_subset() -> None:
+    from dataclasses import replace
+
+    from nas.model.space import load_space
+    from nas.study.search import Budget, default_study_name
+
+    space = load_space("tiny.toml")
+    subset = replace(space, train=replace(space.train, train_per_class=50))
+    assert default_study_name(space, "data/cifar10", (32, 32), Budget()) == "tiny-cifar10-32x32-nobudget"
+    assert default_study_name(subset, "data/cifar10", (32, 32), Budget()) == "tiny-cifar10-n50-32x32-nobudget"
