@@ -66,6 +66,7 @@ def _search(args: argparse.Namespace) -> int:
     import time
 
     from nas.cli.console import ProgressView
+    from nas.study import warmstart
     from nas.study.search import (
         SearchSettings,
         check_existing,
@@ -79,6 +80,7 @@ def _search(args: argparse.Namespace) -> int:
     started = time.monotonic()
     space = with_subset(resolve_space(args.space, args.data), args)
     budget, trials, epochs, rungs = _settings(args, space)
+    starts = warmstart.resolve(args.enqueue, args.no_enqueue, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
     if args.study is not None:
         check_study_name(args.study)            # before the database or the teacher
@@ -90,7 +92,7 @@ def _search(args: argparse.Namespace) -> int:
             args.parent_threads = min(cores(), args.threads * args.jobs)
         own = argparse.Namespace(**{**vars(args), "threads": getattr(args, "parent_threads",
                                                                        args.threads)})
-        ctx = _open_context(own, view, space, budget)
+        ctx = _open_context(own, view, space, budget, starts)
         name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
                                   sampler=args.sampler or space.search.sampler,
@@ -99,6 +101,8 @@ def _search(args: argparse.Namespace) -> int:
                                   rungs=rungs, quota=args.quota)
         if args.jobs > 1:
             check_existing(ctx, settings, args.data)        # refused once, not by every worker
+        _warm_start(view, ctx, settings, args.data, starts)
+        if args.jobs > 1:
             return _parent(args, view, ctx, name, trials, settings.deadline, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; training {trials}"
@@ -109,19 +113,39 @@ def _search(args: argparse.Namespace) -> int:
     return _search_summary(args, ctx, name, tally, time.monotonic() - started)
 
 
-def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any) -> Any:
+def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any,
+                  starts: tuple[Any, ...] = ()) -> Any:
     """open_context; a SQLite file it created is removed again when it fails before anything
-    was stored in it (a budget below every genome, bad data), so bad input leaves no database."""
+    was stored in it (a budget below every genome or an --enqueue genome, bad data), so bad
+    input leaves no database."""
     from nas.store.database import new_sqlite_file, remove_unused
 
     fresh = new_sqlite_file(args.storage)
     try:
-        return open_context(args, view, space, check=lambda data: _check_budget(space, data, budget),
+        return open_context(args, view, space,
+                            check=lambda data: _check_budget(space, data, budget, starts),
                             within=budget.admits)
     except NasError:
         if fresh is not None:
             remove_unused(fresh)
         raise
+
+
+def _warm_start(view: Any, ctx: Any, settings: Any, source: str, starts: tuple[Any, ...]) -> None:
+    """Enqueue the warm starts that fit the budget as the study's next trials (before any
+    worker opens it); say which were left out and which the study held already."""
+    from rich.markup import escape
+
+    from nas.study import warmstart
+    from nas.study.search import create_study
+
+    kept, notes = warmstart.within(starts, ctx.space, ctx.shape, len(ctx.data.classes),
+                                   settings.budget)
+    for note in notes:
+        view.log(escape(note))
+    if kept:
+        added, held = warmstart.enqueue(create_study(ctx, settings, source), kept, ctx.space)
+        view.log(f"warm start: {added} genomes enqueued first, {held} held by the study already")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -139,7 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
         importlib.import_module(os.environ["NAS_WORKER_HOOK"])
     spec = json.loads(args.worker)
     return _search(argparse.Namespace(**{**spec, "worker": None, "jobs": 1, "quiet": True,
-                                         "json": True}))
+                                         "json": True, "no_enqueue": True}))   # the parent's
 
 
 def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: int,
@@ -187,9 +211,11 @@ def json_text(payload: dict[str, Any]) -> str:
     return json.dumps(payload)
 
 
-def _check_budget(space: Space, data: Any, budget: Any) -> None:
-    """Refuse a budget that not even the space's smallest genome fits, before any training."""
+def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] = ()) -> None:
+    """Refuse a budget that not even the space's smallest genome fits, or an --enqueue genome
+    over it, before any training."""
     from nas.model.complexity import count
+    from nas.study import warmstart
 
     shape = InputShape(3, *data.image_size)
     classes = len(data.classes)
@@ -199,6 +225,7 @@ def _check_budget(space: Space, data: Any, budget: Any) -> None:
         if limit is not None and getattr(size, key) > limit:
             raise SpaceError(f"budget of {limit:,.0f} {name} is below the smallest genome of "
                              f"{space.path} at {shape}: {genome} has {getattr(size, key):,} {name}")
+    warmstart.check_budget(starts, space, data.shape, classes, budget)
 
 
 def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
@@ -267,6 +294,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="worker processes on this machine sharing the study (default 1)")
     p.add_argument("--rungs", default=None,
                    help="e.g. 1,3,9: epochs at which a trial outside the top third stops")
+    p.add_argument("--enqueue", action="append", default=None, metavar="GENOME",
+                   help='judged first, e.g. "[2,8,6,1,0] [2,16,4,1,0] eca" (repeatable; '
+                        "replaces the space's [search] enqueue)")
+    p.add_argument("--no-enqueue", action="store_true",
+                   help="enqueue nothing, not even the space's [search] enqueue")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
     p.add_argument("--quota", default=None, help=argparse.SUPPRESS)    # in --worker's JSON
     data_flags(p)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nas.errors import SpaceError, nearest
+from nas.errors import GenomeError, SpaceError, nearest
+from nas.model.genome import Genome
 from nas.units import parse_duration, parse_quantity
 
 MAX_SEED = 2**32 - 1
@@ -166,9 +167,11 @@ class SearchConfig:
     seed: int = 0
     budget_flops: str = ""          # e.g. "0.2G" ("" = no budget)
     budget_params: str = ""         # e.g. "50K"
+    enqueue: tuple[str, ...] = ()   # genomes judged first (warm start), e.g. "[2,8,6,1,0] eca"
 
     def check(self, where: str) -> None:
-        """Budgets and the timeout are parsed here, so `nas space` names the file and key."""
+        """Budgets, the timeout and the enqueued genomes are parsed here, so `nas space` names
+        the file and key (whether each genome fits the space is checked by `nas.model.space`)."""
         _choice(self, where, "sampler")
         _require(where, "trials", 1 <= self.trials <= 1_000_000, "between 1 and 1000000", self.trials)
         _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
@@ -176,6 +179,17 @@ class SearchConfig:
         self.flops_budget(where)
         self.params_budget(where)
         self.timeout_seconds(where)
+        self.enqueued(where)
+
+    def enqueued(self, where: str = "[search]") -> tuple[Genome, ...]:
+        """The `enqueue` list parsed (`Genome.parse`: stages, then an optional attention word)."""
+        genomes = []
+        for index, text in enumerate(self.enqueue):
+            try:
+                genomes.append(Genome.parse(text))
+            except GenomeError as error:
+                raise SpaceError(f"{where}.enqueue[{index}]: {error}") from None
+        return tuple(genomes)
 
     def flops_budget(self, where: str = "[search]") -> float | None:
         return parse_quantity(self.budget_flops, f"{where}.budget_flops") if self.budget_flops else None

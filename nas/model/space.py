@@ -166,9 +166,10 @@ class Space:
                 genomes.append(Genome(genes, attention))
         return genomes
 
-    def check(self, genome: Genome, strict: bool = True) -> Genome:
-        """Check that `genome` fits this space; `strict` also checks every gene's choices."""
-        where = f"{self.path}: genome {genome.notation}"
+    def check(self, genome: Genome, strict: bool = True, where: str | None = None) -> Genome:
+        """Check that `genome` fits this space; `strict` also checks every gene's choices.
+        `where` opens the error (default: the space file and the genome)."""
+        where = where or f"{self.path}: genome {genome.notation}"
         if len(genome.stages) > len(self.stages):
             raise GenomeError(f"{where} has {len(genome.stages)} stages, "
                               f"the space defines at most {len(self.stages)}")
@@ -254,7 +255,7 @@ def parse_space(text: str, where: str = "<space>") -> Space:
     name = data.get("name", Path(where).stem)
     if not isinstance(name, str) or not name:
         raise SpaceError(f"{where}: name must be a non-empty string, got {name!r}")
-    return Space(
+    space = Space(
         path=where,
         name=name,
         model=_parse_model(data.get("model", {}), f"{where}: model"),
@@ -266,6 +267,19 @@ def parse_space(text: str, where: str = "<space>") -> Space:
         teacher=parse_section(TeacherConfig, data.get("teacher", {}), f"{where}: teacher"),
         search=parse_section(SearchConfig, data.get("search", {}), f"{where}: search"),
     )
+    _check_enqueued(space)
+    return space
+
+
+def _check_enqueued(space: Space) -> None:
+    """Every genome of `[search] enqueue` must fit the space (its budget is checked by `nas
+    search`, which knows the input size)."""
+    for index, genome in enumerate(space.search.enqueued(f"{space.path}: search")):
+        text = space.search.enqueue[index]
+        try:
+            space.check(genome, where=f"{space.path}: search.enqueue[{index}] {text!r}")
+        except GenomeError as error:
+            raise SpaceError(str(error)) from None
 
 
 def check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:

@@ -75,12 +75,13 @@ class Progress:
 
 
 class StudyPoller:
-    """Reads the study now and then; trials that existed before the parent started are not new."""
+    """Reads the study now and then; trials that existed before the parent started are not new
+    (except those still WAITING: warm starts, nas.study.warmstart, which this run judges)."""
 
     def __init__(self, url: str, study: str) -> None:
         self.url, self.name = url, study
         self._study: optuna.Study | None = None
-        self.before = {t.number for t in self._trials()}
+        self.before = {t.number for t in self._trials() if t.state != TrialState.WAITING}
 
     def _trials(self) -> list[optuna.trial.FrozenTrial]:
         if self._study is None:
@@ -94,7 +95,7 @@ class StudyPoller:
         trials = self._trials()
         progress = Progress()
         for trial in trials:
-            if trial.number in self.before:
+            if trial.number in self.before or trial.state == TrialState.WAITING:
                 continue
             if trial.state == TrialState.RUNNING:
                 progress.running += 1

@@ -139,20 +139,41 @@ def sample_genome(trial: Trial, space: Space) -> Genome:
     return Genome(tuple(stages), attention)
 
 
+def genome_params(genome: Genome, space: Space) -> dict[str, int | str]:
+    """The inverse of `sample_genome`: the params under which it returns `genome` (a genome
+    of the space, channels as the space lists them), for `optuna.Study.enqueue_trial`."""
+    params: dict[str, int | str] = {}
+    if len(space.stages) > space.min_stages:
+        params["stages"] = len(genome.stages)
+    for index, (gene, stage) in enumerate(zip(genome.stages, space.stages, strict=False), 1):
+        params |= {f"stage{index}.{name}": getattr(gene, name) for name in GENES
+                   if len(stage.choices(name)) > 1}
+    if len(space.attention) > 1:
+        params["attention"] = genome.attention
+    return params
+
+
 def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
     """Create the study or continue it; a study made for other data or space is refused.
 
     Any number of workers may call this at once (see nas.study.workers); each is numbered in
     the study and samples with a seed derived from the study's seed and its number."""
-    workers.check_study_name(settings.study)
-    storage = workers.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
+    study = create_study(ctx, settings, source)
     with workers.optuna_errors(ctx.store.url):
-        study = _create_study(ctx, settings, source, storage)
         number = claims.join(ctx.store, settings.study, settings.worker)
         study.sampler = make_sampler(settings.sampler, workers.worker_seed(settings.seed, number))
         optuna.storages.fail_stale_trials(study)
         _close_stale_runs(ctx, study)
     return study
+
+
+def create_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
+    """Create or load the study, without joining it as a worker (the --jobs parent enqueues
+    warm starts into it before its workers open it)."""
+    workers.check_study_name(settings.study)
+    storage = workers.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
+    with workers.optuna_errors(ctx.store.url):
+        return _create_study(ctx, settings, source, storage)
 
 
 def _create_study(ctx: Context, settings: SearchSettings, source: str,
