@@ -113,7 +113,7 @@ def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFi
     (STUDENT, ["--data", "/no/such/folder"], "data folder not found"),
     (STUDENT, ["--data", "digitz"], "did you mean `digits`?"),
     (STUDENT, ["--image-size", "8y8"], "image size must look like HxW"),
-    (STUDENT, ["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (STUDENT, ["--epochs", "0"], "--epochs must be between 1 and 100000, got 0"),
     ("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]", [], "has 3 stages, the space defines at most 2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str],
