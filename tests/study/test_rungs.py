@@ -87,7 +87,7 @@ def test_top_third_within_one_rank_by_crowding_then_accuracy() -> None:
 @pytest.mark.parametrize("text,epochs,message", [
     ("3,1", None, "--rungs must increase, got '3,1'"),
     ("1,5", 3, "--rungs 1,5: rung 5 is past the schedule of 3 epochs (--epochs)"),
-    ("0,2", None, "--rungs must be epochs such as 1,3,9, got '0,2'"),
+    ("0,2", None, "--rungs must be epochs from 1 to 100000 such as 1,3,9, got '0,2'"),
 ])
 def test_bad_rungs(text: str, epochs: int | None, message: str) -> None:
     with pytest.raises(Exception, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
