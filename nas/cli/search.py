@@ -163,7 +163,8 @@ def _worker(args: argparse.Namespace) -> int:
         importlib.import_module(os.environ["NAS_WORKER_HOOK"])
     spec = json.loads(args.worker)
     return _search(argparse.Namespace(**{**spec, "worker": None, "jobs": 1, "quiet": True,
-                                         "json": True, "no_enqueue": True}))   # the parent's
+                                         "json": True, "enqueue": None,
+                                         "no_enqueue": True}))   # the parent's
 
 
 def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: int,
