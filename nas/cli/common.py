@@ -15,7 +15,7 @@ from nas.model.space import InputShape, Space, default_space, load_space
 
 STORAGE_HELP = "database URL (default: $NAS_STORAGE, else sqlite:///studies.db)"
 JSON_HELP = "print one JSON object on stdout instead of the text"
-SPACE_HELP = "search space: a bundled name (seed.toml, photos.toml, tiny.toml) or a path"
+SPACE_HELP = "search space: a bundled name (seed.toml, photos.toml, cifar10.toml, tiny.toml) or a path"
 
 
 def resolve_space(path: str | None, source: str = "digits") -> Space:
