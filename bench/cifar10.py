@@ -20,6 +20,12 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nas.model.space import Space
+    from nas.study.ablate_stats import Spread
+    from nas.train.experiment import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
@@ -49,7 +55,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def space(args: argparse.Namespace, loss: str | None = None, teacher_size: int | None = None):
+def space(args: argparse.Namespace, loss: str | None = None, teacher_size: int | None = None) -> Space:
     """The space file with this run's subset, schedule, teacher size and loss."""
     from nas.model.space import load_space
 
@@ -125,7 +131,7 @@ def teacher_row(args: argparse.Namespace, size: int) -> dict:
             "val": ctx.teacher.val_accuracy, "test": ctx.teacher.test_accuracy}
 
 
-def context(args: argparse.Namespace, loss: str, teacher_size: int | None = None):
+def context(args: argparse.Namespace, loss: str, teacher_size: int | None = None) -> Context:
     """The prepared context of one arm; the teacher is trained once into the shared store."""
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
@@ -168,7 +174,7 @@ def step_arms(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _spawn(rest: list[str], arm: str, folder: Path) -> subprocess.Popen:
-    log = folder / f"{_tag(rest)}{arm}.log"
+    log = folder / f"{_tag(rest).replace('/', '-')}{arm}.log"
     argv = [sys.executable, __file__, "arm", *_without_arms(rest), "--arms", arm]
     return subprocess.Popen(argv, stdout=log.open("a"), stderr=subprocess.STDOUT)
 
@@ -214,7 +220,7 @@ def step_summary(args: argparse.Namespace) -> None:
         print(json.dumps(line), flush=True)
 
 
-def _pct(s) -> str:
+def _pct(s: Spread) -> str:
     return f"{100 * s.mean:.2f} +- {100 * s.sd:.2f}"
 
 
