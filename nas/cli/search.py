@@ -18,11 +18,9 @@ from nas.cli.common import (
     with_subset,
 )
 from nas.errors import NasError, SpaceError
-from nas.model.recipe import MAX_EPOCHS
+from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS
 from nas.model.space import InputShape, Space
 from nas.units import flops_text, percent
-
-MAX_TRIALS = 1_000_000          # as a space file's [search] trials
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -99,10 +97,9 @@ def _search(args: argparse.Namespace) -> int:
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
                                   rungs=rungs, quota=args.quota)
+        _warm_start(view, ctx, settings, args.data, starts)     # refuses a changed study too
         if args.jobs > 1:
             check_existing(ctx, settings, args.data)        # refused once, not by every worker
-        _warm_start(view, ctx, settings, args.data, starts)
-        if args.jobs > 1:
             return _parent(args, view, ctx, name, trials, settings.deadline, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; training {trials}"

@@ -17,6 +17,7 @@ from nas.units import parse_duration, parse_quantity
 
 MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 100_000            # epochs and rungs, in files and on the command line
+MAX_TRIALS = 1_000_000          # a search's trials, in files and on the command line
 
 AUGMENT_OPS = (
     "hflip",
@@ -92,7 +93,7 @@ class TrainConfig:
                 "train_per_class": self.train_per_class, "val_per_class": self.val_per_class}
 
     def check(self, where: str) -> None:
-        _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
+        _require(where, "epochs", 1 <= self.epochs <= MAX_EPOCHS, f"between 1 and {MAX_EPOCHS}", self.epochs)
         _require(where, "batch_size", 2 <= self.batch_size <= 65_536, "between 2 and 65536",
                  self.batch_size)
         _require(where, "lr", 0 < self.lr <= 10, "in (0, 10]", self.lr)
@@ -150,7 +151,7 @@ class TeacherConfig:
         _require(where, "image_size", self.image_size <= 4096, "between 0 and 4096", self.image_size)
         _require(where, "feature_dim", self.feature_dim <= 65_536, "between 0 and 65536",
                  self.feature_dim)
-        _require(where, "epochs", self.epochs <= 100_000, "between 0 and 100000", self.epochs)
+        _require(where, "epochs", self.epochs <= MAX_EPOCHS, f"between 0 and {MAX_EPOCHS}", self.epochs)
         _require(where, "lr", 0 < self.lr <= 10, "in (0, 10]", self.lr)
         _require(where, "batch_size", 2 <= self.batch_size <= 65_536, "between 2 and 65536",
                  self.batch_size)
@@ -173,8 +174,8 @@ class SearchConfig:
         """Budgets, the timeout and the enqueued genomes are parsed here, so `nas space` names
         the file and key (whether each genome fits the space is checked by `nas.model.space`)."""
         _choice(self, where, "sampler")
-        _require(where, "trials", 1 <= self.trials <= 1_000_000, "between 1 and 1000000", self.trials)
-        _require(where, "epochs", 1 <= self.epochs <= 100_000, "between 1 and 100000", self.epochs)
+        _require(where, "trials", 1 <= self.trials <= MAX_TRIALS, f"between 1 and {MAX_TRIALS}", self.trials)
+        _require(where, "epochs", 1 <= self.epochs <= MAX_EPOCHS, f"between 1 and {MAX_EPOCHS}", self.epochs)
         check_seed(self.seed, f"{where}.seed")
         self.flops_budget(where)
         self.params_budget(where)

@@ -41,6 +41,8 @@ from nas.model.recipe import MAX_EPOCHS, MAX_SEED, DistillConfig, TeacherConfig,
 from nas.model.sections import parse_section
 from nas.model.space import Space, check_keys, load_space, locate
 
+ABLATION_PREFIX = "ablate/"     # ablations' study names; search studies may not use it
+
 KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm", "group")
 GROUP_KEYS = ("name", "description", "baseline", "genome", "attention", "arm")
 ARM_KEYS = ("name", "genome", "attention", "image_size")
@@ -100,7 +102,7 @@ class Ablation:
 
     @property
     def study(self) -> str:
-        return f"ablate/{self.name}"
+        return f"{ABLATION_PREFIX}{self.name}"
 
     @property
     def arms(self) -> tuple[Arm, ...]:

@@ -28,12 +28,12 @@ from nas.errors import SpaceError, Stopped, StoreError, TrainError
 from nas.store import claims
 from nas.store.database import engine_options, retry_races, safe_url, tune_engine
 from nas.store.runs import Store
+from nas.study.ablate_file import ABLATION_PREFIX
 
 HEARTBEAT_S = 30
 GRACE_S = 4 * HEARTBEAT_S
 MAX_FAILURES = 5                # this many failed trials in a row stop the search
 MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
-ABLATION_PREFIX = "ablate/"     # the namespace of ablations' runs (nas.study.ablate_file)
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)    # a clean stop, exit 128 + signal
 
