@@ -1,7 +1,9 @@
-"""Does the search earn its time? Three arms at equal wall-clock on the same data and teacher.
+"""Does the search earn its time? Four arms at equal wall-clock on the same data and teacher.
 
     python bench/search_quality.py [--data ../shared/data/hymenoptera] [--minutes 2] [--seeds 3]
                                    [--image-size 64x64] [--budget-flops 0.1G] [--out DIR]
+    python bench/search_quality.py --space cifar10.toml --data ../shared/data/cifar10 \
+        --image-size 32x32 --budget-flops hand [--quick]
 
 Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
   (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
@@ -12,9 +14,14 @@ Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every 
       with more than one, the retrained genome with the best validation accuracy is the arm's
       student;
   (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
-  (c) the report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe and
-      `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
-      before the arm under the same load, gives the epoch time; the probe is not charged).
+  (c) the seed report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe
+      and `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
+      before the arm under the same load, gives the epoch time; the probe is not charged);
+  (d) arm (a) warm-started with the hand design (`--enqueue`, as the bundled spaces list it).
+`--budget-flops hand` is the hand design's FLOPs at the input size (the retrained best then
+competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the paired difference
+of test accuracy over seeds with its 95 % t-interval (nas.study.ablate_stats.paired).
+`--quick`: 1.5 minutes per arm, 3 seeds, 200 training images per class, no throughput step.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
@@ -116,17 +123,19 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
             "sampled": (summary or {}).get("sampled"), "rows": rows}
 
 
-def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, seconds: float
-                ) -> dict[str, Any]:
-    """Arm (a): the default search for its share of the budget, then its best genomes retrained
-    for the rest (no retrain with --search-share 1)."""
+def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, seconds: float,
+                warm: bool = False) -> dict[str, Any]:
+    """Arm (a), or (d) with `warm`: the search for its share of the budget, cold or warm-started
+    with the hand design, then its best genomes retrained for the rest (none with
+    --search-share 1)."""
     share = seconds * args.search_share
-    run = search_arm(args, env, f"a-{seed}", seed,
-                     ["--jobs", "2", "--threads", "1", "--rungs", args.rungs, "--no-enqueue"],
-                     share)     # cold, as before seed.toml listed the report's student
+    name = f"{'d' if warm else 'a'}-{seed}"
+    start = ["--enqueue", HAND] if warm else ["--no-enqueue"]
+    run = search_arm(args, env, name, seed,
+                     ["--jobs", "2", "--threads", "1", "--rungs", args.rungs, *start], share)
     if args.search_share >= 1 or not run["rows"]:
         return run
-    final = retrain(args, env, f"a-{seed}", run["rows"], max(0.0, seconds - run["wall"]))
+    final = retrain(args, env, name, run["rows"], max(0.0, seconds - run["wall"]))
     print(f"  retrained: {final['retrained']}", flush=True)
     if final["best"] is not None:
         run.update(val=final["best"]["val"], test=final["best"]["test"])
@@ -205,9 +214,25 @@ def epoch_seconds(url: str, run_id: int | None) -> float:
 
 
 def common(args: argparse.Namespace, study: bool = True) -> list[str]:
-    flags = ["--space", "seed.toml", "--data", args.data, "--image-size", args.image_size,
+    flags = ["--space", args.space, "--data", args.data, "--image-size", args.image_size,
              "--storage", args.url]
-    return flags + (["--budget-flops", args.budget_flops] if study else [])
+    if args.train_per_class:
+        flags += ["--train-per-class", str(args.train_per_class)]
+    return flags + (["--budget-flops", f"{args.budget:.0f}"] if study else [])
+
+
+def hand_flops(args: argparse.Namespace) -> float:
+    """The hand design's FLOPs at --image-size in --space, with the data's class count."""
+    from nas.data.folders import scan_folder
+    from nas.model.complexity import count
+    from nas.model.genome import Genome
+    from nas.model.space import InputShape, load_space
+
+    height, width = (int(v) for v in args.image_size.split("x"))
+    space = load_space(args.space)
+    shape = InputShape(space.input.channels, height, width)
+    return count(Genome.parse(HAND, "eca"), space, shape=shape,
+                 classes=len(scan_folder(Path(args.data)).classes)).flops
 
 
 def reached(curve: list[tuple[float, float]], target: float) -> float | None:
@@ -229,8 +254,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here up")
+    parser.add_argument("--space", default="seed.toml")
     parser.add_argument("--image-size", default="64x64")
-    parser.add_argument("--budget-flops", default="0.1G")
+    parser.add_argument("--budget-flops", default="0.1G", help="or 'hand': the hand design's FLOPs")
+    parser.add_argument("--train-per-class", type=int, default=None, help="the subset, every arm")
+    parser.add_argument("--quick", action="store_true",
+                        help="1.5 min per arm, 3 seeds, 200 per class, no throughput step")
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
@@ -246,29 +275,34 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "nas-search-quality"),
                         help="databases, data cache and the JSON of the runs")
     args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.seeds, args.throughput_minutes = 1.5, 3, 0
+        args.train_per_class = args.train_per_class or 200
     from nas.units import parse_quantity
 
-    args.budget = parse_quantity(args.budget_flops, "--budget-flops")
+    args.budget = (hand_flops(args) if args.budget_flops == "hand"
+                   else parse_quantity(args.budget_flops, "--budget-flops"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     args.url = f"sqlite:///{out / f'quality-{stamp}.db'}"
     env = {**os.environ, "NAS_CACHE_DIR": str(out / "cache")}
     seconds = args.minutes * 60
-    print(f"data {args.data} at {args.image_size}, budget {args.budget_flops} FLOPs, "
+    print(f"data {args.data} at {args.image_size}, budget {args.budget:.0f} FLOPs, "
           f"{args.minutes:g} min per arm, {args.seeds} seeds from {args.first_seed}, "
           f"cores {os.cpu_count()}, no GPU used (CPU only)", flush=True)
     if args.throughput_only:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
     hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
-    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results["a"].append(default_arm(args, env, seed, seconds))
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
                                        ["--jobs", "1", "--threads", "2", "--sampler", "random",
                                         "--epochs", "3", "--no-enqueue"], seconds))
         results["c"].append(hand_arm(args, env, seed, hand_epochs(args, env, seconds, seed)))
+        results["d"].append(default_arm(args, env, seed, seconds, warm=True))
         print(f"seed {seed}: " + "; ".join(
             f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
             f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
@@ -292,10 +326,26 @@ def report(results: dict[str, list[dict[str, Any]]]) -> None:
         print(f"{arm} | {spread([r['val'] for r in runs])} | {spread([r['test'] for r in runs])} | "
               f"{spread([r['hv'] for r in runs])} | {shown} | "
               f"{spread([float(r['judged']) for r in runs])}", flush=True)
+    for arm in ("a", "d"):
+        print(f"{arm} - c, test accuracy: {versus_hand(results, arm)}", flush=True)
     rejected = [r for r in results["a"] + results["b"] if r.get("sampled")]
     if rejected:
         share = sum(r["rejected"] for r in rejected) / sum(r["sampled"] for r in rejected)
         print(f"budget rejected {share:.1%} of the genomes the searches sampled", flush=True)
+
+
+def versus_hand(results: dict[str, list[dict[str, Any]]], arm: str) -> str:
+    """The arm's test accuracy minus the hand design's, paired by seed, with its 95 % interval."""
+    from nas.study.ablate_stats import paired
+
+    pairs = [(a["test"], c["test"]) for a, c in zip(results[arm], results["c"], strict=True)
+             if a["test"] is not None and c["test"] is not None]
+    if len(pairs) < 2:
+        return f"needs 2 seeds with both test accuracies, got {len(pairs)}"
+    diff = paired(dict(enumerate(c for _, c in pairs)), dict(enumerate(a for a, _ in pairs)))
+    verdict = "resolved" if diff.resolved else "not resolved"
+    return (f"{100 * diff.mean:+.2f} points [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}], "
+            f"n={diff.n}, {verdict}")
 
 
 def throughput(args: argparse.Namespace, env: dict[str, str], seconds: float) -> None:
