@@ -61,7 +61,7 @@ class Student(nn.Module):
     def pretrained_cfg(self) -> dict[str, Any]:
         """timm's data config: input size, mean, std, interpolation, crop, classes; mean and std
         are the checkpoint's when the student was loaded from one (`nas.load`)."""
-        return pretrained_cfg(self.arch, getattr(self, "checkpoint", None))
+        return pretrained_cfg(self.arch.input, self.arch.classes, getattr(self, "checkpoint", None))
 
     @property
     def default_cfg(self) -> dict[str, Any]:
@@ -103,17 +103,19 @@ def classifier(width: int, classes: int) -> nn.Module:
     return nn.Linear(width, classes) if classes > 0 else nn.Identity()
 
 
-def pretrained_cfg(arch: Arch, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+def pretrained_cfg(shape: InputShape, classes: int,
+                   checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """timm's `pretrained_cfg` of a student: `nas.data` squashes the whole image to the input size
     (bilinear, antialiased), so crop_pct is 1 and crop_mode 'squash'; mean and std come from the
     checkpoint (the training images'), else timm's ImageNet defaults."""
     stored = checkpoint or {}
     return {
-        "input_size": (arch.input.channels, arch.input.height, arch.input.width),
+        "input_size": (shape.channels, shape.height, shape.width),
         "interpolation": stored.get("interpolation", "bilinear"),
+        "antialias": stored.get("antialias", True),
         "mean": tuple(stored.get("mean", IMAGENET_MEAN)),
         "std": tuple(stored.get("std", IMAGENET_STD)),
-        "crop_pct": 1.0, "crop_mode": "squash", "num_classes": arch.classes,
+        "crop_pct": 1.0, "crop_mode": "squash", "num_classes": classes,
         "first_conv": "stem.0", "classifier": "classifier",
     }
 

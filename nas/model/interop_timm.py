@@ -109,7 +109,7 @@ def nas_student(pretrained: bool = False, *, genome: str, space: str | None = No
     shape = replace((settings.input if settings and settings.input else InputShape()), channels=in_chans)
     arch = resolve(genome, settings, shape=shape, classes=num_classes)
     model = timm_model(arch, **kwargs)      # timm's own init, as for any model it creates
-    model.pretrained_cfg = model.default_cfg = timm_cfg(pretrained_cfg(arch))
+    model.pretrained_cfg = model.default_cfg = timm_cfg(pretrained_cfg(arch.input, arch.classes))
     return model
 
 
