@@ -79,7 +79,7 @@ def block_string(index: int, spec: BlockSpec) -> str:
     """One block as timm's `r1` block string."""
     kind, exp = _kind(index, spec)
     parts = [kind, "r1", f"k{spec.kernel}", f"s{spec.stride}"]
-    parts += [f"e{spec.hidden // spec.in_ch}"] if kind in ("ir", "er") else []
+    parts += [f"e{exp}"] if kind in ("ir", "er") else []
     parts += [f"c{spec.out_ch}"]
     parts += [f"se{se_ratio(index, spec, exp)!r}"] if spec.attention != "none" else []
     parts += ["skip"] if kind == "cn" else []

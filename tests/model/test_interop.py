@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,10 @@ def test_a_file_that_is_not_a_state_dict_is_one_line(tmp_path: Path) -> None:
     torch.save({"features.0.0.weight": torch.zeros(1)}, tmp_path / "short.pt")
     with pytest.raises(GenomeError, match="does not fit stem.0.weight"):
         load_torchvision(tmp_path / "short.pt")
+
+
+def test_block_strings_need_no_torch() -> None:
+    code = ("import sys; from nas import Genome; "
+            "print(Genome.parse('[2,8,1,1,0]').to_timm(), 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[['ir_r1_k3_s1_e2_c8_se0.25']] False"
