@@ -23,6 +23,7 @@ from nas.model.space import InputShape, load_space, parse_space
 from nas.model.timm_arch import timm_spec
 
 SHAPE = InputShape(3, 32, 32)
+TV_GENOME = "[1,16,2,1,1] [1,24,2,2,0] [4,32,2,2,0] se"
 # torchvision's family: no expansion conv at t = 1 (timm's `ds` and `cn`), SE from the block input.
 TORCHVISION_LIKE = """
 name = "tv"
@@ -92,7 +93,7 @@ def test_a_stage_whose_first_block_has_another_se_ratio_is_two_strings() -> None
 @pytest.mark.parametrize(("genome", "space"), [
     ("[2,8,3,1,0] [3,16,2,2,0] eca", None),                     # MBConv, our ECA as timm's se_layer
     ("[1,8,2,1,1] [4,16,2,2,1] [4,24,2,2,0] se", None),         # FusedMBConv (er), timm's SE
-    ("[1,16,2,1,1] [1,24,2,2,0] [4,32,2,2,0] se", "tv"),        # cn, ds, ir; SE from the input
+    (TV_GENOME, "tv"),                                          # cn, ds, ir; SE from the input
     ("[2,8,2,2,1] [3,24,2,2,0] none", None),                    # no attention
 ])
 def test_timm_round_trip(genome: str, space: str | None) -> None:
@@ -151,7 +152,8 @@ def test_one_se_layer_per_timm_model() -> None:
 
 def test_efficientnetv2_s_loads_torchvisions_weights_from_a_file(tmp_path: Path) -> None:
     """torchvision's EfficientNetV2-S, random init and random BN statistics, saved as a state
-    dict: the student of efficientnetv2_s.toml loads it and gives its logits (no download)."""
+    dict: the student of efficientnetv2_s.toml loads it and gives its logits (no download).
+    About 4 s: the issue's check, on the real 21.5 M-parameter network."""
     torch.manual_seed(0)
     reference = torchvision.models.efficientnet_v2_s()
     for module in reference.modules():
@@ -167,7 +169,6 @@ def test_efficientnetv2_s_loads_torchvisions_weights_from_a_file(tmp_path: Path)
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(student(images), reference.eval()(images), atol=1e-5, rtol=0)
-        assert torch.equal(to_torchvision_model(student)(images), student(images))
 
 
 def test_bn_eps_is_a_model_setting() -> None:
@@ -180,7 +181,7 @@ def test_bn_eps_is_a_model_setting() -> None:
 
 
 def test_torchvision_round_trip_on_a_small_genome() -> None:
-    student = trained_looking(build_model("[1,16,2,1,1] [1,24,2,2,0] [4,32,2,2,0] se",
+    student = trained_looking(build_model(TV_GENOME,
                                           parse_space(TORCHVISION_LIKE), shape=SHAPE, classes=10))
     model = to_torchvision_model(student)
     assert n_params(model) == n_params(student)
@@ -188,7 +189,7 @@ def test_torchvision_round_trip_on_a_small_genome() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(images), student(images), atol=1e-5, rtol=0)
         back = load_torchvision(model.state_dict(), parse_space(TORCHVISION_LIKE),
-                                "[1,16,2,1,1] [1,24,2,2,0] [4,32,2,2,0] se", shape=SHAPE)
+                                TV_GENOME, shape=SHAPE)
         assert torch.equal(back(images), student(images))
 
 
@@ -208,7 +209,7 @@ def test_a_file_that_is_not_a_state_dict_is_one_line(tmp_path: Path) -> None:
         load_torchvision(tmp_path / "junk.pt")
     torch.save({"features.0.0.weight": torch.zeros(1)}, tmp_path / "short.pt")
     with pytest.raises(GenomeError, match="does not fit stem.0.weight"):
-        load_torchvision(tmp_path / "short.pt")
+        load_torchvision(tmp_path / "short.pt", parse_space(TORCHVISION_LIKE), TV_GENOME)
 
 
 def test_block_strings_need_no_torch() -> None:
