@@ -1,21 +1,27 @@
 """Genome -> PyTorch student: stem, one stage loop, head.
 
-Like torchvision's and timm's models, a student's `forward` returns logits; `forward_features`
-gives the pooled feature, and `forward(x, return_features=True)` both, which is what the
-distillation loop asks for."""
+A student speaks timm's model interface: `forward` returns logits, `forward_features` the head's
+feature map, `forward_head(x, pre_logits=True)` the pooled feature, `num_classes`,
+`reset_classifier` and `pretrained_cfg`. `forward(x, return_features=True)` gives (pooled feature,
+logits), which is what the distillation loop asks for."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
+from nas.errors import GenomeError
 from nas.model.blocks import BLOCKS, ConvBNAct
 from nas.model.decode import Arch, resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape, Space
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)     # timm's and torchvision's defaults
+IMAGENET_STD = (0.229, 0.224, 0.225)
 Output = torch.Tensor | tuple[torch.Tensor, torch.Tensor]   # logits, or (feature, logits)
 
 
@@ -32,22 +38,86 @@ class Student(nn.Module):
         last = arch.blocks[-1][-1].out_ch
         self.head = ConvBNAct(last, arch.head)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(arch.head, arch.classes)
+        self.classifier = classifier(arch.head, arch.classes)
         init_weights(self)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eps = arch.bn_eps
 
     @property
     def feature_dim(self) -> int:
         return self.arch.head
 
+    @property
+    def num_features(self) -> int:
+        """timm's name for the pooled feature's width."""
+        return self.arch.head
+
+    @property
+    def num_classes(self) -> int:
+        return self.arch.classes
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """timm's data config: input size, mean, std, interpolation, crop, classes; mean and std
+        are the checkpoint's when the student was loaded from one (`nas.load`)."""
+        return pretrained_cfg(self.arch.input, self.arch.classes, getattr(self, "checkpoint", None))
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """timm's older name of `pretrained_cfg`."""
+        return self.pretrained_cfg
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
+        """A new, freshly initialised classifier for `num_classes` (0: none, features out)."""
+        if global_pool != "avg":
+            raise GenomeError(f"reset_classifier: a student pools by 'avg' only, got {global_pool!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise GenomeError(f"reset_classifier: num_classes must be an integer >= 0, got {num_classes!r}")
+        self.arch = replace(self.arch, classes=num_classes)
+        self.classifier = classifier(self.arch.head, num_classes)
+        init_weights(self.classifier)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled head output (the feature distillation matches), (N, feature_dim)."""
-        return self.pool(self.head(self.stages(self.stem(x)))).flatten(1)
+        """The head's feature map, (N, num_features, H', W'), as timm's `forward_features`."""
+        return self.head(self.stages(self.stem(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool the feature map; the pooled feature (the one distillation matches) with
+        `pre_logits`, else the logits."""
+        feature = self.pool(x).flatten(1)
+        return feature if pre_logits else self.classifier(feature)
 
     def forward(self, x: torch.Tensor, return_features: bool = False) -> Output:
-        """Logits; with `return_features`, (feature, logits)."""
-        feature = self.forward_features(x)
+        """Logits; with `return_features`, (pooled feature, logits)."""
+        feature = self.forward_head(self.forward_features(x), pre_logits=True)
         logits = self.classifier(feature)
         return (feature, logits) if return_features else logits
+
+
+def classifier(width: int, classes: int) -> nn.Module:
+    """The last layer: Linear(width -> classes), or Identity for 0 classes (timm's convention)."""
+    return nn.Linear(width, classes) if classes > 0 else nn.Identity()
+
+
+def pretrained_cfg(shape: InputShape, classes: int,
+                   checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """timm's `pretrained_cfg` of a student: `nas.data` squashes the whole image to the input size
+    (bilinear, antialiased), so crop_pct is 1 and crop_mode 'squash'; mean and std come from the
+    checkpoint (the training images'), else timm's ImageNet defaults."""
+    stored = checkpoint or {}
+    return {
+        "input_size": (shape.channels, shape.height, shape.width),
+        "interpolation": stored.get("interpolation", "bilinear"),
+        "antialias": stored.get("antialias", True),
+        "mean": tuple(stored.get("mean", IMAGENET_MEAN)),
+        "std": tuple(stored.get("std", IMAGENET_STD)),
+        "crop_pct": 1.0, "crop_mode": "squash", "num_classes": classes,
+        "first_conv": "stem.0", "classifier": "classifier",
+    }
 
 
 def init_weights(model: nn.Module) -> None:

@@ -41,6 +41,7 @@ class Arch:
     blocks: tuple[tuple[BlockSpec, ...], ...]   # grouped by stage
     head: int
     classes: int
+    bn_eps: float = 1e-5    # every BatchNorm's epsilon
 
     @property
     def in_channels(self) -> int:
@@ -99,4 +100,4 @@ def decode(
         groups.append(tuple(blocks))
     return Arch(input=shape or InputShape(), stem=make_divisible(settings.stem, settings.divisor),
                 stem_stride=settings.stem_stride, blocks=tuple(groups),
-                head=settings.head, classes=classes)
+                head=settings.head, classes=classes, bn_eps=settings.bn_eps)

@@ -46,6 +46,7 @@ class ModelSettings:
     se_ratio: float = 0.25
     se_base: str = "hidden"     # SE width from the block's hidden width (report) or its input (torchvision)
     se_divisor: int = 8         # SE width rounded with make_divisible(., se_divisor); 1 = floor
+    bn_eps: float = 1e-5        # BatchNorm epsilon (torch's default; torchvision's EfficientNetV2 uses 1e-3)
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,8 @@ def _parse_model(table: Any, where: str) -> ModelSettings:
     _check_kernel(model.kernel, f"{where}.kernel")
     if not 0 < model.se_ratio <= 1:
         raise SpaceError(f"{where}.se_ratio must be in (0, 1], got {model.se_ratio}")
+    if not 0 < model.bn_eps <= 0.1:
+        raise SpaceError(f"{where}.bn_eps must be in (0, 0.1], got {model.bn_eps}")
     if model.se_base not in ("hidden", "input"):
         raise SpaceError(f"{where}.se_base must be 'hidden' or 'input', got {model.se_base!r}")
     return model

@@ -50,7 +50,7 @@ def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None
     assert model.feature_dim == 128
     assert torch.equal(logits, model.classifier(feature))
     assert torch.equal(model(images), logits)                   # plain forward: logits, like timm
-    assert torch.equal(model.forward_features(images), feature)
+    assert torch.equal(model.forward_head(model.forward_features(images), pre_logits=True), feature)
 
 
 def test_report_model_structure() -> None:
