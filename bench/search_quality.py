@@ -230,7 +230,7 @@ def hand_flops(args: argparse.Namespace) -> float:
 
     height, width = (int(v) for v in args.image_size.split("x"))
     space = load_space(args.space)
-    shape = InputShape(space.input.channels, height, width)
+    shape = InputShape(3, height, width)       # RGB: the folders this bench reads
     return count(Genome.parse(HAND, "eca"), space, shape=shape,
                  classes=len(scan_folder(Path(args.data)).classes)).flops
 

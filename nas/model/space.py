@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -47,6 +47,14 @@ class ModelSettings:
     se_base: str = "hidden"     # SE width from the block's hidden width (report) or its input (torchvision)
     se_divisor: int = 8         # SE width rounded with make_divisible(., se_divisor); 1 = floor
     bn_eps: float = 1e-5        # BatchNorm epsilon (torch's default; torchvision's EfficientNetV2 uses 1e-3)
+
+    def key(self) -> dict[str, Any]:
+        """The settings as fingerprints hash them: bn_eps (added later) only when it is not the
+        default, so teachers, ablation arms and studies keyed before it stay valid."""
+        fields = asdict(self)
+        if self.bn_eps == ModelSettings.bn_eps:
+            del fields["bn_eps"]
+        return fields
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class Arm:
         """Everything that decides what this arm trains, at input size `size`."""
         space = self.space
         return {"genome": self.genome.notation, "attention": self.genome.attention,
-                "image_size": self.image_size or size, "model": asdict(space.model),
+                "image_size": self.image_size or size, "model": space.model.key(),
                 "stages": [asdict(o) for o in space.overrides],
                 "input": str(space.input) if space.input else None,
                 **{name: asdict(getattr(space, name)) for name in SECTIONS}}

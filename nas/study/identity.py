@@ -25,7 +25,7 @@ SHOWN = 4                       # changed keys named with their values; the rest
 def fingerprint(space: Space) -> dict[str, Any]:
     """The recipe sections (but the schedule), model settings, attention and every stage's
     gene choices of `space`, as dotted keys to JSON values."""
-    parts: dict[str, Any] = {"model": asdict(space.model), "attention": list(space.attention),
+    parts: dict[str, Any] = {"model": space.model.key(), "attention": list(space.attention),
                              "input": str(space.input) if space.input else None,
                              "train": asdict(space.train), "distill": asdict(space.distill),
                              "teacher": asdict(space.teacher)}

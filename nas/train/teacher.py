@@ -105,7 +105,7 @@ def fingerprint(config: TeacherConfig, space: Space, data: Dataset, views: Views
     its input size, the data and split, the views and the recipe."""
     recipe = {
         "format": FORMAT, "teacher": asdict(config), "feature_dim": feature_dim(config, space),
-        "model": asdict(space.model) if config.kind == "genome" else None,
+        "model": space.model.key() if config.kind == "genome" else None,
         "data": data.fingerprint, "size": list(data.image_size), "views": views.fingerprint,
         "classes": len(data.classes),
         "train": asdict(replace(space.train, epochs=config.epochs, lr=config.lr,
