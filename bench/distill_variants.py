@@ -36,11 +36,11 @@ import bench_teacher  # noqa: E402
 
 from nas.model.builder import Output  # noqa: E402
 from nas.model.genome import Genome  # noqa: E402
+from nas.model.pretrained import read_state, weights_path  # noqa: E402
 from nas.model.recipe import DistillConfig  # noqa: E402
 from nas.train import experiment  # noqa: E402
 from nas.train.distill import LossFn, Projector, TeacherBank, hinton_kd, make_loss  # noqa: E402
 from nas.train.experiment import Context, train_genome  # noqa: E402
-from nas.train.pretrained import read_state, weights_path  # noqa: E402
 from nas.train.teacher_data import teacher_inputs  # noqa: E402
 from nas.train.trunk import trunk_maps  # noqa: E402
 

@@ -287,14 +287,12 @@ def test_skipped_files_one_line_and_debug_list(world: Path) -> None:
 
     from nas.cli.common import _check_data
     from nas.data.dataset import load_data
-    from nas.model.space import load_space
 
     _folder({"a": 3, "b": 3}, _links)(world)
     data = load_data("./data", (8, 8))
-    space = load_space("tiny.toml")
     for debug, expected in ((False, 1), (True, 4)):
         logs: list[str] = []
-        _check_data(Namespace(debug=debug), SimpleNamespace(log=logs.append), space, data, (), None, None)
+        _check_data(Namespace(debug=debug), SimpleNamespace(log=logs.append), data, None)
         assert len(logs) == expected
         assert logs[0] == ("skipped 3 files: 1 dangling symlink, 1 symlink loop, "
                            "1 symlink leaves the data folder")

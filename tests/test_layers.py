@@ -1,15 +1,20 @@
 """The package's layers, written in one place: imports flow downward only.
 
-A module may import modules of its own layer and of the layers below it, never above.
-`nas.model`'s pure-Python part (genome, space, recipe, decode, ...) stays free of torch, so
-`nas space` validates a file without it; torch starts at `blocks`.
+A module may import modules of its own layer and of the layers below it, never above: by an
+import statement (module level or in a function; never relative), by `importlib.import_module`
+or `__import__` of a `nas...` name, or by a code string run in another interpreter (one
+exception, named below). `nas.model`'s pure-Python part (genome, space, recipe, decode, ...)
+stays free of torch, so `nas space` validates a file without it; torch starts at `blocks`, and
+the model's modules import each other without a loop.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,16 +45,60 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+# Code strings that may import a higher layer: (the constant's name, the module it imports).
+# The job runner starts each worker as `python -c WORKER_CODE ...`, the `nas` command line.
+ALLOWED_CODE = {("WORKER_CODE", "nas.cli")}
+CODE_IMPORT = re.compile(r"\bfrom\s+(nas(?:\.\w+)*)\s+import\b|\bimport\s+(nas(?:\.\w+)*)")
+IMPORTERS = ("import_module", "__import__")
+
+
+def _statement(node: ast.AST) -> list[str]:
+    """The `nas...` modules an import statement names."""
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        names = [node.module] if node.module != "nas" else [f"nas.{a.name}" for a in node.names]
+        return [name for name in names if name.startswith("nas")]
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name == "nas" or a.name.startswith("nas.")]
+    return []
+
+
+def _dynamic(node: ast.AST) -> list[str]:
+    """The `nas...` module an `importlib.import_module("nas...")` or `__import__` call names."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return []
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name in IMPORTERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return [first.value] if first.value.split(".")[0] == "nas" else []
+    return []
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    bodies = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef
+                                                            | ast.ClassDef))]
+    return {id(b.body[0].value) for b in bodies
+            if b.body and isinstance(b.body[0], ast.Expr) and isinstance(b.body[0].value, ast.Constant)}
+
+
+def code_strings(tree: ast.Module) -> Iterator[tuple[int, str, str]]:
+    """(line, the constant's name or '', module) for every `nas...` import in a code string."""
+    names = {id(n.value): n.targets[0].id for n in ast.walk(tree) if isinstance(n, ast.Assign)
+             and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+    skip = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            for match in CODE_IMPORT.finditer(node.value):
+                yield node.lineno, names.get(id(node), ""), match.group(1) or match.group(2)
+
+
 def imports(path: Path) -> list[tuple[int, str]]:
-    """Every `nas...` module that `path` imports, at module level or inside a function."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if node.module != "nas" else [f"nas.{a.name}" for a in node.names]
-            found += [(node.lineno, name) for name in names if name.startswith("nas")]
-        elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("nas.")]
-    return found
+    """Every `nas...` module that `path` imports: at module level or inside a function, through
+    importlib, or in a code string (but the allowed ones)."""
+    tree = ast.parse(path.read_text())
+    found = [(node.lineno, name) for node in ast.walk(tree) for name in _statement(node) + _dynamic(node)]
+    return found + [(line, name) for line, constant, name in code_strings(tree)
+                    if (constant, name) not in ALLOWED_CODE]
 
 
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if module_name(p) != "nas")
@@ -60,6 +109,54 @@ def test_imports_flow_downward(path: Path) -> None:
     own = layer_of(module_name(path))
     upward = [f"line {line}: {name}" for line, name in imports(path) if layer_of(name) > own]
     assert not upward, f"{module_name(path)} (layer {own}) imports from higher layers: {upward}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=module_name)
+def test_no_relative_imports(path: Path) -> None:
+    relative = [f"line {node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert not relative, f"{module_name(path)} has relative imports (write nas.x.y): {relative}"
+
+
+def test_the_checks_see_every_way_to_import(tmp_path: Path) -> None:
+    """Relative imports, importlib with a `nas...` name and code strings are all caught."""
+    source = tmp_path / "probe.py"
+    source.write_text('''"""Docs may say `from nas.cli import main`."""
+import importlib
+from nas.data import dataset
+CODE = "import sys; from nas.cli import main"
+WORKER_CODE = "from nas.cli import main"
+def f() -> None:
+    """Or `import nas.study`."""
+    importlib.import_module("nas.study.pareto")
+    __import__("nas.store")
+    importlib.import_module("numpy")
+''')
+    assert sorted(name for _, name in imports(source)) == [
+        "nas.cli", "nas.data", "nas.store", "nas.study.pareto"]
+    tree = ast.parse("from ..study import report\nfrom . import x\n")
+    assert [node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)] == [2, 1]
+
+
+def test_the_allowed_code_string_still_exists() -> None:
+    """The one exception is real: a study module starts workers with the CLI's code string."""
+    found = {(constant, name) for path in SOURCES if module_name(path).startswith("nas.study.")
+             for _, constant, name in code_strings(ast.parse(path.read_text()))}
+    assert found == ALLOWED_CODE
+
+
+def test_model_imports_have_no_cycle() -> None:
+    """nas.model's modules import each other one way: the graph (lazy imports too) is acyclic."""
+    model = {module_name(p): p for p in SOURCES if module_name(p).startswith("nas.model.")}
+    graph = {name: {n for _, n in imports(path) if n in model and n != name}
+             for name, path in model.items()}
+    order: list[str] = []
+    while graph:
+        ready = sorted(name for name, deps in graph.items() if deps <= set(order))
+        assert ready, f"import cycle among {sorted(graph)}: {graph}"
+        order += ready
+        graph = {name: deps for name, deps in graph.items() if name not in ready}
+    assert order.index("nas.model.genome") < order.index("nas.model.blocks")
 
 
 def test_every_module_belongs_to_a_layer_and_every_package_says_what_it_owns() -> None:

@@ -26,6 +26,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         ablation = ablation.only(args.group)
     source = args.data or ablation.data
     fmt = "json" if args.json else args.format
+    if not args.no_train:
+        _preflight(ablation, source, args.image_size)      # before the database file is created
     store = Store(args.storage)
     with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:
         groups = run_ablation(ablation, store, source, _opener(args, source, store, view),
@@ -40,6 +42,17 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                 "json": lambda n, g: render.dumps(n, ablation.study, g) + "\n"}[fmt]
         sys.stdout.write(text(ablation.name, groups))
     return 0
+
+
+def _preflight(ablation: Any, source: str, size: str | None) -> None:
+    """Every arm's preflight (nas.train.preflight): its genome in its space, the data, memory."""
+    from nas.data.dataset import parse_image_size
+    from nas.study.ablate import arm_size
+    from nas.train.preflight import Plan, check_source
+
+    for arm in ablation.arms:
+        text = arm_size(ablation, arm, size)
+        check_source(arm.space, source, parse_image_size(text) if text else None, Plan((arm.genome,)))
 
 
 def _opener(args: argparse.Namespace, source: str, store: Any, view: Any) -> Any:

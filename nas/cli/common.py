@@ -97,56 +97,38 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
                  check: Callable[[Any], None] | None = None, genomes: tuple[Any, ...] = (),
                  within: Callable[[Any], bool] | None = None) -> Any:
     """Space, store and shared training context (data, views, teacher) from the flags. Seeds are
-    checked first; skipped files and the memory estimate (of `genomes` too, and for a search the
-    space's largest genomes `within` its budget) once data is read."""
+    checked first, then the preflight (nas.train.preflight) of `genomes` (and for a search the
+    space's largest genomes `within` its budget) before the database file is created; skipped
+    files are reported once data is read."""
     from nas.data.dataset import parse_image_size
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
+    from nas.train.preflight import Plan, check_source
 
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed, "--seed")
     space = with_subset(space or resolve_space(args.space, args.data), args)
     size = parse_image_size(args.image_size) if args.image_size else None
-    _preflight(space, args.data, size, genomes, within)     # before the database file is created
+    plan = Plan(tuple(genomes), within)
+    check_source(space, args.data, size, plan)      # before the database file is created
     device = resolve_device(args.device, args.threads)
     store = Store(args.storage)
     return prepare(space, args.data, store, size=size, device=device, progress=view.data,
-                   teacher_callbacks=(view.epochs("teacher"),),
-                   check=lambda data: _check_data(args, view, space, data, genomes, within, check))
+                   teacher_callbacks=(view.epochs("teacher"),), plan=plan,
+                   check=lambda data: _check_data(args, view, data, check))
 
 
-def _preflight(space: Space, source: str, size: tuple[int, int] | None, genomes: tuple[Any, ...],
-               within: Callable[[Any], bool] | None) -> None:
-    """Refuse a bad data source, or a training that cannot fit in memory, before anything is written."""
-    from nas.data.dataset import preflight
-    from nas.data.memory import check_training
-    from nas.train.experiment import image_size
-
-    for genome in genomes:
-        space.check(genome, strict=False)
-    height, width = image_size(space, source, size)
-    found = preflight(source, (height, width), space.train.split_kwargs())
-    if found is not None:
-        channels = space.input.channels if space.input else 3
-        check_training(space, genomes, rows=found[0], shape=InputShape(channels, height, width),
-                       classes=found[1], within=within)
-
-
-def _check_data(args: argparse.Namespace, view: Any, space: Space, data: Any,
-                genomes: tuple[Any, ...], within: Callable[[Any], bool] | None,
+def _check_data(args: argparse.Namespace, view: Any, data: Any,
                 check: Callable[[Any], None] | None) -> None:
-    """Say what was skipped (one line; --debug lists each file), refuse what cannot fit in memory."""
+    """Say what was skipped (one line; --debug lists each file), then the command's own check."""
     from rich.markup import escape
 
-    from nas.data.memory import check_training
     from nas.data.splits import skipped_summary
 
     if data.skipped:
         view.log(escape(skipped_summary(data.skipped)))
         for path, reason in data.skipped if args.debug else ():
             view.log(escape(f"  {path}: {reason}"))
-    check_training(space, genomes, rows=len(data.train.labels), shape=data.shape,
-                   classes=len(data.classes), within=within)
     if check is not None:
         check(data)
 

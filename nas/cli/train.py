@@ -11,6 +11,7 @@ from nas.model.attention import ATTENTIONS
 from nas.model.genome import Genome
 from nas.model.recipe import CHOICES, MAX_EPOCHS
 from nas.model.space import Space
+from nas.model.teachers import TEACHERS
 from nas.units import flops_text, percent
 
 
@@ -28,7 +29,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         return 0
     spec = ctx.space.teacher
     print_fields({
-        "teacher": f"{spec.genome} {spec.attention}" if spec.kind == "genome" else spec.model,
+        "teacher": spec.model if TEACHERS[spec.kind].has_trunk else f"{spec.genome} {spec.attention}",
         "fingerprint": ctx.teacher.fingerprint + ("  (cached)" if ctx.teacher.cached else ""),
         "data": f"{ctx.data.name}, {len(ctx.data.classes)} classes, input {ctx.shape}",
         "val accuracy": percent(ctx.teacher.val_accuracy),

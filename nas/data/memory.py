@@ -105,12 +105,14 @@ def training_bytes(arch: Arch, params: int, batch: int) -> int:
 
 
 def check_training(space: Space, genomes: Sequence[Genome], *, rows: int, shape: InputShape,
-                   classes: int, within: Callable[[Complexity], bool] | None = None) -> None:
+                   classes: int, within: Callable[[Complexity], bool] | None = None,
+                   teacher: Genome | None = None) -> None:
     """Refuse a training whose views, teacher bank or biggest genome cannot fit in memory.
 
     `genomes` are the ones to train; a search passes `within` (its budget), and then the space's
     largest genomes that fit it are checked too: a genome over budget is never trained, so it
-    must not block a search it cannot join."""
+    must not block a search it cannot join. `teacher` is the genome teacher that trains too, if
+    any (the caller knows the teacher kinds; nas.train.preflight)."""
     from nas.model.complexity import count_arch
 
     views = len(space.train.augment.views)
@@ -123,8 +125,8 @@ def check_training(space: Space, genomes: Sequence[Genome], *, rows: int, shape:
         candidates += [g for g in space.extremes(largest=True)
                        if within(count_arch(decode(g, space.model, space.overrides, shape=shape,
                                                    classes=classes)))]
-    if space.teacher.kind in ("genome", "auto"):
-        candidates.append(Genome.parse(space.teacher.genome, space.teacher.attention))
+    if teacher is not None:
+        candidates.append(teacher)
     worst = 0
     for genome in candidates:
         arch = decode(genome, space.model, space.overrides, shape=shape, classes=classes)

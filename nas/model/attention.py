@@ -3,7 +3,8 @@
 The genome's list of names, the builder and the analytic counter all read `ATTENTIONS`;
 a name that is not in it is an error everywhere, never a default. ECA: ECA-Net (Wang et
 al., 2020). SE: Squeeze-and-Excitation (Hu et al., 2018). The module classes live in
-`nas.model.blocks`; the factories import them on call, so this table stays free of torch.
+`nas.model.attention_modules`, a leaf; the factories import it on call, so this table stays
+free of torch and no import runs back up.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _pool(channels: int, positions: int) -> int:
 
 
 def _eca(channels: int, se_width: int) -> nn.Module:
-    from nas.model.blocks import ECA
+    from nas.model.attention_modules import ECA
 
     return ECA()
 
@@ -52,7 +53,7 @@ def _eca_cost(channels: int, positions: int, se_width: int) -> Cost:
 
 
 def _se(channels: int, se_width: int) -> nn.Module:
-    from nas.model.blocks import SE
+    from nas.model.attention_modules import SE
 
     return SE(channels, se_width)
 

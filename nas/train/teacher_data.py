@@ -17,8 +17,8 @@ from nas.data.dataset import NAMES, Dataset, Views, build_views, default_image_s
 from nas.data.splits import Progress, resize
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space
+from nas.model.teachers import TEACHERS
 
-DEFAULT_SIDE = 224
 PHOTO_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained",
                  "feature": "trunk"}     # the trunk feature: every gain over CE (bench/RESULTS.md)
 
@@ -45,17 +45,19 @@ def resolve(config: TeacherConfig, source: str) -> TeacherConfig:
     if config.kind == "auto":
         config = replace(config, **PHOTO_TEACHER) if is_photo(source) else replace(config, kind="genome")
     if config.train == "auto":
-        frozen = config.kind != "genome" and config.weights != "none"
+        frozen = TEACHERS[config.kind].has_trunk and config.weights != "none"
         config = replace(config, train="head" if frozen else "all")
     return config
 
 
 def teacher_size(config: TeacherConfig, source: str, student: tuple[int, int]) -> tuple[int, int]:
-    """`image_size`, else 224 (genome teachers: the student's size), capped at the source's
-    native size: upsampling adds no information, only pixels to train on (digits: 32x32)."""
+    """`image_size`, else the kind's default side (224 for pretrained trunks; genome teachers: the
+    student's size), capped at the source's native size: upsampling adds no information, only
+    pixels to train on (digits: 32x32)."""
     if config.image_size:
         return (config.image_size, config.image_size)
-    side = student if config.kind == "genome" else (DEFAULT_SIDE, DEFAULT_SIDE)
+    default = TEACHERS[config.kind].side
+    side = student if default is None else (default, default)
     if source.lower() in NAMES:   # digits and torchvision sets have a native size
         native = default_image_size(source)
         return (min(side[0], native[0]), min(side[1], native[1]))

@@ -1,5 +1,6 @@
 """Trunk teachers: a pretrained (or random) convolutional trunk, then the report's head.
 
+Which trunk, cut where, normalised how: the kind's row of TEACHERS (nas.model.teachers).
 The head is the report's: a 3x3 conv from the trunk's width to the feature width, global
 pooling (the feature), and an MLP classifier. With a frozen trunk (`[teacher] train = "head"`)
 the trunk's outputs on every view, and on val and test, are computed once and cached on disk,
@@ -16,16 +17,12 @@ from torch import nn
 
 from nas.data.cache import FORMAT, cache_root, digest, read_cache, write_cache
 from nas.data.dataset import Dataset, Views, normalize
-from nas.errors import TrainError, nearest
+from nas.model import pretrained
 from nas.model.blocks import ConvBNAct
 from nas.model.builder import Output
 from nas.model.recipe import TeacherConfig
-from nas.model.weights import UnreadableWeights, load_weights
-from nas.train.pretrained import LITE, lite_trunk, weights_digest
+from nas.model.teachers import TEACHERS, Stats, Triple
 
-Triple = tuple[float, float, float]
-IMAGENET: tuple[Triple, Triple] = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-TF_LITE: tuple[Triple, Triple] = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))   # [-1, 1], as TF trained it
 MAP_KEYS = ("views", "val", "test")
 
 
@@ -68,74 +65,23 @@ class TrunkTeacher(nn.Module):
         return self.head(self.trunk(x), return_features)
 
 
-def build_trunk(config: TeacherConfig, weights: str) -> tuple[nn.Module, int]:
-    """The trunk a `lite` or `torchvision` teacher names, and its output width."""
-    if config.kind == "lite":
-        if config.model not in LITE:
-            raise TrainError(f"teacher.model: unknown EfficientNet-Lite {config.model!r}"
-                             f"{nearest(config.model, LITE)}; choose one of {', '.join(LITE)}")
-        trunk = lite_trunk(config.model, weights)
-        return trunk, trunk.width
-    trunk = _trunk(_torchvision_model(config.model, weights))
-    with torch.no_grad():
-        width = trunk.eval()(torch.zeros(1, 3, 64, 64)).shape[1]
-    return trunk, int(width)
-
-
-def _torchvision_model(name: str, weights: str) -> nn.Module:
-    import torchvision
-
-    names = torchvision.models.list_models(module=torchvision.models)
-    if name not in names:
-        raise TrainError(f"teacher.model: unknown torchvision classification model {name!r}"
-                         f"{nearest(name, names)}")
-    if weights != "pretrained":
-        model = torchvision.models.get_model(name, weights=None)
-        return _load_weights(model, Path(weights), name) if weights != "none" else model
-    try:
-        return torchvision.models.get_model(name, weights="DEFAULT")
-    except Exception as error:  # urllib/SSL/OS errors differ by platform
-        raise TrainError(f"teacher.weights = 'pretrained': cannot get torchvision's {name} weights "
-                         f"(offline?): {error}; download them once online or pass a weights "
-                         f"file") from None
-
-
-def _load_weights(model: nn.Module, path: Path, name: str) -> nn.Module:
-    """Load a state dict saved from the same torchvision model (weights_only)."""
-    if not path.is_file():
-        raise TrainError(f"teacher.weights: no such file {str(path)!r}")
-    try:
-        state = load_weights(path)
-    except UnreadableWeights as error:
-        raise TrainError(f"teacher.weights: {path} is not a state_dict file that torch.load can "
-                         f"read with weights_only=True ({str(error).split(':')[0]})") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, ValueError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()
-        raise TrainError(f"teacher.weights: {path} does not fit torchvision's {name}: "
-                         f"{' '.join(line.strip() for line in first[:3])[:300]}") from None
-    return model
-
-
-def _trunk(model: nn.Module) -> nn.Module:
-    """The convolutional feature extractor of a torchvision classifier."""
-    if isinstance(getattr(model, "features", None), nn.Module):
-        return model.features
-    children = dict(model.named_children())
-    if "avgpool" in children and "fc" in children:
-        return nn.Sequential(*(m for n, m in children.items() if n not in ("avgpool", "fc")))
-    raise TrainError(f"teacher.model: {type(model).__name__} has no convolutional trunk we "
-                     f"know how to use (features, or layers before avgpool/fc)")
-
-
-def input_stats(config: TeacherConfig, data: Dataset) -> tuple[Triple, Triple]:
-    """How a teacher's input is normalised: as its pretrained weights were trained, else by the data."""
-    if config.weights == "none" or config.kind == "genome":
+def input_stats(config: TeacherConfig, data: Dataset) -> Stats:
+    """How a teacher's input is normalised: as its initial weights were trained (its row of
+    TEACHERS), else (random weights, a genome) by the data."""
+    stats = TEACHERS[config.kind].stats
+    if config.weights == "none" or stats is None:
         return data.mean, data.std
-    return TF_LITE if config.kind == "lite" else IMAGENET
+    return stats(config.model)
+
+
+def weights_digest(config: TeacherConfig) -> str | None:
+    """Content hash of the file a teacher's initial weights come from (None: no file, or
+    'pretrained' weights its kind names by model alone)."""
+    find = TEACHERS[config.kind].pretrained_file
+    if config.weights == "pretrained":
+        return pretrained.digest(find(config.model)) if find is not None else None
+    path = Path(config.weights)
+    return pretrained.digest(path) if config.weights != "none" and path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -150,7 +96,7 @@ class TrunkMaps:
 def maps_key(config: TeacherConfig, data: Dataset, views: Views) -> str:
     """Cache key of the trunk outputs: trunk, its weights file, the input size, the views."""
     return digest({"trunk": [config.kind, config.model, config.weights],
-                   "weights_file": weights_digest(config.kind, config.model, config.weights),
+                   "weights_file": weights_digest(config),
                    "size": data.image_size, "data": data.fingerprint, "views": views.fingerprint})
 
 

@@ -616,5 +616,6 @@ def test_memory_of_training(monkeypatch: pytest.MonkeyPatch) -> None:
                                          r"memory \(the biggest model at the batch size: .*available"):
         check_training(space, (huge,), rows=100, shape=InputShape(3, 16, 16), classes=2)
     monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 2**20)
+    teacher = Genome.parse(space.teacher.genome, space.teacher.attention)     # the caller's choice
     with pytest.raises(TrainError, match="needs about"):
-        check_training(space, (), rows=100, shape=InputShape(3, 16, 16), classes=2)
+        check_training(space, (), rows=100, shape=InputShape(3, 16, 16), classes=2, teacher=teacher)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from nas.errors import GenomeError
-from nas.model.blocks import ECA, SE, ConvBNAct, FusedMBConv, MBConv
+from nas.model.attention_modules import ECA, SE
+from nas.model.blocks import ConvBNAct, FusedMBConv, MBConv
 from nas.model.builder import Student, build_model
 from nas.model.complexity import count
 from nas.model.decode import decode

