@@ -23,16 +23,18 @@ if TYPE_CHECKING:
     from nas.model.complexity import count
     from nas.model.interop_timm import to_timm_model
     from nas.model.interop_torchvision import load_torchvision, to_torchvision_model
+    from nas.model.timm_arch import to_timm
     from nas.study.export import load
     from nas.study.transforms import transforms
 
 __all__ = [
     "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
     "StageGene", "StoreError", "TrainError", "__version__", "build_model", "count", "load",
-    "load_space", "load_torchvision", "to_timm_model", "to_torchvision_model", "transforms",
+    "load_space", "load_torchvision", "to_timm", "to_timm_model", "to_torchvision_model", "transforms",
 ]
 
 _LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export",
+         "to_timm": "nas.model.timm_arch",
          "to_timm_model": "nas.model.interop_timm", "load_torchvision": "nas.model.interop_torchvision",
          "to_torchvision_model": "nas.model.interop_torchvision", "transforms": "nas.study.transforms"}
 

@@ -10,13 +10,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nas.errors import GenomeError
 from nas.model.attention import ATTENTIONS
-
-if TYPE_CHECKING:
-    from nas.model.space import Space
 
 GENES = ("t", "c", "n", "s", "fused")
 
@@ -103,15 +99,6 @@ class Genome:
             StageGene(g.t, make_divisible(g.c, divisor), g.n, g.s, g.fused) for g in self.stages
         )
         return Genome(stages, self.attention)
-
-    def to_timm(self, space: Space | None = None) -> list[list[str]]:
-        """timm's block strings of this genome (the arch_def of timm's `decode_arch_def`, e.g.
-        `[["ir_r6_k3_s1_e2_c8"], ...]`) under `space`'s model settings (the seed family's when
-        None); GenomeError, naming the gene, when timm's EfficientNet cannot build it exactly."""
-        from nas.model.decode import resolve
-        from nas.model.timm_arch import timm_spec
-
-        return timm_spec(resolve(self, space)).block_strings
 
     def to_json(self) -> str:
         return json.dumps({"stages": [list(_genes(g)) for g in self.stages],

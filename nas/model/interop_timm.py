@@ -22,7 +22,7 @@ from timm.models.efficientnet import EfficientNet
 from torch import nn
 
 from nas.errors import GenomeError
-from nas.model.blocks import ECA
+from nas.model.attention_modules import ECA
 from nas.model.builder import Student, pretrained_cfg
 from nas.model.decode import Arch, BlockSpec, resolve
 from nas.model.space import InputShape, load_space

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.errors import GenomeError
-from nas.model.decode import Arch, BlockSpec
-from nas.model.genome import make_divisible
+from nas.model.decode import Arch, BlockSpec, resolve
+from nas.model.genome import Genome, make_divisible
+from nas.model.space import Space
 
 TIMM_DIVISOR = 8        # timm rounds every width (stem, outputs, expansion) to multiples of 8
 
@@ -35,6 +36,13 @@ class TimmSpec:
     def block_strings(self) -> list[list[str]]:
         """The arch_def as timm's `decode_arch_def` takes it: a list of lists of strings."""
         return [list(stage) for stage in self.arch_def]
+
+
+def to_timm(genome: Genome, space: Space | None = None) -> list[list[str]]:
+    """timm's block strings of `genome` (the arch_def of timm's `decode_arch_def`, e.g.
+    `[["ir_r6_k3_s1_e2_c8"], ...]`) under `space`'s model settings (the seed family's when
+    None); GenomeError, naming the gene, when timm's EfficientNet cannot build it exactly."""
+    return timm_spec(resolve(genome, space)).block_strings
 
 
 def timm_spec(arch: Arch) -> TimmSpec:

@@ -20,7 +20,7 @@ from nas.model.genome import Genome
 from nas.model.interop_timm import from_timm_model, to_timm_model
 from nas.model.interop_torchvision import load_torchvision, to_torchvision_model, torchvision_spec
 from nas.model.space import InputShape, load_space, parse_space
-from nas.model.timm_arch import timm_spec
+from nas.model.timm_arch import timm_spec, to_timm
 
 SHAPE = InputShape(3, 32, 32)
 TV_GENOME = "[1,16,2,1,1] [1,24,2,2,0] [4,32,2,2,0] se"
@@ -73,20 +73,20 @@ def trained_looking(student: Student) -> Student:
 # --- timm ------------------------------------------------------------------------------------
 
 def test_block_strings_are_timms() -> None:
-    assert Genome.parse("[2,8,6,1,0] [2,16,4,1,0] eca").to_timm() == [
+    assert to_timm(Genome.parse("[2,8,6,1,0] [2,16,4,1,0] eca")) == [
         ["ir_r6_k3_s1_e2_c8_se0.25"], ["ir_r4_k3_s1_e2_c16_se0.25"]]
     # efficientnetv2_s.toml gives timm's own `_gen_efficientnetv2_s` arch_def, word for word
     space = load_space("efficientnetv2_s.toml")
     genome = Genome.parse("[1,24,2,1,1] [4,48,4,2,1] [4,64,4,2,1] [4,128,6,2,0] [6,160,9,1,0] "
                           "[6,256,15,2,0] se")
-    assert genome.to_timm(space) == [
+    assert to_timm(genome, space) == [
         ["cn_r2_k3_s1_c24_skip"], ["er_r4_k3_s2_e4_c48"], ["er_r4_k3_s2_e4_c64"],
         ["ir_r6_k3_s2_e4_c128_se0.25"], ["ir_r9_k3_s1_e6_c160_se0.25"], ["ir_r15_k3_s2_e6_c256_se0.25"]]
 
 
 def test_a_stage_whose_first_block_has_another_se_ratio_is_two_strings() -> None:
     # SE width make_divisible(hidden / 4, 8): 8 for the first block (hidden 16), 16 after (hidden 64)
-    assert Genome.parse("[2,32,3,2,0] se").to_timm() == [
+    assert to_timm(Genome.parse("[2,32,3,2,0] se")) == [
         ["ir_r1_k3_s2_e2_c32_se1.0", "ir_r2_k3_s1_e2_c32_se0.5"]]
 
 
@@ -136,7 +136,7 @@ def test_what_timm_cannot_build_is_refused_naming_the_gene(model: str, genome: s
     space = parse_space(f'name = "x"\n[model]\n{model}\n[[stage]]\nt = [1, 2]\nc = [8, 12]\nn = 1\n'
                         's = 1\nfused = [0, 1]\n')
     with pytest.raises(GenomeError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
-        Genome.parse(genome).to_timm(space)
+        to_timm(Genome.parse(genome), space)
     assert "\n" not in str(error.value)
 
 
@@ -213,7 +213,7 @@ def test_a_file_that_is_not_a_state_dict_is_one_line(tmp_path: Path) -> None:
 
 
 def test_block_strings_need_no_torch() -> None:
-    code = ("import sys; from nas import Genome; "
-            "print(Genome.parse('[2,8,1,1,0]').to_timm(), 'torch' in sys.modules)")
+    code = ("import sys; from nas import Genome, to_timm; "
+            "print(to_timm(Genome.parse('[2,8,1,1,0]')), 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[['ir_r1_k3_s1_e2_c8_se0.25']] False"
