@@ -8,8 +8,8 @@ from typing import Any
 from nas.cli.common import classes_arg, emit_json, input_arg, resolve_space
 from nas.errors import NasError, SpaceError
 from nas.model.attention import ATTENTIONS
-from nas.model.genome import Genome
 from nas.model.decode import DEFAULT_CLASSES, DEFAULT_INPUT
+from nas.model.genome import Genome
 from nas.model.space import DEFAULT_SPACE, InputShape, Space
 from nas.units import flops_text
 

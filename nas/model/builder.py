@@ -14,7 +14,7 @@ from torch import nn
 from nas.model.blocks import BLOCKS, ConvBNAct
 from nas.model.decode import DEFAULT_CLASSES, Arch, ShapeLike, resolve
 from nas.model.genome import Genome
-from nas.model.space import InputShape, Space
+from nas.model.space import Space
 
 Output = torch.Tensor | tuple[torch.Tensor, torch.Tensor]   # logits, or (feature, logits)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.model.genome import Genome, make_divisible
 from nas.errors import SpaceError
+from nas.model.genome import Genome, make_divisible
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride, check_input
 
 # The one default input and class count of `build_model`, `count` and `nas count`/`nas space`:
