@@ -5,12 +5,19 @@
     model = build_model(Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca"))
     logits = model(torch.rand(1, 3, 185, 160))          # (feature, logits) with return_features=True
 
+Search, train and ablate from Python (`nas.api`; the CLI runs the same functions):
+
+    found = nas.search("tiny.toml", trials=2, epochs=1)      # .study, .front, .tally
+    student = nas.train("[1,8,1,1,0]", space="tiny.toml", epochs=1).model
+    obj = nas.objective("tiny.toml", epochs=1)                # for your own optuna.Study
+
 The package's layers, lowest first (imports flow downward only; tests/test_layers.py checks):
-`errors`, `units`, `atomic` -> `model` -> `data` -> `store` -> `train` -> `study` -> `cli`.
+`errors`, `units`, `atomic` -> `model` -> `data` -> `store` -> `train` -> `study` -> `api` -> `cli`.
 """
 
 from __future__ import annotations
 
+import types
 from typing import TYPE_CHECKING, Any
 
 from nas._version import __version__
@@ -19,6 +26,7 @@ from nas.model.genome import Genome, StageGene
 from nas.model.space import InputShape, Space, load_space
 
 if TYPE_CHECKING:
+    from nas.api import ablate, objective, search
     from nas.model.builder import build_model
     from nas.model.complexity import count
     from nas.study.export import load
@@ -27,9 +35,11 @@ __all__ = [
     "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
     "StageGene", "StoreError", "TrainError", "__version__", "build_model", "count", "load",
     "load_space",
+    "ablate", "objective", "search", "train",
 ]
 
-_LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export"}
+_LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export",
+         "search": "nas.api", "objective": "nas.api", "ablate": "nas.api"}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,3 +49,23 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nas' has no attribute {name!r}")
+
+
+class _CallableTrain(types.ModuleType):
+    """`nas.train` is both the training subpackage (`nas.train.experiment`, ...) and the API call
+    `nas.train(genome, ...)`: importing a submodule makes the package an attribute of `nas`, so
+    the package itself is made callable, forwarding to `nas.api.train`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from nas.api import train
+
+        return train(*args, **kwargs)
+
+
+def _callable_train() -> None:
+    import importlib
+
+    importlib.import_module("nas.train").__class__ = _CallableTrain   # its __init__ is light
+
+
+_callable_train()

@@ -24,6 +24,7 @@ LAYERS = (
     ("nas.store",),
     ("nas.train",),
     ("nas.study",),
+    ("nas.api",),
     ("nas.cli",),
 )
 
