@@ -159,15 +159,22 @@ def ablate(file: str | Path, *, data: str | None = None, space: str | None = Non
         ablation = ablation.only(list(groups))
     source = data or ablation.data
     store = Store(storage_url(storage))
+    found = run_ablation(ablation, store, source,
+                         opener(source, store, device=device, threads=threads, progress=progress,
+                                teacher_callbacks=teacher_callbacks),
+                         size=image_size, train=train, on_run=on_run or (lambda arm, seed: ()))
+    return AblationResult(ablation, tuple(found), store)
 
-    def opener(arm_space: Space, size: str | None) -> Context:
+
+def opener(source: str, store: Store, *, device: str = "auto", threads: int | None = None,
+           progress: Any = None, teacher_callbacks: tuple[Any, ...] = ()
+           ) -> Callable[[Space, str | None], Context]:
+    """(an arm's space, "HxW" or None) -> its prepared context, as an ablation opens them."""
+    def open_one(arm_space: Space, size: str | None) -> Context:
         return prepare(arm_space, source, store, size=image_size_of(size),
                        device=resolve_device(device, threads), progress=progress,
                        teacher_callbacks=teacher_callbacks)
-
-    found = run_ablation(ablation, store, source, opener, size=image_size, train=train,
-                         on_run=on_run or (lambda arm, seed: ()))
-    return AblationResult(ablation, tuple(found), store)
+    return open_one
 
 
 @contextlib.contextmanager
