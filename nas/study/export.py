@@ -246,7 +246,7 @@ def require_onnx(path: Path) -> None:
     try:
         import onnx  # noqa: F401  (the exporter and _annotate need it)
     except ImportError:
-        raise CheckpointError("--onnx needs the onnx package: pip install 'nas[onnx]'") from None
+        raise CheckpointError("--onnx needs the onnx package: pip install 'nas-distill[onnx]'") from None
 
 
 def _annotate(path: Path, checkpoint: dict[str, Any]) -> None:
