@@ -3,7 +3,7 @@
     import torch
     from nas import Genome, build_model, count
     model = build_model(Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca"))
-    logits = model(torch.rand(1, 3, 185, 160))          # (feature, logits) with return_features=True
+    logits = model(torch.rand(1, 3, 32, 32))            # (1, 10): digits' input and classes by default
 
 Search, train and ablate from Python (`nas.api`; the CLI runs the same functions):
 
