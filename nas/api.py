@@ -25,7 +25,7 @@ import torch
 from nas.errors import SpaceError
 from nas.model.builder import build_model
 from nas.model.genome import Genome
-from nas.model.recipe import SearchConfig
+from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS, SearchConfig
 from nas.model.space import Space, default_space, load_space
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.ablate import GroupResult, run_ablation
@@ -93,6 +93,7 @@ def train(genome: Genome | str, *, space: SpaceLike = None, data: str = "digits"
     with `train_loader` and `val_loader` (your own DataLoaders of (images, labels), normalised
     as you like), train on those instead, cross-entropy only, nothing stored."""
     genome = Genome.parse(genome) if isinstance(genome, str) else genome
+    checked("epochs", epochs, MAX_EPOCHS)
     if train_loader is not None or val_loader is not None:
         return train_on_loaders(genome, resolve_space(space, data, recipe), train_loader, val_loader,
                                 test_loader, epochs=epochs, seed=seed,
@@ -114,6 +115,8 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
            ctx: Context | None = None) -> SearchResult:
     """The budgeted Pareto search of `nas search` (one process, no warm starts): `budget` in
     FLOPs ("0.2G" or a number), `trials` genomes judged; continues `study` when it exists."""
+    checked("trials", trials, MAX_TRIALS)
+    checked("epochs", epochs, MAX_EPOCHS)
     ctx = ctx or context(space, data=data, recipe=recipe, storage=storage, image_size=image_size,
                          device=device, threads=threads)
     conf = ctx.space.search
@@ -138,6 +141,7 @@ def objective(space: SpaceLike = None, *, data: str = "digits", budget: str | fl
               ctx: Context | None = None) -> Objective:
     """`objective(trial) -> (val accuracy, FLOPs, params)` for your own `optuna.Study`:
     `optuna.create_study(directions=obj.directions)`, then `study.optimize(obj, n_trials=...)`."""
+    checked("epochs", epochs, MAX_EPOCHS)
     ctx = ctx or context(space, data=data, recipe=recipe, storage=storage, image_size=image_size,
                          device=device, threads=threads)
     return Objective(ctx, budget_of(budget, budget_params), epochs or ctx.space.search.epochs, seed)
@@ -184,6 +188,13 @@ def _quiet_optuna() -> Iterator[None]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message=".*Heartbeat.*")
         yield
+
+
+def checked(name: str, value: int | None, most: int) -> None:
+    """A count argument, when given, is an integer from 1 to `most`, as the flags' are."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or not 1 <= value <= most):
+        raise SpaceError(f"{name} must be an integer from 1 to {most}, got {value!r}")
 
 
 def storage_url(storage: str | None) -> str | None:

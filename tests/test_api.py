@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import nas
+from nas import api
 from nas.errors import NasError, SpaceError, TrainError
 from nas.study.objective import Objective, budget_of
 from nas.study.search import Budget
@@ -96,9 +97,13 @@ def test_bad_loaders_are_one_error(kwargs: dict[str, object], message: str) -> N
 
 def test_recipe_keys_and_sizes_are_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(NasError, match="recipe: train.lrr is not a known key"):
-        nas.api.resolve_space("tiny.toml", recipe={"train.lrr": 1})
+        api.resolve_space("tiny.toml", recipe={"train.lrr": 1})
     with pytest.raises(SpaceError, match=r"image_size must be \(height, width\)"):
-        nas.api.image_size_of((8, 8, 3))
-    assert nas.api.image_size_of("8x12") == (8, 12) and nas.api.image_size_of([8, 12]) == (8, 12)
+        api.image_size_of((8, 8, 3))
+    assert api.image_size_of("8x12") == (8, 12) and api.image_size_of([8, 12]) == (8, 12)
+    with pytest.raises(SpaceError, match="epochs must be an integer from 1 to 100000, got 0"):
+        nas.train("[1,8,1,1,0]", space="tiny.toml", epochs=0)
+    with pytest.raises(SpaceError, match="trials must be an integer from 1 to 1000000, got -1"):
+        nas.search("tiny.toml", trials=-1)
     with pytest.raises(SpaceError, match=r"shape must be \(C, H, W\)"):
         nas.build_model("[1,8,1,1,0]", shape=(3, 16, 16, 1))
