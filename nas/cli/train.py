@@ -100,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--distill", choices=CHOICES["DistillConfig.loss"], default=None,
                    help="override [distill] loss; none: cross-entropy only, no teacher at all")
     p.add_argument("--lr", type=float, default=None, help="--set train.lr=LR (default: the space's)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="--set train.batch_size=N (default: the space's)")
     data_flags(p)
     p.set_defaults(func=cmd_train)
