@@ -29,6 +29,7 @@ LAYERS = (
     ("nas.store",),
     ("nas.train",),
     ("nas.study",),
+    ("nas.api",),
     ("nas.cli",),
 )
 

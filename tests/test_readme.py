@@ -1,7 +1,8 @@
 """README.md's Python runs verbatim: every ```python block and every indented block that opens
-with an import, in a temporary directory that holds what the README's commands before it
-would have written (`student.pt` from `nas export`, on tiny settings). A `print(...)  # TEXT`
-line must print TEXT.
+with an import, in a temporary directory that holds what the README's commands before
+it would have written (`student.pt` from `nas export`, on tiny settings). A `print(...)  # TEXT`
+line must print TEXT. The API blocks (search, train, objective, ablate) train on the bundled
+tiny.toml and share the directory's `studies.db` (and so its teacher), as a reader's would.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def expected_prints(block: str) -> list[str]:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding `student.pt`, written by `nas export` from a one-genome tiny study."""
     root = tmp_path_factory.mktemp("readme")
-    store = Store(f"sqlite:///{root / 'studies.db'}")
-    ctx = prepare(load_space(fast_space(root / "tiny.toml")), "digits", store, size=(8, 8),
+    (root / "setup").mkdir()             # not beside the blocks: their "tiny.toml" is the bundled one
+    store = Store(f"sqlite:///{root / 'setup' / 'studies.db'}")
+    ctx = prepare(load_space(fast_space(root / "setup" / "tiny.toml")), "digits", store, size=(8, 8),
                   device=torch.device("cpu"), cache_dir=root / "cache")
     add_trained(new_study(store.url, "readme"), ctx, "[1,8,1,2,0]")
     assert main(["export", "best", "--storage", store.url, "--out", str(root / "student.pt"), "--quiet"]) == 0
@@ -65,6 +67,8 @@ def test_the_readme_has_python_to_run() -> None:
 def test_readme_python_runs_verbatim(index: int, exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     block = python_blocks(README.read_text())[index]
     monkeypatch.chdir(exported)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(exported / "cache"))
+    monkeypatch.delenv("NAS_STORAGE", raising=False)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(block, f"README.md python block {index}", "exec"), {"__name__": "__readme__"})

@@ -29,7 +29,7 @@ def build_wheel(tmp_path: Path) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "--quiet", "-w", str(tmp_path / "dist"), str(source)],
                    check=True, capture_output=True, timeout=300)
-    (wheel,) = (tmp_path / "dist").glob("nas-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("nas_distill-*.whl")     # the distribution's name
     return wheel
 
 
@@ -76,7 +76,7 @@ def test_wheel_ships_the_spaces_and_nas_finds_them_from_any_directory(tmp_path: 
     assert json.loads(tiny.stdout)["space"] == "tiny.toml"
 
     count = run(bin_dir, elsewhere, "nas", "count", "[2,8,6,1,0] [2,16,4,1,0]", "--attention", "eca",
-                "--input", "3x185x160", "--classes", "2", "--json")
+                "--image-size", "185x160", "--classes", "2", "--json")
     assert count.returncode == 0, count.stderr
     assert (json.loads(count.stdout)["flops"], json.loads(count.stdout)["params"]) == (180_348_032, 10_754)
 
@@ -84,3 +84,15 @@ def test_wheel_ships_the_spaces_and_nas_finds_them_from_any_directory(tmp_path: 
     assert missing.returncode == 2
     assert missing.stderr.startswith("nas: error: nope.toml: no such space file here, nor bundled")
     assert "seed.toml" in missing.stderr and missing.stderr.count("\n") == 1
+
+    api = run(bin_dir, elsewhere, "python", "-c",
+              "import importlib.metadata as m, nas; "
+              "print(m.version('nas-distill'), callable(nas.train), nas.search.__module__, "
+              "nas.objective.__module__, nas.ablate.__module__, nas.train.experiment.__name__)")
+    assert api.returncode == 0, api.stderr
+    assert api.stdout.split() == ["0.1.0", "True", "nas.api", "nas.api", "nas.api",
+                                  "nas.train.experiment"]
+
+    reproduce = run(bin_dir, elsewhere, "nas", "reproduce", "gone.pt")
+    assert reproduce.returncode == 2
+    assert reproduce.stderr == "nas: error: gone.pt: no such checkpoint file\n"

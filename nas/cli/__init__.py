@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from nas._version import __version__
-from nas.cli import ablate, model, report, search, train
+from nas.cli import ablate, model, report, reproduce, search, train
 from nas.errors import NasError
 
 DESCRIPTION = """\
@@ -110,6 +110,7 @@ def _print_completion(parser: argparse.ArgumentParser, shell: str) -> int:
 
 REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = [
     model.register, train.register, search.register, report.register, ablate.register,
+    reproduce.register,
 ]
 
 
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if getattr(args, "storage", "unset") is None and os.environ.get("NAS_STORAGE"):
         args.storage = os.environ["NAS_STORAGE"]
-    if args.command in ("search", "report", "export", "ablate", "delete"):
+    if args.command in ("search", "report", "export", "ablate", "delete", "reproduce"):
         quiet_libraries()
     try:
         return args.func(args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from nas.cli.common import data_flags, subset_flags
 from nas.model.recipe import MAX_EPOCHS, MAX_SEED
@@ -14,25 +13,21 @@ FORMATS = ("table", "markdown", "csv", "json")
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Train what is missing (unless --no-train) and print every group's table."""
+    from nas import api
     from nas.cli.console import ProgressView, console
-    from nas.store.runs import Store
     from nas.study import ablate_render as render
-    from nas.study.ablate import run_ablation
-    from nas.study.ablate_file import load_ablation
 
-    ablation = load_ablation(args.file, space=args.space, epochs=args.epochs, seeds=args.seeds,
-                             train=subset_flags(args))
-    if args.group:
-        ablation = ablation.only(args.group)
-    source = args.data or ablation.data
     fmt = "json" if args.json else args.format
-    if not args.no_train:
-        _preflight(ablation, source, args.image_size)      # before the database file is created
-    store = Store(args.storage)
     with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:
-        groups = run_ablation(ablation, store, source, _opener(args, source, store, view),
-                              size=args.image_size, train=not args.no_train,
-                              on_run=lambda arm, seed: (view.epochs(f"{arm.name} seed {seed}"),))
+        result = api.ablate(args.file, data=args.data, space=args.space, storage=args.storage,
+                            recipe={s.key: s.value for s in args.set or ()}, epochs=args.epochs,
+                            seeds=args.seeds, groups=args.group or (), image_size=args.image_size,
+                            train=not args.no_train, device=args.device, threads=args.threads,
+                            subset=subset_flags(args), progress=view.data,
+                            teacher_callbacks=(view.epochs("teacher"),),
+                            on_run=lambda arm, seed: (view.epochs(f"{arm.name} seed {seed}"),))
+    ablation, groups, store = result.ablation, list(result.groups), result.store
+    source = args.data or ablation.data
     if fmt == "table":
         for table in render.tables(ablation.name, groups):
             console.print(table)
@@ -42,29 +37,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                 "json": lambda n, g: render.dumps(n, ablation.study, g) + "\n"}[fmt]
         sys.stdout.write(text(ablation.name, groups))
     return 0
-
-
-def _preflight(ablation: Any, source: str, size: str | None) -> None:
-    """Every arm's preflight (nas.train.preflight): its genome in its space, the data, memory."""
-    from nas.data.dataset import parse_image_size
-    from nas.study.ablate import arm_size
-    from nas.train.preflight import Plan, check_source
-
-    for arm in ablation.arms:
-        text = arm_size(ablation, arm, size)
-        check_source(arm.space, source, parse_image_size(text) if text else None, Plan((arm.genome,)))
-
-
-def _opener(args: argparse.Namespace, source: str, store: Any, view: Any) -> Any:
-    """(space, size) -> a prepared training context on the chosen device."""
-    def open_one(space: Any, size: str | None) -> Any:
-        from nas.data.dataset import parse_image_size
-        from nas.train.experiment import prepare, resolve_device
-
-        return prepare(space, source, store, size=parse_image_size(size) if size else None,
-                       device=resolve_device(args.device, args.threads), progress=view.data,
-                       teacher_callbacks=(view.epochs("teacher"),))
-    return open_one
 
 
 def seeds_arg(text: str) -> tuple[int, ...]:

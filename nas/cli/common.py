@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from nas.errors import SpaceError
 from nas.model.recipe import check_seed
@@ -74,6 +74,62 @@ def data_flags(p: argparse.ArgumentParser) -> None:
                         " 0 = val_fraction of each class)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+    set_flag(p)
+
+
+# ----------------------------------------------------------------- --set KEY=VALUE
+
+SET_HELP = ("override a recipe key of the space file, dotted as in ablation files, e.g. "
+            "train.lr=1e-3, distill.loss=none, train.augment.views='[\"hflip\"]' (repeatable; "
+            "the value is read as TOML, else as text)")
+SET_SECTIONS = ("train", "distill", "teacher", "search")
+
+
+class Setting(NamedTuple):
+    """One command-line override: a dotted recipe key, its value, and the flag that gave it."""
+
+    key: str
+    value: Any
+    flag: str = "--set"
+
+
+def set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", type=set_arg, default=None, metavar="KEY=VALUE",
+                   help=SET_HELP)
+
+
+def set_arg(text: str) -> Setting:
+    """`train.lr=1e-3` -> Setting("train.lr", 0.001): numbers, true/false and lists as TOML reads
+    them; anything else (`none`, a genome) as text. Which keys exist is checked by `with_sets`."""
+    key, equals, raw = text.partition("=")
+    key = key.strip()
+    if not equals or "." not in key or not all(key.split(".")):
+        raise argparse.ArgumentTypeError(f"must be a dotted recipe key and a value such as "
+                                         f"train.lr=1e-3, got {text[:60]!r}")
+    return Setting(key, toml_value(raw.strip()))
+
+
+def toml_value(raw: str) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def with_sets(space: Space, settings: list[Any] | None) -> Space:
+    """The space with each override laid over it in order (the last of a key wins), read by the
+    space file's own section reader: an unknown key or a bad value is one line naming the flag."""
+    from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
+    from nas.study.ablate_file import override_space
+
+    sections = dict(zip(SET_SECTIONS, (TrainConfig, DistillConfig, TeacherConfig, SearchConfig),
+                        strict=True))
+    for item in settings or ():
+        setting = Setting(*item)         # --jobs workers get them back from JSON as lists
+        space = override_space(space, {setting.key: setting.value}, setting.flag, sections)
+    return space
 
 
 def subset_flags(args: argparse.Namespace) -> dict[str, int]:
@@ -83,8 +139,10 @@ def subset_flags(args: argparse.Namespace) -> dict[str, int]:
 
 
 def with_subset(space: Space, args: argparse.Namespace) -> Space:
-    """The space with --train-per-class and --val-per-class written into its [train], checked
-    by the section's own rules (so the flag and the file key take the same values)."""
+    """The space with --set overrides, then --train-per-class and --val-per-class written into
+    its [train], checked by the section's own rules (so the flag and the file key take the same
+    values)."""
+    space = with_sets(space, getattr(args, "set", None))
     subset = subset_flags(args)
     if not subset:
         return space

@@ -6,15 +6,15 @@ import argparse
 from typing import Any
 
 from nas.cli.common import classes_arg, emit_json, input_arg, resolve_space
-from nas.errors import NasError
+from nas.errors import NasError, SpaceError
 from nas.model.attention import ATTENTIONS
+from nas.model.decode import DEFAULT_CLASSES, DEFAULT_INPUT
 from nas.model.genome import Genome
 from nas.model.space import DEFAULT_SPACE, InputShape, Space
 from nas.units import flops_text
 
-DEFAULT_DATA = "digits"
-DEFAULT_INPUT = InputShape(3, 32, 32)   # digits, the default --data, upsampled to 32x32
-DEFAULT_CLASSES = 10
+DEFAULT_DATA = "digits"        # DEFAULT_INPUT and DEFAULT_CLASSES are its: build_model's and count's
+FLAG_OF = {"input": "image-size"}      # an assumed JSON field -> the flag that sets it
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -47,16 +47,28 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def _shape_and_classes(args: argparse.Namespace, space: Space) -> tuple[InputShape, int, list[str]]:
-    """--input, else the space's [input], else the default data's shape; --classes, else the default
-    data's; and which of the two were assumed from the default data."""
-    shape = args.input or space.input or DEFAULT_INPUT
-    assumed = [name for name, given in (("input", args.input or space.input), ("classes", args.classes))
-               if not given]
+    """--image-size (or the older --input), else the space's [input], else the default data's
+    shape; --classes, else the default data's; and which of the two were assumed."""
+    given = _given_shape(args, space)
+    shape = given or space.input or DEFAULT_INPUT
+    assumed = [name for name, value in (("input", given or space.input), ("classes", args.classes))
+               if not value]
     return shape, args.classes or DEFAULT_CLASSES, assumed
 
 
+def _given_shape(args: argparse.Namespace, space: Space) -> InputShape | None:
+    """--image-size HxW (the space's channels, else 3), else --input CxHxW (deprecated)."""
+    if args.image_size is None:
+        return args.input
+    if args.input is not None:
+        raise SpaceError("give --image-size or --input (deprecated), not both")
+    channels = space.input.channels if space.input else DEFAULT_INPUT.channels
+    return InputShape(channels, *args.image_size)
+
+
 def _input_text(shape: InputShape, classes: int, assumed: list[str]) -> str:
-    note = f"  (assumed: {DEFAULT_DATA}, the default data; set --{' and --'.join(assumed)})"
+    flags = [FLAG_OF.get(name, name) for name in assumed]
+    note = f"  (assumed: {DEFAULT_DATA}, the default data; set --{' and --'.join(flags)})"
     return f"{shape}, {classes} classes" + (note if assumed else "")
 
 
@@ -109,10 +121,21 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """HxW (or one number for a square), as every training command takes it."""
+    parts = text.lower().split("x")
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"must look like HxW (e.g. 32x32), got {text[:30]!r}")
+    shape = input_arg(text if len(parts) == 2 else f"{text}x{text}")
+    return shape.height, shape.width
+
+
 def shape_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=size_arg, default=None, metavar="HxW",
+                   help=f"input height and width (default: the space's [input], else "
+                        f"{DEFAULT_INPUT.height}x{DEFAULT_INPUT.width}, the default data's)")
     p.add_argument("--input", type=input_arg, default=None, metavar="CxHxW",
-                   help=f"input shape (default: the space's [input], else {DEFAULT_INPUT}, "
-                        f"the default data's)")
+                   help="deprecated: channels x height x width; use --image-size")
     p.add_argument("--classes", type=classes_arg, default=None, metavar="N",
                    help=f"number of classes (default: {DEFAULT_CLASSES}, the default data's)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from nas.cli.common import data_flags, emit_json, open_context, resolve_space, teacher_fields, teacher_text
+from nas.cli.common import (
+    Setting,
+    data_flags,
+    emit_json,
+    open_context,
+    resolve_space,
+    teacher_fields,
+    teacher_text,
+)
 from nas.errors import SpaceError
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import Genome
@@ -43,18 +51,18 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Distil one student from the (cached) teacher and report its accuracy."""
+    from nas import api
     from nas.cli.console import ProgressView, print_fields
-    from nas.train.experiment import train_genome
     from nas.train.teacher import weak_teacher
 
     genome = Genome.parse(args.genome, args.attention)
     if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
         raise SpaceError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {str(args.epochs)[:30]}")
+    args.set = [*(args.set or []), *shorthands(args)]
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view, space=_with_distill(args), genomes=(genome,))
-        ctx.space.check(genome, strict=False)
-        run = train_genome(ctx, genome, epochs=args.epochs, seed=args.seed,
-                           callbacks=(view.epochs(genome.notation),))
+        run = api.train(genome, epochs=args.epochs, seed=args.seed, ctx=ctx,
+                        callbacks=(view.epochs(genome.notation),)).run
     row = {"genome": run.genome, "attention": run.attention, "flops": run.flops,
            "params": run.params, "val_accuracy": run.val_accuracy,
            "test_accuracy": run.test_accuracy, "seed": run.seed, "status": run.status,
@@ -92,8 +100,20 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="seed of the student's initial weights, data order and augmentation")
     p.add_argument("--distill", choices=CHOICES["DistillConfig.loss"], default=None,
                    help="override [distill] loss; none: cross-entropy only, no teacher at all")
+    p.add_argument("--lr", type=float, default=None, help="--set train.lr=LR (default: the space's)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="--set train.batch_size=N (default: the space's)")
     data_flags(p)
     p.set_defaults(func=cmd_train)
+
+
+SHORTHANDS = {"lr": "train.lr", "batch_size": "train.batch_size"}     # flag dest -> recipe key
+
+
+def shorthands(args: argparse.Namespace) -> list[Setting]:
+    """--lr and --batch-size as the --set overrides they stand for, laid over any --set."""
+    return [Setting(key, value, "--" + dest.replace("_", "-")) for dest, key in SHORTHANDS.items()
+            if (value := getattr(args, dest, None)) is not None]
 
 
 def _with_distill(args: argparse.Namespace) -> Space:

@@ -16,9 +16,9 @@ from torch import nn
 
 from nas.errors import GenomeError
 from nas.model.blocks import BLOCKS, ConvBNAct
-from nas.model.decode import Arch, resolve
+from nas.model.decode import DEFAULT_CLASSES, Arch, ShapeLike, resolve
 from nas.model.genome import Genome
-from nas.model.space import InputShape, Space
+from nas.model.space import Space
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)     # timm's and torchvision's defaults
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,8 +136,9 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def build_model(genome: Genome | str, space: Space | None = None, *, shape: InputShape | None = None,
-                classes: int = 2) -> Student:
+def build_model(genome: Genome | str, space: Space | None = None, *, shape: ShapeLike | None = None,
+                classes: int = DEFAULT_CLASSES) -> Student:
     """Build the student of `genome`; `space` supplies model settings and per-stage overrides,
-    `shape` (else the space's `[input]`) the input channels."""
+    `shape` (an InputShape or (C, H, W); else the space's `[input]`, else the digits' 3x32x32)
+    the input channels, `classes` the classifier's outputs (default 10, the digits')."""
     return Student(resolve(genome, space, shape=shape, classes=classes))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from nas.model.attention import ATTENTIONS
-from nas.model.decode import Arch, BlockSpec, resolve
+from nas.model.decode import DEFAULT_CLASSES, Arch, BlockSpec, ShapeLike, resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape, Space
 
@@ -163,6 +163,7 @@ def count_arch(arch: Arch) -> Complexity:
 
 
 def count(genome: Genome | str, space: Space | None = None, *,
-          shape: InputShape | None = None, classes: int = 2) -> Complexity:
-    """FLOPs and parameters of `genome` at `shape` (default: the space's input, else 3x185x160)."""
+          shape: ShapeLike | None = None, classes: int = DEFAULT_CLASSES) -> Complexity:
+    """FLOPs and parameters of `genome` at `shape` (an InputShape or (C, H, W); default: the
+    space's [input], else the digits' 3x32x32) with `classes` outputs (default 10)."""
     return count_arch(resolve(genome, space, shape=shape, classes=classes))

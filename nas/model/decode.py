@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas.errors import SpaceError
 from nas.model.genome import Genome, make_divisible
-from nas.model.space import InputShape, ModelSettings, Space, StageOverride
+from nas.model.space import InputShape, ModelSettings, Space, StageOverride, check_input
+
+# The one default input and class count of `build_model`, `count` and `nas count`/`nas space`:
+# the default data's (digits, upsampled to 32x32, 10 classes), unless a space has an [input].
+DEFAULT_INPUT = InputShape(3, 32, 32)
+DEFAULT_CLASSES = 10
+ShapeLike = InputShape | tuple[int, int, int] | tuple[int, int] | str
 
 
 @dataclass(frozen=True)
@@ -48,18 +55,33 @@ class Arch:
         return self.input.channels
 
 
-def resolve(genome: Genome | str, space: Space | None = None, *, shape: InputShape | None = None,
-            classes: int = 2) -> Arch:
+def resolve(genome: Genome | str, space: Space | None = None, *, shape: ShapeLike | None = None,
+            classes: int = DEFAULT_CLASSES) -> Arch:
     """The one path from (genome, space, input shape, classes) to an `Arch`, used by the builder,
-    the counter, export and the teacher. The input is `shape`, else the space's `[input]`, else
-    the report's 3x185x160; a genome deeper than the space is an error."""
+    the counter, export and the teacher. The input is `shape` (an InputShape, (C, H, W), (H, W)
+    or "3x32x32"), else the space's `[input]`, else DEFAULT_INPUT; a genome deeper than the
+    space is an error."""
     if isinstance(genome, str):
         genome = Genome.parse(genome)
     if space is not None:
         space.check(genome, strict=False)
-    shape = shape or (space.input if space is not None and space.input else InputShape())
+    shape = as_shape(shape) or (space.input if space is not None and space.input else DEFAULT_INPUT)
     return decode(genome, space.model if space else None, space.overrides if space else (),
                   shape=shape, classes=classes)
+
+
+def as_shape(shape: ShapeLike | None) -> InputShape | None:
+    """An input shape given as InputShape, (C, H, W), (H, W) (3 channels) or text; SpaceError
+    on anything else."""
+    if shape is None or isinstance(shape, InputShape):
+        return shape
+    if isinstance(shape, str):
+        return InputShape.parse(shape)
+    if (not isinstance(shape, tuple | list) or len(shape) not in (2, 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+        raise SpaceError(f"shape must be (C, H, W), (H, W) or an InputShape, got {shape!r}")
+    values = tuple(shape) if len(shape) == 3 else (3, *shape)
+    return check_input(InputShape(*values), "shape")
 
 
 def se_width(in_ch: int, hidden: int, settings: ModelSettings) -> int:
@@ -76,7 +98,7 @@ def decode(
     overrides: tuple[StageOverride, ...] = (),
     *,
     shape: InputShape | None = None,
-    classes: int = 2,
+    classes: int = DEFAULT_CLASSES,
 ) -> Arch:
     """Resolve widths, strides, kernels and attention of every block of `genome`."""
     settings = settings or ModelSettings()
@@ -98,6 +120,6 @@ def decode(
             ))
             in_ch = out_ch
         groups.append(tuple(blocks))
-    return Arch(input=shape or InputShape(), stem=make_divisible(settings.stem, settings.divisor),
+    return Arch(input=shape or DEFAULT_INPUT, stem=make_divisible(settings.stem, settings.divisor),
                 stem_stride=settings.stem_stride, blocks=tuple(groups),
                 head=settings.head, classes=classes, bn_eps=settings.bn_eps)

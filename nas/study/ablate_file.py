@@ -119,11 +119,12 @@ class Ablation:
 
 
 def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | None = None,
-                  seeds: tuple[int, ...] | None = None,
-                  train: dict[str, int] | None = None) -> Ablation:
+                  seeds: tuple[int, ...] | None = None, train: dict[str, int] | None = None,
+                  overrides: dict[str, Any] | None = None) -> Ablation:
     """Read and validate an ablation file (a path or a bundled name such as
-    `ablations/seed_report.toml`); `space`, `epochs` and `seeds` replace the file's, and `train`
-    the base space's [train] keys (the data subset flags)."""
+    `ablations/seed_report.toml`); `space`, `epochs` and `seeds` replace the file's, `train`
+    the base space's [train] keys (the data subset flags), and `overrides` (dotted keys, `nas
+    --set`) any recipe key of the base space; an arm's own keys are laid over them."""
     where, found = locate(path, "ablation")
     try:
         data = tomllib.loads(found.read_text(encoding="utf-8"))
@@ -141,6 +142,8 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
     if train:
         base = replace(base, train=replace(base.train, **train))
         base.train.check(f"{where}: [train]")
+    if overrides:
+        base = override_space(base, overrides, "--set")
     size = data.get("image_size")
     if size is not None:
         _text(data, "image_size", "", where)
@@ -224,15 +227,27 @@ def _arm(table: Any, base: Space, where: str) -> Arm:
         raise SpaceError(f"{where}: {error}") from None
     name = _text(table, "name", str(genome), where)
     size = _text(table, "image_size", "", where) if "image_size" in table else None
-    sections = {section: parse_section(cls, _merged(getattr(base, section), nested.get(section)),
-                                       f"{where}: {section}")
-                for section, cls in SECTIONS.items()}
-    space = replace(base, **sections)
+    space = _laid_over(base, nested, SECTIONS, where)
     return Arm(name, genome.rounded(space.model.divisor), space, size,
                tuple(sorted(_flatten(nested))))
 
 
-def _overrides(table: dict[str, Any], where: str) -> dict[str, Any]:
+def override_space(base: Space, table: dict[str, Any], where: str,
+                   sections: dict[str, type] = SECTIONS) -> Space:
+    """`base` with dotted recipe keys laid over it (`{"distill.loss": "none"}`), each section read
+    again by the space file's own reader (`nas --set`, and every arm of an ablation file)."""
+    return _laid_over(base, _overrides(table, where, sections), sections, where)
+
+
+def _laid_over(base: Space, nested: dict[str, Any], sections: dict[str, type], where: str) -> Space:
+    return replace(base, **{section: parse_section(cls, _merged(getattr(base, section),
+                                                                nested.get(section)),
+                                                   f"{where}: {section}")
+                            for section, cls in sections.items() if section in nested})
+
+
+def _overrides(table: dict[str, Any], where: str,
+               sections: dict[str, type] = SECTIONS) -> dict[str, Any]:
     """The recipe keys of an arm table as nested dicts: `distill.loss = "none"` written bare
     (TOML nests it) or quoted (one dotted key) gives {"distill": {"loss": "none"}}."""
     nested: dict[str, Any] = {}
@@ -240,9 +255,9 @@ def _overrides(table: dict[str, Any], where: str) -> dict[str, Any]:
         if key in ARM_KEYS:
             continue
         path = key.split(".")
-        if path[0] not in SECTIONS:
+        if path[0] not in sections:
             raise SpaceError(f"{where}: {key} is not a known key"
-                             f"{nearest(path[0], (*ARM_KEYS, *SECTIONS))}; recipe keys are "
+                             f"{nearest(path[0], (*ARM_KEYS, *sections))}; recipe keys are "
                              f"written like distill.loss or train.epochs")
         if len(path) == 1 and not isinstance(value, dict):
             raise SpaceError(f"{where}: {key} must be a table of keys, got {value!r}")

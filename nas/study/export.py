@@ -118,6 +118,7 @@ def checkpoint_from_run(run: RunRecord, trial: int | None,
                     "best_epoch": run.best_epoch},
         "flops": run.flops, "params": run.params, "seed": run.seed, "recipe": recipe,
         "teacher": meta.get("teacher"), "data": meta.get("data"), "space": meta.get("space"),
+        "data_fingerprint": run.data_fingerprint,          # `nas reproduce` checks the data by it
         "study": run.study, "trial": trial, "run_id": run.id,
         "retrained": None if retrained_from is None else {
             "from_run": retrained_from.id, "epochs": recipe["train"]["epochs"],
@@ -245,7 +246,7 @@ def require_onnx(path: Path) -> None:
     try:
         import onnx  # noqa: F401  (the exporter and _annotate need it)
     except ImportError:
-        raise CheckpointError("--onnx needs the onnx package: pip install 'nas[onnx]'") from None
+        raise CheckpointError("--onnx needs the onnx package: pip install 'nas-distill[onnx]'") from None
 
 
 def _annotate(path: Path, checkpoint: dict[str, Any]) -> None:

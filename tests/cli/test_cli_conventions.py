@@ -88,7 +88,7 @@ def test_bash_completion_offers_commands_options_and_choices(tmp_path: Path,
     assert main(["completion", "bash"]) == 0
     script = tmp_path / "nas.bash"
     script.write_text(capsys.readouterr().out)
-    assert complete(script, "nas", "rep") == ["report"]
+    assert complete(script, "nas", "rep") == ["report", "reproduce"]
     assert complete(script, "nas", "report", "--for") == ["--format"]
     assert complete(script, "nas", "report", "--format", "") == ["table", "markdown", "csv", "json"]
     assert "--plot-axes" in complete(script, "nas", "report", "--")

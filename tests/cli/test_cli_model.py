@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPACES = ROOT / "nas" / "search_spaces"
 REPORT = "[2,8,6,1,0] [2,16,4,1,0]"
 FIVE_STAGES = " ".join(["[1,8,1,1,0]"] * 5)
-REPORT_INPUT = ("--input", "3x185x160", "--classes", "2")   # the report's photos
+REPORT_INPUT = ("--image-size", "185x160", "--classes", "2")   # the report's photos
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def test_count_and_space_default_to_the_default_data_and_say_so(capsys: pytest.C
     assert (row["flops"], row["params"]) == (digits.flops, digits.params) == (6_209_920, 11_786)
     assert main(["count", REPORT, "--classes", "2"]) == 0
     out = " ".join(capsys.readouterr().out.split())     # rich wraps at the terminal's width
-    assert "3x32x32, 2 classes (assumed: digits, the default data; set --input)" in out
+    assert "3x32x32, 2 classes (assumed: digits, the default data; set --image-size)" in out
     summary = run_json(capsys, "space")
     assert (summary["space"], summary["input"], summary["classes"]) == ("seed.toml", "3x32x32", 10)
     assert main(["space", "tiny.toml"]) == 0          # tiny.toml's [input] is 3x16x16
@@ -84,6 +84,25 @@ def test_count_json_se_row_by_flag_and_by_word(capsys: pytest.CaptureFixture[str
     assert by_flag == by_word
     assert (by_flag["genome"], by_flag["attention"]) == (REPORT, "se")
     assert (by_flag["flops"], by_flag["params"]) == (180_353_440, 14_330)
+
+
+def test_count_defaults_are_build_model_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    """One default input and class count: `nas count`, `count()` and `build_model()` agree."""
+    import torch
+
+    from nas import build_model
+
+    row = run_json(capsys, "count", REPORT)
+    assert (count(REPORT).flops, count(REPORT).params) == (row["flops"], row["params"])
+    model = build_model(REPORT)
+    assert tuple(model(torch.rand(1, 3, 32, 32)).shape) == (1, 10)
+    assert sum(p.numel() for p in model.parameters()) == row["params"]
+    small = build_model(REPORT, shape=(3, 16, 16))                 # a tuple works as a shape
+    assert small.arch.input == InputShape(3, 16, 16) and count(REPORT, shape=(16, 16)).flops == \
+        count(REPORT, shape=InputShape(3, 16, 16)).flops
+    sized = run_json(capsys, "count", REPORT, "--image-size", "16x16")
+    assert (sized["flops"], sized["input"]) == (count(REPORT, shape=(3, 16, 16)).flops, "3x16x16")
+    assert run_json(capsys, "count", REPORT, "--image-size", "16")["input"] == "3x16x16"
 
 
 def test_count_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,7 +119,7 @@ def test_count_input_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_count_space_supplies_input_and_settings(capsys: pytest.CaptureFixture[str]) -> None:
     tiny = str(SPACES / "tiny.toml")
     row = run_json(capsys, "count", "[2,16,1,1,1] [2,24,2,2,0]", "--space", tiny, "--classes", "2")
-    expected = count("[2,16,1,1,1] [2,24,2,2,0]", load_space(tiny))
+    expected = count("[2,16,1,1,1] [2,24,2,2,0]", load_space(tiny), classes=2)
     assert (row["flops"], row["params"], row["input"]) == (expected.flops, expected.params, "3x16x16")
     assert row["in_space"] is True and row["space"] == tiny
 
@@ -127,6 +146,8 @@ def test_count_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "'cbam'" in err
     err = run_error(capsys, "count", REPORT, "--space", str(tmp_path / "missing.toml"))
     assert "missing.toml: no such space file" in err
+    err = run_error(capsys, "count", REPORT, "--image-size", "8x8", "--input", "3x8x8")
+    assert "give --image-size or --input (deprecated), not both" in err
 
 
 def test_count_too_many_stages_for_a_smaller_space(capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,6 +159,7 @@ def test_count_too_many_stages_for_a_smaller_space(capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(("flags", "fragment"), [
     (["--input", "3x100000x5"], "height and width must be between 1 and 4096"),
     (["--input", "big"], "input shape must look like 3x185x160"),
+    (["--image-size", "3x8x8"], "--image-size must look like HxW"),
     (["--input", "3x²x5"], "input shape must look like 3x185x160"),
     (["--classes", "0"], "classes must be an integer from 1 to 100000"),
     (["--attention", "cbam"], "invalid choice"),
@@ -167,7 +189,7 @@ def test_space_json_tiny_equals_brute_force(capsys: pytest.CaptureFixture[str]) 
     assert summary["genomes"] == len({g.rounded() for g in genomes}) == 160
     assert (summary["space"], summary["name"], summary["stages"]) == (path, "tiny", [1, 2])
     assert (summary["attention"], summary["input"], summary["classes"]) == (["eca", "none"], "3x16x16", 2)
-    rows = {g: count(g, space) for g in genomes}
+    rows = {g: count(g, space, classes=2) for g in genomes}
     for name, pick in (("smallest", min), ("largest", max)):
         best = pick((r.flops, r.params) for r in rows.values())
         reported = summary[name]
@@ -178,10 +200,10 @@ def test_space_json_tiny_equals_brute_force(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_space_json_seed(capsys: pytest.CaptureFixture[str]) -> None:
-    summary = run_json(capsys, "space", "search_spaces/seed.toml", *REPORT_INPUT)
+    summary = run_json(capsys, "space", "search_spaces/seed.toml")    # count()'s defaults too
     assert summary["genomes"] == 3 * sum(576**d for d in range(1, 5))
     assert summary["stages"] == [1, 4] and summary["attention"] == ["eca", "se", "none"]
-    assert (summary["input"], summary["classes"]) == ("3x185x160", 2)
+    assert (summary["input"], summary["classes"]) == ("3x32x32", 10)
     smallest, largest = summary["smallest"], summary["largest"]
     # Deeper is smaller here: each stride-2 stage makes the 128-wide head cheaper than it costs.
     four = count("[1,8,1,2,0] [1,8,1,2,0] [1,8,1,2,0] [1,8,1,2,0] none")

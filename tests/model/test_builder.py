@@ -42,7 +42,7 @@ def n_params(model: nn.Module) -> int:
 
 @pytest.mark.parametrize(("attention", "params"), [("eca", 10_754), ("se", 14_330)])
 def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None:
-    model = build_model(Genome.parse(REPORT, attention))
+    model = build_model(Genome.parse(REPORT, attention), shape=(3, 185, 160), classes=2)   # photos
     assert n_params(model) == params
     assert all(p.requires_grad for p in model.parameters())
     images = torch.randn(2, 3, 185, 160)
@@ -55,7 +55,7 @@ def test_report_rows_parameters_and_outputs(attention: str, params: int) -> None
 
 
 def test_report_model_structure() -> None:
-    model = build_model(Genome.parse(REPORT, "eca"))
+    model = build_model(Genome.parse(REPORT, "eca"), classes=2)
     stem = conv(model.stem)
     assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride) == (3, 8, (3, 3), (2, 2))
     assert isinstance(model.stem[1], nn.BatchNorm2d) and isinstance(model.stem[2], nn.SiLU)
@@ -246,7 +246,7 @@ def test_space_settings_reach_the_model(tmp_path: Path) -> None:
     assert conv(second.conv_exp).kernel_size == (3, 3) and isinstance(second.attn, nn.Identity)
     assert conv(model.head).out_channels == 64 and model.feature_dim == 64
     feature, logits = model.eval()(torch.zeros(1, 1, 20, 20), return_features=True)
-    assert feature.shape == (1, 64) and logits.shape == (1, 2)
+    assert feature.shape == (1, 64) and logits.shape == (1, 10)
     assert n_params(model) == count("[2,16,1,1,0] [2,24,1,2,1] se", space).params
 
 

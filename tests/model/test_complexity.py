@@ -102,7 +102,7 @@ def assert_all_counters_agree(genome: Genome | str, shape: InputShape, classes: 
 ])
 def test_report_rows_exactly(attention: str, flops: int, params: int) -> None:
     genome = Genome.parse(REPORT, attention)
-    analytic = count(genome)                       # defaults: 3x185x160, 2 classes
+    analytic = count(genome, shape=(3, 185, 160), classes=2)       # the report's photos
     assert (analytic.flops, analytic.params) == (flops, params)
     assert count(REPORT + " " + attention, shape=InputShape(3, 185, 160), classes=2) == analytic
     assert assert_all_counters_agree(genome, InputShape(3, 185, 160), 2) == analytic
@@ -118,8 +118,8 @@ def test_report_rows_exactly(attention: str, flops: int, params: int) -> None:
 ])
 def test_report_comparison_genomes_equal_ptflops(genome: str) -> None:
     shape = InputShape(3, 185, 160)
-    analytic = count(genome + " eca")
-    model = build_model(genome + " eca")
+    analytic = count(genome + " eca", shape=shape, classes=2)
+    model = build_model(genome + " eca", shape=shape, classes=2)
     assert reference(model, shape) == (analytic.flops, analytic.params)
 
 
@@ -131,7 +131,7 @@ def test_hand_computed_smallest_model() -> None:
     head = 8 * 128 * positions + 4 * 128 * positions
     pool, classifier = 128 * (positions + 1), 128 * 2
     params = (216 + 16) + (64 + 16 + 72 + 16 + 64 + 16) + (1024 + 256) + (256 + 2)
-    result = count("[1,8,1,1,0] none", shape=InputShape(3, 4, 4))
+    result = count("[1,8,1,1,0] none", shape=InputShape(3, 4, 4), classes=2)
     assert result.flops == 2 * (stem + block + head + pool + classifier) == 18_432
     assert result.params == params == 2_018
     assert result.matmul_macs == 3 * 8 * 9 * 4 + (64 + 72 + 64) * 4 + 1024 * 4 + 256

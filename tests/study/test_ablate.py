@@ -225,12 +225,11 @@ def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str,
     path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
     ablation, storage = load_ablation(path).only(["attention"]), f"sqlite:///{tmp_path / 'a.db'}"
     store = Store(storage)
-    from nas.cli.ablate import _opener
+    from nas.api import opener as open_arm
     from nas.cli.console import ProgressView
 
-    args = type("Args", (), {"device": "cpu", "threads": 1})()
-    with ProgressView(True) as view:
-        opener = _opener(args, "digits", store, view)
+    with ProgressView(True):
+        opener = open_arm("digits", store, device="cpu", threads=1)
         other = {}
         cells = run_ablation(ablation, store, "digits", opener, train=False)[0].arms
         for cell, holder in zip(cells, (f"{socket.gethostname()}:{_dead_pid()}", "elsewhere:1"),

@@ -1,0 +1,88 @@
+"""An Optuna objective over a space's genomes, for a study you create and drive yourself.
+
+    obj = nas.objective("seed.toml", budget="0.2G", epochs=3)
+    study = optuna.create_study(directions=obj.directions)
+    study.optimize(obj, n_trials=20)
+
+Each trial samples a genome as `nas search` does (`sample_genome`), counts it, and trains it
+in the shared context (data, views, teacher), storing the run. A genome over the budget is not
+trained: it returns (0, FLOPs, params) with a positive constraint (`trial.set_constraint`, read
+by TPE and NSGA-II), as `nas search` records it. A genome this objective judged before returns
+its earlier values; a training whose loss became NaN returns NaN, which Optuna records as FAIL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+
+from nas.model.complexity import count
+from nas.study.search import DIRECTIONS, Budget, sample_genome
+from nas.train.experiment import Context, train_genome
+from nas.units import parse_quantity
+
+Values = tuple[float, float, float]
+METRICS = ("val_accuracy", "flops", "params")
+
+
+def budget_of(flops: str | float | None, params: str | float | None) -> Budget:
+    """A Budget from numbers or text such as "0.2G" and "50K"; None or "" = unlimited."""
+    return Budget(flops=_limit(flops, "budget"), params=_limit(params, "budget_params"))
+
+
+def _limit(value: str | float | None, what: str) -> float | None:
+    if value is None or value == "":
+        return None
+    return parse_quantity(str(value), what)
+
+
+@dataclass
+class Objective:
+    """`objective(trial) -> (val accuracy, FLOPs, params)`; `directions` is what the study needs."""
+
+    ctx: Context
+    budget: Budget
+    epochs: int
+    seed: int = 0
+    judged: dict[str, Values] = field(default_factory=dict)   # genome text -> its values
+
+    @property
+    def directions(self) -> list[str]:
+        return list(DIRECTIONS)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """For `study.set_metric_names` (optuna-dashboard's axis names)."""
+        return list(METRICS)
+
+    def __call__(self, trial: optuna.Trial) -> Values:
+        space = self.ctx.space
+        genome = sample_genome(trial, space).rounded(space.model.divisor)
+        size = count(genome, space, shape=self.ctx.shape, classes=len(self.ctx.data.classes))
+        violation = self.budget.violation(size.flops, size.params)
+        for key, value in {"genome": genome.notation, "attention": genome.attention,
+                           "flops": size.flops, "params": size.params,
+                           "constraint": violation}.items():
+            trial.set_user_attr(key, value)
+        for name, value in zip(("flops", "params"), violation, strict=True):
+            trial.set_constraint(name, value)
+        if any(v > 0 for v in violation):
+            trial.set_user_attr("outcome", "rejected")
+            return 0.0, float(size.flops), float(size.params)
+        if str(genome) in self.judged:
+            trial.set_user_attr("outcome", "reused")
+            return self.judged[str(genome)]
+        return self._train(trial, genome, size.flops, size.params)
+
+    def _train(self, trial: optuna.Trial, genome: object, flops: int, params: int) -> Values:
+        run = train_genome(self.ctx, genome, epochs=self.epochs, seed=self.seed,  # type: ignore[arg-type]
+                           study=trial.study.study_name, trial=trial.number)
+        trial.set_user_attr("run_id", run.id)
+        trial.set_user_attr("test_accuracy", run.test_accuracy)
+        trial.set_user_attr("outcome", "trained" if run.status == "ok" else run.status)
+        if run.status != "ok" or run.val_accuracy is None:
+            return float("nan"), float(flops), float(params)
+        values = (run.val_accuracy, float(flops), float(params))
+        self.judged[str(genome)] = values
+        return values

@@ -1,0 +1,95 @@
+"""`nas reproduce`: a tiny study's trial and its exported checkpoint train again to identical
+metrics (CPU, one thread, the stored seed); other data is refused in one line before training."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nas.cli import main
+from nas.model.space import load_space
+from nas.store.runs import Store
+from nas.train.experiment import prepare
+from tests.studies import add_trained, new_study
+from tests.training import FAST_TEACHER, write_space
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A study with one trained trial (digits at 8x8, the tiny space, a fast genome teacher)
+    and `student.pt` exported from it."""
+    root = tmp_path_factory.mktemp("reproduce")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
+        space = load_space(write_space(root, teacher=FAST_TEACHER))
+        store = Store(f"sqlite:///{root / 'x.db'}")
+        ctx = prepare(space, "digits", store, size=(8, 8), device=torch.device("cpu"))
+        add_trained(new_study(store.url, "tiny"), ctx, "[1,8,1,1,0] [2,16,1,2,0]")
+        assert main(["export", "0", "--study", "tiny", "--storage", store.url,
+                     "--out", str(root / "student.pt"), "--quiet"]) == 0
+        yield root
+
+
+def storage(root: Path) -> list[str]:
+    return ["--storage", f"sqlite:///{root / 'x.db'}", "--quiet"]
+
+
+def reproduced(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["reproduce", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_a_study_trial_reproduces_identically(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, row = reproduced(capsys, "tiny", "0", *storage(study))
+    assert code == 0 and row["identical"] is True and row["seed"] == 0
+    stored = Store(f"sqlite:///{study / 'x.db'}").get_run(1)
+    metrics = row["metrics"]
+    assert metrics["val_accuracy"] == {"stored": stored.val_accuracy, "reproduced": stored.val_accuracy}
+    assert metrics["test_accuracy"]["reproduced"] == stored.test_accuracy
+    again = Store(f"sqlite:///{study / 'x.db'}").get_run(row["run_id"])
+    def timeless(history: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+
+    assert again.id != stored.id and timeless(again.history) == timeless(stored.history)
+    assert again.weights == stored.weights
+
+
+def test_a_checkpoint_reproduces_identically_and_prints_side_by_side(
+        study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, row = reproduced(capsys, str(study / "student.pt"), *storage(study))
+    assert code == 0 and row["identical"] is True and row["source"] == str(study / "student.pt")
+    checkpoint = torch.load(study / "student.pt", weights_only=True)
+    assert row["metrics"]["test_accuracy"]["stored"] == checkpoint["metrics"]["test_accuracy"]
+    assert row["metrics"]["params"] == {"stored": checkpoint["params"], "reproduced": checkpoint["params"]}
+    assert main(["reproduce", str(study / "student.pt"), *storage(study)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "stored" in out and "reproduced" in out and "identical" in out and "differs" not in out
+
+
+def test_other_data_is_refused_in_one_line(study: Path, capsys: pytest.CaptureFixture[str],
+                                          image_folder: Path) -> None:
+    runs = len(Store(f"sqlite:///{study / 'x.db'}").list_runs())
+    capsys.readouterr()
+    assert main(["reproduce", str(study / "student.pt"), "--data", str(image_folder),
+                 *storage(study)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "the run was trained on" in err[0] and "give --data" in err[0]
+    assert len(Store(f"sqlite:///{study / 'x.db'}").list_runs()) == runs       # nothing trained
+
+
+def test_a_checkpoint_without_a_data_fingerprint_is_refused(
+        study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = torch.load(study / "student.pt", weights_only=True)
+    del checkpoint["data_fingerprint"]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    capsys.readouterr()
+    assert main(["reproduce", str(tmp_path / "old.pt"), *storage(study)]) == 2
+    assert "records no data fingerprint" in capsys.readouterr().err
+    assert main(["reproduce", "tiny", "7", *storage(study)]) == 2
+    assert "has no trial 7" in capsys.readouterr().err
