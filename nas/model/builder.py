@@ -18,7 +18,7 @@ from nas.errors import GenomeError
 from nas.model.blocks import BLOCKS, ConvBNAct
 from nas.model.decode import DEFAULT_CLASSES, Arch, ShapeLike, resolve
 from nas.model.genome import Genome
-from nas.model.space import Space
+from nas.model.space import InputShape, Space
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)     # timm's and torchvision's defaults
 IMAGENET_STD = (0.229, 0.224, 0.225)
