@@ -1,9 +1,14 @@
 """Measured latency: the median milliseconds per image at batch 1 on this machine's CPU.
 
 The student is built (random weights, from a forked RNG so that training's stream is untouched),
-run `WARMUP` times, then timed run by run until `REPEATS` runs and `MIN_SECONDS` have passed; the
-median is the figure. It runs on `THREADS` CPU threads (set for the measurement, restored after),
-so the figure does not depend on how many threads the search trains with. Backends: torch
+run `WARMUP` times, then timed run by run until `REPEATS` runs and `MIN_SECONDS` have passed. The
+figure is the median of the quietest block of `BLOCK` consecutive runs: another process that takes
+the core (a --jobs worker training, a busy CI box) slows whole stretches of runs, and the median
+of an undisturbed stretch is what the genome costs. It runs on `THREADS` CPU threads (set for the
+measurement, restored after), so the figure does not depend on how many threads the search trains
+with; on one thread each run is timed by the process's CPU clock, which equals the wall clock on
+an idle machine but leaves out the time other processes hold the core. Repeatability is measured
+by bench/bench_latency.py (bench/RESULTS.md). Backends: torch
 (eager, inference mode), or ONNX Runtime on the exported graph when `onnxruntime` is installed.
 `setup()` names the machine, threads and backend, which the study records and the report shows.
 """
@@ -33,15 +38,17 @@ WARMUP = 10             # untimed runs first (allocations, caches, lazy init)
 REPEATS = 30            # timed runs at least ...
 MIN_SECONDS = 0.05      # ... and at least this long in all
 MAX_REPEATS = 1000      # a cap for very fast models
+BLOCK = 10              # consecutive runs whose median is one candidate figure
 
 
 @dataclass(frozen=True)
 class Timing:
-    """One measurement: the median and quartiles of the per-run times, in milliseconds."""
+    """One measurement, in milliseconds: the figure (median of the quietest block of runs) and
+    the quartiles of all runs."""
 
     ms: float
-    low: float              # first quartile
-    high: float             # third quartile
+    low: float              # first quartile of all runs
+    high: float             # third quartile of all runs
     runs: int
 
 
@@ -90,22 +97,23 @@ def time_model(model: torch.nn.Module, shape: InputShape, backend: str = "torch"
     run = _onnx_runner(model, image, threads) if backend == "onnxruntime" else _torch_runner(model,
                                                                                             image)
     with _threads(threads):
-        return measure(run)
+        return measure(run, time.process_time if threads == 1 else time.perf_counter)
 
 
-def measure(run: Callable[[], object]) -> Timing:
-    """Warm up, then time `run` REPEATS times and for MIN_SECONDS at least."""
+def measure(run: Callable[[], object],
+            clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Warm up, then time `run` by `clock` REPEATS times and for MIN_SECONDS at least."""
     for _ in range(WARMUP):
         run()
     times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < MAX_REPEATS and (len(times) < REPEATS
-                                        or time.perf_counter() - started < MIN_SECONDS):
-        begin = time.perf_counter()
+    started = clock()
+    while len(times) < MAX_REPEATS and (len(times) < REPEATS or clock() - started < MIN_SECONDS):
+        begin = clock()
         run()
-        times.append(1000 * (time.perf_counter() - begin))
-    low, median, high = statistics.quantiles(times, n=4)
-    return Timing(ms=median, low=low, high=high, runs=len(times))
+        times.append(1000 * (clock() - begin))
+    low, _, high = statistics.quantiles(times, n=4)
+    blocks = [statistics.median(times[i:i + BLOCK]) for i in range(0, len(times) - BLOCK + 1, BLOCK)]
+    return Timing(ms=min(blocks), low=low, high=high, runs=len(times))
 
 
 def _torch_runner(model: torch.nn.Module, image: torch.Tensor) -> Callable[[], object]:
