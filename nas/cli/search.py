@@ -60,7 +60,7 @@ def objectives(args: argparse.Namespace, space: Space) -> tuple[str, ...]:
 def _budget(args: argparse.Namespace, space: Space, names: tuple[str, ...]) -> Any:
     """The budgets of --budget-NAME flags, else of the space's [search] budget_NAME keys; one on
     an objective the study does not measure is refused."""
-    from nas.study.search import Budget
+    from nas.study.budget import Budget
 
     conf = space.search.budgets()
     limits = {o.name: parsed(getattr(args, o.budget_key), o.flag, o.parse, conf.get(o.name))

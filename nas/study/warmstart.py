@@ -24,7 +24,8 @@ from nas.errors import GenomeError
 from nas.model.genome import Genome
 from nas.model.objectives import OBJECTIVES, Candidate
 from nas.model.space import InputShape, Space
-from nas.study.search import Budget, genome_params
+from nas.study.budget import Budget
+from nas.study.search import genome_params
 
 KEPT = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
