@@ -58,7 +58,7 @@ def main() -> None:
         device = experiment.resolve_device("cpu", args.threads)
         ctx = experiment.prepare(space, "digits", store, device=device)
         settings = SearchSettings(study="bench", trials=args.trials, epochs=args.epochs,
-                                  budget=Budget(flops=2e8))
+                                  budget=Budget({"flops": 2e8}))
         study = open_study(ctx, settings, "digits")
         walls: list[float] = []
         last = [time.perf_counter()]

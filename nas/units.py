@@ -15,6 +15,7 @@ from nas.errors import SpaceError
 _SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
 _UNITS = (("G", 1e9), ("M", 1e6), ("K", 1e3))
+_MILLISECONDS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def parse_quantity(text: str, what: str) -> float:
@@ -44,6 +45,26 @@ def parse_duration(text: str, what: str) -> float:
     if not 0 < value < float("inf"):
         raise SpaceError(f"{what} must be a positive duration such as 30m, 2h or 90s, got {text!r}")
     return value
+
+
+def parse_milliseconds(text: str, what: str) -> float:
+    """'2ms' -> 2.0, '500us' -> 0.5, '0.01s' -> 10.0, '3' (milliseconds); `what` names the flag
+    or key in errors."""
+    cleaned = str(text).strip().lower()
+    unit = next((u for u in ("us", "ms", "s") if cleaned.endswith(u)), "ms")
+    number = cleaned.removesuffix(unit) if cleaned.endswith(unit) else cleaned
+    try:
+        value = float(number) * _MILLISECONDS[unit]
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise SpaceError(f"{what} must be a positive time such as 2ms, 500us or 0.01s, got {text!r}")
+    return value
+
+
+def ms_text(value: float | None) -> str:
+    """`1.23 ms` (three significant figures), or `-` when there is no value."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3g} ms"
 
 
 def quantity_text(value: float) -> str:

@@ -406,9 +406,10 @@ class _EmptySummary:
         rows: tuple = ()
         name = "empty"
         info: dict = {}
+        objectives = ("accuracy", "flops", "params")
 
     front: tuple = ()
-    budget_flops = None
+    limits: dict = {}
 
 
 # ----------------------------------------------------------------- export onto a database (issue 22)

@@ -7,8 +7,7 @@ import sys
 
 from nas.cli.common import data_flags, subset_flags
 from nas.model.recipe import MAX_EPOCHS, MAX_SEED
-
-FORMATS = ("table", "markdown", "csv", "json")
+from nas.study.formats import FORMATS
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -60,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ablate", help="run a declarative ablation over several seeds")
     p.add_argument("file", help="an ablation TOML file, e.g. ablations/seed_report.toml")
     data_flags(p)
-    p.add_argument("--format", choices=FORMATS, default="table",
+    p.add_argument("--format", choices=tuple(FORMATS), default="table",
                    help="table (default), markdown, csv or json: one table per group")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: report the stored runs of each (arm, seed)")

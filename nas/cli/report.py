@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space, threads_arg
+from nas.cli.search import budget_flags
 from nas.errors import ReportError, SpaceError
+from nas.model.objectives import OBJECTIVES, plot_axes
 from nas.model.space import DEFAULT_SPACE
-from nas.units import flops_text, parse_quantity, percent, quantity_text
-
-# nas.study.tables.FORMATS and nas.study.plot.AXES, named here so that `--help` imports neither
-FORMATS = ("table", "markdown", "csv", "json")
-PLOT_AXES = ("flops-accuracy", "params-accuracy", "flops-params")
+from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
+from nas.units import flops_text, percent, quantity_text
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -23,21 +22,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     from nas.study import plot, report, tables
 
     fmt = _format(args)
-    budget_flops = parsed(args.budget_flops, "--budget-flops", parse_quantity)
-    budget_params = parsed(args.budget_params, "--budget-params", parse_quantity)
+    limits = {o.name: limit for o in OBJECTIVES.values() if o.can_budget
+              and (limit := parsed(getattr(args, o.budget_key), o.flag, o.parse)) is not None}
     if args.plot:
         plot.check_plot_path(Path(args.plot))
     if args.study is None:
         studies = report.list_studies(args.storage)
         if len(studies) > 1:
             return _print_studies(args, studies, fmt)
-    summary = report.load_study_summary(args.storage, args.study, budget_flops, budget_params)
+    summary = report.load_study_summary(args.storage, args.study, limits)
     if args.plot:
         plot.plot_front(summary, Path(args.plot), args.plot_axes)
-    if fmt == "json":
-        emit_json({**tables.to_json(summary, args.all), "plot": args.plot})
-    elif fmt in ("markdown", "csv"):
-        sys.stdout.write((tables.to_markdown if fmt == "markdown" else tables.to_csv)(summary, args.all))
+    kind = FORMATS[fmt].kind
+    if kind == "json":
+        emit_json({**getattr(tables, FORMATS[fmt].writer)(summary, args.all), "plot": args.plot})
+    elif kind == "text":
+        sys.stdout.write(getattr(tables, FORMATS[fmt].writer)(summary, args.all))
     else:
         _print_table(args, summary)
     return 0
@@ -48,7 +48,7 @@ def _format(args: argparse.Namespace) -> str:
     if args.json and args.format not in (None, "json"):
         raise ReportError(f"--json is --format json; it cannot go with --format {args.format}")
     args.json = args.json or args.format == "json"
-    return "json" if args.json else args.format or "table"
+    return "json" if args.json else args.format or DEFAULT_FORMAT
 
 
 def _print_table(args: argparse.Namespace, summary: Any) -> None:
@@ -71,7 +71,7 @@ def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> in
     from nas.study import render, report
 
     storage = report.safe_url(normalize_url(args.storage))
-    if fmt != "table" and fmt != "json":
+    if FORMATS[fmt].kind not in ("terminal", "json"):
         raise ReportError(f"--format {fmt} shows one study; {storage} holds {len(studies)} "
                           f"({', '.join(s.name for s in studies)}): pick one with --study")
     if args.json:
@@ -205,15 +205,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="Pareto front, teacher and totals of a study")
     p.add_argument("--study", default=None, help="study name (default: the storage's only study)")
     p.add_argument("--storage", default=None, help=STORAGE_HELP)
-    p.add_argument("--budget-flops", default=None, help="a tighter FLOPs budget, e.g. 0.2G")
-    p.add_argument("--budget-params", default=None, help="a tighter params budget, e.g. 50K")
-    p.add_argument("--format", default=None, choices=FORMATS,
-                   help="table (default: overview and a terminal table), markdown, csv or json")
+    budget_flags(p, tighter=True)
+    p.add_argument("--format", default=None, choices=tuple(FORMATS),
+                   help=format_help("the front, or every trial with --all"))
     p.add_argument("--all", action="store_true",
                    help="list every trial (outcome, on the front or not), not only the front")
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="write a plot; the extension names the format: .pdf, .svg or .png (200 dpi)")
-    p.add_argument("--plot-axes", default="flops-accuracy", choices=PLOT_AXES,
+    p.add_argument("--plot-axes", default="flops-accuracy", choices=plot_axes(),
                    help="the plot's x-y objectives; the third one colours the points")
     p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(func=cmd_report)

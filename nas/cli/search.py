@@ -18,7 +18,9 @@ from nas.cli.common import (
     with_subset,
 )
 from nas.errors import NasError, SpaceError
+from nas.model.objectives import OBJECTIVES, Candidate, constraint_names, parse_objectives
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS
+from nas.model.samplers import SAMPLERS
 from nas.model.space import InputShape, Space
 from nas.units import flops_text, percent
 
@@ -38,19 +40,35 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
     """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
     exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
-    from nas.study.search import Budget
-    from nas.units import parse_quantity
-
     conf = space.search
-    budget = Budget(
-        flops=parsed(args.budget_flops, "--budget-flops", parse_quantity, conf.flops_budget()),
-        params=parsed(args.budget_params, "--budget-params", parse_quantity, conf.params_budget()))
+    budget = _budget(args, space, objectives(args, space))
     trials = args.trials if args.trials is not None else conf.trials
     rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
     epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
     check_count("--trials", trials, MAX_TRIALS)
     check_count("--epochs", epochs, MAX_EPOCHS)
     return budget, trials, epochs, rungs
+
+
+def objectives(args: argparse.Namespace, space: Space) -> tuple[str, ...]:
+    """--objectives, else the space's [search] objectives."""
+    if args.objectives is None:
+        return tuple(space.search.objectives)
+    return parse_objectives(args.objectives, "--objectives")
+
+
+def _budget(args: argparse.Namespace, space: Space, names: tuple[str, ...]) -> Any:
+    """The budgets of --budget-NAME flags, else of the space's [search] budget_NAME keys; one on
+    an objective the study does not measure is refused."""
+    from nas.study.budget import Budget
+
+    conf = space.search.budgets()
+    limits = {o.name: parsed(getattr(args, o.budget_key), o.flag, o.parse, conf.get(o.name))
+              for o in OBJECTIVES.values() if o.can_budget}
+    budget = Budget({name: limit for name, limit in limits.items() if limit is not None},
+                    constraint_names(names))
+    budget.check()
+    return budget
 
 
 def check_count(flag: str, value: int, most: int) -> int:
@@ -91,9 +109,11 @@ def _search(args: argparse.Namespace) -> int:
         own = argparse.Namespace(**{**vars(args), "threads": getattr(args, "parent_threads",
                                                                        args.threads)})
         ctx = _open_context(own, view, space, budget, starts)
-        name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget)
+        chosen = objectives(args, space)
+        name = args.study or default_study_name(space, args.data, ctx.data.image_size, budget,
+                                                chosen)
         settings = SearchSettings(study=name, trials=trials, epochs=epochs,
-                                  sampler=args.sampler or space.search.sampler,
+                                  sampler=args.sampler or space.search.sampler, objectives=chosen,
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
                                   rungs=rungs, quota=args.quota)
@@ -212,17 +232,19 @@ def json_text(payload: dict[str, Any]) -> str:
 def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] = ()) -> None:
     """Refuse a budget that not even the space's smallest genome fits, or an --enqueue genome
     over it, before any training."""
-    from nas.model.complexity import count
     from nas.study import warmstart
 
     shape = InputShape(3, *data.image_size)
     classes = len(data.classes)
-    rows = [(count(g, space, shape=shape, classes=classes), g) for g in space.extremes(False)]
-    for limit, key, name in ((budget.flops, "flops", "FLOPs"), (budget.params, "params", "params")):
-        size, genome = min(rows, key=lambda row: getattr(row[0], key))
-        if limit is not None and getattr(size, key) > limit:
-            raise SpaceError(f"budget of {limit:,.0f} {name} is below the smallest genome of "
-                             f"{space.path} at {shape}: {genome} has {getattr(size, key):,} {name}")
+    smallest = [Candidate(g, space, shape, classes) for g in space.extremes(False)]
+    for name, limit in budget.limits.items():
+        objective = OBJECTIVES[name]
+        least, genome = min(((objective.measure(c), c.genome) for c in smallest),
+                            key=lambda pair: pair[0])
+        if least > limit:
+            raise SpaceError(f"budget of {objective.limit_text(limit)} {objective.title} is below "
+                             f"the smallest genome of {space.path} at {shape}: {genome} has "
+                             f"{objective.limit_text(least)} {objective.title}")
     warmstart.check_budget(starts, space, data.shape, classes, budget)
 
 
@@ -269,21 +291,33 @@ def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
         "front": f"{tally.front} genomes",
         "best": "-" if best is None else
                 f"{best.genome} {best.attention}: val {percent(best.val_accuracy)}, "
-                f"{flops_text(best.flops or 0, exact=True)} FLOPs (trial {best.trial})",
+                f"{flops_text(best.flops or 0, exact=True)} FLOPs{_timed(best)} (trial {best.trial})",
         "next": f"nas report --study {name}",
     })
     return 0
 
 
+def _timed(best: Any) -> str:
+    """', 0.41 ms latency' for each measured objective beyond the counted ones that `best` has."""
+    return "".join(f", {o.text(value)} {o.title}" for o in OBJECTIVES.values()
+                   if o.measure is not None and not o.always
+                   and (value := best.value(o)) is not None)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("search", help="budgeted Pareto search, stored in the database")
-    p.add_argument("--budget-flops", default=None, help="e.g. 0.2G (report convention)")
-    p.add_argument("--budget-params", default=None, help="e.g. 50K")
+    p.add_argument("--objectives", default=None, metavar="LIST",
+                   help=f"accuracy and one or more of {', '.join(list(OBJECTIVES)[1:])}, e.g. "
+                        "accuracy,flops,latency (default: the space's [search] objectives, "
+                        "accuracy,flops,params)")
+    budget_flags(p)
     p.add_argument("--trials", type=int, default=None, help="genomes to train (default: space)")
     p.add_argument("--timeout", default=None, help="start no trial after e.g. 30m")
     p.add_argument("--study", default=None, help="default: derived from space, data and budgets")
-    p.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default=None,
-                   help="Optuna sampler (default: the space's [search] sampler)")
+    p.add_argument("--sampler", choices=tuple(SAMPLERS), default=None,
+                   help="Optuna sampler: " + "; ".join(f"{s.name}: {s.help}" for s in
+                                                      SAMPLERS.values())
+                        + " (default: the space's [search] sampler)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the sampler and of each trial's training "
                         "(default: the space's [search] seed)")
@@ -301,6 +335,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quota", default=None, help=argparse.SUPPRESS)    # in --worker's JSON
     data_flags(p)
     p.set_defaults(func=cmd_search)
+
+
+def budget_flags(p: argparse.ArgumentParser, tighter: bool = False) -> None:
+    """--budget-NAME for every objective that can be a budget."""
+    for o in OBJECTIVES.values():
+        if o.can_budget:
+            p.add_argument(o.flag, default=None, dest=o.budget_key,
+                           help=f"a tighter {o.title} budget, e.g. {o.example.split(' ')[0]}"
+                           if tighter else f"e.g. {o.example}")
 
 
 def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
+from nas.model.objectives import DEFAULT_OBJECTIVES, LATENCY_BACKENDS, OBJECTIVES, parse_objectives
+from nas.model.samplers import DEFAULT_SAMPLER, SAMPLERS
 from nas.model.teachers import TEACHERS
-from nas.units import parse_duration, parse_quantity
+from nas.units import parse_duration
 
 MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 100_000            # epochs and rungs, in files and on the command line
@@ -164,24 +166,28 @@ class TeacherConfig:
 class SearchConfig:
     """Defaults of `nas search`; command-line flags override them."""
 
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     trials: int = 20                # genomes to train; over-budget and repeated samples don't count
     epochs: int = 3
     timeout: str = ""               # e.g. "8m": start no trial after this long ("" = no limit)
     seed: int = 0
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES     # accuracy first (nas.model.objectives)
     budget_flops: str = ""          # e.g. "0.2G" ("" = no budget)
     budget_params: str = ""         # e.g. "50K"
+    budget_latency: str = ""        # e.g. "2ms" (latency among the objectives)
+    latency_backend: str = "torch"  # or "onnxruntime" (when installed): what times a genome
     enqueue: tuple[str, ...] = ()   # genomes judged first (warm start), e.g. "[2,8,6,1,0] eca"
 
     def check(self, where: str) -> None:
         """Budgets, the timeout and the enqueued genomes are parsed here, so `nas space` names
         the file and key (whether each genome fits the space is checked by `nas.model.space`)."""
         _choice(self, where, "sampler")
+        _choice(self, where, "latency_backend")
         _require(where, "trials", 1 <= self.trials <= MAX_TRIALS, f"between 1 and {MAX_TRIALS}", self.trials)
         _require(where, "epochs", 1 <= self.epochs <= MAX_EPOCHS, f"between 1 and {MAX_EPOCHS}", self.epochs)
         check_seed(self.seed, f"{where}.seed")
-        self.flops_budget(where)
-        self.params_budget(where)
+        parse_objectives(self.objectives, f"{where}.objectives")
+        self.budgets(where)
         self.timeout_seconds(where)
         self.enqueued(where)
 
@@ -195,11 +201,11 @@ class SearchConfig:
                 raise SpaceError(f"{where}.enqueue[{index}]: {error}") from None
         return tuple(genomes)
 
-    def flops_budget(self, where: str = "[search]") -> float | None:
-        return parse_quantity(self.budget_flops, f"{where}.budget_flops") if self.budget_flops else None
-
-    def params_budget(self, where: str = "[search]") -> float | None:
-        return parse_quantity(self.budget_params, f"{where}.budget_params") if self.budget_params else None
+    def budgets(self, where: str = "[search]") -> dict[str, float]:
+        """The budgets the file sets, by objective name (`budget_NAME` keys, parsed)."""
+        return {o.name: o.parse(text, f"{where}.{o.budget_key}")
+                for o in OBJECTIVES.values() if o.parse is not None
+                and (text := getattr(self, o.budget_key, ""))}
 
     def timeout_seconds(self, where: str = "[search]") -> float | None:
         return parse_duration(self.timeout, f"{where}.timeout") if self.timeout else None
@@ -211,7 +217,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "TeacherConfig.kind": ("auto", *TEACHERS),
     "TeacherConfig.train": ("auto", "head", "all"),
     "TeacherConfig.feature": ("head", "trunk"),
-    "SearchConfig.sampler": ("tpe", "nsga2", "random"),
+    "SearchConfig.sampler": tuple(SAMPLERS),
+    "SearchConfig.latency_backend": LATENCY_BACKENDS,
 }
 
 

@@ -7,19 +7,23 @@ draw learning curves from intermediate values; `nas.study.search` calls these tw
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 
-METRIC_NAMES = ["val_accuracy", "flops", "params"]   # the order of search.DIRECTIONS
+from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, select
 
 
-def name_metrics(study: optuna.Study) -> None:
-    """Declare the objective names; a study made before names existed gets them when next opened."""
-    if study.metric_names != METRIC_NAMES:
+def name_metrics(study: optuna.Study,
+                 objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES)) -> None:
+    """Declare the objective names (their metrics: val_accuracy, flops, params, latency_ms); a
+    study made before names existed gets them when next opened."""
+    names = [o.metric for o in objectives]
+    if study.metric_names != names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRIC_NAMES)
+            study.set_metric_names(names)
 
 
 def report_curve(study: optuna.Study, trial: optuna.trial.Trial, run: Any) -> None:

@@ -6,7 +6,9 @@ is made (or first continued, for a study made before fingerprints). A rerun whos
 differs is refused naming the changed keys: its trials would mix recipes, and changed gene
 choices break Optuna's distributions. `train.epochs` is left out: `--epochs` and `--rungs` are
 the search's schedule, which a continued study may change. A stored run is reused only when its
-recipe is the search's own (`train.epochs` aside, the same rule).
+recipe is the search's own (`train.epochs` aside, the same rule). The objectives (`--objectives`)
+and how latency is timed (backend and threads) are part of the identity too: Optuna's values of
+one study must mean the same thing in every trial.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from nas.errors import SpaceError
+from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.space import Space
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
@@ -56,8 +59,29 @@ def check_identity(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
             new["space"], new["data"], new["image_size"]):
         raise SpaceError(f"study {name!r} was made for space {old.get('space')}, data "
                        f"{old.get('data')} at {old.get('image_size')}; pick another --study name")
+    check_objectives(name, old, new)
     if isinstance(old.get("fingerprint"), dict):
         refuse_changes(name, old["fingerprint"], new["fingerprint"])
+
+
+def check_objectives(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse other objectives, or latency timed another way, than the study was made with."""
+    made = ",".join(old.get("objectives") or DEFAULT_OBJECTIVES)
+    asked = ",".join(new.get("objectives") or DEFAULT_OBJECTIVES)
+    if made != asked:
+        raise SpaceError(f"study {name[:100]!r} optimises {made}, not {asked}; pick another "
+                         f"--study name (e.g. {name[:100]}-2)")
+    timed, timing = (_timing(old.get("latency")), _timing(new.get("latency")))
+    if timed and timing and timed != timing:
+        raise SpaceError(f"study {name[:100]!r} timed latency with {timed}, not {timing}; "
+                         f"pick another --study name (e.g. {name[:100]}-2)")
+
+
+def _timing(setup: Any) -> str:
+    """'torch on 1 thread(s)': what must match for latencies to be comparable."""
+    if not isinstance(setup, dict):
+        return ""
+    return f"{setup.get('backend')} on {setup.get('threads')} thread(s)"
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -18,17 +18,19 @@ from dataclasses import dataclass, field
 import optuna
 
 from nas.model.complexity import count
-from nas.study.search import DIRECTIONS, Budget, sample_genome
+from nas.model.objectives import DEFAULT_OBJECTIVES, counted, select
+from nas.study.budget import Budget
+from nas.study.search import sample_genome
 from nas.train.experiment import Context, train_genome
 from nas.units import parse_quantity
 
 Values = tuple[float, float, float]
-METRICS = ("val_accuracy", "flops", "params")
 
 
 def budget_of(flops: str | float | None, params: str | float | None) -> Budget:
     """A Budget from numbers or text such as "0.2G" and "50K"; None or "" = unlimited."""
-    return Budget(flops=_limit(flops, "budget"), params=_limit(params, "budget_params"))
+    limits = {"flops": _limit(flops, "budget"), "params": _limit(params, "budget_params")}
+    return Budget({name: limit for name, limit in limits.items() if limit is not None})
 
 
 def _limit(value: str | float | None, what: str) -> float | None:
@@ -49,23 +51,23 @@ class Objective:
 
     @property
     def directions(self) -> list[str]:
-        return list(DIRECTIONS)
+        return [o.direction for o in select(DEFAULT_OBJECTIVES)]
 
     @property
     def metric_names(self) -> list[str]:
         """For `study.set_metric_names` (optuna-dashboard's axis names)."""
-        return list(METRICS)
+        return [o.metric for o in select(DEFAULT_OBJECTIVES)]
 
     def __call__(self, trial: optuna.Trial) -> Values:
         space = self.ctx.space
         genome = sample_genome(trial, space).rounded(space.model.divisor)
         size = count(genome, space, shape=self.ctx.shape, classes=len(self.ctx.data.classes))
-        violation = self.budget.violation(size.flops, size.params)
+        violation = self.budget.violation(counted(size))
         for key, value in {"genome": genome.notation, "attention": genome.attention,
                            "flops": size.flops, "params": size.params,
                            "constraint": violation}.items():
             trial.set_user_attr(key, value)
-        for name, value in zip(("flops", "params"), violation, strict=True):
+        for name, value in zip(self.budget.names, violation, strict=True):
             trial.set_constraint(name, value)
         if any(v > 0 for v in violation):
             trial.set_user_attr("outcome", "rejected")

@@ -1,15 +1,18 @@
 """Trials as plain rows, and the feasible Pareto front over them.
 
 Shared by the search (its progress line: best trial, front size) and the report,
-so both agree on what the front is: one row per genome, (max validation accuracy,
-min FLOPs, min params), trained trials within budget only.
+so both agree on what the front is: one row per genome, non-dominated over the study's
+objectives (nas.model.objectives; default max validation accuracy, min FLOPs, min params),
+trained trials within budget only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, dominates, select
 
 if TYPE_CHECKING:
     import optuna
@@ -19,11 +22,12 @@ TRAINED = ("trained", "reused")
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as the report sees it (user attributes of nas/search.py)."""
+    """One trial as the report sees it (user attributes of nas.study.search); a field per
+    objective, named by its metric."""
 
     trial: int
     state: str                      # Optuna's state name: COMPLETE, FAIL, RUNNING, ...
-    outcome: str | None             # trained, reused, rejected, nan, failed, interrupted
+    outcome: str | None             # trained, reused, rejected, pruned, nan, failed, interrupted
     genome: str | None
     attention: str | None
     flops: int | None
@@ -34,39 +38,61 @@ class TrialRow:
     constraint: tuple[float, ...]
     seconds: float | None
     rung: int | None = None         # the last rung (epochs) reached; where a pruned trial stopped
+    latency_ms: float | None = None     # measured latency, when the study measures it
 
     @property
     def trained(self) -> bool:
         """Complete and backed by a trained run (its own or a reused one)."""
         return self.state == "COMPLETE" and self.outcome in TRAINED
 
-    def fits(self, budget_flops: float | None = None, budget_params: float | None = None) -> bool:
-        """Within the study's budget (its constraint) and within the given, tighter one."""
+    def value(self, objective: Objective) -> float | None:
+        """The row's value of an objective (its field named by the objective's metric)."""
+        value = getattr(self, objective.metric)
+        return None if value is None else float(value)
+
+    def point(self, objectives: Sequence[Objective]) -> tuple[float, ...]:
+        """The row's values of `objectives`, in order (0 for none), as `dominates` compares them."""
+        return tuple(self.value(o) or 0.0 for o in objectives)
+
+    def fits(self, limits: Mapping[str, float] | None = None) -> bool:
+        """Within the study's budget (its constraint) and within the given, tighter limits (by
+        objective name)."""
         return (all(c <= 0 for c in self.constraint)
-                and (budget_flops is None or (self.flops or 0) <= budget_flops)
-                and (budget_params is None or (self.params or 0) <= budget_params))
+                and all((self.value(OBJECTIVES[name]) or 0) <= limit
+                        for name, limit in (limits or {}).items()))
 
     def to_json(self) -> dict[str, Any]:
-        """The row as `nas report --json` lists it."""
+        """The row as `nas report --json` lists it (an objective the study did not measure, such
+        as latency, is left out)."""
+        measured = {o.metric: v for o in OBJECTIVES.values()
+                    if o.metric not in _JSON_KEYS and (v := getattr(self, o.metric)) is not None}
         return {"trial": self.trial, "genome": self.genome, "attention": self.attention,
-                "flops": self.flops, "params": self.params, "val_accuracy": self.val_accuracy,
-                "test_accuracy": self.test_accuracy, "outcome": self.outcome, "run_id": self.run_id}
+                "flops": self.flops, "params": self.params, **measured,
+                "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
+                "outcome": self.outcome, "run_id": self.run_id}
 
 
-def row_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRow:
-    """A TrialRow from Optuna's trial; COMPLETE trials carry values (val, flops, params)."""
+_JSON_KEYS = ("flops", "params", "val_accuracy")
+
+
+def row_from_trial(trial: optuna.trial.FrozenTrial,
+                   objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> TrialRow:
+    """A TrialRow from Optuna's trial of a study of `objectives`; a COMPLETE trial carries
+    their values in that order (measured ones are also user attributes)."""
     attrs = trial.user_attrs
     values = trial.values if trial.state.name == "COMPLETE" else None
-    flops = attrs.get("flops", values[1] if values else None)
-    params = attrs.get("params", values[2] if values else None)
+    by_position = dict(zip(objectives, values, strict=False)) if values else {}
+    measures = {}
+    for o in OBJECTIVES.values():
+        value = attrs.get(o.metric, by_position.get(o.name)) if o.measure else by_position.get(o.name)
+        measures[o.metric] = None if value is None else o.cast(value)
     return TrialRow(
         trial=trial.number, state=trial.state.name, outcome=attrs.get("outcome"),
         genome=attrs.get("genome"), attention=attrs.get("attention"),
-        flops=None if flops is None else int(flops), params=None if params is None else int(params),
-        val_accuracy=float(values[0]) if values else None, test_accuracy=attrs.get("test_accuracy"),
+        test_accuracy=attrs.get("test_accuracy"),
         run_id=attrs.get("run_id"), constraint=tuple(attrs.get("constraint") or ()),
         seconds=attrs.get("seconds", _duration_of(trial)),
-        rung=max((int(r) for r in attrs.get("rungs") or {}), default=None),
+        rung=max((int(r) for r in attrs.get("rungs") or {}), default=None), **measures,
     )
 
 
@@ -85,34 +111,35 @@ def unique_genomes(rows: Sequence[TrialRow]) -> list[TrialRow]:
     return sorted(chosen.values(), key=lambda r: r.trial)
 
 
-def dominates(a: TrialRow, b: TrialRow) -> bool:
-    """`a` is no worse than `b` on (max val accuracy, min FLOPs, min params) and better on one."""
-    no_worse = ((a.val_accuracy or 0.0) >= (b.val_accuracy or 0.0) and (a.flops or 0) <= (b.flops or 0)
-                and (a.params or 0) <= (b.params or 0))
-    return no_worse and (a.val_accuracy, a.flops, a.params) != (b.val_accuracy, b.flops, b.params)
+def pareto_front(rows: Sequence[TrialRow],
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> list[TrialRow]:
+    """The rows no other row dominates over `objectives`, sorted by the objectives after
+    accuracy (FLOPs, then params by default), then trial."""
+    chosen = select(objectives)
+    points = [r.point(chosen) for r in rows]
+    front = [r for r, p in zip(rows, points, strict=True)
+             if not any(dominates(other, p, chosen) for other in points)]
+    return sorted(front, key=lambda r: (*r.point(chosen[1:]), r.trial))
 
 
-def pareto_front(rows: Sequence[TrialRow]) -> list[TrialRow]:
-    """The rows no other row dominates, sorted by FLOPs (then params, trial)."""
-    front = [r for r in rows if not any(dominates(other, r) for other in rows)]
-    return sorted(front, key=lambda r: (r.flops or 0, r.params or 0, r.trial))
-
-
-def feasible_front(rows: Sequence[TrialRow], budget_flops: float | None = None,
-                   budget_params: float | None = None) -> list[TrialRow]:
-    """The front of the trained genomes that fit the study's (and an optional tighter) budget."""
+def feasible_front(rows: Sequence[TrialRow], objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+                   limits: Mapping[str, float] | None = None) -> list[TrialRow]:
+    """The front of the trained genomes that fit the study's budget (and tighter `limits`)."""
     trained = unique_genomes([r for r in rows if r.trained])
-    return pareto_front([r for r in trained if r.fits(budget_flops, budget_params)])
+    return pareto_front([r for r in trained if r.fits(limits)], objectives)
 
 
-def ranked_rows(rows: Sequence[TrialRow]) -> list[TrialRow]:
-    """The feasible trained trials, best first: the highest validation accuracy; ties go to
-    fewer FLOPs, then fewer params, then the earlier trial."""
+def ranked_rows(rows: Sequence[TrialRow],
+                objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> list[TrialRow]:
+    """The feasible trained trials, best first: the highest validation accuracy; ties go to the
+    better value of each later objective in turn (fewer FLOPs, then params), then the earlier trial."""
+    chosen = select(objectives)
     candidates = [r for r in rows if r.trained and r.fits()]
-    return sorted(candidates, key=lambda r: (-(r.val_accuracy or 0.0), r.flops or 0, r.params or 0,
+    return sorted(candidates, key=lambda r: (*(-o.better(r.value(o) or 0.0) for o in chosen),
                                              r.trial))
 
 
-def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
+def best_row(rows: Sequence[TrialRow],
+             objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> TrialRow | None:
     """The one definition of "best": the first of `ranked_rows`."""
-    return next(iter(ranked_rows(rows)), None)
+    return next(iter(ranked_rows(rows, objectives)), None)

@@ -1,53 +1,39 @@
-"""The report's plot: two of the three objectives on the axes, the third as colour, the front marked.
+"""The report's plot: two objectives on the axes, a third as colour, the front marked.
 
-The file's extension names the format (PDF, SVG, PNG at 200 dpi). A trial on the 3-D front
-can look dominated in 2-D; its marker and the colour of the third objective show why it is
-not. Front labels are placed greedily where they overlap neither each other nor a marker.
+The axes are any two objectives the study measured (nas.model.objectives); the colour is the
+first other objective of the study. The file's extension names the format (PDF, SVG, PNG at 200
+dpi). A trial on the 3-D front can look dominated in 2-D; its marker and the colour of the third
+objective show why it is not. Front labels are placed greedily where they overlap neither each
+other nor a marker.
 Rendering only: the numbers come from `nas.study.report.Summary`; nothing here prints.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.atomic import write_atomic
 from nas.errors import ReportError
+from nas.model.objectives import OBJECTIVES, before_training, plot_axes
 from nas.study.pareto import TrialRow, unique_genomes
 from nas.study.report import Summary
-from nas.units import quantity_text
 
-FORMATS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}
+EXTENSIONS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}
 PNG_DPI = 200
 
 
-@dataclass(frozen=True)
-class Objective:
-    """One objective as an axis or a colour: its label, its value of a row, its budget key."""
-
-    name: str
-    label: str
-    budget: str | None      # the study info key and Summary attribute of its budget
-
-
-OBJECTIVES = {
-    "flops": Objective("flops", "FLOPs (report convention)", "budget_flops"),
-    "params": Objective("params", "parameters", "budget_params"),
-    "accuracy": Objective("accuracy", "validation accuracy (%)", None),
-}
-AXES = {"flops-accuracy": ("flops", "accuracy"), "params-accuracy": ("params", "accuracy"),
-        "flops-params": ("flops", "params")}
+AXES = {name: tuple(name.split("-")) for name in plot_axes()}    # "flops-accuracy": (x, y)
 
 
 def plot_format(path: Path) -> str:
     """The format the extension names; anything else is a one-line ReportError."""
     suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in EXTENSIONS:
         raise ReportError(f"{path}: unknown plot extension {suffix or '(none)'!r}; "
-                          f"use {', '.join(FORMATS)}")
-    return FORMATS[suffix]
+                          f"use {', '.join(EXTENSIONS)}")
+    return EXTENSIONS[suffix]
 
 
 def check_plot_path(path: Path) -> str:
@@ -62,9 +48,22 @@ def check_plot_path(path: Path) -> str:
 
 def value(row: TrialRow, objective: str) -> float:
     """A row's value of an objective, as plotted (accuracy in percent)."""
-    if objective == "accuracy":
-        return 100 * (row.val_accuracy or 0.0)
-    return float(getattr(row, objective) or 0)
+    chosen = OBJECTIVES[objective]
+    return chosen.plot_scale * (row.value(chosen) or 0.0)
+
+
+def axes_of(summary: Summary, axes_name: str) -> tuple[str, str, str]:
+    """(x, y, colour) for `axes_name`: both axes measured in the study, the colour the first
+    other objective of the study (else another measured one)."""
+    x, y = AXES[axes_name]
+    objectives = summary.data.objectives
+    known = (*objectives, *(o.name for o in before_training(objectives)))
+    for name in (x, y):
+        if name not in known:
+            raise ReportError(f"--plot-axes {axes_name}: study {summary.data.name!r} did not "
+                              f"measure {name} (its objectives: {','.join(objectives)})")
+    colour = next(name for name in (*objectives, *known) if name not in (x, y))
+    return x, y, colour
 
 
 def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") -> Path:
@@ -74,11 +73,11 @@ def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") 
     from matplotlib.figure import Figure
 
     fmt = check_plot_path(path)
-    x, y = AXES[axes_name]
+    x, y, colour = axes_of(summary, axes_name)
     figure = Figure(figsize=(7, 4.5), dpi=PNG_DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    points = _scatter(axes, figure, summary, x, y)
+    points = _scatter(axes, figure, summary, (x, y, colour))
     _budget_lines(axes, summary, x, y)
     axes.set_xlabel(OBJECTIVES[x].label)
     axes.set_ylabel(OBJECTIVES[y].label)
@@ -96,12 +95,13 @@ def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") 
     return Path(path)
 
 
-def _scatter(axes: Any, figure: Any, summary: Summary, x: str, y: str) -> list[tuple[float, float]]:
+def _scatter(axes: Any, figure: Any, summary: Summary,
+             names: tuple[str, str, str]) -> list[tuple[float, float]]:
     """Trained genomes coloured by the third objective, rejected ones as crosses, the front ringed;
     returns every plotted point (data coordinates) for label placement."""
     from matplotlib.colors import LogNorm, Normalize
 
-    colour = next(name for name in OBJECTIVES if name not in (x, y))
+    x, y, colour = names
     trained = unique_genomes([r for r in summary.data.rows if r.trained])
     rejected = [r for r in summary.data.rows if r.outcome == "rejected" and r.flops]
     shades = [value(r, colour) for r in trained] or [0.0]
@@ -119,7 +119,7 @@ def _scatter(axes: Any, figure: Any, summary: Summary, x: str, y: str) -> list[t
                  edgecolors="tab:red", linewidths=1.5, zorder=3, label=f"Pareto front ({len(front)})")
     for name, used in ((x, axes.set_xscale), (y, axes.set_yscale)):
         sizes = [value(r, name) for r in (*trained, *rejected) if value(r, name) > 0]
-        if name != "accuracy" and sizes and max(sizes) > 10 * min(sizes):
+        if OBJECTIVES[name].measure is not None and sizes and max(sizes) > 10 * min(sizes):
             used("log")
     return [(value(r, x), value(r, y)) for r in (*trained, *rejected)]
 
@@ -127,17 +127,16 @@ def _scatter(axes: Any, figure: Any, summary: Summary, x: str, y: str) -> list[t
 def _budget_lines(axes: Any, summary: Summary, x: str, y: str) -> None:
     """Lines at the study's budget and at the tighter one asked for, on each axis that has one."""
     for name, line in ((x, axes.axvline), (y, axes.axhline)):
-        key = OBJECTIVES[name].budget
-        if key is None:
+        objective = OBJECTIVES[name]
+        if not objective.can_budget:
             continue
-        unit = "FLOPs" if name == "flops" else "params"
-        study, asked = summary.data.info.get(key), getattr(summary, key)
+        study, asked = summary.data.info.get(objective.budget_key), summary.limits.get(name)
         if study is not None:
             line(study, color="tab:blue", linestyle="--", linewidth=1,
-                 label=f"budget {quantity_text(study)} {unit}")
+                 label=f"budget {objective.quantity(study)}")
         if asked is not None:
             line(asked, color="tab:orange", linestyle=":", linewidth=1,
-                 label=f"asked {quantity_text(asked)} {unit}")
+                 label=f"asked {objective.quantity(asked)}")
 
 
 # ----------------------------------------------------------------- labels

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.study.pareto import best_row
 from nas.study.report import StudyInfo, Summary
 from nas.train.teacher import weak_teacher
@@ -19,7 +20,7 @@ from nas.units import duration_text, percent
 
 def overview(summary: Summary) -> dict[str, str]:
     """`name: value` lines above the table: study, teacher, budget, trials, time."""
-    info, t = summary.data.info, summary.totals
+    info, t, objectives = summary.data.info, summary.totals, summary.data.objectives
     teacher = summary.teacher or {}
     fields = {
         "study": f"{summary.data.name} ({summary.data.storage})",
@@ -28,14 +29,18 @@ def overview(summary: Summary) -> dict[str, str]:
                   f"{info.get('epochs', '?')} epoch(s) a trial, seed {info.get('seed', '?')}",
         "teacher": f"val {percent(teacher.get('val_accuracy'))}, test "
                    f"{percent(teacher.get('test_accuracy'))} ({teacher.get('fingerprint', '?')})",
+        **({"objectives": ", ".join(f"{o.direction[:3]} {o.title}" for o in select(objectives))}
+           if objectives != DEFAULT_OBJECTIVES else {}),
         "budget": _budget_text(summary),
+        **({"latency": _latency_text(info["latency"])} if isinstance(info.get("latency"), dict)
+           else {}),
         "trials": f"{t.done} done of {t.trials}: {t.trained} trained, {t.reused} reused, "
                   f"{t.rejected} rejected (over budget), {t.failed} failed"
                   + (f", {t.running} running" if t.running else "")
                   + "".join(f", {n} pruned at rung {r}" for r, n in t.pruned_at.items()),
         "time": f"{duration_text(t.seconds)} in trials, {duration_text(t.wall_seconds)} wall",
     }
-    best = best_row(summary.front)
+    best = best_row(summary.front, summary.data.objectives)
     warning = weak_teacher(teacher.get("val_accuracy"), best.val_accuracy if best else None)
     if warning is not None:
         fields["warning"] = warning.removeprefix("warning: ")
@@ -46,13 +51,20 @@ def _budget_text(summary: Summary) -> str:
     """The study's budgets and the tighter ones asked for now."""
     info = summary.data.info
     parts = []
-    for what, study, asked in (("FLOPs", info.get("budget_flops"), summary.budget_flops),
-                               ("params", info.get("budget_params"), summary.budget_params)):
+    for objective in summary.data.budgeted:
+        study, asked = info.get(objective.budget_key), summary.limits.get(objective.name)
         if study is not None:
-            parts.append(f"{what} <= {study:,.0f}")
+            parts.append(f"{objective.title} <= {objective.limit_text(study)}")
         if asked is not None:
-            parts.append(f"{what} <= {asked:,.0f} (asked now)")
+            parts.append(f"{objective.title} <= {objective.limit_text(asked)} (asked now)")
     return ", ".join(parts) or "none"
+
+
+def _latency_text(setup: dict[str, object]) -> str:
+    """Where the study's latencies were measured: median ms per image at batch 1."""
+    return (f"median ms per image at batch 1, {setup.get('backend', '?')} "
+            f"{setup.get('version', '')} on {setup.get('threads', '?')} thread(s) of "
+            f"{setup.get('cpu', '?')} ({setup.get('machine', '?')})")
 
 
 def studies_table(studies: Sequence[StudyInfo], storage: str) -> Table:

@@ -1,15 +1,15 @@
 """Study reports: the feasible Pareto front, study totals and the list of studies.
 
-`read_study` turns an Optuna study written by `nas search` (directions: max val
-accuracy, min FLOPs, min params; per-trial user attributes, see nas/search.py)
-into plain `TrialRow`s; `summarize` computes the front and totals. `nas.study.render`
+`read_study` turns an Optuna study written by `nas search` (its objectives, by default max val
+accuracy, min FLOPs, min params; per-trial user attributes, see nas.study.search) into plain
+`TrialRow`s; `summarize` computes the front and totals. `nas.study.render`
 draws a `Summary` as tables and a plot; nothing here prints.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from nas.errors import ReportError, StoreError, nearest
+from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, before_training
 from nas.store.database import existing_tables, normalize_url, safe_url
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
 from nas.study.workers import optuna_errors
@@ -36,6 +37,16 @@ class StudyData:
     info: dict[str, Any]
     rows: tuple[TrialRow, ...]
     wall_seconds: float
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The study's objectives (a study that names none optimises the default three)."""
+        return objectives_of(self.info)
+
+    @property
+    def budgeted(self) -> tuple[Objective, ...]:
+        """The objectives the study can budget (measured before training), in table order."""
+        return tuple(o for o in before_training(self.objectives) if o.can_budget)
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,7 @@ class Summary:
     """What `nas report` shows: the front under the applied budget, totals, the teacher."""
 
     data: StudyData
-    budget_flops: float | None      # the tighter budget asked for (None: the study's own)
-    budget_params: float | None
+    limits: Mapping[str, float]     # tighter budgets asked for now, by objective name
     front: tuple[TrialRow, ...]
     totals: Totals
 
@@ -98,12 +108,23 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(normalized, skip_table_creation=True)
 
 
+def objectives_of(info: Mapping[str, Any]) -> tuple[str, ...]:
+    """The objectives a study's `nas` attributes name; the default three when they name none
+    (or names this nas does not know)."""
+    named = info.get("objectives") if isinstance(info, Mapping) else None
+    if isinstance(named, list) and named and all(name in OBJECTIVES for name in named):
+        return tuple(named)
+    return DEFAULT_OBJECTIVES
+
+
 def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = None) -> list[str]:
-    """The studies `nas search` made (three objectives and `nas` attributes); asking for one
-    that plain Optuna made, or a storage holding only such studies, is a ReportError."""
+    """The studies `nas search` made (`nas` attributes and one direction per objective they
+    name); asking for one that plain Optuna made, or a storage holding only such studies, is a
+    ReportError."""
     where = safe_url(storage.url)
     studies = storage.get_all_studies()
-    made = {s.study_name: "nas" in s.user_attrs and len(s.directions) == 3 for s in studies}
+    made = {s.study_name: "nas" in s.user_attrs
+            and len(s.directions) == len(objectives_of(s.user_attrs["nas"])) for s in studies}
     if asked is not None and made.get(asked) is False:
         objectives = next(len(s.directions) for s in studies if s.study_name == asked)
         raise ReportError(f"{where}: study {asked!r} was not made by `nas search` ({objectives} "
@@ -175,7 +196,8 @@ def _pick(names: Sequence[str], name: str | None, where: str) -> str:
 
 def _rows(study: optuna.Study) -> tuple[TrialRow, ...]:
     """Every trial of the study as a TrialRow, in trial order."""
-    return tuple(row_from_trial(t) for t in study.get_trials(deepcopy=False))
+    objectives = objectives_of(study.user_attrs.get("nas") or {})
+    return tuple(row_from_trial(t, objectives) for t in study.get_trials(deepcopy=False))
 
 
 def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
@@ -188,35 +210,38 @@ def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
 # ----------------------------------------------------------------- front and totals
 
 
-def load_study_summary(url: str | None, study: str | None = None, budget_flops: float | None = None,
-                       budget_params: float | None = None) -> Summary:
-    """The feasible Pareto front and totals of a study, under an optional tighter budget."""
-    return summarize(read_study(url, study), budget_flops, budget_params)
+def load_study_summary(url: str | None, study: str | None = None,
+                       limits: Mapping[str, float] | None = None) -> Summary:
+    """The feasible Pareto front and totals of a study, under optional tighter budgets."""
+    return summarize(read_study(url, study), limits)
 
 
-def summarize(data: StudyData, budget_flops: float | None = None,
-              budget_params: float | None = None) -> Summary:
-    """Front of the trained genomes within budget; ReportError when none fits."""
-    front = feasible_front(data.rows, budget_flops, budget_params)
+def summarize(data: StudyData, limits: Mapping[str, float] | None = None) -> Summary:
+    """Front of the trained genomes within budget; ReportError when none fits. A limit on an
+    objective the study did not measure is refused."""
+    limits = dict(limits or {})
+    budgeted = [o.name for o in data.budgeted]
+    for name in limits:
+        if name not in budgeted:
+            raise ReportError(f"{OBJECTIVES[name].flag}: study {data.name!r} did not measure "
+                              f"{name} (its objectives: {','.join(data.objectives)})")
+    front = feasible_front(data.rows, data.objectives, limits)
     if not front:
         trained = unique_genomes([r for r in data.rows if r.trained])
-        raise ReportError(_nothing_fits(data.name, trained, budget_flops, budget_params))
-    return Summary(data, budget_flops, budget_params, tuple(front),
-                   totals(data.rows, data.wall_seconds))
+        raise ReportError(_nothing_fits(data, trained, limits))
+    return Summary(data, limits, tuple(front), totals(data.rows, data.wall_seconds))
 
 
-def _nothing_fits(name: str, trained: Sequence[TrialRow], budget_flops: float | None,
-                  budget_params: float | None) -> str:
-    """Why nothing is left to show, with the smallest trained sizes for a hint."""
+def _nothing_fits(data: StudyData, trained: Sequence[TrialRow], limits: Mapping[str, float]) -> str:
+    """Why nothing is left to show, with the smallest trained values for a hint."""
     if not trained:
-        return f"study {name!r} has no trained trial (all complete trials were rejected by its budget)"
-    asked = " and ".join(text for text in (
-        budget_flops is not None and f"--budget-flops {budget_flops:,.0f}",
-        budget_params is not None and f"--budget-params {budget_params:,.0f}") if text)
-    least_flops = min(r.flops or 0 for r in trained)
-    least_params = min(r.params or 0 for r in trained)
-    return (f"no trained trial of study {name!r} fits {asked or 'its budget'}: the smallest have "
-            f"{least_flops:,} FLOPs and {least_params:,} params")
+        return (f"study {data.name!r} has no trained trial (all complete trials were rejected by "
+                "its budget)")
+    asked = " and ".join(f"{OBJECTIVES[name].flag} {OBJECTIVES[name].limit_text(limit)}"
+                         for name, limit in limits.items())
+    least = " and ".join(f"{o.limit_text(min(r.value(o) or 0.0 for r in trained))} {o.title}"
+                         for o in data.budgeted)
+    return f"no trained trial of study {data.name!r} fits {asked or 'its budget'}: the smallest have {least}"
 
 
 def totals(rows: Sequence[TrialRow], wall_seconds: float = 0.0) -> Totals:
@@ -236,12 +261,14 @@ def totals(rows: Sequence[TrialRow], wall_seconds: float = 0.0) -> Totals:
 
 def summary_json(summary: Summary) -> dict[str, Any]:
     """The machine-readable report: study, budgets, teacher, totals and the front."""
-    info = summary.data.info
+    info, data = summary.data.info, summary.data
+    study = {f"study_{o.name}": info.get(o.budget_key) for o in data.budgeted}
     return {
-        "study": summary.data.name, "storage": summary.data.storage,
+        "study": data.name, "storage": data.storage,
         "space": info.get("space"), "data": info.get("data"), "image_size": info.get("image_size"),
-        "budget": {"study_flops": info.get("budget_flops"), "study_params": info.get("budget_params"),
-                   "flops": summary.budget_flops, "params": summary.budget_params},
+        **({"objectives": list(data.objectives)} if data.objectives != DEFAULT_OBJECTIVES else {}),
+        **({"latency": info["latency"]} if "latency" in info else {}),
+        "budget": {**study, **{o.name: summary.limits.get(o.name) for o in data.budgeted}},
         "teacher": summary.teacher, "totals": asdict(summary.totals),
         "front": [row.to_json() for row in summary.front],
     }

@@ -3,12 +3,13 @@ multi-objective study).
 
 A trial trains on one learning-rate schedule spanning the study's epochs and stops at each rung
 (e.g. 1, 3 epochs of 9) to ask the gate: it goes on only if it is in the top third of the
-trials that reached that rung, ordered as NSGA-II selects: by non-dominated rank over (best
-validation accuracy so far, FLOPs, params), then within a rank by crowding distance, then by
-accuracy. (With three objectives most early trials share rank 0, so the rank alone would let
-nearly all of them through.) Otherwise it ends PRUNED with its rung accuracies in user_attrs["rungs"], and,
-not being COMPLETE, never appears on the feasible front (nas.study.pareto). The rung's weights
-are resumed, not retrained (nas.train.distill.train's stop_epoch and resume). A later trial that
+trials that reached that rung, ordered as NSGA-II selects: by non-dominated rank over the study's
+objectives (best validation accuracy so far, then its measured ones: FLOPs, params by default),
+then within a rank by crowding distance, then by accuracy. (With three objectives most early
+trials share rank 0, so the rank alone would let nearly all of them through.) Otherwise it ends
+PRUNED with its rung accuracies in user_attrs["rungs"], and, not being COMPLETE, never appears
+on the feasible front (nas.study.pareto). The rung's weights are resumed, not retrained
+(nas.train.distill.train's stop_epoch and resume). A later trial that
 samples a pruned genome reuses its run (outcome 'reused', PRUNED, the first trial's rungs) and
 is not ranked at the rungs again: the genome counts once.
 """
@@ -21,22 +22,20 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import Trial
 
+from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, dominates, select
 from nas.train.experiment import RungGate
 
 KEEP = 1 / 3        # the share of a rung's trials that goes on (by non-dominated rank)
-Point = tuple[float, float, float]          # (accuracy to maximise, FLOPs, params to minimise)
+Point = tuple[float, ...]       # a trial's values of the study's objectives, accuracy first
 
 
-def dominates(a: Point, b: Point) -> bool:
-    """`a` is no worse than `b` on every objective and not equal to it."""
-    return a[0] >= b[0] and a[1] <= b[1] and a[2] <= b[2] and a != b
-
-
-def ranks(points: Sequence[Point]) -> list[int]:
+def ranks(points: Sequence[Point], objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES)
+          ) -> list[int]:
     """Non-dominated sorting (NSGA-II): 0 for the front, 1 for the front without it, ..."""
     left, rank, out = set(range(len(points))), 0, [0] * len(points)
     while left:
-        front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+        front = {i for i in left
+                 if not any(dominates(points[j], points[i], objectives) for j in left)}
         for i in front:
             out[i] = rank
         left -= front
@@ -60,43 +59,48 @@ def crowding(points: Sequence[Point], ranked: Sequence[int]) -> list[float]:
     return out
 
 
-def order(points: Sequence[Point]) -> list[int]:
+def order(points: Sequence[Point], objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES)
+          ) -> list[int]:
     """Indices of `points`, best first: rank, then larger crowding distance, then accuracy."""
-    ranked = ranks(points)
+    ranked = ranks(points, objectives)
     crowd = crowding(points, ranked)
     return sorted(range(len(points)), key=lambda i: (ranked[i], -crowd[i], -points[i][0]))
 
 
-def passes(own: int, points: Sequence[Point]) -> bool:
+def passes(own: int, points: Sequence[Point],
+           objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES)) -> bool:
     """Whether points[own] is among the first ceil(n/3) of `order(points)`."""
-    return order(points).index(own) < math.ceil(len(points) * KEEP)
+    return order(points, objectives).index(own) < math.ceil(len(points) * KEEP)
 
 
-def rung_points(study: optuna.Study, rung: int, own: int) -> tuple[int, list[Point]]:
-    """(index of trial `own`, the points of every trial of the study that reached `rung`);
-    a reused genome is ranked by the trial that trained it only."""
+def rung_points(study: optuna.Study, rung: int, own: int,
+                objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> tuple[int, list[Point]]:
+    """(index of trial `own`, the points of every trial of the study that reached `rung`: its
+    accuracy there, then its measured objectives); a reused genome is ranked by the trial that
+    trained it only."""
     points, index = [], -1
+    measured = [o.metric for o in select(objectives)[1:]]
     for trial in study.get_trials(deepcopy=False):
-        value = (trial.user_attrs.get("rungs") or {}).get(str(rung))
-        if (value is None or trial.user_attrs.get("flops") is None
-                or trial.user_attrs.get("outcome") == "reused"):
+        attrs = trial.user_attrs
+        value = (attrs.get("rungs") or {}).get(str(rung))
+        if (value is None or any(attrs.get(m) is None for m in measured)
+                or attrs.get("outcome") == "reused"):
             continue
         if trial.number == own:
             index = len(points)
-        points.append((float(value), float(trial.user_attrs["flops"]),
-                       float(trial.user_attrs["params"])))
+        points.append((float(value), *(float(attrs[m]) for m in measured)))
     return index, points
 
 
-def gate(trial: Trial) -> RungGate:
+def gate(trial: Trial, objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> RungGate:
     """The gate of one trial: record its accuracy at the rung, then rank it at that rung."""
     reached: dict[str, float] = {}
 
     def ask(rung: int, accuracy: float) -> bool:
         reached[str(rung)] = accuracy
         trial.set_user_attr("rungs", dict(reached))
-        index, points = rung_points(trial.study, rung, trial.number)
-        return index < 0 or passes(index, points)
+        index, points = rung_points(trial.study, rung, trial.number, objectives)
+        return index < 0 or passes(index, points, select(objectives))
     return ask
 
 

@@ -1,72 +1,50 @@
 """The budgeted Pareto search: an Optuna multi-objective study over a space's genomes.
 
-Objectives: maximise validation accuracy, minimise FLOPs, minimise params. The
-budgets are hard constraints: a genome over budget is counted (microseconds),
-recorded as a rejected trial with a positive constraint, and never trained, so
-the sampler learns the region is infeasible. A genome already judged in the
-study (trained, or pruned at a rung) is not trained again: its stored result is reused, and
-after TPE proposed such a genome, the next trial is drawn at random.
+Objectives (nas.model.objectives, `--objectives`): validation accuracy, maximised, and one or
+more of FLOPs, params and measured latency, minimised (default: accuracy, FLOPs, params). The
+budgets are hard constraints: a genome over budget is measured (counted in microseconds, timed
+once per genome), recorded as a rejected trial with a positive constraint, and never trained, so
+the sampler learns the region is infeasible. A genome already judged in the study (trained, or
+pruned at a rung) is not trained again: its stored result is reused, and after TPE proposed such
+a genome, the next trial is drawn at random.
 
 What a study holds (read by `nas.study.report` and `nas.study.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher,
-  fingerprint (recipe and gene choices, nas.study.identity: a rerun that changes them is refused).
-- trial.user_attrs: genome, attention, flops, params, outcome (trained | reused |
-  rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint, seconds.
-- COMPLETE trials: trained, reused, rejected (values [0, flops, params]); PRUNED: pruned at a
-  rung (--rungs; user_attrs["rungs"] holds the accuracy at each rung reached), or reused from
-  a genome pruned at a rung (outcome reused, its rungs copied); FAIL: the rest.
+  fingerprint (recipe and gene choices, nas.study.identity: a rerun that changes them is refused),
+  objectives (when not the default) and the latency setup (when latency is measured).
+- trial.user_attrs: genome, attention, flops, params, latency_ms (when measured), outcome (trained
+  | reused | rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint,
+  seconds.
+- COMPLETE trials: trained, reused, rejected (values in the objectives' order, accuracy 0 when
+  rejected); PRUNED: pruned at a rung (--rungs; user_attrs["rungs"] holds the accuracy at each
+  rung reached), or reused from a genome pruned at a rung (outcome reused, its rungs copied);
+  FAIL: the rest.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.errors import SpaceError, StoreError
-from nas.model.complexity import Complexity, count
+from nas.errors import SpaceError, StoreError, nearest
 from nas.model.genome import GENES, Genome, StageGene
+from nas.model.latency import setup as latency_setup
+from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Candidate, select
+from nas.model.samplers import DEFAULT_SAMPLER, SAMPLERS
 from nas.model.space import Space
 from nas.store import claims
 from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
 from nas.study import dashboard, identity, rungs, workers
+from nas.study.budget import Budget, measure
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
 from nas.train.experiment import Context, recipe, train_genome
-from nas.units import quantity_text
-
-DIRECTIONS = ["maximize", "minimize", "minimize"]
-
-
-def _label(value: float) -> str:
-    return quantity_text(value).replace(" ", "")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Hard limits on FLOPs (report convention) and parameters; None = unlimited."""
-
-    flops: float | None = None
-    params: float | None = None
-
-    def violation(self, flops: int, params: int) -> list[float]:
-        """Optuna constraint values: feasible iff every value is <= 0."""
-        return [flops - self.flops if self.flops else 0.0,
-                params - self.params if self.params else 0.0]
-
-    def admits(self, size: Complexity) -> bool:
-        """Whether a genome of this `Complexity` (flops, params) fits every limit."""
-        return all(v <= 0 for v in self.violation(size.flops, size.params))
-
-    def label(self) -> str:
-        parts = [f"f{_label(self.flops)}" if self.flops else "", f"p{_label(self.params)}"
-                 if self.params else ""]
-        return "-".join(p for p in parts if p) or "nobudget"
 
 
 @dataclass(frozen=True)
@@ -74,8 +52,9 @@ class SearchSettings:
     study: str
     trials: int
     epochs: int
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     seed: int = 0
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES   # accuracy first (nas.model.objectives)
     deadline: float | None = None        # time.monotonic() after which no trial starts
     budget: Budget = field(default_factory=Budget)
     heartbeat_s: int = workers.HEARTBEAT_S     # a running trial's heartbeat and watchdog period
@@ -102,24 +81,24 @@ class Tally:
 TrialCallback = Callable[[FrozenTrial, Tally], None]
 
 
-def default_study_name(space: Space, data_name: str, size: tuple[int, int], budget: Budget) -> str:
-    """Derived from space, data (and its training subset), input size and budgets, so re-running
-    continues the study and a search on another subset starts its own."""
+def default_study_name(space: Space, data_name: str, size: tuple[int, int], budget: Budget,
+                       objectives: tuple[str, ...] = DEFAULT_OBJECTIVES) -> str:
+    """Derived from space, data (and its training subset), input size, budgets and objectives
+    (named only when not the default), so re-running continues the study and a search on
+    another subset starts its own."""
     data = data_name.rstrip("/").rsplit("/", 1)[-1]
     subset = f"-n{space.train.train_per_class}" if space.train.train_per_class else ""
-    return f"{space.name}-{data}{subset}-{size[0]}x{size[1]}-{budget.label()}"
+    chosen = "" if objectives == DEFAULT_OBJECTIVES else "-" + "-".join(objectives[1:])
+    return f"{space.name}-{data}{subset}-{size[0]}x{size[1]}-{budget.label()}{chosen}"
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE, NSGA-II or random sampling; TPE and NSGA-II read each trial's budget constraints
-    (`Trial.set_constraint`, set when the genome is counted)."""
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SpaceError(f"sampler must be tpe, nsga2 or random, got {kind!r}")
+    """The sampler `kind` of `SAMPLERS`; each reads the budget constraints every trial records
+    (`Trial.set_constraint`, set when the genome is measured)."""
+    if kind not in SAMPLERS:
+        raise SpaceError(f"sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}"
+                         f"{nearest(kind, SAMPLERS)}")
+    return SAMPLERS[kind].build(seed)
 
 
 def sample_genome(trial: Trial, space: Space) -> Genome:
@@ -178,20 +157,32 @@ def create_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.
 
 def _create_study(ctx: Context, settings: SearchSettings, source: str,
                   storage: optuna.storages.RDBStorage) -> optuna.Study:
-    """Create or load the study and check its `nas` attributes against this search's."""
-    study = optuna.create_study(study_name=settings.study, storage=storage,
-                                directions=DIRECTIONS, load_if_exists=True)
-    dashboard.name_metrics(study)
+    """Check the stored study's `nas` attributes against this search's (before anything is
+    written to it: its objectives, directions and metric names), then create or load it."""
     attrs = study_attrs(ctx, settings, source)
-    old = study.user_attrs.get("nas")
+    old = _stored_attrs(storage, settings.study)
+    if old is not None:
+        identity.check_identity(settings.study, old, attrs)
+    objectives = select(settings.objectives)
+    study = optuna.create_study(study_name=settings.study, storage=storage,
+                                directions=[o.direction for o in objectives], load_if_exists=True)
+    dashboard.name_metrics(study, objectives)
     if old is None:
         study.set_user_attr("nas", attrs)
         return study
-    identity.check_identity(settings.study, old, attrs)
     if set(attrs["fingerprint"]) - set(old.get("fingerprint") or {}):    # first use, or new keys
         stored = {**attrs["fingerprint"], **(old.get("fingerprint") or {})}
         study.set_user_attr("nas", {**old, "fingerprint": stored})
     return study
+
+
+def _stored_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any] | None:
+    """The `nas` attributes of the stored study `name`; None when there is none yet."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id).get("nas")
 
 
 def check_existing(ctx: Context, settings: SearchSettings, source: str) -> None:
@@ -213,9 +204,17 @@ def _close_stale_runs(ctx: Context, study: optuna.Study) -> None:
 
 
 def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str, Any]:
+    """The study's `nas` attributes: what `identity.check_identity` compares and the report reads.
+    Objectives other than the default, and the latency setup when latency is measured, are
+    recorded; a study without them optimises the default three."""
     return {
         "space": ctx.space.path, "data": source, "image_size": list(ctx.data.image_size),
-        "budget_flops": settings.budget.flops, "budget_params": settings.budget.params,
+        **{o.budget_key: settings.budget.limits.get(o.name) for o in OBJECTIVES.values()
+           if o.can_budget and (o.always or o.name in settings.budget.limits)},
+        **({} if settings.objectives == DEFAULT_OBJECTIVES
+           else {"objectives": list(settings.objectives)}),
+        **({"latency": latency_setup(ctx.space.search.latency_backend)}
+           if "latency" in settings.budget.names else {}),
         "epochs": settings.epochs, "seed": settings.seed, "classes": list(ctx.data.classes),
         "fingerprint": identity.fingerprint(ctx.space),
         "teacher": {"fingerprint": ctx.teacher.fingerprint,
@@ -253,7 +252,7 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                 misses = misses + 1 if holding else 0
                 _count(tally, outcome)
                 trials = study.get_trials(deepcopy=False)
-                _refresh_best(trials, tally)
+                _refresh_best(trials, tally, settings.objectives)
                 if on_trial is not None:
                     on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
         finally:
@@ -268,7 +267,7 @@ def _next_sampler(settings: SearchSettings, sampler: optuna.samplers.BaseSampler
     """The sampler of the next trial: after TPE proposed a genome already judged, one trial is
     drawn at random (seeded by the study's seed and this trial's number). On a discrete space
     TPE keeps proposing its best genomes again; each repeat costs an ask and teaches it nothing."""
-    if settings.sampler != "tpe" or outcome != "reused":
+    if not SAMPLERS[settings.sampler].random_after_repeat or outcome != "reused":
         return sampler
     return make_sampler("random", workers.worker_seed(settings.seed, number + 1))
 
@@ -324,36 +323,46 @@ def _stop_line(ctx: Context, study: optuna.Study, trial: Trial, reason: str,
 def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
               epoch_callbacks: Callable[[str], tuple[Any, ...]]
               ) -> tuple[str, list[float] | None, RunRecord | None]:
-    """Sample, gate on the budget, reuse or train: (outcome, objective values, run)."""
+    """Sample, measure, gate on the budget, reuse or train: (outcome, objective values, run)."""
     genome = sample_genome(trial, ctx.space).rounded(ctx.space.model.divisor)
-    size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
-    violation = settings.budget.violation(size.flops, size.params)
+    measured = measure(trial.study, Candidate(genome, ctx.space, ctx.shape, len(ctx.data.classes)),
+                       settings.objectives)
+    violation = settings.budget.violation(measured)
     for key, value in {"genome": genome.notation, "attention": genome.attention,
-                       "flops": size.flops, "params": size.params,
+                       **{OBJECTIVES[name].metric: value for name, value in measured.items()},
                        "constraint": violation}.items():
         trial.set_user_attr(key, value)
-    for name, value in zip(("flops", "params"), violation, strict=True):
+    for name, value in zip(settings.budget.names, violation, strict=True):
         trial.set_constraint(name, value)
     if any(v > 0 for v in violation):
-        return "rejected", [0.0, size.flops, size.params], None
+        return "rejected", _values(settings, measured, 0.0), None
     reusable = _reusable(ctx, settings)
     held = claims.claim(ctx.store, settings.study, genome.notation, genome.attention,
                         worker=settings.worker, trial=trial.number, reusable=reusable)
     if held.outcome == claims.TAKEN:     # another worker trains it: wait for its result
         held = claims.wait_for(ctx.store, held, poll_s=min(1.0, settings.heartbeat_s),
                                reusable=reusable)
-    if held.outcome == claims.DONE and held.run is not None:
-        return "reused", _reused_values(held.run, size), held.run
+    if held.outcome == claims.DONE and held.run is not None:   # one pruned at a rung: no values
+        values = None if held.run.status == "pruned" else _values(settings, measured, held.run)
+        return "reused", values, held.run
     try:
         run = train_genome(ctx, genome, epochs=settings.epochs, seed=settings.seed,
                            study=settings.study, trial=trial.number,
                            callbacks=epoch_callbacks(str(genome)), rungs=settings.rungs,
-                           gate=rungs.gate(trial) if settings.rungs else None)
+                           gate=rungs.gate(trial, settings.objectives) if settings.rungs else None)
     finally:
         _release(ctx, held)
     if run.status != "ok":
         return run.status, None, run
-    return "trained", [run.val_accuracy, size.flops, size.params], run
+    return "trained", _values(settings, measured, run), run
+
+
+def _values(settings: SearchSettings, measured: Mapping[str, float],
+            trained: RunRecord | float) -> list[float]:
+    """Optuna's values in the study's objective order: the measured ones, and what training
+    gives (the run's validation accuracy; 0.0 for a genome rejected untrained)."""
+    accuracy = trained if isinstance(trained, float) else trained.val_accuracy
+    return [accuracy if o.measure is None else measured[o.name] for o in select(settings.objectives)]
 
 
 def _reusable(ctx: Context, settings: SearchSettings) -> Callable[[Any], bool]:
@@ -361,12 +370,6 @@ def _reusable(ctx: Context, settings: SearchSettings) -> Callable[[Any], bool]:
     hold runs of another recipe: they are not reused)."""
     wanted = json.loads(json.dumps(recipe(ctx, settings.epochs)))
     return lambda stored: identity.same_recipe(stored, wanted)
-
-
-def _reused_values(run: RunRecord, size: Complexity) -> list[float] | None:
-    """The objective values of a stored run; None for one pruned at a rung (the trial ends
-    PRUNED, as the genome's first trial did)."""
-    return None if run.status == "pruned" else [run.val_accuracy, size.flops, size.params]
 
 
 def _release(ctx: Context, held: claims.Claim) -> None:
@@ -411,7 +414,7 @@ def _count(tally: Tally, outcome: str) -> None:
         tally.failed += 1
 
 
-def _refresh_best(trials: list[FrozenTrial], tally: Tally) -> None:
-    front = feasible_front([row_from_trial(t) for t in trials])
+def _refresh_best(trials: list[FrozenTrial], tally: Tally, objectives: tuple[str, ...]) -> None:
+    front = feasible_front([row_from_trial(t, objectives) for t in trials], objectives)
     tally.front = len(front)
-    tally.best = best_row(front)
+    tally.best = best_row(front, objectives)

@@ -1,7 +1,8 @@
 """Trial tables of a report in the formats `nas report --format` writes: rich, Markdown, CSV, JSON.
 
-One list of columns (`COLUMNS`) feeds every format, so the terminal table, the paper's
-Markdown and the script's CSV show the same trials with the same numbers: text formats
+One list of columns (`columns`: fixed ones, one per objective of the study) feeds every format,
+so the terminal table, the paper's Markdown and the script's CSV show the same trials with the
+same numbers: text formats
 through `nas.units` (as `nas count` and `nas export` print them), CSV and JSON raw values.
 Rendering only: the rows come from `nas.study.report.Summary`; nothing here prints.
 """
@@ -19,11 +20,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, before_training, select
 from nas.study.pareto import TrialRow
 from nas.study.report import Summary, summary_json
-from nas.units import flops_text, percent
-
-FORMATS = ("table", "markdown", "csv", "json")
+from nas.units import percent
 
 
 @dataclass(frozen=True)
@@ -40,24 +40,27 @@ class Column:
     every_trial: bool = False       # shown with --all only
 
 
-def _int_text(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
+def _raw(row: TrialRow, objective: Objective) -> Any:
+    """A row's value of an objective as stored; none for what a trial the budget rejected never
+    measured (its accuracy: Optuna records 0 for it)."""
+    if objective.measure is None and row.outcome == "rejected":
+        return None
+    return getattr(row, objective.metric)
 
 
-def _val(row: TrialRow) -> float | None:
-    """Validation accuracy; none for a trial the budget rejected (Optuna records 0 for it)."""
-    return None if row.outcome == "rejected" else row.val_accuracy
+def objective_column(objective: Objective) -> Column:
+    """The column of one objective: its title, metric, text and narrow-terminal rank."""
+    return Column(objective.title, objective.metric, lambda r, f: _raw(r, objective),
+                  lambda r, f: objective.text(_raw(r, objective)), keep=objective.keep)
 
 
-COLUMNS = (
+HEAD = (
     Column("trial", "trial", lambda r, f: r.trial, lambda r, f: str(r.trial), keep=9),
     Column("genome", "genome", lambda r, f: r.genome, lambda r, f: r.genome or "?", keep=8, right=False),
     Column("attn", "attention", lambda r, f: r.attention, lambda r, f: r.attention or "?", keep=4,
            right=False),
-    Column("FLOPs", "flops", lambda r, f: r.flops,
-           lambda r, f: "-" if r.flops is None else flops_text(r.flops, exact=True), keep=6),
-    Column("params", "params", lambda r, f: r.params, lambda r, f: _int_text(r.params), keep=5),
-    Column("val acc", "val_accuracy", lambda r, f: _val(r), lambda r, f: percent(_val(r)), keep=7),
+)
+TAIL = (
     Column("test acc", "test_accuracy", lambda r, f: r.test_accuracy,
            lambda r, f: percent(r.test_accuracy), keep=3),
     Column("outcome", "outcome", lambda r, f: r.outcome or r.state.lower(),
@@ -67,9 +70,12 @@ COLUMNS = (
 )
 
 
-def columns(every_trial: bool) -> tuple[Column, ...]:
-    """The columns of the front (`every_trial` False) or of every trial."""
-    return tuple(c for c in COLUMNS if every_trial or not c.every_trial)
+def columns(every_trial: bool, objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> tuple[Column, ...]:
+    """The columns of the front (`every_trial` False) or of every trial: the study's objectives
+    measured before training (FLOPs and params always), then the trained ones (val acc)."""
+    shown = (*before_training(objectives), *(o for o in select(objectives) if o.measure is None))
+    every = (*HEAD, *(objective_column(o) for o in shown), *TAIL)
+    return tuple(c for c in every if every_trial or not c.every_trial)
 
 
 def trial_rows(summary: Summary, every_trial: bool) -> list[tuple[TrialRow, bool]]:
@@ -83,7 +89,8 @@ def trial_rows(summary: Summary, every_trial: bool) -> list[tuple[TrialRow, bool
 def title(summary: Summary, every_trial: bool) -> str:
     if every_trial:
         return f"every trial of study {summary.data.name!r} (front: feasible Pareto front)"
-    return f"Pareto front of study {summary.data.name!r} (feasible, by FLOPs)"
+    after = select(summary.data.objectives)[1].title      # the front's sort key (pareto_front)
+    return f"Pareto front of study {summary.data.name!r} (feasible, by {after})"
 
 
 # ----------------------------------------------------------------- text formats
@@ -91,7 +98,7 @@ def title(summary: Summary, every_trial: bool) -> str:
 
 def to_markdown(summary: Summary, every_trial: bool = False) -> str:
     """A GitHub/pandoc pipe table: header, alignment row, one line per trial."""
-    cols = columns(every_trial)
+    cols = columns(every_trial, summary.data.objectives)
     lines = ["| " + " | ".join(c.title for c in cols) + " |",
              "|" + "|".join("---:" if c.right else ":---" for c in cols) + "|"]
     for row, on_front in trial_rows(summary, every_trial):
@@ -102,7 +109,7 @@ def to_markdown(summary: Summary, every_trial: bool = False) -> str:
 
 def to_csv(summary: Summary, every_trial: bool = False) -> str:
     """Raw values (FLOPs and params as integers, accuracies as fractions), one row per trial."""
-    cols = columns(every_trial)
+    cols = columns(every_trial, summary.data.objectives)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.key for c in cols])
@@ -115,7 +122,8 @@ def to_json(summary: Summary, every_trial: bool = False) -> dict[str, Any]:
     """`summary_json` (what `nas report --json` has always printed), plus `trials` with --all."""
     payload = summary_json(summary)
     if every_trial:
-        payload["trials"] = [{**{c.key: c.value(row, on_front) for c in columns(True)},
+        every = columns(True, summary.data.objectives)
+        payload["trials"] = [{**{c.key: c.value(row, on_front) for c in every},
                               "state": row.state, "run_id": row.run_id}
                              for row, on_front in trial_rows(summary, True)]
     return payload
@@ -127,7 +135,7 @@ def to_json(summary: Summary, every_trial: bool = False) -> dict[str, Any]:
 def rich_table(summary: Summary, every_trial: bool, console: Console) -> tuple[Table, list[str]]:
     """The table that fits `console`'s width, and the titles of the columns it had to drop
     (least important first) so that no column is squeezed into illegible wrapping."""
-    cols = list(columns(every_trial))
+    cols = list(columns(every_trial, summary.data.objectives))
     hidden: list[str] = []
     while True:
         if len(cols) <= 2 or _needed_width(summary, every_trial, cols) <= console.width:

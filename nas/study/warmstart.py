@@ -21,10 +21,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import GenomeError
-from nas.model.complexity import Complexity, count
 from nas.model.genome import Genome
+from nas.model.objectives import OBJECTIVES, Candidate
 from nas.model.space import InputShape, Space
-from nas.study.search import Budget, genome_params
+from nas.study.budget import Budget
+from nas.study.search import genome_params
 
 KEPT = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -66,38 +67,41 @@ def _from_flag(text: str, space: Space) -> WarmStart:
     return WarmStart(genome, where, True)
 
 
-def sizes(starts: Sequence[WarmStart], space: Space, shape: InputShape,
-          classes: int) -> list[Complexity]:
-    return [count(s.genome, space, shape=shape, classes=classes) for s in starts]
+def measured(starts: Sequence[WarmStart], space: Space, shape: InputShape, classes: int,
+             budget: Budget) -> list[dict[str, float]]:
+    """Each start's values of the objectives `budget` limits (counted, or timed), by name."""
+    candidates = [Candidate(s.genome, space, shape, classes) for s in starts]
+    return [{name: OBJECTIVES[name].measure(c) for name in budget.limits} for c in candidates]
 
 
 def check_budget(starts: Sequence[WarmStart], space: Space, shape: InputShape, classes: int,
                  budget: Budget) -> None:
     """Refuse a command-line genome over the budget (before the teacher trains)."""
-    for start, size in zip(starts, sizes(starts, space, shape, classes), strict=True):
-        if start.strict and not budget.admits(size):
+    strict = [s for s in starts if s.strict]
+    for start, values in zip(strict, measured(strict, space, shape, classes, budget), strict=True):
+        if not budget.admits(values):
             raise GenomeError(f"{start.where} is over the budget at {shape}: "
-                              f"{_over(size, budget)}")
+                              f"{_over(values, budget)}")
 
 
 def within(starts: Sequence[WarmStart], space: Space, shape: InputShape, classes: int,
            budget: Budget) -> tuple[list[WarmStart], list[str]]:
     """(the starts that fit the budget, a note for each one left out)."""
     kept, notes = [], []
-    for start, size in zip(starts, sizes(starts, space, shape, classes), strict=True):
-        if budget.admits(size):
+    for start, values in zip(starts, measured(starts, space, shape, classes, budget), strict=True):
+        if budget.admits(values):
             kept.append(start)
         else:
-            notes.append(f"{start.where} is over the budget at {shape} ({_over(size, budget)}): "
+            notes.append(f"{start.where} is over the budget at {shape} ({_over(values, budget)}): "
                          f"not enqueued")
     return kept, notes
 
 
-def _over(size: Complexity, budget: Budget) -> str:
-    flops, params = budget.violation(size.flops, size.params)
-    parts = [f"{size.flops:,} FLOPs > {budget.flops:,.0f}" if flops > 0 else "",
-             f"{size.params:,} params > {budget.params:,.0f}" if params > 0 else ""]
-    return ", ".join(p for p in parts if p)
+def _over(values: dict[str, float], budget: Budget) -> str:
+    """'1,500 FLOPs > 1,000': each limit the values exceed."""
+    return ", ".join(f"{(o := OBJECTIVES[name]).limit_text(values[name])} {o.title} > "
+                     f"{o.limit_text(limit)}" for name, limit in budget.limits.items()
+                     if values[name] > limit)
 
 
 def enqueue(study: optuna.Study, starts: Sequence[WarmStart], space: Space) -> tuple[int, int]:

@@ -18,7 +18,8 @@ from PIL import Image
 
 from nas.cli import main
 from nas.errors import ReportError, StoreError
-from nas.study.pareto import TrialRow, dominates, pareto_front
+from nas.model.objectives import DEFAULT_OBJECTIVES, dominates, select
+from nas.study.pareto import TrialRow, pareto_front
 from nas.study.report import StudyData, list_studies, load_study_summary, summarize
 from tests.studies import add_trial, new_study
 
@@ -86,13 +87,14 @@ def test_totals_count_every_outcome(url: str) -> None:
 ])
 def test_a_tighter_budget_filters_without_retraining(url: str, flops: float | None,
                                                      params: float | None, expected: list[int]) -> None:
-    summary = load_study_summary(url, "alpha", budget_flops=flops, budget_params=params)
+    limits = {k: v for k, v in (("flops", flops), ("params", params)) if v is not None}
+    summary = load_study_summary(url, "alpha", limits)
     assert [r.trial for r in summary.front] == expected
 
 
 def test_a_budget_nothing_fits_is_an_error(url: str) -> None:
     with pytest.raises(ReportError, match=r"fits --budget-flops 100: the smallest have 400 FLOPs"):
-        load_study_summary(url, "alpha", budget_flops=100)
+        load_study_summary(url, "alpha", {"flops": 100})
 
 
 def test_a_trained_trial_over_the_study_budget_is_not_on_the_front() -> None:
@@ -100,6 +102,11 @@ def test_a_trained_trial_over_the_study_budget_is_not_on_the_front() -> None:
             row(2, 0.9, 90, 9, outcome="rejected", constraint=(5.0, 0.0)))
     summary = summarize(StudyData("s", "sqlite://", {}, rows, 0.0))
     assert [r.trial for r in summary.front] == [0]
+
+
+def beats(a: TrialRow, b: TrialRow) -> bool:
+    objectives = select(DEFAULT_OBJECTIVES)
+    return dominates(a.point(objectives), b.point(objectives), objectives)
 
 
 trial_rows = st.lists(st.tuples(st.integers(0, 5), st.integers(1, 6), st.integers(1, 6),
@@ -115,17 +122,18 @@ def test_front_is_feasible_non_dominated_and_covers_the_rest(
                      constraint=(1.0 if over or outcome == "rejected" else 0.0, 0.0))
                  for i, (v, f, p, over, outcome) in enumerate(raw))
     data = StudyData("s", "sqlite://", {}, rows, 0.0)
-    fitting = [r for r in rows if r.trained and r.fits(budget)]
+    limits = {} if budget is None else {"flops": budget}
+    fitting = [r for r in rows if r.trained and r.fits(limits)]
     if not fitting:
         with pytest.raises(ReportError):
-            summarize(data, budget_flops=budget)
+            summarize(data, limits)
         return
-    front = summarize(data, budget_flops=budget).front
-    assert all(r.trained and r.fits(budget) for r in front)
-    assert not any(dominates(a, b) for a in front for b in front)
+    front = summarize(data, limits).front
+    assert all(r.trained and r.fits(limits) for r in front)
+    assert not any(beats(a, b) for a in front for b in front)
     assert len({(r.genome, r.attention) for r in front}) == len(front)
     for other in fitting:
-        assert any(dominates(f, other) or (f.val_accuracy, f.flops, f.params)
+        assert any(beats(f, other) or (f.val_accuracy, f.flops, f.params)
                    == (other.val_accuracy, other.flops, other.params) for f in front)
 
 

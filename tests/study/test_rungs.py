@@ -145,7 +145,7 @@ def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
     assert totals(rows).pruned_at == {1: 2, 3: 1}
     assert {r.trial for r in feasible_front(rows)} == {3}
     data = StudyData("r", "sqlite://", {}, tuple(rows), 0.0)
-    line = overview(Summary(data, None, None, (), totals(rows)))["trials"]
+    line = overview(Summary(data, {}, (), totals(rows)))["trials"]
     assert line.endswith("1 trained, 0 reused, 0 rejected (over budget), 0 failed, "
                          "2 pruned at rung 1, 1 pruned at rung 3")
 

@@ -201,9 +201,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tm
 
 def test_default_study_name_and_budget() -> None:
     space = load_space(TINY)
-    assert default_study_name(space, "/x/hymenoptera/", (185, 160), Budget(2e8, 5e4)) == \
+    budget = Budget({"flops": 2e8, "params": 5e4})
+    assert default_study_name(space, "/x/hymenoptera/", (185, 160), budget) == \
         "tiny-hymenoptera-185x160-f200M-p50K"
-    assert Budget(100.0, None).violation(150, 10**9) == [50.0, 0.0]
+    timed = Budget({"latency": 2.0, "flops": 2e8}, ("flops", "params", "latency"))
+    assert default_study_name(space, "/x/h", (8, 8), timed, ("accuracy", "flops", "latency")) == \
+        "tiny-h-8x8-f200M-l2ms-flops-latency"
+    assert Budget({"flops": 100.0}).violation({"flops": 150, "params": 10**9}) == [50.0, 0.0]
+    assert timed.violation({"flops": 1, "params": 1, "latency": 2.5}) == [-2e8 + 1, 0.0, 0.5]
 
 
 def test_feasible_front_is_non_dominated_and_one_per_genome() -> None:

@@ -128,7 +128,8 @@ def test_heartbeats_are_recorded_under_optunas_storage_cache(tmp_path: Path) -> 
     with workers.heartbeat(study, trial), ctx.store.session() as session:
         beats = session.execute(sa.text("SELECT trial_id FROM trial_heartbeats")).scalars().all()
     assert beats == [trial._trial_id]
-    plain = optuna.create_study(study_name="plain", storage=url, directions=search.DIRECTIONS)
+    plain = optuna.create_study(study_name="plain", storage=url,
+                                directions=["maximize", "minimize", "minimize"])
     with pytest.raises(StoreError, match="records no heartbeats"), \
             workers.heartbeat(plain, plain.ask()):
         pass
