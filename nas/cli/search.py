@@ -18,7 +18,7 @@ from nas.cli.common import (
     with_subset,
 )
 from nas.errors import NasError, SpaceError
-from nas.model.objectives import OBJECTIVES, Candidate, constraint_names, parse_objectives
+from nas.model.objectives import OBJECTIVES, constraint_names, parse_objectives
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS
 from nas.model.samplers import SAMPLERS
 from nas.model.space import InputShape, Space
@@ -232,6 +232,7 @@ def json_text(payload: dict[str, Any]) -> str:
 def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] = ()) -> None:
     """Refuse a budget that not even the space's smallest genome fits, or an --enqueue genome
     over it, before any training."""
+    from nas.model.candidate import Candidate
     from nas.study import warmstart
 
     shape = InputShape(3, *data.image_size)

@@ -13,36 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Any
 
 from nas.errors import SpaceError, nearest
 from nas.units import flops_text, ms_text, parse_milliseconds, parse_quantity, percent, quantity_text
 
-if TYPE_CHECKING:
-    from nas.model.complexity import Complexity
-    from nas.model.genome import Genome
-    from nas.model.space import InputShape, Space
-
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "params")
 LATENCY_BACKENDS = ("torch", "onnxruntime")     # what times a genome (nas.model.latency)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A genome about to be judged, at the study's input shape and class count: what the
-    objectives measured before training read (the count is made once for FLOPs and params)."""
-
-    genome: Genome
-    space: Space
-    shape: InputShape
-    classes: int
-
-    @cached_property
-    def size(self) -> Complexity:
-        from nas.model.complexity import count
-
-        return count(self.genome, self.space, shape=self.shape, classes=self.classes)
 
 
 @dataclass(frozen=True)
@@ -54,7 +31,8 @@ class Objective:
     direction: str          # "maximize" or "minimize", as Optuna writes it
     title: str              # its table column and budget line: "FLOPs", "latency"
     label: str              # its plot axis and colour bar
-    measure: Callable[[Candidate], float] | None    # before training; None: measured by training
+    measure: Callable[[Any], float] | None   # of a nas.model.candidate.Candidate, before training;
+                                             # None: measured by training
     text: Callable[[float | None], str]             # a value in tables and progress lines
     parse: Callable[[str, str], float] | None = None    # a budget from text; None: not a budget
     limit_text: Callable[[float], str] = str        # a budget in the report's overview: 200,000
@@ -84,14 +62,12 @@ class Objective:
         return value if self.direction == "maximize" else -value
 
 
-def _counted(key: str) -> Callable[[Candidate], float]:
+def _counted(key: str) -> Callable[[Any], float]:
     return lambda candidate: float(getattr(candidate.size, key))
 
 
-def _latency(candidate: Candidate) -> float:
-    from nas.model.latency import time_genome
-
-    return time_genome(candidate.genome, candidate.space, candidate.shape, candidate.classes).ms
+def _latency(candidate: Any) -> float:
+    return float(candidate.latency_ms)
 
 
 def _flops_text(value: float | None) -> str:
@@ -155,7 +131,7 @@ def constraint_names(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(o.name for o in before_training(names) if o.can_budget)
 
 
-def counted(size: Complexity) -> dict[str, float]:
+def counted(size: Any) -> dict[str, float]:
     """The counted objectives (FLOPs, params) of a `Complexity`, by objective name."""
     return {o.name: float(getattr(size, o.metric)) for o in OBJECTIVES.values() if o.always}
 

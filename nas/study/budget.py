@@ -20,13 +20,13 @@ from nas.model.genome import Genome
 from nas.model.objectives import (
     DEFAULT_OBJECTIVES,
     OBJECTIVES,
-    Candidate,
     before_training,
     constraint_names,
     counted,
 )
 
 if TYPE_CHECKING:
+    from nas.model.candidate import Candidate
     from nas.model.complexity import Complexity
 
 

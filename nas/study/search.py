@@ -33,9 +33,10 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from nas.errors import SpaceError, StoreError, nearest
+from nas.model.candidate import Candidate
 from nas.model.genome import GENES, Genome, StageGene
 from nas.model.latency import setup as latency_setup
-from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Candidate, select
+from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, select
 from nas.model.samplers import DEFAULT_SAMPLER, SAMPLERS
 from nas.model.space import Space
 from nas.store import claims

@@ -21,8 +21,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import GenomeError
+from nas.model.candidate import Candidate
 from nas.model.genome import Genome
-from nas.model.objectives import OBJECTIVES, Candidate
+from nas.model.objectives import OBJECTIVES
 from nas.model.space import InputShape, Space
 from nas.study.budget import Budget
 from nas.study.search import genome_params
