@@ -85,13 +85,14 @@ def worker_seed(seed: int, number: int) -> int:
 
 @contextmanager
 def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
-    """Record the trial's heartbeat now and then every interval while the block runs. Refuses
-    a storage without heartbeats rather than silently recording none."""
+    """Record the trial's worker (`host:pid`) and its heartbeat now and then every interval while
+    the block runs. Refuses a storage without heartbeats rather than silently recording none."""
     storage = study._storage      # Optuna wraps RDBStorage in _CachedStorage, which delegates
     interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
     if interval is None:
         raise StoreError(f"study {study.study_name!r}: its storage records no heartbeats, so a "
                          "killed worker's trial would stay RUNNING; open it with open_study")
+    trial.set_user_attr("worker", claims.worker_name())     # whose trial, should it die
     storage.record_heartbeat(trial._trial_id)
     with _every(interval, f"nas-heartbeat-{trial.number}", storage.record_heartbeat, trial._trial_id):
         yield
