@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from nas.errors import ReportError, StoreError, nearest
-from nas.store.database import existing_tables, normalize_url, safe_url
+from nas.store.database import existing_tables, normalize_url, readonly_url, safe_url, sqlite_file
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
 from nas.study.workers import optuna_errors
 
@@ -94,8 +91,8 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     if "studies" not in existing_tables(normalized):
         raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
                          "run `nas search` first)")
-    with optuna_errors(normalized):
-        return optuna.storages.RDBStorage(normalized, skip_table_creation=True)
+    with optuna_errors(normalized):             # read-only: no -wal, -shm or journal written
+        return optuna.storages.RDBStorage(readonly_url(normalized), skip_table_creation=True)
 
 
 def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = None) -> list[str]:
@@ -117,10 +114,8 @@ def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = Non
 
 def database_exists(url: str) -> bool:
     """False only for a SQLite URL whose file does not exist (a report never creates one)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return True
-    return Path(parsed.database).expanduser().exists()
+    path = sqlite_file(url)
+    return path is None or path.exists()
 
 
 def list_studies(url: str | None) -> list[StudyInfo]:

@@ -60,18 +60,25 @@ def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
             store.url, engine_kwargs=engine_options(store.url), heartbeat_interval=heartbeat_s,
             grace_period=grace_s, heartbeat_stale_trial_callback=stale)
 
-    storage = retry_races(make, store.url)
+    with optuna_errors(store.url):
+        storage = retry_races(make, store.url)
     tune_engine(storage.engine)
     return storage
 
 
 @contextmanager
 def optuna_errors(url: str) -> Iterator[None]:
-    """Optuna's storage errors -> one-line StoreError naming the URL (password masked)."""
+    """Optuna's storage errors, and its refusal of a foreign schema version, -> one-line
+    StoreError naming the URL (password masked)."""
     try:
         yield
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
         raise StoreError(f"{safe_url(url)}: {_first_line(error.__cause__ or error)}") from error
+    except RuntimeError as error:       # Optuna's check of the schema version (alembic_version)
+        if "table schema" not in str(error):
+            raise
+        raise StoreError(f"{safe_url(url)}: its alembic_version is not one of Optuna's schema "
+                         "versions (another program's database?)") from error
 
 
 def worker_seed(seed: int, number: int) -> int:
