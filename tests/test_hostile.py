@@ -473,10 +473,10 @@ def test_a_foreign_database_is_refused_before_anything_is_written(
 def test_report_and_export_read_a_database_read_only(world: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """No -wal, -shm or journal appears, not a byte changes, and a `mode=ro` URI works."""
+    import sqlite3
+
     from nas.store.runs import Store
     from tests.studies import add_trial, new_study
-
-    import sqlite3
 
     Store("sqlite:///made.db").close()
     add_trial(new_study("sqlite:///made.db", "s"), GENOME, 1000, 100, val=0.5)
