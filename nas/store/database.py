@@ -66,11 +66,15 @@ def normalize_url(url: str | None) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages."""
+    """The URL with its password masked, for messages; a SQLite URI (readonly_url) as the plain
+    sqlite:///FILE it names."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return url
+    if parsed.get_backend_name() == "sqlite" and parsed.query.get("uri") == "true":
+        return f"sqlite:///{sqlite_file(url)}"
+    return parsed.render_as_string(hide_password=True)
 
 
 def make_engine(url: str, readonly: bool = False) -> Engine:
@@ -111,7 +115,7 @@ def readonly_url(url: str) -> str:
 def _readonly_uri(path: Path) -> str:
     """SQLite's own URI of `path` opened read-only (see readonly_url)."""
     flags = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
-    return f"file:{quote(str(path.absolute()))}?{flags}"
+    return f"file:{quote(str(path))}?{flags}"
 
 
 def existing_tables(url: str) -> set[str]:
