@@ -19,7 +19,6 @@ and the run exits 1 when that genome was not redone.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -28,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,15 +41,13 @@ from nas.store import claims
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
-from nas.study.workers import on_signals, uninterrupted
+from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
 
 STOP_GRACE_S = 30.0
 POLL_S = 1.0
 LOST_EXIT = 1       # the exit code of a run that lost a worker and did not redo its genome
-LIFELINE_ENV, STORAGE_ENV, QUOTA_ENV = "NAS_JOBS_LIFELINE", "NAS_JOBS_STORAGE", "NAS_JOBS_QUOTA"
-_orphaned = threading.Event()       # in a worker: its parent is gone
 # The worker runs the `nas` command line in a fresh interpreter (no fork of torch's threads).
-WORKER_CODE = ("import sys; from nas.study.jobs import die_with_parent; die_with_parent(); "
+WORKER_CODE = ("import sys; from nas.study.workers import die_with_parent; die_with_parent(); "
                "from nas.cli import main; sys.exit(main())")
 
 
@@ -118,39 +114,6 @@ class StudyPoller:
         front = feasible_front([row_from_trial(t) for t in trials])
         progress.front, progress.best = len(front), best_row(front)
         return progress
-
-
-def die_with_parent() -> None:
-    """In a worker, first thing: watch the lifeline (a pipe whose other end only the parent
-    holds); when the parent dies, stop cleanly (SIGTERM to itself) and remove the run's quota
-    row on the way out. Does nothing outside a --jobs worker."""
-    fd = int(os.environ.get(LIFELINE_ENV) or -1)
-    if fd < 0:
-        return
-    signal.signal(signal.SIGTERM, _stop)       # before `nas` installs its own: a clean stop too
-    atexit.register(_remove_orphaned_quota)
-    threading.Thread(target=_watch, args=(fd,), name="nas-lifeline", daemon=True).start()
-
-
-def _stop(signum: int, frame: Any) -> None:
-    raise Stopped(signum)
-
-
-def _watch(fd: int) -> None:
-    """Block until the parent is gone (end of file on the lifeline), then stop this worker."""
-    with contextlib.suppress(OSError):
-        while os.read(fd, 64):
-            pass
-    _orphaned.set()
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _remove_orphaned_quota() -> None:
-    """At a worker's exit: remove the quota row when the parent that owns it is gone."""
-    if not _orphaned.is_set() or not os.environ.get(QUOTA_ENV):
-        return
-    with contextlib.suppress(Exception):        # the database is gone too: nothing to remove
-        SharedQuota(Store(os.environ[STORAGE_ENV]), os.environ[QUOTA_ENV]).remove()
 
 
 @dataclass

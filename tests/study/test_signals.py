@@ -25,9 +25,15 @@ COMMAND = [sys.executable, "-c",
            "import sys, tests.jobs_hook; from nas.cli import main; sys.exit(main())"]
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the module: the digits are decoded once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "NAS_CACHE_DIR": str(tmp_path / "cache"),
+def env(tmp_path: Path, cache: Path) -> dict[str, str]:
+    return {**os.environ, "NAS_CACHE_DIR": str(cache),
             "NAS_WORKER_HOOK": "tests.jobs_hook", "NAS_TEST_TRAINED": str(tmp_path / "trained.log"),
             "NAS_TEST_SLEEP": "30",
             "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
