@@ -526,3 +526,13 @@ def test_rich_markup_in_a_study_name_is_printed_as_it_is(capsys: pytest.CaptureF
     print_fields({"study": "x[/]y", "other": "[bold]z[/bold]"})
     out = capsys.readouterr().out
     assert "x[/]y" in out and "[bold]z[/bold]" in out
+
+
+@pytest.mark.parametrize("cache", ["afile", "/dev/null"], ids=["a file", "/dev/null"])
+def test_a_cache_folder_that_is_a_file_is_one_line(cache: str, world: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (world / "afile").write_text("not a folder")
+    monkeypatch.setenv("NAS_CACHE_DIR", str(world / cache) if cache == "afile" else cache)
+    line = _refused(world, ["search", "--data", "digits", "--image-size", "8x8"], capsys)
+    assert "cannot write the data cache" in line and "Not a directory" in line
