@@ -536,3 +536,27 @@ def test_a_cache_folder_that_is_a_file_is_one_line(cache: str, world: Path,
     monkeypatch.setenv("NAS_CACHE_DIR", str(world / cache) if cache == "afile" else cache)
     line = _refused(world, ["search", "--data", "digits", "--image-size", "8x8"], capsys)
     assert "cannot write the data cache" in line and "Not a directory" in line
+
+
+@pytest.mark.parametrize("attrs", [({"nas": "not a dict"}, {}), ({"nas": {}}, {"flops": "x"})],
+                         ids=["nas not a dict", "flops x"])
+def test_tampered_study_attributes_are_one_line(attrs: tuple[dict, dict], world: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name="t", storage="sqlite:///t.db",
+                                directions=["maximize", "minimize", "minimize"])
+    for key, value in attrs[0].items():
+        study.set_user_attr(key, value)
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 1, 2],
+                                              user_attrs={"genome": GENOME, **attrs[1]}))
+    assert "attributes that nas did not write" in _refused(
+        world, ["report", "--storage", "sqlite:///t.db"], capsys)
+
+
+def test_a_one_objective_study_is_one_line(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    optuna.create_study(study_name="one", storage="sqlite:///o.db").set_user_attr("nas", {})
+    assert "not made by `nas search`" in _refused(
+        world, ["report", "--storage", "sqlite:///o.db", "--study", "one"], capsys)

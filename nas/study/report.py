@@ -140,16 +140,22 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
     import optuna
 
     storage = open_readonly(url)
+    where = safe_url(storage.url)
     with optuna_errors(storage.url):
         names = nas_study_names(storage, name)
-        name = _pick(names, name, safe_url(storage.url))
-        study = optuna.load_study(study_name=name, storage=storage)
-        rows = _rows(study)
-        trials = study.get_trials(deepcopy=False)
+        name = _pick(names, name, where)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            rows = _rows(study)
+            trials = study.get_trials(deepcopy=False)
+            info = dict(study.user_attrs.get("nas", {}))
+        except KeyError as error:               # `nas delete` at the same moment
+            raise ReportError(f"{where}: study {name!r} is gone (deleted while read)") from error
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ReportError(f"{where}: {_tampered(name, error)}") from error
     if not any(r.state == "COMPLETE" for r in rows):
         raise ReportError(f"study {name!r} has no complete trials yet ({len(rows)} trials in all)")
-    return StudyData(name, safe_url(storage.url), dict(study.user_attrs.get("nas", {})),
-                     rows, _wall(trials))
+    return StudyData(name, where, info, rows, _wall(trials))
 
 
 def _pick(names: Sequence[str], name: str | None, where: str) -> str:
@@ -170,7 +176,15 @@ def _pick(names: Sequence[str], name: str | None, where: str) -> str:
 
 def _rows(study: optuna.Study) -> tuple[TrialRow, ...]:
     """Every trial of the study as a TrialRow, in trial order."""
-    return tuple(row_from_trial(t) for t in study.get_trials(deepcopy=False))
+    try:
+        return tuple(row_from_trial(t) for t in study.get_trials(deepcopy=False))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ReportError(_tampered(study.study_name, error)) from error
+
+
+def _tampered(name: str, error: Exception) -> str:
+    return (f"study {name!r} holds attributes that nas did not write "
+            f"({type(error).__name__}: {error}); edited by hand?")
 
 
 def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
