@@ -136,16 +136,21 @@ def test_workers_die_with_a_killed_parent_and_remove_its_quota(tmp_path: Path,
 
 
 def kill_workers(db: Path, env: dict[str, str], trials: int, count: int) -> tuple[int, str]:
-    """Start `--jobs 2 --trials N` whose first training lasts until killed and the others 3 s,
-    kill -9 the first `count` workers to train (from the log of trainings) while they train,
-    and return the parent's exit code and stderr."""
+    """Start `--jobs 2 --trials N` whose first training lasts until killed and the others 3 s;
+    once `count` trials run, kill -9 the worker of the first training (count 1) or both workers
+    (count 2), and return the parent's exit code and stderr."""
     log = Path(env["NAS_TEST_TRAINED"])
     search = start(db, {**env, "NAS_TEST_SLEEP": "3", "NAS_TEST_SLOW_FIRST": "99"},
                    "--jobs", "2", "--trials", str(trials))
-    pids = lambda: list(dict.fromkeys(int(line.split()[-2]) for line in  # noqa: E731
-                                      log.read_text().splitlines())) if log.exists() else []
-    assert wait_until(lambda: len(pids()) >= count or search.poll() is not None), "slow"
-    for pid in pids()[:count]:
+
+    def first() -> list[int]:     # the worker of the slow first training
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [int(lines[0].split()[-2])] if lines else []
+
+    if not wait_until(lambda: bool(first()) and training(db, count) or search.poll() is not None):
+        search.kill()               # its workers follow it (their lifeline closes)
+        pytest.fail(f"no {count} trials running: {search.communicate()[1][-500:]}")
+    for pid in (first() if count == 1 else workers_of(db)):
         os.kill(pid, signal.SIGKILL)
     _, err = search.communicate(timeout=120)
     trials_left = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
