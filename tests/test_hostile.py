@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.errors import CheckpointError, ReportError
+from nas.errors import CheckpointError, NasError, ReportError
 from nas.model.builder import Student
 from nas.model.decode import resolve
 from nas.model.genome import Genome
@@ -25,6 +25,7 @@ from tests.conftest import write_class
 
 TINY = (Path(__import__("nas").__file__).parent / "search_spaces" / "tiny.toml").read_text()
 GENOME = "[2,8,1,1,0]"
+ABLATIONS = Path(__import__("nas").__file__).parent / "search_spaces" / "ablations"
 
 
 # ----------------------------------------------------------------- fixtures written per case
@@ -436,3 +437,125 @@ def test_export_onto_the_study_database_is_refused(flag: str, world: Path) -> No
             "never replaces it, give another file name"]
     assert (world / "studies.db").read_bytes() == before and not (world / "x.pt").exists()
     assert main(["report", "--json"]) == 0
+
+
+# ----------------------------------------------------------------- foreign and read-only databases (issue 22)
+
+
+def _foreign(path: Path, *statements: str) -> bytes:
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    connection.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("tables", [
+    ("CREATE TABLE people (name TEXT)", "INSERT INTO people VALUES ('ada')"),
+    ("CREATE TABLE alembic_version (version_num TEXT)", "INSERT INTO alembic_version VALUES ('x1')"),
+], ids=["another program", "alembic_version"])
+@pytest.mark.parametrize("command", [["search", "--space", "tiny.toml", "--data", "digits"],
+                                     ["ablate", str(ABLATIONS / "report_genomes.toml"), "--no-train"]],
+                         ids=["search", "ablate"])
+def test_a_foreign_database_is_refused_before_anything_is_written(
+        tables: tuple[str, ...], command: list[str], world: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (world / "tiny.toml").write_text(TINY)
+    before = _foreign(world / "other.db", *tables)
+    line = _refused(world, [*command, "--storage", "sqlite:///other.db"], capsys)
+    assert "another program's database" in line
+    assert (world / "other.db").read_bytes() == before
+
+
+def test_report_and_export_read_a_database_read_only(world: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No -wal, -shm or journal appears, not a byte changes, and a `mode=ro` URI works."""
+    import sqlite3
+
+    from nas.store.runs import Store
+    from tests.studies import add_trial, new_study
+
+    Store("sqlite:///made.db").close()
+    add_trial(new_study("sqlite:///made.db", "s"), GENOME, 1000, 100, val=0.5)
+    with sqlite3.connect(world / "made.db") as made, sqlite3.connect(world / "s.db") as copy:
+        made.backup(copy)           # a WAL database with no -wal file: as a finished search leaves it
+    copy.close()
+    before = (world / "s.db").read_bytes()
+    assert main(["report", "--storage", "sqlite:///s.db", "--json"]) == 0
+    assert main(["report", "--storage", "sqlite:///file:s.db?mode=ro&uri=true", "--json"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in world.iterdir() if p.name.startswith("s.db")) == ["s.db"]
+    assert (world / "s.db").read_bytes() == before
+
+
+def test_an_optuna_schema_of_another_version_is_one_line(world: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _foreign(world / "o.db", "CREATE TABLE studies (study_id INTEGER)",
+             "CREATE TABLE alembic_version (version_num TEXT)",
+             "INSERT INTO alembic_version VALUES ('x1')")
+    assert "o.db" in _refused(world, ["report", "--storage", "sqlite:///o.db"], capsys)
+
+
+# ----------------------------------------------------------------- what the CLI prints (issue 22)
+
+
+@pytest.mark.parametrize("raised", [
+    NasError("first line\nsecond line\n" + "x" * 10_000_000), BrokenPipeError(32, "Broken pipe")],
+    ids=["10 MB multi-line message", "broken pipe"])
+def test_an_error_is_one_line_of_at_most_300_characters(
+        raised: BaseException, world: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.cli.report
+
+    def fail(args: object) -> int:
+        raise raised
+
+    monkeypatch.setattr(nas.cli.report, "cmd_report", fail)
+    line = _refused(world, ["report"], capsys)
+    assert len(line) <= len("nas: error: ") + 300
+    if isinstance(raised, NasError):
+        assert line.startswith("nas: error: first line second line xxx") and line.endswith("...")
+
+
+def test_rich_markup_in_a_study_name_is_printed_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli.console import print_fields
+
+    print_fields({"study": "x[/]y", "other": "[bold]z[/bold]"})
+    out = capsys.readouterr().out
+    assert "x[/]y" in out and "[bold]z[/bold]" in out
+
+
+@pytest.mark.parametrize("cache", ["afile", "/dev/null"], ids=["a file", "/dev/null"])
+def test_a_cache_folder_that_is_a_file_is_one_line(cache: str, world: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (world / "afile").write_text("not a folder")
+    monkeypatch.setenv("NAS_CACHE_DIR", str(world / cache) if cache == "afile" else cache)
+    line = _refused(world, ["search", "--data", "digits", "--image-size", "8x8"], capsys)
+    assert "cannot write the data cache" in line and "Not a directory" in line
+
+
+@pytest.mark.parametrize("attrs", [({"nas": "not a dict"}, {}), ({"nas": {}}, {"flops": "x"})],
+                         ids=["nas not a dict", "flops x"])
+def test_tampered_study_attributes_are_one_line(attrs: tuple[dict, dict], world: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name="t", storage="sqlite:///t.db",
+                                directions=["maximize", "minimize", "minimize"])
+    for key, value in attrs[0].items():
+        study.set_user_attr(key, value)
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 1, 2],
+                                              user_attrs={"genome": GENOME, **attrs[1]}))
+    assert "attributes that nas did not write" in _refused(
+        world, ["report", "--storage", "sqlite:///t.db"], capsys)
+
+
+def test_a_one_objective_study_is_one_line(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    optuna.create_study(study_name="one", storage="sqlite:///o.db").set_user_attr("nas", {})
+    assert "not made by `nas search`" in _refused(
+        world, ["report", "--storage", "sqlite:///o.db", "--study", "one"], capsys)

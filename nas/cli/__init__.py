@@ -24,6 +24,8 @@ from nas._version import __version__
 from nas.cli import ablate, model, report, reproduce, search, train
 from nas.errors import NasError
 
+MAX_MESSAGE = 300       # characters of an error line ("nas: error: " not counted)
+
 DESCRIPTION = """\
 Search small image classifiers under a FLOPs and parameter budget.
 
@@ -141,12 +143,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except NasError as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"nas: error: {error}", file=sys.stderr)
-        return 2
+        return _failed(args, str(error))
+    except BrokenPipeError:                   # `nas report | head`: the reader left early
+        _silence_stdout()
+        return _failed(args, "the output's reader closed it early (broken pipe)")
     except KeyboardInterrupt as stop:         # Ctrl-C, or SIGTERM and SIGHUP (nas.errors.Stopped)
         return _stopped(getattr(stop, "signum", signal.SIGINT))
+
+
+def _failed(args: argparse.Namespace, message: str) -> int:
+    """The error on one line of at most MAX_MESSAGE characters (the traceback with --debug);
+    exit code 2."""
+    if args.debug:
+        traceback.print_exc()
+    line = " ".join(message[:100 * MAX_MESSAGE].split()) or "unknown error"
+    if len(line) > MAX_MESSAGE:
+        line = line[:MAX_MESSAGE - 3] + "..."
+    with contextlib.suppress(OSError, ValueError):
+        print(f"nas: error: {line}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _stopped(signum: int) -> int:

@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from nas.units import percent
 
@@ -27,13 +28,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def print_fields(fields: dict[str, str]) -> None:
-    """Print `name  value` lines with aligned names."""
+def print_fields(fields: dict[str, str | Text]) -> None:
+    """Print `name  value` lines with aligned names. A str value is printed as it is (a study
+    named `x[/]y` is no markup); style a value by passing a rich Text."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan")
     table.add_column()
     for name, value in fields.items():
-        table.add_row(name, value)
+        table.add_row(Text(name), value if isinstance(value, Text) else Text(value))
     console.print(table)
 
 

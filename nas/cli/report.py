@@ -95,7 +95,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         export.require_onnx(Path(args.onnx))
     data = report.read_study(args.storage, args.study)
     row = export.choose_trial(data, args.which)
-    store = Store(args.storage)
+    store = Store(args.storage, readonly=not args.retrain_epochs)
     run = trial_run = export.trial_run(store, row)
     if args.retrain_epochs:
         run = _retrain(args, data, store, trial_run)

@@ -81,6 +81,8 @@ def check_count(flag: str, value: int, most: int) -> int:
 def _search(args: argparse.Namespace) -> int:
     import time
 
+    from rich.markup import escape
+
     from nas.cli.console import ProgressView
     from nas.study import warmstart
     from nas.study.search import (
@@ -122,8 +124,8 @@ def _search(args: argparse.Namespace) -> int:
             check_existing(ctx, settings, args.data)        # refused once, not by every worker
             return _parent(args, view, ctx, name, trials, settings.deadline, started)
         study = open_study(ctx, settings, args.data)
-        view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; training {trials}"
-                 f" genomes, {epochs} epochs each"
+        view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)};"
+                 f" training {trials} genomes, {epochs} epochs each"
                  + (f", pruned at rungs {','.join(map(str, rungs))}" if rungs else ""))
         tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
@@ -189,8 +191,11 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     """Start --jobs workers on the study (the teacher is ready in the store), show one progress
     bar from the study, and sum the workers' tallies."""
     import contextlib
+    import sys
     import time
     import uuid
+
+    from rich.markup import escape
 
     from nas.errors import NasError
     from nas.store.quotas import SharedQuota
@@ -203,24 +208,29 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     argv = ["search", "--worker", json_text({**spec, "study": name, "trials": trials,
                                              "quota": quota.key, "timeout": None if remaining
                                              is None else f"{remaining:.0f}s"})]
-    view.log(f"study [bold]{name}[/] in {ctx.store.url}: {teacher_text(ctx)}; {count} workers x"
-             f" {args.threads} threads training {trials} genomes")
+    view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
+             f"{count} workers x {args.threads} threads training {trials} genomes")
     poller = jobs.StudyPoller(ctx.store.url, name)
-    workers = jobs.start([argv] * count)
+    workers = jobs.start([argv] * count, quota=quota)
     try:
-        progress = jobs.wait(workers, poller, _jobs_line(view, trials))
+        progress = jobs.wait(workers, poller, _jobs_line(view, trials), quota)
     except BaseException:
         with contextlib.suppress(Exception):   # the first error is the one to show
             quota.remove()
         raise
+    unfinished = quota.remaining() or 0
     quota.remove()
     broken = jobs.failures(workers)
     if broken and not any(w.result() for w in workers):
         raise NasError(f"every worker failed; {broken[0]}")
     tally = argparse.Namespace(**jobs.totals(workers), best=progress.best, front=progress.front)
-    for line in broken:
-        view.log(f"[red]{line}[/]")
-    return _search_summary(args, ctx, name, tally, time.monotonic() - started)
+    done = jobs.outcome(workers, progress, unfinished)
+    for line in broken + done.lines:
+        view.log(escape(line))
+    if done.lost and view.quiet:                # a lost worker is said even with --quiet
+        print("nas: warning: " + "; ".join(line for line in done.lines if "lost" in line),
+              file=sys.stderr)
+    return _search_summary(args, ctx, name, tally, time.monotonic() - started) or done.exit_code
 
 
 def json_text(payload: dict[str, Any]) -> str:

@@ -51,6 +51,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Distil one student from the (cached) teacher and report its accuracy."""
+    from rich.text import Text
+
     from nas import api
     from nas.cli.console import ProgressView, print_fields
     from nas.train.teacher import weak_teacher
@@ -74,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0 if run.status == "ok" else 1
     print_fields({
         "genome": f"{run.genome} {run.attention}",
-        "status": run.status if run.status == "ok" else f"[red]{run.status}: loss became NaN",
+        "status": run.status if run.status == "ok" else Text(f"{run.status}: loss became NaN", "red"),
         "FLOPs": flops_text(run.flops, exact=True), "params": f"{run.params:,}",
         "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
         "test accuracy": percent(run.test_accuracy),

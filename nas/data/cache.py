@@ -5,6 +5,7 @@ Files are torch.save'd dicts of tensors, strings and ints, so they load with wei
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -73,9 +74,12 @@ def write_cache(path: Path, blob: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(blob, tmp)
         os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"cannot write the data cache {path}: {error} (set NAS_CACHE_DIR)") from error
+    except (OSError, RuntimeError) as error:    # torch's writer reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):      # the folder may be a file, or /dev/null
+            tmp.unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise DataError(f"cannot write the data cache {path.parent}: {reason} (set "
+                        "NAS_CACHE_DIR to a writable folder)") from error
 
 
 def cached_images(path: Path, shape: tuple[int, ...],

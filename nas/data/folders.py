@@ -1,8 +1,10 @@
 """ImageFolder sources: scan `root/{train,test}/<class>/*` or `root/<class>/*` and decode with PIL.
 
-Only regular files with an image suffix, under a size cap, inside the folder are read; FIFOs,
-devices, dangling or looping symlinks and symlinks that leave the folder are skipped with a reason,
-as are files PIL cannot decode or that pass its decompression-bomb limit. 16-bit greys are scaled
+Only regular files with an image suffix and a UTF-8 name, under a size cap, inside the folder
+are read; FIFOs, devices, dangling or looping symlinks, symlinks that leave the folder and
+symlinks into another class (a folder or a file: the same image under two labels) are skipped
+with a reason, as are files any decoder fails on or that pass Pillow's decompression-bomb
+limit (Pillow's and libtiff's warnings are not printed). 16-bit greys are scaled
 to 8 bits. Every file is decoded once, RGB, resized to (H, W).
 """
 
@@ -15,6 +17,8 @@ import os
 import stat
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from nas.errors import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_FILE_BYTES = 64 * 2**20
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
@@ -60,11 +65,12 @@ def scan_folder(root: Path) -> Folder:
         found, missing = ("train", "test") if train_dir.is_dir() else ("test", "train")
         raise DataError(f"{root}: has {found}/ but no {missing}/ folder")
     if not train_dir.is_dir():
-        classes = _class_dirs(root, base)
+        classes, refused = _class_dirs(root, base)
         files, skipped = _class_files(root, classes, base)
         _check_counts(root, classes, files, 3, "train, validation and test")
-        return Folder(root, classes, files, None, skipped)
-    classes, test_classes = _class_dirs(train_dir, base), _class_dirs(test_dir, base)
+        return Folder(root, classes, files, None, refused + skipped)
+    (classes, refused), (test_classes, refused_test) = (_class_dirs(train_dir, base),
+                                                        _class_dirs(test_dir, base))
     if classes != test_classes:
         only_train = sorted(set(classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(classes))
@@ -76,18 +82,53 @@ def scan_folder(root: Path) -> Folder:
     test, skipped_test = _class_files(test_dir, classes, base)
     _check_counts(train_dir, classes, train, 2, "train and validation")
     _check_counts(test_dir, classes, test, 1, "test")
-    return Folder(root, classes, train, test, skipped_train + skipped_test)
+    return Folder(root, classes, train, test, refused + refused_test + skipped_train + skipped_test)
 
 
-def _class_dirs(folder: Path, base: Path) -> tuple[str, ...]:
-    """Sorted visible sub-folder names of `folder` that stay inside `base`: the classes."""
-    names = sorted(p.name for p in folder.iterdir()
-                   if not p.name.startswith(".") and p.is_dir() and _inside(p, base))
+def _class_dirs(folder: Path, base: Path) -> tuple[tuple[str, ...], tuple[Skip, ...]]:
+    """Sorted visible sub-folder names of `folder` that stay inside `base`: the classes; and the
+    sub-folders refused, with the reason (a symlink to the data folder or to another class
+    would read the same images under a second label)."""
+    entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
+                     key=lambda p: p.name)
+    real = {p.resolve() for p in entries if p.is_dir() and not p.is_symlink()}
+    names, skipped = [], []
+    for path in entries:
+        reason = _class_refusal(path, base, real)
+        if reason is not None:
+            skipped.append((_relative(path, base), reason))
+        elif path.is_dir():
+            names.append(path.name)
     if not names:
         raise DataError(f"{folder}: no class folders (expected {folder}/<class>/<images>)")
     if len(names) < 2:
         raise DataError(f"{folder}: only one class folder ('{names[0]}'); a classifier needs at least 2")
-    return tuple(names)
+    return tuple(names), tuple(skipped)
+
+
+def _class_refusal(path: Path, base: Path, real: set[Path]) -> str | None:
+    """Why the sub-folder `path` is not a class (None: it is, or it is no folder at all)."""
+    if not _utf8(path.name):
+        return "name is not UTF-8"
+    if not path.is_symlink():
+        return None
+    if not _inside(path, base):
+        return "symlink leaves the data folder" if path.exists() else None
+    target = path.resolve()
+    if not target.is_dir():
+        return None
+    if any(target == r or r.is_relative_to(target) for r in real) or target == base:
+        return "symlink to the data folder or to another class folder"
+    return None
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name (as os.fsdecode gives it) is valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _inside(path: Path, base: Path) -> bool:
@@ -105,15 +146,20 @@ def _class_files(
     as (path, reason). Symlinked sub-folders are not followed (no loops, no escapes)."""
     files: list[tuple[Path, int]] = []
     skipped: list[Skip] = []
+    homes = [(folder / name).resolve() for name in classes]
     for label, name in enumerate(classes):
+        others = [home for i, home in enumerate(homes) if i != label]
         for dirpath, dirnames, filenames in os.walk(folder / name):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for d in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 dirnames.remove(d)
                 skipped.append((_relative(Path(dirpath) / d, base), "symlinked folder (not followed)"))
+            for d in [d for d in dirnames if not _utf8(d)]:
+                dirnames.remove(d)
+                skipped.append((_relative(Path(dirpath) / d, base), "name is not UTF-8"))
             for entry in sorted(f for f in filenames if not f.startswith(".")):
                 path = Path(dirpath) / entry
-                reason = refusal(path, base)
+                reason = refusal(path, base, others)
                 if reason is None:
                     files.append((path, label))
                 else:
@@ -121,8 +167,11 @@ def _class_files(
     return tuple(files), tuple(skipped)
 
 
-def refusal(path: Path, base: Path) -> str | None:
-    """Why `path` is not read (None: it is): suffix, symlink target, file type, size."""
+def refusal(path: Path, base: Path, others: list[Path] | None = None) -> str | None:
+    """Why `path` is not read (None: it is): name, suffix, symlink target (outside the data
+    folder, or inside one of the `others`: another class's folder), file type, size."""
+    if not _utf8(path.name):
+        return "name is not UTF-8"
     if path.suffix.lower() not in SUFFIXES:
         return f"suffix '{path.suffix}' is not an image suffix"
     try:
@@ -131,6 +180,8 @@ def refusal(path: Path, base: Path) -> str | None:
             target = path.resolve(strict=True)
             if not target.is_relative_to(base):
                 return "symlink leaves the data folder"
+            if any(target.is_relative_to(home) for home in others or ()):
+                return "symlink into another class folder"
             info = target.stat()
     except RuntimeError:                 # Python 3.11 reports a loop in resolve() this way
         return "symlink loop"
@@ -249,7 +300,8 @@ def decode_image(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray | None,
     """PIL decode -> RGB (16-bit greys scaled) -> bilinear resize to (H, W); (None, reason) when
     the bytes are not a whole image or pass Pillow's decompression-bomb limit."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_stderr(data.startswith(TIFF_MAGIC)):
+            warnings.simplefilter("ignore")         # Pillow's warnings about odd files
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
@@ -258,7 +310,26 @@ def decode_image(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray | None,
         return None, f"more pixels than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,}"
     except _UNREADABLE:
         return None, "not a readable image"
+    except Exception as error:  # noqa: BLE001  (any decoder's bug on one file skips that file)
+        return None, f"not a readable image ({type(error).__name__})"
     return np.asarray(rgb), None
+
+
+@contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while the block runs, when `quiet`: libtiff writes
+    its warnings there itself, past Python."""
+    if not quiet:
+        yield
+        return
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

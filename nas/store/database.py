@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -66,37 +66,65 @@ def normalize_url(url: str | None) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages."""
+    """The URL with its password masked, for messages; a SQLite URI (readonly_url) as the plain
+    sqlite:///FILE it names."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return url
+    if parsed.get_backend_name() == "sqlite" and parsed.query.get("uri") == "true":
+        return f"sqlite:///{sqlite_file(url)}"
+    return parsed.render_as_string(hide_password=True)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose JSON is strict; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE."""
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """An engine whose JSON is strict; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE, or,
+    `readonly`, opens the file read-only (readonly_url) and changes nothing in it."""
     if not url.startswith("sqlite"):
         return sa.create_engine(
             url, json_serializer=_dumps, pool_pre_ping=True, connect_args={"connect_timeout": 10}
         )
+    if readonly:
+        return sa.create_engine(readonly_url(url), connect_args={"timeout": BUSY_TIMEOUT_S})
     engine = sa.create_engine(url, json_serializer=_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, also when written as a URI (`sqlite:///file:x.db?mode=ro&
+    uri=true`); None for a server or an in-memory database."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or name in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") == "true" and name.startswith("file:"):
+        name = unquote(name.removeprefix("file:").split("?", 1)[0])
+    return Path(name).expanduser()
+
+
+def readonly_url(url: str) -> str:
+    """The URL to read a SQLite database without writing a byte: `mode=ro`, and `immutable`
+    when it has no -wal file (every page is in the file), so that no -wal or -shm is created
+    either (a read-only mount, another program's file). Other URLs are returned as they are."""
+    path = sqlite_file(url)
+    return url if path is None else f"sqlite:///{_readonly_uri(path)}&uri=true"
+
+
+def _readonly_uri(path: Path) -> str:
+    """SQLite's own URI of `path` opened read-only (see readonly_url)."""
+    flags = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+    return f"file:{quote(str(path))}?{flags}"
+
+
 def existing_tables(url: str) -> set[str]:
     """The tables of the database at `url`, read without writing anything: a SQLite file is
     opened read-only (never created, never switched to WAL), a server through a plain engine."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = Path(parsed.database or "").expanduser()
-        # without a -wal file every page is in the file: `immutable` then reads it without
-        # creating the -wal and -shm files that a WAL-mode reader would leave behind
-        flags = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
-        uri = f"file:{quote(str(path))}?{flags}"
+    path = sqlite_file(url)
+    if path is not None:
         try:
-            with closing(sqlite3.connect(uri, uri=True)) as connection:
+            with closing(sqlite3.connect(_readonly_uri(path), uri=True)) as connection:
                 rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                 return {row[0] for row in rows}
         except sqlite3.Error as error:
@@ -110,6 +138,20 @@ def existing_tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def refuse_foreign(url: str) -> None:
+    """Refuse, before anything is written, a database that another program made: it holds
+    tables, and none is ours (nas_*) or Optuna's (a study made by plain Optuna is refused per
+    study, nas.study.report.nas_study_names)."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return
+    tables = existing_tables(url)
+    if tables and "studies" not in tables and not any(t.startswith("nas_") for t in tables):
+        shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise StoreError(f"{safe_url(url)}: another program's database (tables {shown}), not "
+                         "one of nas; name a new file or an empty database")
+
+
 def new_sqlite_file(url: str | None) -> Path | None:
     """The file a SQLite URL names if it does not exist yet: a command that fails before
     storing anything removes it again (remove_unused), so bad input leaves no database."""
@@ -117,10 +159,8 @@ def new_sqlite_file(url: str | None) -> Path | None:
         parsed = make_url(normalize_url(url))
     except (StoreError, ArgumentError):
         return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    path = Path(parsed.database).expanduser()
-    return None if path.exists() else path
+    path = sqlite_file(parsed.render_as_string(hide_password=False))
+    return None if path is None or path.exists() else path
 
 
 def remove_unused(path: Path) -> bool:
@@ -181,10 +221,9 @@ def tune_engine(engine: Engine) -> None:
 
 def sqlite_path(url: str, safe: str) -> Path | None:
     """The file a SQLite URL names, once its directory is known to exist and be writable."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         return None
-    path = Path(parsed.database).expanduser()
     parent = path.absolute().parent
     if not parent.exists():
         raise StoreError(f"{safe}: directory {parent} does not exist")

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from nas.errors import StoreError, nearest
 from nas.store.database import describe as _describe
-from nas.store.database import make_engine, normalize_url, safe_url, sqlite_path
+from nas.store.database import make_engine, normalize_url, refuse_foreign, safe_url, sqlite_path
 from nas.store.tables import Base, Blob, Claim, Run, Teacher, Worker
 
 if TYPE_CHECKING:
@@ -86,15 +86,19 @@ CREATE_TRIES = 20
 class Store:
     """Runs, teachers and blobs in the database an Optuna study shares (see normalize_url)."""
 
-    def __init__(self, url: str | None = None) -> None:
-        """Open the database and create the nas_ tables if missing; never leaves a stray file."""
+    def __init__(self, url: str | None = None, readonly: bool = False) -> None:
+        """Open the database and create the nas_ tables if missing; never leaves a stray file.
+        `readonly` (report, export): a SQLite file is opened read-only and nothing is created."""
         self.url = normalize_url(url)
         self._safe_url = safe_url(self.url)
+        with self._translate():
+            self._engine = make_engine(self.url, readonly)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        if readonly:
+            return
         path = sqlite_path(self.url, self._safe_url)
         fresh = path is not None and not path.exists()
-        with self._translate():
-            self._engine = make_engine(self.url)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        refuse_foreign(self.url)
         try:
             self._create_tables()
         except StoreError:

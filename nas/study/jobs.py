@@ -8,6 +8,13 @@ claims for are failed and their claims released, so no trial is left RUNNING. Th
 coordinate through nas.store.claims (no genome is trained by two at once), take the genomes
 they judge from one nas.store.quotas count that the parent creates (together exactly --trials),
 and number themselves in the study (distinct sampler seeds).
+
+Workers die with their parent: each watches a pipe whose write end only the parent holds (the
+kernel closes it however the parent dies, kill -9 included); at its end of file the worker
+stops the clean way (SIGTERM to itself), and removes the run's quota row on its way out. A
+worker that dies on its own (kill -9, the OOM killer) is *lost*: the parent fails its trial at
+once and gives its genome back to the quota for another worker to redo; the summary names it,
+and the run exits 1 when that genome was not redone.
 """
 
 from __future__ import annotations
@@ -31,14 +38,17 @@ from optuna.trial import TrialState
 
 from nas.errors import SpaceError, Stopped
 from nas.store import claims
+from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
-from nas.study.workers import on_signals, uninterrupted
+from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
 
 STOP_GRACE_S = 30.0
 POLL_S = 1.0
+LOST_EXIT = 1       # the exit code of a run that lost a worker and did not redo its genome
 # The worker runs the `nas` command line in a fresh interpreter (no fork of torch's threads).
-WORKER_CODE = "import sys; from nas.cli import main; sys.exit(main())"
+WORKER_CODE = ("import sys; from nas.study.workers import die_with_parent; die_with_parent(); "
+               "from nas.cli import main; sys.exit(main())")
 
 
 def cores() -> int:
@@ -108,11 +118,22 @@ class StudyPoller:
 
 @dataclass
 class Worker:
-    """One started worker process and the files its output goes to."""
+    """One started worker process, the files its output goes to, and the trials the parent
+    failed for it once it died."""
 
     process: subprocess.Popen[bytes]
     out: IO[bytes]
     err: IO[bytes]
+    lifeline: int                   # the write end of the pipe the worker watches
+    failed_trials: list[int] = field(default_factory=list)
+    reaped: bool = False
+
+    @property
+    def lost(self) -> str | None:
+        """`killed by SIGKILL` for a worker a signal killed (kill -9, the OOM killer) before it
+        could stop cleanly, else None."""
+        code = self.process.returncode
+        return f"killed by {_signal_name(-code)}" if code is not None and code < 0 else None
 
     @property
     def name(self) -> str:
@@ -134,36 +155,69 @@ class Worker:
         return lines[-1] if lines else f"exit code {self.process.returncode}"
 
 
-def start(argvs: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> list[Worker]:
-    """Start one worker per argument list (`nas` arguments, e.g. ['search', ...])."""
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def start(argvs: Sequence[Sequence[str]], env: dict[str, str] | None = None,
+          quota: SharedQuota | None = None) -> list[Worker]:
+    """Start one worker per argument list (`nas` arguments, e.g. ['search', ...]); each stops
+    when this process dies or calls `cut`, and removes `quota` if it outlives this process."""
+    watched, lifeline = os.pipe()           # both ends not inherited unless passed
+    own = {LIFELINE_ENV: str(watched)}
+    if quota is not None:
+        own |= {STORAGE_ENV: quota.store.url, QUOTA_ENV: quota.key}
     started = []
-    for argv in argvs:
-        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-        process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, *argv], stdout=out,
-                                   stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
-                                   env={**os.environ, **(env or {})})
-        started.append(Worker(process, out, err))
+    try:
+        for argv in argvs:
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, *argv], stdout=out,
+                                       stderr=err, stdin=subprocess.DEVNULL, pass_fds=(watched,),
+                                       start_new_session=True, env={**os.environ, **(env or {}), **own})
+            started.append(Worker(process, out, err, lifeline))
+    except BaseException:
+        os.close(lifeline)                  # those started stop again
+        raise
+    finally:
+        os.close(watched)
     return started
 
 
-def wait(workers: Sequence[Worker], poller: StudyPoller,
-         show: Callable[[Progress], None]) -> Progress:
-    """Poll the study and `show` progress until every worker exited; Ctrl-C, SIGTERM or SIGHUP
-    stops them all and raises KeyboardInterrupt (nas.errors.Stopped for the last two).
+def cut(workers: Sequence[Worker]) -> None:
+    """Close the workers' lifeline: those still running stop as if this process had died."""
+    for fd in {worker.lifeline for worker in workers}:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def wait(workers: Sequence[Worker], poller: StudyPoller, show: Callable[[Progress], None],
+         quota: SharedQuota | None = None) -> Progress:
+    """Poll the study and `show` progress until every worker exited, failing at once the trial
+    of a worker that died (see `reap`); Ctrl-C, SIGTERM or SIGHUP stops them all and raises
+    KeyboardInterrupt (nas.errors.Stopped for the last two).
 
     A signal only records itself for the loop to read (within POLL_S): a KeyboardInterrupt
     raised while the garbage collector runs a finalizer is printed and dropped by Python, and
     the workers would go on."""
     received: list[int] = []
-    with on_signals(lambda signum, frame: received.append(signum)):
-        while not received and (live := [w for w in workers if w.process.poll() is None]):
-            show(poller.poll())
-            with contextlib.suppress(subprocess.TimeoutExpired):     # back at once when it exits
-                live[0].process.wait(timeout=POLL_S)
-    if received:
-        with uninterrupted():           # a second signal must not leave workers behind
-            stop(workers, Store(poller.url), poller.name)
-        raise KeyboardInterrupt if received[0] == signal.SIGINT else Stopped(received[0])
+    store = Store(poller.url)
+    try:
+        with on_signals(lambda signum, frame: received.append(signum)):
+            while not received and (live := [w for w in workers if w.process.poll() is None]):
+                reap(workers, store, poller.name, quota)
+                show(poller.poll())
+                with contextlib.suppress(subprocess.TimeoutExpired):    # back at once when it exits
+                    live[0].process.wait(timeout=POLL_S)
+        if received:
+            with uninterrupted():           # a second signal must not leave workers behind
+                stop(workers, store, poller.name)
+            raise KeyboardInterrupt if received[0] == signal.SIGINT else Stopped(received[0])
+        reap(workers, store, poller.name, quota)
+    finally:
+        cut(workers)                        # an error here stops the workers too
     progress = poller.poll()
     show(progress)
     return progress
@@ -185,15 +239,38 @@ def stop(workers: Sequence[Worker], store: Store, study: str) -> None:
             _fail_held_trials(store, study, worker.name)
 
 
-def _fail_held_trials(store: Store, study: str, worker: str) -> None:
-    """Fail the RUNNING trials a killed worker held claims for, and release those claims."""
-    numbers = [trial for _, _, holder, trial in claims.holders(store, study)
-               if holder == worker and trial is not None]
+def reap(workers: Sequence[Worker], store: Store, study: str, quota: SharedQuota | None) -> None:
+    """For each worker that exited since the last call: fail the trials it still held (none
+    after a clean exit), and give a lost worker's genome back to `quota` for another worker."""
+    for worker in workers:
+        if worker.reaped or worker.process.poll() is None:
+            continue
+        worker.reaped = True
+        if worker.process.returncode == 0:
+            continue
+        worker.failed_trials = _fail_held_trials(store, study, worker.name, worker.lost)
+        if worker.failed_trials and worker.lost and quota is not None:
+            with contextlib.suppress(Exception):    # the database is gone: one genome fewer
+                quota.give_back()
+
+
+def _fail_held_trials(store: Store, study: str, worker: str, why: str | None = None) -> list[int]:
+    """Fail the RUNNING trials of a dead or killed worker (those it recorded as its own, see
+    nas.study.workers.heartbeat, or held claims for), and release its claims; the numbers of
+    the trials failed."""
+    numbers = {trial for _, _, holder, trial in claims.holders(store, study)
+               if holder == worker and trial is not None}
     loaded = optuna.load_study(study_name=study, storage=store.url)
+    failed = []
     for trial in loaded.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.number in numbers:
+        if trial.number in numbers or trial.user_attrs.get("worker") == worker:
+            loaded._storage.set_trial_user_attr(trial._trial_id, "outcome", "interrupted")
+            loaded._storage.set_trial_user_attr(trial._trial_id, "error",
+                                                f"worker {worker} died ({why or 'stopped'})")
             loaded._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    claims.abandon_trial(store, study, numbers)
+            failed.append(trial.number)
+    claims.abandon_trial(store, study, numbers | set(failed))
+    return failed
 
 
 def totals(workers: Sequence[Worker]) -> dict[str, int]:
@@ -208,6 +285,40 @@ def totals(workers: Sequence[Worker]) -> dict[str, int]:
 
 
 def failures(workers: Sequence[Worker]) -> list[str]:
-    """One line per worker that exited with an error."""
+    """One line per worker that exited with an error (not the lost ones: see `lines`)."""
     return [f"worker {i}: {w.error()}" for i, w in enumerate(workers, 1)
-            if w.process.returncode not in (0, None)]
+            if w.process.returncode not in (0, None) and not w.lost]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What each worker of a run did, one line each, and the run's exit code."""
+
+    lines: list[str]
+    lost: int               # workers that died without a summary
+    exit_code: int          # LOST_EXIT when a lost worker's genome was not redone
+
+
+def outcome(workers: Sequence[Worker], progress: Progress, unfinished: int) -> Outcome:
+    """Per worker: genomes judged and trials failed, or how it was lost and after how many (the
+    study's judged genomes that no surviving worker reported). `unfinished`: quota units left."""
+    lines, accounted, lost = [], 0, []
+    for number, worker in enumerate(workers, 1):
+        result = worker.result()
+        if worker.lost:
+            lost.append((number, worker))
+            continue
+        judged = int((result or {}).get("trained") or 0) + int((result or {}).get("pruned") or 0)
+        accounted += judged
+        lines.append(f"worker {number} (pid {worker.process.pid}): judged {judged}, failed "
+                     f"{int((result or {}).get('failed') or 0)}")
+    share = max(0, progress.judged - accounted)
+    for number, worker in lost:
+        trials = ", ".join(map(str, worker.failed_trials)) or "none held"
+        lines.append(f"worker {number} (pid {worker.process.pid}): lost ({worker.lost}) after "
+                     f"judging {share}{' between the lost workers' if len(lost) > 1 else ''}; "
+                     f"trial failed: {trials}; "
+                     + ("its genome was redone" if not unfinished else
+                        f"{unfinished} genomes of --trials not judged"))
+    code = LOST_EXIT if lost and unfinished else 0
+    return Outcome(lines, len(lost), code)

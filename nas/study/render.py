@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.study.pareto import best_row
@@ -69,9 +70,9 @@ def _latency_text(setup: dict[str, object]) -> str:
 
 def studies_table(studies: Sequence[StudyInfo], storage: str) -> Table:
     """The studies of a storage; `nas report --study NAME` shows one."""
-    table = Table(title=f"studies in {storage} (pick one with --study)")
+    table = Table(title=Text(f"studies in {storage} (pick one with --study)"))
     for name in ("study", "trials", "trained", "best val acc"):
         table.add_column(name, justify="left" if name == "study" else "right")
     for info in studies:
-        table.add_row(info.name, str(info.trials), str(info.trained), percent(info.best_val_accuracy))
+        table.add_row(Text(info.name), str(info.trials), str(info.trained), percent(info.best_val_accuracy))
     return table

@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.engine import make_url
 
 from nas.errors import ReportError, StoreError, nearest
 from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, before_training
-from nas.store.database import existing_tables, normalize_url, safe_url
+from nas.store.database import existing_tables, normalize_url, readonly_url, safe_url, sqlite_file
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
 from nas.study.workers import optuna_errors
 
@@ -104,8 +101,8 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     if "studies" not in existing_tables(normalized):
         raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
                          "run `nas search` first)")
-    with optuna_errors(normalized):
-        return optuna.storages.RDBStorage(normalized, skip_table_creation=True)
+    with optuna_errors(normalized):             # read-only: no -wal, -shm or journal written
+        return optuna.storages.RDBStorage(readonly_url(normalized), skip_table_creation=True)
 
 
 def objectives_of(info: Mapping[str, Any]) -> tuple[str, ...]:
@@ -138,10 +135,8 @@ def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = Non
 
 def database_exists(url: str) -> bool:
     """False only for a SQLite URL whose file does not exist (a report never creates one)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return True
-    return Path(parsed.database).expanduser().exists()
+    path = sqlite_file(url)
+    return path is None or path.exists()
 
 
 def list_studies(url: str | None) -> list[StudyInfo]:
@@ -166,16 +161,22 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
     import optuna
 
     storage = open_readonly(url)
+    where = safe_url(storage.url)
     with optuna_errors(storage.url):
         names = nas_study_names(storage, name)
-        name = _pick(names, name, safe_url(storage.url))
-        study = optuna.load_study(study_name=name, storage=storage)
-        rows = _rows(study)
-        trials = study.get_trials(deepcopy=False)
+        name = _pick(names, name, where)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            rows = _rows(study)
+            trials = study.get_trials(deepcopy=False)
+            info = dict(study.user_attrs.get("nas", {}))
+        except KeyError as error:               # `nas delete` at the same moment
+            raise ReportError(f"{where}: study {name!r} is gone (deleted while read)") from error
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ReportError(f"{where}: {_tampered(name, error)}") from error
     if not any(r.state == "COMPLETE" for r in rows):
         raise ReportError(f"study {name!r} has no complete trials yet ({len(rows)} trials in all)")
-    return StudyData(name, safe_url(storage.url), dict(study.user_attrs.get("nas", {})),
-                     rows, _wall(trials))
+    return StudyData(name, where, info, rows, _wall(trials))
 
 
 def _pick(names: Sequence[str], name: str | None, where: str) -> str:
@@ -197,7 +198,15 @@ def _pick(names: Sequence[str], name: str | None, where: str) -> str:
 def _rows(study: optuna.Study) -> tuple[TrialRow, ...]:
     """Every trial of the study as a TrialRow, in trial order."""
     objectives = objectives_of(study.user_attrs.get("nas") or {})
-    return tuple(row_from_trial(t, objectives) for t in study.get_trials(deepcopy=False))
+    try:
+        return tuple(row_from_trial(t, objectives) for t in study.get_trials(deepcopy=False))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ReportError(_tampered(study.study_name, error)) from error
+
+
+def _tampered(name: str, error: Exception) -> str:
+    return (f"study {name!r} holds attributes that nas did not write "
+            f"({type(error).__name__}: {error}); edited by hand?")
 
 
 def _wall(trials: Sequence[optuna.trial.FrozenTrial]) -> float:

@@ -162,7 +162,7 @@ def _needed_width(summary: Summary, every_trial: bool, cols: Sequence[Column]) -
 
 def _table(summary: Summary, every_trial: bool, cols: Sequence[Column]) -> Table:
     """A genome wraps between its stages and FLOPs over its exact count; other cells never wrap."""
-    table = Table(title=title(summary, every_trial))
+    table = Table(title=Text(title(summary, every_trial)))    # a study name is no markup
     for c in cols:
         table.add_column(c.title, justify="right" if c.right else "left", no_wrap=c.key != "genome",
                          min_width=11 if c.key == "genome" else None)

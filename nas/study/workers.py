@@ -8,12 +8,18 @@ seconds, fails the study's trials whose last heartbeat is older than `grace_s`
 (`optuna.storages.fail_stale_trials`); the storage's stale-trial callback then releases the
 dead trial's genome claim and marks its run 'interrupted' (nas.store.claims.abandon_trial).
 Heartbeats use the database's clock, so machines need not agree on the time.
+
+A `--jobs` worker dies with its parent (die_with_parent): it watches a pipe whose write end only
+the parent holds, which the kernel closes however the parent dies.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import errno
 import hashlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nas.errors import SpaceError, Stopped, StoreError, TrainError
 from nas.store import claims
 from nas.store.database import engine_options, retry_races, safe_url, tune_engine
+from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
 from nas.study.ablate_file import ABLATION_PREFIX
 
@@ -36,6 +43,9 @@ MAX_FAILURES = 5                # this many failed trials in a row stop the sear
 MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)    # a clean stop, exit 128 + signal
+# set by the parent of --jobs workers (nas.study.jobs.start) for die_with_parent
+LIFELINE_ENV, STORAGE_ENV, QUOTA_ENV = "NAS_JOBS_LIFELINE", "NAS_JOBS_STORAGE", "NAS_JOBS_QUOTA"
+_orphaned = threading.Event()       # in a worker: its parent is gone
 
 
 def check_study_name(name: str) -> None:
@@ -60,18 +70,25 @@ def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
             store.url, engine_kwargs=engine_options(store.url), heartbeat_interval=heartbeat_s,
             grace_period=grace_s, heartbeat_stale_trial_callback=stale)
 
-    storage = retry_races(make, store.url)
+    with optuna_errors(store.url):
+        storage = retry_races(make, store.url)
     tune_engine(storage.engine)
     return storage
 
 
 @contextmanager
 def optuna_errors(url: str) -> Iterator[None]:
-    """Optuna's storage errors -> one-line StoreError naming the URL (password masked)."""
+    """Optuna's storage errors, and its refusal of a foreign schema version, -> one-line
+    StoreError naming the URL (password masked)."""
     try:
         yield
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
         raise StoreError(f"{safe_url(url)}: {_first_line(error.__cause__ or error)}") from error
+    except RuntimeError as error:       # Optuna's check of the schema version (alembic_version)
+        if "table schema" not in str(error):
+            raise
+        raise StoreError(f"{safe_url(url)}: its alembic_version is not one of Optuna's schema "
+                         "versions (another program's database?)") from error
 
 
 def worker_seed(seed: int, number: int) -> int:
@@ -85,13 +102,14 @@ def worker_seed(seed: int, number: int) -> int:
 
 @contextmanager
 def heartbeat(study: optuna.Study, trial: Trial) -> Iterator[None]:
-    """Record the trial's heartbeat now and then every interval while the block runs. Refuses
-    a storage without heartbeats rather than silently recording none."""
+    """Record the trial's worker (`host:pid`) and its heartbeat now and then every interval while
+    the block runs. Refuses a storage without heartbeats rather than silently recording none."""
     storage = study._storage      # Optuna wraps RDBStorage in _CachedStorage, which delegates
     interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
     if interval is None:
         raise StoreError(f"study {study.study_name!r}: its storage records no heartbeats, so a "
                          "killed worker's trial would stay RUNNING; open it with open_study")
+    trial.set_user_attr("worker", claims.worker_name())     # whose trial, should it die
     storage.record_heartbeat(trial._trial_id)
     with _every(interval, f"nas-heartbeat-{trial.number}", storage.record_heartbeat, trial._trial_id):
         yield
@@ -109,15 +127,45 @@ def uninterrupted() -> AbstractContextManager[None]:
     return on_signals(signal.SIG_IGN)
 
 
+def die_with_parent() -> None:
+    """In a worker, first thing: watch the lifeline (a pipe whose other end only the parent
+    holds); when the parent dies, stop cleanly (SIGTERM to itself) and remove the run's quota
+    row on the way out. Does nothing outside a --jobs worker."""
+    fd = int(os.environ.get(LIFELINE_ENV) or -1)
+    if fd < 0:
+        return
+    signal.signal(signal.SIGTERM, _raise_stopped)       # before `nas` installs its own: a clean stop too
+    atexit.register(_remove_orphaned_quota)
+    threading.Thread(target=_watch, args=(fd,), name="nas-lifeline", daemon=True).start()
+
+
+def _watch(fd: int) -> None:
+    """Block until the parent is gone (end of file on the lifeline), then stop this worker."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 64):
+            pass
+    _orphaned.set()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _remove_orphaned_quota() -> None:
+    """At a worker's exit: remove the quota row when the parent that owns it is gone."""
+    if not _orphaned.is_set() or not os.environ.get(QUOTA_ENV):
+        return
+    with contextlib.suppress(Exception):        # the database is gone too: nothing to remove
+        SharedQuota(Store(os.environ[STORAGE_ENV]), os.environ[QUOTA_ENV]).remove()
+
+
 def stop_signals() -> AbstractContextManager[None]:
     """SIGTERM and SIGHUP raise `Stopped` while the block runs, as Ctrl-C raises
     KeyboardInterrupt, so a search stops the same clean way (trial FAIL 'interrupted', run
     'interrupted', claim released). A signal ignored when the process started (`nohup`) stays
     ignored."""
-    def stop(signum: int, frame: Any) -> None:
-        raise Stopped(signum)
+    return on_signals(_raise_stopped, STOP_SIGNALS[1:])
 
-    return on_signals(stop, STOP_SIGNALS[1:])
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
 
 
 @contextmanager

@@ -24,10 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the module: the digits are decoded once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Workers import the fake training and log what they train; a private data cache."""
-    values = {"NAS_CACHE_DIR": str(tmp_path / "cache"), "NAS_WORKER_HOOK": "tests.jobs_hook",
+def env(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Workers import the fake training and log what they train; a data cache of the module."""
+    values = {"NAS_CACHE_DIR": str(cache), "NAS_WORKER_HOOK": "tests.jobs_hook",
               "NAS_TEST_TRAINED": str(tmp_path / "trained.log"),
               "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     for key, value in values.items():

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -24,9 +25,15 @@ COMMAND = [sys.executable, "-c",
            "import sys, tests.jobs_hook; from nas.cli import main; sys.exit(main())"]
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the module: the digits are decoded once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "NAS_CACHE_DIR": str(tmp_path / "cache"),
+def env(tmp_path: Path, cache: Path) -> dict[str, str]:
+    return {**os.environ, "NAS_CACHE_DIR": str(cache),
             "NAS_WORKER_HOOK": "tests.jobs_hook", "NAS_TEST_TRAINED": str(tmp_path / "trained.log"),
             "NAS_TEST_SLEEP": "30",
             "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -97,3 +104,77 @@ def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
     short, as starting the workers takes most of the test's time."""
     db = tmp_path / "s.db"
     stop_and_check(start(db, env, "--jobs", "2"), db, signal.SIGTERM, 2)
+
+
+def workers_of(db: Path) -> list[int]:
+    return [int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")]
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 120) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.2)
+    return check()
+
+
+def test_workers_die_with_a_killed_parent_and_remove_its_quota(tmp_path: Path,
+                                                               env: dict[str, str]) -> None:
+    """kill -9 to the parent: its workers get SIGTERM from the kernel (a parent-death signal),
+    stop cleanly, and the last to go removes the quota row the parent can no longer remove."""
+    db = tmp_path / "s.db"
+    parent = start(db, env, "--jobs", "2")
+    assert wait_until(lambda: training(db, 2)), parent.stderr.read() if parent.poll() else "slow"
+    pids = workers_of(db)
+    parent.kill()
+    parent.communicate(timeout=30)
+    assert wait_until(lambda: not [pid for pid in pids if alive(pid)], 60), "a worker survived"
+    trials = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert rows(db, "SELECT * FROM nas_quotas") == []
+    assert rows(db, "SELECT * FROM nas_claims") == []
+    assert rows(db, "SELECT id FROM nas_runs WHERE status = 'running'") == []
+
+
+def kill_workers(db: Path, env: dict[str, str], trials: int, count: int) -> tuple[int, str]:
+    """Start `--jobs 2 --trials N` whose first training lasts until killed and the others 3 s;
+    once `count` trials run, kill -9 the worker of the first training (count 1) or both workers
+    (count 2), and return the parent's exit code and stderr."""
+    log = Path(env["NAS_TEST_TRAINED"])
+    search = start(db, {**env, "NAS_TEST_SLEEP": "3", "NAS_TEST_SLOW_FIRST": "99"},
+                   "--jobs", "2", "--trials", str(trials))
+
+    def first() -> list[int]:     # the worker of the slow first training
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [int(lines[0].split()[-2])] if lines else []
+
+    if not wait_until(lambda: bool(first()) and training(db, count) or search.poll() is not None):
+        search.kill()               # its workers follow it (their lifeline closes)
+        pytest.fail(f"no {count} trials running: {search.communicate()[1][-500:]}")
+    for pid in (first() if count == 1 else workers_of(db)):
+        os.kill(pid, signal.SIGKILL)
+    _, err = search.communicate(timeout=120)
+    trials_left = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
+    assert not [t.number for t in trials_left if t.state == TrialState.RUNNING]
+    assert rows(db, "SELECT * FROM nas_quotas") == [] and rows(db, "SELECT * FROM nas_claims") == []
+    return search.returncode, err
+
+
+def test_a_lost_worker_is_said_and_its_genome_redone(tmp_path: Path, env: dict[str, str]) -> None:
+    """kill -9 to one worker: the parent fails its trial at once, gives its genome to the other
+    worker, and says so even with --quiet; the run judged every genome, so it exits 0."""
+    db = tmp_path / "s.db"
+    code, err = kill_workers(db, env, 3, 1)
+    assert code == 0, err
+    assert "lost (killed by SIGKILL)" in err and "its genome was redone" in err
+    trials = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
+    lost = [t for t in trials if "died (killed by SIGKILL)" in t.user_attrs.get("error", "")]
+    assert len(lost) == 1 and lost[0].state == TrialState.FAIL
+    assert sum(t.user_attrs.get("outcome") == "trained" for t in trials) == 3
+
+
+def test_lost_workers_whose_genomes_were_not_redone_exit_1(tmp_path: Path,
+                                                          env: dict[str, str]) -> None:
+    db = tmp_path / "s.db"
+    code, err = kill_workers(db, env, 10, 2)
+    assert code == 1, err
+    assert err.count("lost (killed by SIGKILL)") == 2 and "genomes of --trials not judged" in err
