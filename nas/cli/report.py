@@ -95,9 +95,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         export.require_onnx(Path(args.onnx))
     data = report.read_study(args.storage, args.study)
     row = export.choose_trial(data, args.which)
-    store = Store(args.storage, readonly=not args.retrain_epochs)
+    retrain = args.retrain or args.retrain_epochs is not None
+    store = Store(args.storage, readonly=not retrain)
     run = trial_run = export.trial_run(store, row)
-    if args.retrain_epochs:
+    if retrain:
         run = _retrain(args, data, store, trial_run)
     checkpoint = export.checkpoint_from_run(
         run, row.trial, retrained_from=trial_run if run is not trial_run else None)
@@ -149,7 +150,8 @@ def _export_json(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> di
 
 
 def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
-    """Train the trial's genome again in the study's context; warn if the teacher changed."""
+    """Train the trial's genome again in the study's context, for --retrain-epochs or the
+    space's whole schedule, on the space's training subset; warn if the teacher changed."""
     from nas.cli.console import ProgressView, err_console
     from nas.study import export
     from nas.train.experiment import resolve_device
@@ -157,7 +159,7 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))
     with ProgressView(args.quiet) as view:
         device = resolve_device(args.device, args.threads)
-        new = export.retrain(space, data, store, run, args.retrain_epochs, device,
+        new = export.retrain(space, data, store, run, args.retrain_epochs or space.train.epochs, device,
                              progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
     expected = (data.info.get("teacher") or {}).get("fingerprint")
     if expected and new.teacher_fingerprint != expected and not args.quiet:
@@ -177,7 +179,9 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
         "test accuracy": percent(metrics["test_accuracy"]),
         **({"retrained": f"{retrained['epochs']} epoch(s) as run {checkpoint['run_id']}; the accuracies "
                          f"above are this run's (the trial's test accuracy was "
-                         f"{percent(retrained['trial_test_accuracy'])})"} if retrained else {}),
+                         f"{percent(retrained['trial_test_accuracy'])})"} if retrained else
+           {"schedule": f"{checkpoint['recipe']['train']['epochs']}-epoch search trial, not final "
+                        f"(--retrain: the whole schedule)"}),
         "checkpoint": str(out), **({"onnx": str(onnx)} if onnx else {}),
     })
 
@@ -226,12 +230,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an --out or --onnx file that export did not write "
                         "(never a SQLite database)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the genome again with the space's whole recipe ([train] epochs and "
+                        "training subset, with a progress bar) and export that run")
     p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
-                   help="train the genome again for N epochs and export that run")
+                   help="as --retrain, for N epochs")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where --retrain-epochs trains")
+                   help="where --retrain(-epochs) trains")
     p.add_argument("--threads", type=threads_arg, default=None,
-                   help="CPU threads for --retrain-epochs (default 1)")
+                   help="CPU threads for --retrain(-epochs) (default 1)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_export)

@@ -289,13 +289,16 @@ def _give_back(quota: Countdown | SharedQuota) -> None:
 def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,
                epoch_callbacks: Callable[[str], tuple[Any, ...]]) -> tuple[Trial, str]:
     """Ask, evaluate under a heartbeat, tell: (the trial, its outcome)."""
-    trial, started = study.ask(), time.perf_counter()
+    trial, started = None, time.perf_counter()
     try:
+        with workers.deferred():            # a stop while asking: the new trial is failed below
+            trial = study.ask()
         with workers.heartbeat(study, trial):
             outcome, values, run = _evaluate(ctx, settings, trial, epoch_callbacks)
     except KeyboardInterrupt:
-        with workers.uninterrupted():       # a second Ctrl-C 10 ms later must not leave it RUNNING
-            _tell(study, trial, "interrupted", None, None, started)
+        if trial is not None:
+            with workers.uninterrupted():   # a second Ctrl-C 10 ms later must not leave it RUNNING
+                _tell(study, trial, "interrupted", None, None, started)
         raise
     except Exception as error:  # a failed trial is a state, not a crash
         reason = workers.fatal_error(error)

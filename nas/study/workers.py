@@ -127,6 +127,19 @@ def uninterrupted() -> AbstractContextManager[None]:
     return on_signals(signal.SIG_IGN)
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while the block runs and raise the first one right after
+    it (KeyboardInterrupt, or Stopped): a trial Optuna creates inside (`study.ask`) is then
+    always known to the code that must fail it."""
+    received: list[int] = []
+    ignored = {signum for signum in STOP_SIGNALS if signal.getsignal(signum) is signal.SIG_IGN}
+    with on_signals(lambda signum, frame: signum in ignored or received.append(signum)):
+        yield
+    if received:
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else Stopped(received[0])
+
+
 def die_with_parent() -> None:
     """In a worker, first thing: watch the lifeline (a pipe whose other end only the parent
     holds); when the parent dies, stop cleanly (SIGTERM to itself) and remove the run's quota

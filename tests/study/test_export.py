@@ -175,6 +175,22 @@ def test_retrain_exports_the_new_run_and_says_so(study: Trained, tmp_path: Path,
     assert accuracy(model, data.test, data.mean, data.std, torch.device("cpu")) == new.test_accuracy
 
 
+def test_retrain_trains_the_spaces_whole_schedule(study: Trained, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`--retrain` is the final model's recipe: the space's [train] epochs; without it the
+    export says its accuracies are the search trial's, not a final model's."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(study.cache))
+    assert main(["export", "1", "--storage", study.url, "--out", str(tmp_path / "trial.pt")]) == 0
+    assert "search trial, not final (--retrain: the whole schedule)" in capsys.readouterr().out
+    out = tmp_path / "final.pt"
+    assert main(["export", "1", "--storage", study.url, "--out", str(out), "--retrain",
+                 "--device", "cpu", "--threads", "1", "--quiet"]) == 0
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["retrained"]["epochs"] == study.ctx.space.train.epochs
+    assert checkpoint["recipe"]["train"]["epochs"] == study.ctx.space.train.epochs
+
+
 @pytest.mark.parametrize(("which", "message"), [
     ("rejected", "trial 3 was rejected by the budget, never trained"),
     ("failed", "trial 4 was failed, no trained weights"),
