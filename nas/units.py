@@ -77,7 +77,7 @@ def quantity_text(value: float) -> str:
 
 def flops_text(flops: int, exact: bool = False) -> str:
     """`0.180 G` (the largest unit that keeps the figure >= 0.1); with `exact`, every digit of
-    that unit and the count, the report's form: `0.180348032 G (180,348,032)`."""
+    that unit and the count, `nas report`'s form: `0.180348032 G (180,348,032)`."""
     for unit, scale in _UNITS:
         if flops >= 0.1 * scale:
             figure = f"{flops / scale:.12g}" if exact else f"{flops / scale:.3f}"

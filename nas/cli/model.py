@@ -143,7 +143,7 @@ def shape_flags(p: argparse.ArgumentParser) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("count", help="FLOPs and params of a genome",
-                            description="FLOPs (the report's convention) and parameters of one genome.")
+                            description="FLOPs (the seed report's convention) and parameters of one genome.")
     p.add_argument("genome", help='stages in the report\'s notation, e.g. "[2,8,6,1,0] [2,16,4,1,0]"; '
                                   "an attention name may follow")
     p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None,

@@ -2,7 +2,7 @@
 
 Sources: scikit-learn's digits, an ImageFolder directory, or a torchvision data
 set. Validation is carved out of the training data before any augmentation and
-test is never used for selection (the report did both wrong, see SEED.md).
+test is never used for selection (the seed report did both wrong).
 Decoders live in nas.data.folders and nas.data.torchvision_sets, the disk cache in nas.data.cache.
 """
 
@@ -52,7 +52,7 @@ from nas.model.space import InputShape
 Triple = tuple[float, float, float]
 
 _MAX_SIDE = 4096
-_FOLDER_SIZE = (185, 160)  # the report's H x W
+_FOLDER_SIZE = (185, 160)  # the seed report's H x W
 _DECODER = 2  # bump when decoding changes (2: 16-bit greys scaled, skips with reasons)
 _DIGITS = 1797
 NAMES = ("digits", *TORCHVISION)
@@ -92,7 +92,7 @@ class Views:
 
 
 def default_image_size(source: str) -> tuple[int, int]:
-    """(H, W): digits 32x32, folders the report's 185x160, torchvision sets their native size."""
+    """(H, W): digits 32x32, folders the seed report's 185x160, torchvision sets their native size."""
     kind = _source_kind(source)
     if kind == "digits":
         return (32, 32)

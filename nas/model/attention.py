@@ -30,7 +30,7 @@ class Cost:
 class Attention:
     """One channel attention: how to build it over `channels`, and what it costs there.
 
-    `cost(channels, positions, se_width)` follows the report's thop rules: pooling counts
+    `cost(channels, positions, se_width)` follows the seed report's thop rules: pooling counts
     (positions + 1) per channel, convs and linears weights x outputs, activations 0."""
 
     build: Callable[[int, int], nn.Module]          # (channels, se_width) -> module

@@ -121,7 +121,7 @@ def pretrained_cfg(shape: InputShape, classes: int,
 
 
 def init_weights(model: nn.Module) -> None:
-    """The report's init: He-normal convs (std sqrt(2/(k*k*out))), BN (1, 0), Linear N(0, 0.001)."""
+    """The seed report's init: He-normal convs (std sqrt(2/(k*k*out))), BN (1, 0), Linear N(0, 0.001)."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.Conv1d):
             fan_out = module.out_channels * math.prod(module.kernel_size)

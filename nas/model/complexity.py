@@ -1,4 +1,4 @@
-"""FLOPs and parameters in the report's convention.
+"""FLOPs and parameters in the seed report's convention.
 
 FLOPs are 2 x the multiply-accumulates that the `thop` profiler (0.1.x) reports at
 batch 1: convolutions and linears count weights x outputs (bias not counted),

@@ -1,6 +1,6 @@
 """Genomes: a tuple of `[t, c, n, s, fused]` stage genes plus one attention choice.
 
-The canonical text form is the report's notation, `[2,8,6,1,0] [2,16,4,1,0]`,
+The canonical text form is the seed report's notation, `[2,8,6,1,0] [2,16,4,1,0]`,
 followed by the attention when it is part of the key: `... eca`. It is what
 logs, tables and database keys use. Pure Python: no torch here.
 """
@@ -87,7 +87,7 @@ class Genome:
 
     @property
     def notation(self) -> str:
-        """The report's notation of the stages: `[2,8,6,1,0] [2,16,4,1,0]`."""
+        """The seed report's notation of the stages: `[2,8,6,1,0] [2,16,4,1,0]`."""
         return " ".join(str(stage) for stage in self.stages)
 
     def __str__(self) -> str:
@@ -114,7 +114,7 @@ class Genome:
 
     @classmethod
     def parse(cls, text: str, attention: str | None = None) -> Genome:
-        """Parse the report's notation `[2,8,6,1,0] [2,16,4,1,0]`, optionally followed by an
+        """Parse the seed report's notation `[2,8,6,1,0] [2,16,4,1,0]`, optionally followed by an
         attention word; `attention` overrides that word. The one genome parser."""
         if not isinstance(text, str):
             raise GenomeError(f"genome must be text, got {type(text).__name__}")

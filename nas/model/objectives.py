@@ -1,6 +1,6 @@
 """What a search optimises: `OBJECTIVES`, one record per objective.
 
-The search (its values and budget constraints), the rung gate, the Pareto front, the report's
+The search (its values and budget constraints), the rung gate, the Pareto front, `nas report`'s
 tables, plot axes and budget lines, and Optuna's metric names all read this table, so a new
 objective is one row plus the code that measures it. Accuracy is measured by training
 (nas.train); FLOPs and params by counting the decoded architecture (nas.model.complexity,
@@ -35,7 +35,7 @@ class Objective:
                                              # None: measured by training
     text: Callable[[float | None], str]             # a value in tables and progress lines
     parse: Callable[[str, str], float] | None = None    # a budget from text; None: not a budget
-    limit_text: Callable[[float], str] = str        # a budget in the report's overview: 200,000
+    limit_text: Callable[[float], str] = str        # a budget in `nas report`'s overview: 200,000
     quantity: Callable[[float], str] = str          # a budget in the plot's legend: 200 K FLOPs
     compact: Callable[[float], str] = str           # a budget in a default study name: 200K
     example: str = ""       # a budget as --budget-NAME takes it, for --help

@@ -34,7 +34,7 @@ AUGMENT_OPS = (
 )
 
 
-# The report's augmented copies of the training set (SEED.md), as `[train.augment] views`.
+# The seed report's augmented copies of the training set, as `[train.augment] views`.
 REPORT_VIEWS = ("blur+hflip", "color_jitter", "autoaugment_imagenet", "autoaugment_cifar10",
                 "autoaugment_svhn", "randaugment")
 
@@ -76,7 +76,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The student recipe; defaults are the report's (Adam, lr 5e-3, cosine to 0.1 lr)."""
+    """The student recipe; defaults are the seed report's (Adam, lr 5e-3, cosine to 0.1 lr)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -113,7 +113,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Distillation loss: 'feature' = (1-a) MSE(features) + a CE (the report's),
+    """Distillation loss: 'feature' = (1-a) MSE(features) + a CE (the seed report's),
     'logit' = (1-a) KL(T) T^2 + a CE (Hinton), 'both' = (1-a)(MSE + KL T^2) + a CE,
     'none' = CE only: no teacher is built, trained or loaded (the honest baseline)."""
 

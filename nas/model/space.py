@@ -35,7 +35,7 @@ MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Model-wide choices; the defaults are the report's family (SEED.md)."""
+    """Model-wide choices; the defaults are the seed report's family."""
 
     stem: int = 8
     stem_stride: int = 2

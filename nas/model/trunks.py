@@ -2,7 +2,7 @@
 
 A trunk is the convolutional part of a classifier: everything before its global pooling and
 classifier. The teacher table (nas.model.teachers) pairs each kind's classifier builder with
-one of the cuts here; the report's head then goes on top (nas.train.trunk).
+one of the cuts here; the seed report's head then goes on top (nas.train.trunk).
 """
 
 from __future__ import annotations

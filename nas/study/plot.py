@@ -1,4 +1,4 @@
-"""The report's plot: two objectives on the axes, a third as colour, the front marked.
+"""`nas report`'s plot: two objectives on the axes, a third as colour, the front marked.
 
 The axes are any two objectives the study measured (nas.model.objectives); the colour is the
 first other objective of the study. The file's extension names the format (PDF, SVG, PNG at 200

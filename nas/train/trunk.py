@@ -1,7 +1,7 @@
-"""Trunk teachers: a pretrained (or random) convolutional trunk, then the report's head.
+"""Trunk teachers: a pretrained (or random) convolutional trunk, then the seed report's head.
 
 Which trunk, cut where, normalised how: the kind's row of TEACHERS (nas.model.teachers).
-The head is the report's: a 3x3 conv from the trunk's width to the feature width, global
+The head is the seed report's: a 3x3 conv from the trunk's width to the feature width, global
 pooling (the feature), and an MLP classifier. With a frozen trunk (`[teacher] train = "head"`)
 the trunk's outputs on every view, and on val and test, are computed once and cached on disk,
 so only the head is trained and a second run needs no trunk pass at all.
@@ -27,7 +27,7 @@ MAP_KEYS = ("views", "val", "test")
 
 
 class ReportHead(nn.Module):
-    """3x3 conv to `feature_dim` -> pool (the feature) -> MLP classifier (the report's teacher)."""
+    """3x3 conv to `feature_dim` -> pool (the feature) -> MLP classifier (the seed report's teacher)."""
 
     def __init__(self, width: int, feature_dim: int, classes: int) -> None:
         super().__init__()
