@@ -35,30 +35,26 @@ def parse_quantity(text: str, what: str) -> float:
 
 def parse_duration(text: str, what: str) -> float:
     """'30m' -> 1800.0, '2h', '90s', '600' (seconds); `what` names the flag or key in errors."""
-    cleaned = str(text).strip().lower()
-    unit = cleaned[-1:] if cleaned[-1:] in _SECONDS else "s"
-    number = cleaned[:-1] if cleaned[-1:] in _SECONDS else cleaned
-    try:
-        value = float(number) * _SECONDS[unit]
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise SpaceError(f"{what} must be a positive duration such as 30m, 2h or 90s, got {text!r}")
-    return value
+    return _parse_time(text, what, _SECONDS, "s", "positive duration such as 30m, 2h or 90s")
 
 
 def parse_milliseconds(text: str, what: str) -> float:
     """'2ms' -> 2.0, '500us' -> 0.5, '0.01s' -> 10.0, '3' (milliseconds); `what` names the flag
     or key in errors."""
+    return _parse_time(text, what, _MILLISECONDS, "ms", "positive time such as 2ms, 500us or 0.01s")
+
+
+def _parse_time(text: str, what: str, units: dict[str, float], default: str, example: str) -> float:
+    """A number with one of `units`' suffixes (the longest that matches; none = `default`)."""
     cleaned = str(text).strip().lower()
-    unit = next((u for u in ("us", "ms", "s") if cleaned.endswith(u)), "ms")
+    unit = next((u for u in sorted(units, key=len, reverse=True) if cleaned.endswith(u)), default)
     number = cleaned.removesuffix(unit) if cleaned.endswith(unit) else cleaned
     try:
-        value = float(number) * _MILLISECONDS[unit]
+        value = float(number) * units[unit]
     except ValueError:
         value = float("nan")
     if not 0 < value < float("inf"):
-        raise SpaceError(f"{what} must be a positive time such as 2ms, 500us or 0.01s, got {text!r}")
+        raise SpaceError(f"{what} must be a {example}, got {text!r}")
     return value
 
 
