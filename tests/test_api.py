@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import nas
 from nas import api
 from nas.errors import NasError, SpaceError, TrainError
+from nas.study.budget import Budget
 from nas.study.objective import Objective, budget_of
-from nas.study.search import Budget
 from tests.training import tiny_context
 
 GENOME_PARAMS = {"stages": 1, "stage1.t": 1, "stage1.c": 8, "stage1.s": 2, "stage1.fused": 0,
@@ -35,7 +35,7 @@ def test_nas_train_is_callable_and_still_the_training_package() -> None:
 
 
 def test_objective_trains_rejects_over_budget_and_reuses(ctx: object) -> None:
-    objective = Objective(ctx, Budget(flops=1.0), epochs=1)       # every genome is over 1 FLOP
+    objective = Objective(ctx, Budget({"flops": 1.0}), epochs=1)       # every genome is over 1 FLOP
     study = optuna.create_study(directions=objective.directions)
     study.enqueue_trial(GENOME_PARAMS)
     study.optimize(objective, n_trials=1)
@@ -56,7 +56,7 @@ def test_objective_trains_rejects_over_budget_and_reuses(ctx: object) -> None:
 
 
 def test_budget_text_is_refused_like_the_flag() -> None:
-    assert budget_of("0.2G", "50K") == Budget(2e8, 5e4)
+    assert budget_of("0.2G", "50K") == Budget({"flops": 2e8, "params": 5e4})
     with pytest.raises(SpaceError, match="budget must be a positive number"):
         budget_of("lots", None)
 

@@ -47,8 +47,9 @@ def module_name(path: Path) -> str:
 
 
 # Code strings that may import a higher layer: (the constant's name, the module it imports).
-# The job runner starts each worker as `python -c WORKER_CODE ...`, the `nas` command line.
-ALLOWED_CODE = {("WORKER_CODE", "nas.cli")}
+# The job runner starts each worker as `python -c WORKER_CODE ...`: the worker's lifeline
+# (nas.study.workers, its own layer), then the `nas` command line.
+ALLOWED_CODE = {("WORKER_CODE", "nas.cli"), ("WORKER_CODE", "nas.study.workers")}
 CODE_IMPORT = re.compile(r"\bfrom\s+(nas(?:\.\w+)*)\s+import\b|\bimport\s+(nas(?:\.\w+)*)")
 IMPORTERS = ("import_module", "__import__")
 

@@ -43,7 +43,14 @@ def start(db: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*COMMAND, "search", "--space", TINY, "--data", "digits", "--image-size", "8x8",
          "--storage", f"sqlite:///{db}", "--study", "sig", "--threads", "1", "--quiet",
-         "--trials", "50", *extra], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+         "--trials", "50", *extra], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_hangup_default)
+
+
+def _hangup_default() -> None:
+    """SIGHUP as a terminal's child has it, also when the suite runs under `nohup` (which the
+    search rightly keeps ignoring)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def rows(db: Path, query: str) -> list[tuple]:
