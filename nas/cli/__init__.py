@@ -133,9 +133,9 @@ def quiet_libraries() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:                  # no command is a usage error, as with git
+        parser.print_help(sys.stderr)
+        return 2
     if getattr(args, "storage", "unset") is None and os.environ.get("NAS_STORAGE"):
         args.storage = os.environ["NAS_STORAGE"]
     if args.command in ("search", "report", "export", "ablate", "delete", "reproduce"):

@@ -20,9 +20,10 @@ def test_version_and_bare_nas(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])
     assert stopped.value.code == 0 and capsys.readouterr().out == f"nas {__version__}\n"
-    assert main([]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("usage: nas") and "NAS_STORAGE" in out and "NAS_CACHE_DIR" in out
+    assert main([]) == 2                    # no command: the help on stderr, a usage error
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: nas")
+    assert "NAS_STORAGE" in captured.err and "NAS_CACHE_DIR" in captured.err
 
 
 def test_debug_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
