@@ -4,7 +4,7 @@
     study = optuna.create_study(directions=obj.directions)
     study.optimize(obj, n_trials=20)
 
-Each trial samples a genome as `nas search` does (`sample_genome`), counts it, and trains it
+Each trial samples and counts a genome as `nas search` does (`sample_measured`), and trains it
 in the shared context (data, views, teacher), storing the run. A genome over the budget is not
 trained: it returns (0, FLOPs, params) with a positive constraint (`trial.set_constraint`, read
 by TPE and NSGA-II), as `nas search` records it. A genome this objective judged before returns
@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from nas.model.complexity import count
-from nas.model.objectives import DEFAULT_OBJECTIVES, counted, select
+from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.study.budget import Budget
-from nas.study.search import sample_genome
+from nas.study.search import sample_measured
 from nas.train.experiment import Context, train_genome
 from nas.units import parse_quantity
 
@@ -59,23 +58,15 @@ class Objective:
         return [o.metric for o in select(DEFAULT_OBJECTIVES)]
 
     def __call__(self, trial: optuna.Trial) -> Values:
-        space = self.ctx.space
-        genome = sample_genome(trial, space).rounded(space.model.divisor)
-        size = count(genome, space, shape=self.ctx.shape, classes=len(self.ctx.data.classes))
-        violation = self.budget.violation(counted(size))
-        for key, value in {"genome": genome.notation, "attention": genome.attention,
-                           "flops": size.flops, "params": size.params,
-                           "constraint": violation}.items():
-            trial.set_user_attr(key, value)
-        for name, value in zip(self.budget.names, violation, strict=True):
-            trial.set_constraint(name, value)
-        if any(v > 0 for v in violation):
+        sampled = sample_measured(self.ctx, trial, DEFAULT_OBJECTIVES, self.budget)
+        genome, flops, params = sampled.genome, sampled.measured["flops"], sampled.measured["params"]
+        if sampled.rejected:
             trial.set_user_attr("outcome", "rejected")
-            return 0.0, float(size.flops), float(size.params)
+            return 0.0, float(flops), float(params)
         if str(genome) in self.judged:
             trial.set_user_attr("outcome", "reused")
             return self.judged[str(genome)]
-        return self._train(trial, genome, size.flops, size.params)
+        return self._train(trial, genome, int(flops), int(params))
 
     def _train(self, trial: optuna.Trial, genome: object, flops: int, params: int) -> Values:
         run = train_genome(self.ctx, genome, epochs=self.epochs, seed=self.seed,  # type: ignore[arg-type]

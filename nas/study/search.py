@@ -328,17 +328,9 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
               epoch_callbacks: Callable[[str], tuple[Any, ...]]
               ) -> tuple[str, list[float] | None, RunRecord | None]:
     """Sample, measure, gate on the budget, reuse or train: (outcome, objective values, run)."""
-    genome = sample_genome(trial, ctx.space).rounded(ctx.space.model.divisor)
-    measured = measure(trial.study, Candidate(genome, ctx.space, ctx.shape, len(ctx.data.classes)),
-                       settings.objectives)
-    violation = settings.budget.violation(measured)
-    for key, value in {"genome": genome.notation, "attention": genome.attention,
-                       **{OBJECTIVES[name].metric: value for name, value in measured.items()},
-                       "constraint": violation}.items():
-        trial.set_user_attr(key, value)
-    for name, value in zip(settings.budget.names, violation, strict=True):
-        trial.set_constraint(name, value)
-    if any(v > 0 for v in violation):
+    sampled = sample_measured(ctx, trial, settings.objectives, settings.budget)
+    genome, measured = sampled.genome, sampled.measured
+    if sampled.rejected:
         return "rejected", _values(settings, measured, 0.0), None
     reusable = _reusable(ctx, settings)
     held = claims.claim(ctx.store, settings.study, genome.notation, genome.attention,
@@ -359,6 +351,32 @@ def _evaluate(ctx: Context, settings: SearchSettings, trial: Trial,
     if run.status != "ok":
         return run.status, None, run
     return "trained", _values(settings, measured, run), run
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """A trial's genome and its values known before training (by objective name)."""
+
+    genome: Genome
+    measured: dict[str, float]
+    rejected: bool              # over a budget: not trained
+
+
+def sample_measured(ctx: Context, trial: Trial, objectives: tuple[str, ...],
+                    budget: Budget) -> Sampled:
+    """Sample the trial's genome, measure what is known before training, and record both on
+    the trial with the budget's constraints (read by TPE and NSGA-II)."""
+    genome = sample_genome(trial, ctx.space).rounded(ctx.space.model.divisor)
+    measured = measure(trial.study, Candidate(genome, ctx.space, ctx.shape, len(ctx.data.classes)),
+                       objectives)
+    violation = budget.violation(measured)
+    for key, value in {"genome": genome.notation, "attention": genome.attention,
+                       **{OBJECTIVES[name].metric: value for name, value in measured.items()},
+                       "constraint": violation}.items():
+        trial.set_user_attr(key, value)
+    for name, value in zip(budget.names, violation, strict=True):
+        trial.set_constraint(name, value)
+    return Sampled(genome, measured, any(v > 0 for v in violation))
 
 
 def _values(settings: SearchSettings, measured: Mapping[str, float],
