@@ -14,7 +14,7 @@ import torch
 from nas.cli import main
 from nas.model.space import load_space
 from nas.store.runs import Store
-from nas.train.experiment import prepare
+from nas.train.experiment import prepare, resolve_device
 from tests.studies import add_trained, new_study
 from tests.training import FAST_TEACHER, write_space
 
@@ -28,7 +28,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
         space = load_space(write_space(root, teacher=FAST_TEACHER))
         store = Store(f"sqlite:///{root / 'x.db'}")
-        ctx = prepare(space, "digits", store, size=(8, 8), device=torch.device("cpu"))
+        ctx = prepare(space, "digits", store, size=(8, 8),      # one thread, as reproduce trains
+                      device=resolve_device("cpu", 1))
         add_trained(new_study(store.url, "tiny"), ctx, "[1,8,1,1,0] [2,16,1,2,0]")
         assert main(["export", "0", "--study", "tiny", "--storage", store.url,
                      "--out", str(root / "student.pt"), "--quiet"]) == 0
