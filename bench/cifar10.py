@@ -33,6 +33,8 @@ GENOME = "[2,8,6,1,0] [2,16,4,1,0]"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from nas.cli.common import set_arg
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("step", choices=("data", "teacher", "arms", "arm", "summary"))
     p.add_argument("--data", default=str(CIFAR10))
@@ -52,14 +54,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tag", default="", help="prefix of this variant's arm names")
     p.add_argument("--parallel", type=int, default=2, help="arm processes at once")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--set", type=set_arg, action="append", default=[], metavar="KEY=VALUE",
+                   help="a dotted recipe override, as `nas train --set` (e.g. teacher.train=all)")
     return p.parse_args(argv)
 
 
 def space(args: argparse.Namespace, loss: str | None = None, teacher_size: int | None = None) -> Space:
     """The space file with this run's subset, schedule, teacher size and loss."""
+    from nas.cli.common import with_sets
     from nas.model.space import load_space
 
-    base = load_space(args.space)
+    base = with_sets(load_space(args.space), args.set)
     quick = {"train_per_class": 200, "epochs": 3} if args.quick else {}
     train = {**quick, **{k: v for k, v in (("train_per_class", args.train_per_class),
                                           ("val_per_class", args.val_per_class),
@@ -118,13 +123,16 @@ def teacher_row(args: argparse.Namespace, size: int) -> dict:
                      cache_dir=cache)
     inputs = teacher_inputs(sp, args.data, data, cache_dir=cache)
     loaded = time.perf_counter()
-    model = build_teacher(inputs.config, sp, len(data.classes))
-    trunk_maps(model, inputs.config, inputs.data, inputs.views, device, cache)
+    if inputs.config.train == "head":    # the frozen trunk's outputs, timed apart from the head
+        model = build_teacher(inputs.config, sp, len(data.classes))
+        trunk_maps(model, inputs.config, inputs.data, inputs.views, device, cache)
     trunked = time.perf_counter()
     ctx = context(args, "logit", size)
     done = time.perf_counter()
     ctx.store.close()
-    return {"teacher_size": size, "train_images": len(data.train.labels),
+    return {"teacher_size": size, "teacher_train": inputs.config.train,
+            "teacher_epochs": inputs.config.epochs, "teacher_lr": inputs.config.lr,
+            "train_images": len(data.train.labels),
             "trunk_images": len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels),
             "data_s": round(loaded - started, 1), "trunk_s": round(trunked - loaded, 1),
             "head_s": round(done - trunked, 1), "cached": ctx.teacher.cached,
