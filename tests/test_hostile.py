@@ -25,6 +25,7 @@ from tests.conftest import write_class
 
 TINY = (Path(__import__("nas").__file__).parent / "search_spaces" / "tiny.toml").read_text()
 GENOME = "[2,8,1,1,0]"
+LONG = "x" * 1001               # one character over the bound on names and strings (issue 22)
 ABLATIONS = Path(__import__("nas").__file__).parent / "search_spaces" / "ablations"
 
 
@@ -164,6 +165,28 @@ SPACE_CASES = {
     "search budget_params -5": _set("search", 'budget_params = "-5K"'),
     "search timeout bad": _set("search", 'timeout = "soon"'),
     "search sampler unknown": _set("search", 'sampler = "grid"'),
+    # issue 22: bounds checked when parsed, and what a checkpoint's settings are held to too
+    "search epochs 100001": _replace("trials = 4\nepochs = 1", "trials = 4\nepochs = 100001"),
+    "search trials 10**20": _replace("trials = 4", "trials = 99999999999999999999"),
+    "search seed 2**32": _set("search", "seed = 4294967296"),
+    "train epochs 100001": _replace("epochs = 1\nbatch_size", "epochs = 100001\nbatch_size"),
+    "teacher epochs 100001": _replace('attention = "eca"\nepochs = 2', 'attention = "eca"\nepochs = 100001'),
+    "name 1001 characters": _replace('name = "tiny"', f'name = "{LONG}"'),
+    "description 1001 characters": _space(lambda t: f'description = "{LONG}"\n{t}'),
+    "teacher model 1001 characters": _set("teacher", f'model = "{LONG}"'),
+    "teacher genome 1001 characters": _replace('genome = "[2,16,1,1,1] [2,32,1,2,0]"',
+                                               f'genome = "[2,16,1,1,1] {" " * 1000}"'),
+    "search enqueue genome 1001 characters": _set("search", f'enqueue = ["[2,8,1,1,0]{" " * 1000}"]'),
+    "key 1001 characters": _set("train", f"{'k' * 1001} = 1"),
+    "nested 1000 arrays": _space(lambda t: f"x = {'[' * 1000}{']' * 1000}\n{t}"),
+    "nested 100 tables": _space(lambda t: f"[{'.'.join(['t'] * 100)}]\n{t}"),
+    "model divisor 0": _set("model", "divisor = 0"),
+    "model stem -8": _replace("stem = 8", "stem = -8"),
+    "model se_ratio nan": _set("model", "se_ratio = nan"),
+    "model bn_eps inf": _set("model", "bn_eps = inf"),
+    "model se_ratio text": _set("model", 'se_ratio = "x"'),
+    "input 3x0x0": _replace("[input]\nchannels = 3\nheight = 16\nwidth = 16", 'input = "3x0x0"'),
+    "input height 0": _replace("height = 16", "height = 0"),
 }
 
 GENOME_CASES = ["", "abc", "[", "[2,8]", "[2,8,1,1,0,0]", "[0,8,1,1,0]", "[2,8,1,3,0]", "[2,8,1,1,2]",
@@ -225,6 +248,17 @@ CLI_CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "ablate epochs 10**20": (_nothing, ["ablate", "missing.toml", "--epochs", "99999999999999999999"]),
     "parser threads 0": (_nothing, ["search", "--threads", "0"]),
     "parser unknown command": (_nothing, ["serch"]),
+    "search study 1001 characters": (_space(lambda t: t), [*SEARCH, "--study", LONG]),
+    "report study 1001 characters": (_nothing, ["report", "--study", LONG]),
+    "delete study 1001 characters": (_nothing, ["delete", LONG]),
+    "count genome 1001 characters": (_nothing, ["count", GENOME + " " * 1000]),
+    "train --set 1001 characters": (_space(lambda t: t), [*TRAIN, "--set", f"teacher.model={LONG}"]),
+    "train --set=1001 characters": (_space(lambda t: t), [*TRAIN, f"--set=teacher.model={LONG}"]),
+    "train --set deep list": (_space(lambda t: t), [*TRAIN, "--set", f"train.lr={'[' * 490}{']' * 490}"]),
+    "train seed 2**64": (_space(lambda t: t), [*TRAIN, "--seed", str(2**64)]),
+    "report storage missing.db": (_nothing, ["report", "--storage", "sqlite:///missing.db"]),
+    "delete storage missing.db": (_nothing, ["delete", "x", "--storage", "sqlite:///missing.db"]),
+    "reproduce storage missing.db": (_nothing, ["reproduce", "x", "1", "--storage", "sqlite:///missing.db"]),
 }
 
 
@@ -347,6 +381,22 @@ CHECKPOINT_CASES: dict[str, Callable[[dict], object]] = {
     "classes a number": lambda c: c.update(classes=2),
     "state_dict a list": lambda c: c.update(state_dict=[1, 2]),
     "attention unknown": lambda c: c.update(attention="cbam"),
+    # issue 22: nas.load holds a checkpoint's settings to the space file's rules
+    "model divisor 0": lambda c: c["model"].update(divisor=0),
+    "model se_divisor 0": lambda c: c["model"].update(se_divisor=0),
+    "model stem -8": lambda c: c["model"].update(stem=-8),
+    "model head 0": lambda c: c["model"].update(head=0),
+    "model stem text": lambda c: c["model"].update(stem="8"),
+    "model stem_stride 3": lambda c: c["model"].update(stem_stride=3),
+    "model se_ratio nan": lambda c: c["model"].update(se_ratio=float("nan")),
+    "model se_ratio inf": lambda c: c["model"].update(se_ratio=float("inf")),
+    "model se_ratio text": lambda c: c["model"].update(se_ratio="x"),
+    "model bn_eps nan": lambda c: c["model"].update(bn_eps=float("nan")),
+    "model se_base unknown": lambda c: c["model"].update(se_base="output"),
+    "model expand_at_t1 text": lambda c: c["model"].update(expand_at_t1="no"),
+    "input 3x0x0": lambda c: c.update(input=[3, 0, 0]),
+    "input -3 channels": lambda c: c.update(input=[-3, 8, 8]),
+    "input 8.5 high": lambda c: c.update(input=[3, 8.5, 8]),
 }
 
 
@@ -413,6 +463,32 @@ class _EmptySummary:
     limits: dict = {}
 
 
+@pytest.mark.parametrize(("mean", "std", "rule"), [
+    (["a", "b", "c"], [0.25] * 3, "mean must be 3 finite numbers"),
+    ([float("nan")] * 3, [0.25] * 3, "mean must be 3 finite numbers"),
+    ([0.5, 0.5], [0.25] * 3, "mean must be 3 finite numbers"),
+    ([0.5] * 3, "x", "std must be 3 finite numbers"),
+    ([0.5] * 3, [0.25, 0.0, 0.25], "std must be above 0"),
+], ids=["mean text", "mean nan", "mean 2 of 3", "std text", "std 0"])
+def test_normalization_rules(mean: object, std: object, rule: str) -> None:
+    """A checkpoint's mean and std, per input channel (what `nas.load` and the transforms use)."""
+    from nas.model.space import check_normalization
+
+    check_normalization([0.5] * 3, [0.25] * 3, 3, "c.pt")
+    with pytest.raises(NasError, match=f"^c.pt.{rule}"):
+        check_normalization(mean, std, 3, "c.pt")
+
+
+def test_input_shape_default_is_the_default_data() -> None:
+    """InputShape() is digits' 3x32x32, as `count()`, `build_model()` and `nas count` assume."""
+    from nas.model.builder import build_model
+    from nas.model.complexity import count
+
+    assert InputShape() == InputShape(3, 32, 32)
+    assert build_model(GENOME).arch.input == InputShape()
+    assert count(GENOME) == count(GENOME, shape=InputShape())
+
+
 # ----------------------------------------------------------------- export onto a database (issue 22)
 
 
@@ -426,15 +502,11 @@ def test_export_onto_the_study_database_is_refused(flag: str, world: Path) -> No
     Store("sqlite:///studies.db").close()
     add_trial(new_study("sqlite:///studies.db", "s"), GENOME, 1000, 100, val=0.5)
     before = (world / "studies.db").read_bytes()
-    command = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
     argv = ["export", "best", flag, "studies.db"] + (["--out", "x.pt"] if flag == "--onnx" else [])
     for extra in ([], ["--force"]):
-        done = subprocess.run([*command, *argv, *extra], cwd=world, capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "NAS_STORAGE": ""})
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.splitlines() == [
+        assert _one_line(_nas(world, *argv, *extra)) == (
             f"nas: error: studies.db: is the study's database ({Path('studies.db')}); export "
-            "never replaces it, give another file name"]
+            "never replaces it, give another file name")
     assert (world / "studies.db").read_bytes() == before and not (world / "x.pt").exists()
     assert main(["report", "--json"]) == 0
 
@@ -559,3 +631,145 @@ def test_a_one_objective_study_is_one_line(world: Path, capsys: pytest.CaptureFi
     optuna.create_study(study_name="one", storage="sqlite:///o.db").set_user_attr("nas", {})
     assert "not made by `nas search`" in _refused(
         world, ["report", "--storage", "sqlite:///o.db", "--study", "one"], capsys)
+
+
+# ----------------------------------------------------------------- ablation files out of bounds (issue 22)
+
+
+ARM = 'name = "a"\ngenome = "[2,8,1,1,0]"\n'
+ABLATION = f'name = "h"\nspace = "tiny.toml"\n\n[[arm]]\n{ARM}'
+
+ABLATION_CASES = {
+    "name 1001 characters": ABLATION.replace('name = "h"', f'name = "{LONG}"'),
+    "arm name 1001 characters": ABLATION.replace('name = "a"', f'name = "{LONG}"'),
+    "arm genome 1001 characters": ABLATION.replace(GENOME, GENOME + " " * 1000),
+    "nested 1000 arrays": f"{ABLATION}x = {'[' * 1000}{']' * 1000}\n",
+    "inline tables 500 deep": f"{ABLATION}train = {'{a = ' * 500}1{'}' * 500}\n",
+    "dotted key 1000 deep": f"{ABLATION}train.{'.'.join(['k'] * 1000)} = 1\n",
+    "1000 nested tables": f"{ABLATION}[{'.'.join(['t'] * 1000)}]\n",
+    "epochs 100001": f"epochs = 100001\n{ABLATION}",
+    "seeds 2**32": f"seeds = [4294967296]\n{ABLATION}",
+    "seeds 2**64": f"seeds = [{2**64}]\n{ABLATION}",
+}
+
+
+@pytest.mark.parametrize("name", list(ABLATION_CASES))
+def test_ablation_file(name: str, world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (world / "a.toml").write_text(ABLATION_CASES[name])
+    assert "a.toml" in _refused(world, ["ablate", "a.toml", "--no-train"], capsys)
+
+
+def _nas(world: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`nas ARGV` as a real process in `world`, with the default storage there."""
+    command = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())"]
+    return subprocess.run([*command, *argv], cwd=world, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "NAS_STORAGE": ""})
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nas: error: "), done.stderr
+    return lines[0]
+
+
+def test_an_ablation_file_nested_too_deep_is_one_line_in_a_real_process(world: Path) -> None:
+    """tomllib's RecursionError is met at the real stack depth of `nas ablate`."""
+    (world / "a.toml").write_text(ABLATION_CASES["nested 1000 arrays"])
+    line = _one_line(_nas(world, "ablate", "a.toml", "--no-train"))
+    assert line == "nas: error: a.toml: TOML syntax error: arrays or tables nested too deep"
+    assert sorted(p.name for p in world.iterdir()) == ["a.toml"]
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["search", "--threads", "0"], "--threads must be an integer from 1 to 1024, got '0'"),
+    (["search", "--trials", "abc"], "--trials: invalid int value: 'abc'"),
+    (["delete"], "the following arguments are required: study"),
+    (["report", "--bogus"], "unrecognized arguments: --bogus"),
+    (["report", "--study", LONG], "--study must be at most 1000 characters, got 1001"),
+], ids=["threads 0", "trials abc", "no study", "unknown flag", "study 1001 characters"])
+def test_parser_errors_are_one_line_in_a_real_process(argv: list[str], line: str, world: Path) -> None:
+    assert _one_line(_nas(world, *argv)) == f"nas: error: {line}"
+
+
+# ----------------------------------------------------------------- an alembic_version not Optuna's (issue 22)
+
+
+ALEMBIC = ("CREATE TABLE alembic_version (version_num TEXT)",
+           "INSERT INTO alembic_version VALUES ('ae1027a6acf')", "CREATE TABLE studies (id INTEGER)")
+
+
+@pytest.mark.parametrize("command", [
+    ["search", "--space", "tiny.toml", "--data", "digits"], ["train", GENOME, "--space", "tiny.toml"],
+    ["ablate", str(ABLATIONS / "report_genomes.toml"), "--no-train"], ["report"],
+    ["export", "best", "--out", "x.pt"], ["delete", "x"]], ids=lambda c: c[0])
+def test_another_programs_alembic_database_is_refused_before_any_table(
+        command: list[str], world: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its `studies` table is not Optuna's: no nas_ or Optuna table is created, not a byte
+    changes, and the line says whose database it is."""
+    (world / "tiny.toml").write_text(TINY)
+    before = _foreign(world / "other.db", *ALEMBIC)
+    line = _refused(world, [*command, "--storage", "sqlite:///other.db"], capsys)
+    assert "another program's database (tables alembic_version, studies)" in line
+    assert (world / "other.db").read_bytes() == before
+
+
+def test_an_older_optuna_schema_is_refused_before_any_table(world: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    import optuna
+
+    optuna.create_study(study_name="plain", storage="sqlite:///old.db")
+    with sqlite3.connect(world / "old.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+    connection.close()
+    before = (world / "old.db").read_bytes()
+    line = _refused(world, ["train", GENOME, "--space", "tiny.toml", "--storage", "sqlite:///old.db"],
+                    capsys)
+    assert "its Optuna schema is v3.0.0.d" in line and "optuna storage upgrade" in line
+    assert (world / "old.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["train", GENOME, "--space", "tiny.toml"],
+                                     ["ablate", str(ABLATIONS / "report_genomes.toml")]],
+                         ids=["train", "ablate"])
+def test_a_refusal_after_the_database_opened_leaves_no_new_file(
+        command: list[str], world: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The data cache fails after the store made studies.db: the file goes again."""
+    (world / "tiny.toml").write_text(TINY)
+    (world / "afile").write_text("not a folder")
+    monkeypatch.setenv("NAS_CACHE_DIR", str(world / "afile"))
+    assert "cannot write the data cache" in _refused(world, [*command, "--image-size", "8x8"], capsys)
+
+
+# ----------------------------------------------------------------- report racing delete (issue 22)
+
+
+@pytest.mark.parametrize("argv", [["report"], ["report", "--study", "a"], ["export", "best", "--study", "a"]],
+                         ids=["the list", "one study", "export"])
+def test_a_study_deleted_while_report_reads_it_is_one_line(
+        argv: list[str], world: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A real `nas delete` lands between report's reading of the names and of the study."""
+    from nas.store.runs import Store
+    from nas.study import report
+    from nas.study.delete import delete_study
+    from tests.studies import add_trial, new_study
+
+    Store("sqlite:///studies.db").close()
+    for name in ("a", "b"):
+        add_trial(new_study("sqlite:///studies.db", name), GENOME, 1000, 100, val=0.5)
+    names = report.nas_study_names
+
+    def then_delete(storage: object, asked: str | None = None) -> list[str]:
+        found = names(storage, asked)
+        delete_study("sqlite:///studies.db", "a")
+        return found
+
+    monkeypatch.setattr(report, "nas_study_names", then_delete)
+    code = main([*argv, *(["--out", "x.pt"] if argv[0] == "export" else [])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines() == [
+        "nas: error: sqlite:///studies.db: study 'a' is gone (deleted while read)"], err

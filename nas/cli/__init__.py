@@ -18,11 +18,13 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from nas._version import __version__
 from nas.cli import ablate, model, report, reproduce, search, train
 from nas.errors import NasError
+from nas.model.sections import MAX_TEXT
 
 MAX_MESSAGE = 300       # characters of an error line ("nas: error: " not counted)
 
@@ -55,14 +57,36 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 class OneLineParser(argparse.ArgumentParser):
     """A parser whose errors are one line, `nas: error: --threads must be ...`, and exit 2, as
-    every other error of `nas` (`--help` shows the usage)."""
+    every other error of `nas` (`--help` shows the usage). No argument may be longer than
+    MAX_TEXT characters (names, genomes, --set values, paths)."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        for index, text in enumerate(argv):
+            if len(text) > MAX_TEXT:
+                self.error(f"{_flag_of(argv, index)} must be at most {MAX_TEXT} characters, "
+                           f"got {len(text)}")
+        return super().parse_known_args(argv, namespace)
 
     def error(self, message: str) -> NoReturn:
         name, colon, rest = message.partition(": ")
         if colon and name.startswith("argument "):
             name = name.removeprefix("argument ").split("/")[-1]
             message = f"{name} {rest}" if rest.startswith("must") else f"{name}: {rest}"
-        self.exit(2, f"nas: error: {' '.join(message.split())[:300]}\n")
+        self.exit(2, f"nas: error: {one_line(message)}\n")
+
+
+def _flag_of(argv: list[str], index: int) -> str:
+    """What argument `argv[index]` is, for a message: `--set` (also as `--set=...`), else its
+    position."""
+    text = argv[index]
+    if text.startswith("--"):
+        return text.partition("=")[0][:40]
+    if index and argv[index - 1].startswith("--") and "=" not in argv[index - 1]:
+        return argv[index - 1][:40]
+    return f"argument {index + 1}"
 
 
 class CommandParser(OneLineParser):
@@ -140,9 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.storage = os.environ["NAS_STORAGE"]
     if args.command in ("search", "report", "export", "ablate", "delete", "reproduce"):
         quiet_libraries()
+    fresh = _new_database(args)
     try:
         return args.func(args)
     except NasError as error:
+        _remove_unused(fresh)
         return _failed(args, str(error))
     except BrokenPipeError:                   # `nas report | head`: the reader left early
         _silence_stdout()
@@ -151,17 +177,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stopped(getattr(stop, "signum", signal.SIGINT))
 
 
+def _new_database(args: argparse.Namespace) -> Path | None:
+    """The SQLite file the command's --storage names, if it does not exist yet."""
+    if not hasattr(args, "storage"):
+        return None
+    from nas.store.database import new_sqlite_file
+
+    return new_sqlite_file(args.storage)
+
+
+def _remove_unused(fresh: Path | None) -> None:
+    """A refused command leaves no new database behind (one it created with empty tables)."""
+    if fresh is not None:
+        from nas.store.database import remove_unused
+
+        remove_unused(fresh)
+
+
 def _failed(args: argparse.Namespace, message: str) -> int:
-    """The error on one line of at most MAX_MESSAGE characters (the traceback with --debug);
-    exit code 2."""
+    """The error on one line (the traceback with --debug); exit code 2."""
     if args.debug:
         traceback.print_exc()
-    line = " ".join(message[:100 * MAX_MESSAGE].split()) or "unknown error"
-    if len(line) > MAX_MESSAGE:
-        line = line[:MAX_MESSAGE - 3] + "..."
     with contextlib.suppress(OSError, ValueError):
-        print(f"nas: error: {line}", file=sys.stderr)
+        print(f"nas: error: {one_line(message)}", file=sys.stderr)
     return 2
+
+
+def one_line(message: str) -> str:
+    """`message` on one line of at most MAX_MESSAGE characters."""
+    line = " ".join(message[:100 * MAX_MESSAGE].split()) or "unknown error"
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 3] + "..."
 
 
 def _silence_stdout() -> None:

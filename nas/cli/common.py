@@ -110,11 +110,12 @@ def set_arg(text: str) -> Setting:
 
 
 def toml_value(raw: str) -> Any:
+    """The value as TOML reads it, else (not TOML, or nested too deep for its reader) the text."""
     import tomllib
 
     try:
         return tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
 
 

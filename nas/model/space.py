@@ -10,18 +10,18 @@ Pure Python: no torch here.
 from __future__ import annotations
 
 import itertools
-import tomllib
+import math
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
 from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
-from nas.model.sections import parse_section
+from nas.model.sections import check_fields, parse_section, read_toml
 
 DEFAULT_SPACE = "seed.toml"
 PHOTO_SPACE = "photos.toml"    # the default on photos: the measured recipe, not digits' (bench/RESULTS.md)
@@ -35,8 +35,10 @@ MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Model-wide choices; the defaults are the seed report's family."""
+    """Model-wide choices; the defaults are the seed report's family. Checked when made, so that
+    settings read from a checkpoint or a database are held to the space file's rules."""
 
+    LABEL: ClassVar[str] = "model"
     stem: int = 8
     stem_stride: int = 2
     head: int = 128
@@ -47,6 +49,26 @@ class ModelSettings:
     se_base: str = "hidden"     # SE width from the block's hidden width (report) or its input (torchvision)
     se_divisor: int = 8         # SE width rounded with make_divisible(., se_divisor); 1 = floor
     bn_eps: float = 1e-5        # BatchNorm epsilon (torch's default; torchvision's EfficientNetV2 uses 1e-3)
+
+    def __post_init__(self) -> None:
+        self.check(self.LABEL)
+
+    def check(self, where: str) -> None:
+        """Types, ranges and choices of every setting (NaN is outside every range)."""
+        check_fields(self, where)
+        for key in ("stem", "head"):
+            _check_range(where, key, getattr(self, key), 1, MAX_WIDTH)
+        _check_range(where, "divisor", self.divisor, 1, 64)
+        _check_range(where, "se_divisor", self.se_divisor, 1, 64)
+        if self.stem_stride not in (1, 2):
+            raise SpaceError(f"{where}.stem_stride must be 1 or 2, got {self.stem_stride}")
+        _check_kernel(self.kernel, f"{where}.kernel")
+        if not 0 < self.se_ratio <= 1:
+            raise SpaceError(f"{where}.se_ratio must be in (0, 1], got {self.se_ratio}")
+        if not 0 < self.bn_eps <= 0.1:
+            raise SpaceError(f"{where}.bn_eps must be in (0, 0.1], got {self.bn_eps}")
+        if self.se_base not in ("hidden", "input"):
+            raise SpaceError(f"{where}.se_base must be 'hidden' or 'input', got {self.se_base!r}")
 
     def key(self) -> dict[str, Any]:
         """The settings as fingerprints hash them: bn_eps (added later) only when it is not the
@@ -59,11 +81,17 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class InputShape:
-    """An input image shape, written `3x185x160` (channels x height x width)."""
+    """An input image shape, written `3x32x32` (channels x height x width); the default is the
+    default data's (digits), as for `count()`, `build_model()` and `nas count`. Checked when made."""
 
+    LABEL: ClassVar[str] = "input shape"
     channels: int = 3
-    height: int = 185
-    width: int = 160
+    height: int = 32
+    width: int = 32
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.LABEL)
+        check_input(self, self.LABEL)
 
     def __str__(self) -> str:
         return f"{self.channels}x{self.height}x{self.width}"
@@ -76,12 +104,11 @@ class InputShape:
                                                for p in parts):
             raise SpaceError(f"input shape must look like 3x185x160, got {text!r}")
         numbers = [int(p) for p in parts]
-        shape = cls(*numbers) if len(numbers) == 3 else cls(3, *numbers)
-        return check_input(shape, "input shape")
+        return cls(*numbers) if len(numbers) == 3 else cls(3, *numbers)
 
 
 def check_input(shape: InputShape, where: str) -> InputShape:
-    """Refuse empty or absurd input shapes."""
+    """Refuse empty or absurd input shapes (every InputShape is checked so when made)."""
     if not 1 <= shape.channels <= 16:
         raise SpaceError(f"{where}: channels must be between 1 and 16, got {shape.channels}")
     for side in (shape.height, shape.width):
@@ -89,6 +116,19 @@ def check_input(shape: InputShape, where: str) -> InputShape:
             raise SpaceError(f"{where}: height and width must be between 1 and {MAX_SIDE}, "
                              f"got {shape.height}x{shape.width}")
     return shape
+
+
+def check_normalization(mean: Any, std: Any, channels: int, where: str) -> None:
+    """Per-channel normalisation (a checkpoint's `mean` and `std`): one finite number per input
+    channel each, every std above 0, so that `(x - mean) / std` is defined."""
+    for key, values in (("mean", mean), ("std", std)):
+        numbers = isinstance(values, list | tuple) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not numbers or len(values) != channels:
+            raise SpaceError(f"{where}.{key} must be {channels} finite numbers (one per input "
+                             f"channel), got {str(values)[:60]}")
+    if not all(value > 0 for value in std):
+        raise SpaceError(f"{where}.std must be above 0 for every channel, got {list(std)}")
 
 
 @dataclass(frozen=True)
@@ -249,12 +289,7 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> Space:
 
 def parse_space(text: str, where: str = "<space>") -> Space:
     """Parse space TOML text; every mistake is one SpaceError naming file, key and rule."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpaceError(f"{where}: TOML syntax error: {error}") from None
-    except RecursionError:
-        raise SpaceError(f"{where}: TOML syntax error: arrays or tables nested too deep") from None
+    data = read_toml(text, where)
     check_keys(data, TOP_KEYS, where)
     stages = data.get("stage")
     if not isinstance(stages, list) or not stages:
@@ -267,7 +302,7 @@ def parse_space(text: str, where: str = "<space>") -> Space:
     space = Space(
         path=where,
         name=name,
-        model=_parse_model(data.get("model", {}), f"{where}: model"),
+        model=parse_section(ModelSettings, data.get("model", {}), f"{where}: model"),
         stages=_parse_stages(stages, where),
         attention=_parse_attention(data.get("attention", {}), f"{where}: attention"),
         input=_parse_input(data["input"], f"{where}: input") if "input" in data else None,
@@ -296,24 +331,6 @@ def check_keys(table: dict[str, Any], known: tuple[str, ...], where: str) -> Non
     for key in table:
         if key not in known:
             raise SpaceError(f"{where}: {key} is not a known key{nearest(key, known)}")
-
-
-def _parse_model(table: Any, where: str) -> ModelSettings:
-    model = parse_section(ModelSettings, table, where)
-    for key in ("stem", "head"):
-        _check_range(where, key, getattr(model, key), 1, MAX_WIDTH)
-    _check_range(where, "divisor", model.divisor, 1, 64)
-    _check_range(where, "se_divisor", model.se_divisor, 1, 64)
-    if model.stem_stride not in (1, 2):
-        raise SpaceError(f"{where}.stem_stride must be 1 or 2, got {model.stem_stride}")
-    _check_kernel(model.kernel, f"{where}.kernel")
-    if not 0 < model.se_ratio <= 1:
-        raise SpaceError(f"{where}.se_ratio must be in (0, 1], got {model.se_ratio}")
-    if not 0 < model.bn_eps <= 0.1:
-        raise SpaceError(f"{where}.bn_eps must be in (0, 0.1], got {model.bn_eps}")
-    if model.se_base not in ("hidden", "input"):
-        raise SpaceError(f"{where}.se_base must be 'hidden' or 'input', got {model.se_base!r}")
-    return model
 
 
 def _check_range(where: str, key: str, value: int, low: int, high: int) -> None:
@@ -345,8 +362,7 @@ def _parse_input(table: Any, where: str) -> InputShape:
             return InputShape.parse(table)
         except SpaceError as error:
             raise SpaceError(f"{where}: {error}") from None
-    shape = parse_section(InputShape, table, where)
-    return check_input(shape, where)
+    return parse_section(InputShape, table, where)
 
 
 def _parse_stages(tables: list[Any], where: str) -> tuple[StageSpace, ...]:

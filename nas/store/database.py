@@ -6,10 +6,13 @@ the nas_ tables and the Optuna study, from several worker processes at once.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import math
 import os
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -36,6 +39,8 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 BUSY_TIMEOUT_S = 60
 RACE_TRIES = 40
 RACES = ("already exists", "locked", "duplicate key", "unique constraint")
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info", "alembic_version"})
+OPTUNA_SCRIPTS = ("storages", "_rdb", "alembic", "versions")     # its schema revisions, in the package
 T = TypeVar("T")
 
 
@@ -119,16 +124,10 @@ def _readonly_uri(path: Path) -> str:
 
 
 def existing_tables(url: str) -> set[str]:
-    """The tables of the database at `url`, read without writing anything: a SQLite file is
-    opened read-only (never created, never switched to WAL), a server through a plain engine."""
+    """The tables of the database at `url`, read without writing anything."""
     path = sqlite_file(url)
     if path is not None:
-        try:
-            with closing(sqlite3.connect(_readonly_uri(path), uri=True)) as connection:
-                rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                return {row[0] for row in rows}
-        except sqlite3.Error as error:
-            raise StoreError(f"{safe_url(url)}: {describe(error)}") from error
+        return {row[0] for row in _read(url, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     engine = sa.create_engine(url, connect_args={"connect_timeout": 10})
     try:
         return set(sa.inspect(engine).get_table_names())
@@ -138,18 +137,74 @@ def existing_tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def refuse_foreign(url: str) -> None:
-    """Refuse, before anything is written, a database that another program made: it holds
-    tables, and none is ours (nas_*) or Optuna's (a study made by plain Optuna is refused per
-    study, nas.study.report.nas_study_names)."""
+def _read(url: str, query: str) -> list[Any]:
+    """The rows of a query, read without writing anything: a SQLite file is opened read-only
+    (never created, never switched to WAL), a server through a plain engine."""
+    path = sqlite_file(url)
+    try:
+        if path is not None:
+            with closing(sqlite3.connect(_readonly_uri(path), uri=True)) as connection:
+                return list(connection.execute(query))
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 10})
+        try:
+            with engine.connect() as connection:
+                return list(connection.exec_driver_sql(query))
+        finally:
+            engine.dispose()
+    except (sqlite3.Error, SQLAlchemyError) as error:
+        raise StoreError(f"{safe_url(url)}: {describe(error)}") from error
+
+
+def refuse_foreign(url: str) -> set[str]:
+    """The database's tables, once it is known to be empty or made by nas or Optuna; a database
+    another program made (other tables, or an `alembic_version` that is not this Optuna's
+    schema) is refused before anything is written. A study made by plain Optuna is refused per
+    study (nas.study.report.nas_study_names)."""
     path = sqlite_file(url)
     if path is not None and not path.exists():
-        return
+        return set()
     tables = existing_tables(url)
-    if tables and "studies" not in tables and not any(t.startswith("nas_") for t in tables):
+    if tables and not OPTUNA_TABLES <= tables and not any(t.startswith("nas_") for t in tables):
         shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
         raise StoreError(f"{safe_url(url)}: another program's database (tables {shown}), not "
                          "one of nas; name a new file or an empty database")
+    if "alembic_version" in tables:
+        _check_schema(url)
+    return tables
+
+
+def _check_schema(url: str) -> None:
+    """The database's `alembic_version` must be the schema this Optuna writes (or still empty:
+    another worker's Optuna is creating its tables); an older one of Optuna's is named with the
+    upgrade command, any other is another program's."""
+    rows = _read(url, "SELECT version_num FROM alembic_version")
+    known, head = optuna_revisions()
+    found = [str(row[0])[:40] for row in rows]
+    if head is None or found in ([], [head]):
+        return
+    if len(found) == 1 and found[0] in known:
+        raise StoreError(f"{safe_url(url)}: its Optuna schema is {found[0]}, this Optuna writes "
+                         f"{head}; upgrade it with `optuna storage upgrade --storage URL`")
+    raise StoreError(f"{safe_url(url)}: another program's database (its alembic_version "
+                     f"{', '.join(found) or 'is empty'}, not an Optuna schema), not one of nas; "
+                     "name a new file or an empty database")
+
+
+@functools.cache
+def optuna_revisions() -> tuple[frozenset[str], str | None]:
+    """Every schema revision the installed Optuna knows and the newest (its head), read from its
+    migration scripts without importing it; (empty, None) when they cannot be found."""
+    spec = importlib.util.find_spec("optuna")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset(), None
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in Path(spec.submodule_search_locations[0]).joinpath(*OPTUNA_SCRIPTS).glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revisions.update(re.findall(r"^revision\s*=\s*[\"']([^\"']+)", text, re.MULTILINE))
+        parents.update(re.findall(r"^down_revision\s*=\s*[\"']([^\"']+)", text, re.MULTILINE))
+    heads = revisions - parents
+    return frozenset(revisions), next(iter(heads)) if len(heads) == 1 else None
 
 
 def new_sqlite_file(url: str | None) -> Path | None:

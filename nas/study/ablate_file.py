@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from typing import Any
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
 from nas.model.recipe import MAX_EPOCHS, MAX_SEED, DistillConfig, TeacherConfig, TrainConfig
-from nas.model.sections import parse_section
+from nas.model.sections import parse_section, read_toml
 from nas.model.space import Space, check_keys, load_space, locate
 
 ABLATION_PREFIX = "ablate/"     # ablations' study names; search studies may not use it
@@ -127,9 +126,10 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
     --set`) any recipe key of the base space; an arm's own keys are laid over them."""
     where, found = locate(path, "ablation")
     try:
-        data = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SpaceError(f"{where}: {error}") from None
+        text = found.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpaceError(f"{where}: cannot read: {error}") from None
+    data = read_toml(text, where)
     check_keys(data, KEYS, where)
     seeds = seeds if seeds is not None else _seeds(data.get("seeds", [0]), where)
     if not seeds:

@@ -14,7 +14,7 @@ from typing import Any
 
 from nas.errors import ReportError, StoreError, nearest
 from nas.store import claims
-from nas.store.database import existing_tables, normalize_url, safe_url
+from nas.store.database import existing_tables, normalize_url, refuse_foreign, safe_url
 from nas.store.runs import Store
 from nas.study.report import database_exists
 from nas.study.workers import optuna_errors
@@ -31,6 +31,7 @@ def delete_study(url: str | None, name: str) -> dict[str, Any]:
     if "studies" not in tables and "nas_runs" not in tables:
         raise StoreError(f"{where}: holds no nas study (no such file, or no Optuna or nas "
                          "tables); nothing deleted")
+    refuse_foreign(normalized)      # a `studies` table of another program's, or of another schema
     store = Store(normalized) if "nas_runs" in tables else None
     try:
         with _deleting(store, name, where):

@@ -9,13 +9,21 @@ draws a `Summary` as tables and a plot; nothing here prints.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ReportError, StoreError, nearest
 from nas.model.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, before_training
-from nas.store.database import existing_tables, normalize_url, readonly_url, safe_url, sqlite_file
+from nas.store.database import (
+    existing_tables,
+    normalize_url,
+    readonly_url,
+    refuse_foreign,
+    safe_url,
+    sqlite_file,
+)
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
 from nas.study.workers import optuna_errors
 
@@ -101,6 +109,7 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     if "studies" not in existing_tables(normalized):
         raise StoreError(f"{safe_url(normalized)}: holds no nas study (no Optuna tables; "
                          "run `nas search` first)")
+    refuse_foreign(normalized)          # a `studies` table of another program's, or of another schema
     with optuna_errors(normalized):             # read-only: no -wal, -shm or journal written
         return optuna.storages.RDBStorage(readonly_url(normalized), skip_table_creation=True)
 
@@ -148,7 +157,8 @@ def list_studies(url: str | None) -> list[StudyInfo]:
         names = nas_study_names(storage)
         infos = []
         for name in sorted(names):
-            rows = _rows(optuna.load_study(study_name=name, storage=storage))
+            with _gone(name, safe_url(storage.url)):
+                rows = _rows(optuna.load_study(study_name=name, storage=storage))
             trained = [r for r in rows if r.trained and r.fits()]
             best = max((r.val_accuracy or 0.0 for r in trained), default=None)
             count = sum(1 for r in trained if r.outcome == "trained")
@@ -165,18 +175,27 @@ def read_study(url: str | None, name: str | None = None) -> StudyData:
     with optuna_errors(storage.url):
         names = nas_study_names(storage, name)
         name = _pick(names, name, where)
-        try:
+        with _gone(name, where):
             study = optuna.load_study(study_name=name, storage=storage)
-            rows = _rows(study)
-            trials = study.get_trials(deepcopy=False)
-            info = dict(study.user_attrs.get("nas", {}))
-        except KeyError as error:               # `nas delete` at the same moment
-            raise ReportError(f"{where}: study {name!r} is gone (deleted while read)") from error
-        except (ValueError, TypeError, AttributeError) as error:
-            raise ReportError(f"{where}: {_tampered(name, error)}") from error
+            try:
+                rows = _rows(study)
+                trials = study.get_trials(deepcopy=False)
+                info = dict(study.user_attrs.get("nas", {}))
+            except (ValueError, TypeError, AttributeError) as error:
+                raise ReportError(f"{where}: {_tampered(name, error)}") from error
     if not any(r.state == "COMPLETE" for r in rows):
         raise ReportError(f"study {name!r} has no complete trials yet ({len(rows)} trials in all)")
     return StudyData(name, where, info, rows, _wall(trials))
+
+
+@contextmanager
+def _gone(name: str, where: str) -> Iterator[None]:
+    """Optuna's KeyError for a study that `nas delete` removed since its name was read -> one
+    line."""
+    try:
+        yield
+    except KeyError as error:
+        raise ReportError(f"{where}: study {name!r} is gone (deleted while read)") from error
 
 
 def _pick(names: Sequence[str], name: str | None, where: str) -> str:
