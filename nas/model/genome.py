@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nas.errors import GenomeError
 from nas.model.attention import ATTENTIONS
+from nas.model.sections import MAX_TEXT
 
 GENES = ("t", "c", "n", "s", "fused")
 
@@ -118,6 +119,8 @@ class Genome:
         attention word; `attention` overrides that word. The one genome parser."""
         if not isinstance(text, str):
             raise GenomeError(f"genome must be text, got {type(text).__name__}")
+        if len(text) > MAX_TEXT:
+            raise GenomeError(f"genome must be at most {MAX_TEXT} characters, got {len(text)}")
         where = f"genome {text.strip()!r}"
         stages_text = _STAGE.findall(text)
         rest = _STAGE.sub(" ", text).split()

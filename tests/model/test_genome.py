@@ -220,6 +220,11 @@ def test_absurd_genomes_refused_quickly() -> None:
     assert time.perf_counter() - start < 0.1
 
 
+def test_genome_text_longer_than_1000_characters_is_refused() -> None:
+    with pytest.raises(GenomeError, match="at most 1000 characters, got 1203"):
+        Genome.parse("[1,8,1,1,0] " * 100 + "eca")
+
+
 # --- property tests --------------------------------------------------------------------------
 
 @settings(max_examples=100, deadline=None)
