@@ -4,6 +4,7 @@ against plain training, measured to within a point.
 Three steps, each its own processes, so that arms run side by side on the cores:
     python bench/cifar10.py data                       # first load (decode, cache) and a cached load
     python bench/cifar10.py teacher --sizes 64 96 128  # the frozen Lite0 teacher per input size
+    python bench/cifar10.py targets                    # how sure the teacher is of its training images
     python bench/cifar10.py arms --arms none logit --seeds 0 1 2 3 4 --parallel 2
     python bench/cifar10.py summary                    # paired differences to CE, 95 % intervals
 `--quick` shrinks every step (200 images per class, 3 epochs, 2 seeds) to a 15-minute check.
@@ -36,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from nas.cli.common import set_arg
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", choices=("data", "teacher", "arms", "arm", "summary"))
+    p.add_argument("step", choices=("data", "teacher", "targets", "arms", "arm", "summary"))
     p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--space", default="cifar10.toml")
     p.add_argument("--out", default="/tmp/nas-cifar10", help="logs, database and cache")
@@ -139,6 +140,26 @@ def teacher_row(args: argparse.Namespace, size: int) -> dict:
             "val": ctx.teacher.val_accuracy, "test": ctx.teacher.test_accuracy}
 
 
+def step_targets(args: argparse.Namespace) -> None:
+    """What the teacher's soft targets carry beyond the label, on the student's training images
+    (from the cached teacher bank): its accuracy there, its mean top-1 probability at T = 1 and
+    at the distillation temperature, and the mean probability it gives the label."""
+    import torch
+
+    ctx = context(args, "logit")
+    logits, labels = ctx.bank.logits, ctx.views.labels
+    temperature = ctx.space.distill.temperature
+    row = {"teacher": ctx.teacher.spec.train, "teacher_test": ctx.teacher.test_accuracy,
+           "train_accuracy": (logits.argmax(1) == labels).float().mean().item()}
+    for name, t in (("t1", 1.0), (f"t{temperature:g}", temperature)):
+        probs = torch.softmax(logits / t, dim=1)
+        row[f"top1_{name}"] = probs.max(1).values.mean().item()
+        row[f"label_{name}"] = probs.gather(1, labels[:, None]).mean().item()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+          flush=True)
+    ctx.store.close()
+
+
 def context(args: argparse.Namespace, loss: str, teacher_size: int | None = None) -> Context:
     """The prepared context of one arm; the teacher is trained once into the shared store."""
     from nas.store.runs import Store
@@ -236,7 +257,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.quick and args.seeds == [0, 1, 2, 3, 4]:
         args.seeds = [0, 1]
-    steps = {"data": step_data, "teacher": step_teacher, "arm": step_arm, "summary": step_summary}
+    steps = {"data": step_data, "teacher": step_teacher, "targets": step_targets, "arm": step_arm,
+             "summary": step_summary}
     if args.step == "arms":
         step_arms(args, argv)
     else:
