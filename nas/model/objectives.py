@@ -35,8 +35,8 @@ class Objective:
                                              # None: measured by training
     text: Callable[[float | None], str]             # a value in tables and progress lines
     parse: Callable[[str, str], float] | None = None    # a budget from text; None: not a budget
-    limit_text: Callable[[float], str] = str        # a budget in `nas report`'s overview: 200 K (200,000)
-    quantity: Callable[[float], str] = str          # a budget in the plot's legend: 200 K FLOPs
+    limit_text: Callable[[float], str] = str        # a budget in `nas report`'s overview: 0.200 M (200,000)
+    quantity: Callable[[float], str] = str          # a budget in the plot's legend: 0.200 M FLOPs
     compact: Callable[[float], str] = str           # a budget in a default study name: 0.2G
     example: str = ""       # a budget as --budget-NAME takes it, for --help
     cast: type = float      # int for counts
