@@ -1,8 +1,9 @@
 """Quantities, durations, FLOPs and percentages: parsed from text and printed one way everywhere.
 
 The CLI, the report and space files all read budgets (`0.2G`, `50K`) and timeouts (`30m`)
-through `parse_quantity` / `parse_duration`, and print FLOPs and accuracies through
-`flops_text` / `percent`, so `nas train`, `nas count` and `nas report` agree digit for digit.
+through `parse_quantity` / `parse_duration`, and print FLOPs, params and budgets through
+`count_text` and accuracies through `percent`, so every command, table, plot and study name
+writes a number one way (`0.200 G`, `95.6 K (95,552)`).
 Pure Python: no torch, no rich.
 """
 
@@ -63,22 +64,42 @@ def ms_text(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3g} ms"
 
 
-def quantity_text(value: float) -> str:
-    """`200 M`, `50 K`, `1.5 G`: the largest unit the value reaches, as a budget is typed."""
-    for unit, scale in _UNITS:
-        if value >= scale:
-            return f"{value / scale:g} {unit}"
-    return f"{value:g}"
+def count_text(value: float, exact: bool = False) -> str:
+    """The one form of a count (FLOPs, params, bytes, budgets): three significant figures in the
+    largest unit that keeps the figure >= 0.1, as budgets are written (`95.6 K`, `0.135 M`,
+    `1.30 M`, `0.200 G`), a count under 1,000 whole; with `exact`, every digit too:
+    `95.6 K (95,552)`."""
+    unit, scale = _unit(value)
+    if not unit:
+        return f"{value:,.0f}"
+    figure = f"{value / scale:#.3g}".rstrip(".")
+    return f"{figure} {unit} ({value:,.0f})" if exact else f"{figure} {unit}"
 
 
-def flops_text(flops: int, exact: bool = False) -> str:
-    """`0.180 G` (the largest unit that keeps the figure >= 0.1); with `exact`, every digit of
-    that unit and the count, `nas report`'s form: `0.180348032 G (180,348,032)`."""
-    for unit, scale in _UNITS:
-        if flops >= 0.1 * scale:
-            figure = f"{flops / scale:.12g}" if exact else f"{flops / scale:.3f}"
-            return f"{figure} {unit} ({flops:,})" if exact else f"{figure} {unit}"
-    return f"{flops:,}"
+flops_text = count_text         # the older names of the one form, kept for their callers
+quantity_text = count_text
+
+
+def label_text(value: float) -> str:
+    """A budget in a study name: `count_text`'s unit, every digit, no space (`0.2G`, `40K`), so
+    `--budget-flops 0.2G` and `200M` name the same study."""
+    unit, scale = _unit(value)
+    return f"{value / scale:g}{unit}"
+
+
+def _unit(value: float) -> tuple[str, float]:
+    """('G', 1e9) for 2e8: the largest unit that keeps the figure >= 0.1; ('', 1) under 1,000."""
+    if value < 1000:
+        return "", 1.0
+    return next((u, s) for u, s in _UNITS if value >= 0.1 * s)
+
+
+def plural(count: object, word: str, many: str | None = None) -> str:
+    """`1 epoch`, `2 epochs`, `1,000 genomes`; `many` for an irregular plural; a count that is
+    not an int (missing from an old study) is written `? epochs`."""
+    if not isinstance(count, int):
+        return f"? {many or word + 's'}"
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def percent(value: float | None) -> str:

@@ -15,6 +15,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from nas import api
     from nas.cli.console import ProgressView, console
     from nas.study import ablate_render as render
+    from nas.study.tables import hidden_note
 
     fmt = "json" if args.json else args.format
     with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:
@@ -28,8 +29,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     ablation, groups, store = result.ablation, list(result.groups), result.store
     source = args.data or ablation.data
     if fmt == "table":
-        for table in render.tables(ablation.name, groups):
+        shown, hidden = render.tables(ablation.name, groups, console.width)
+        for table in shown:
             console.print(table)
+        if hidden:
+            console.print(hidden_note(hidden), style="dim", highlight=False)
         console.print(f"runs stored as study {ablation.study!r} in {store.url}; data {source}")
     else:
         text = {"markdown": render.markdown, "csv": lambda _, g: render.to_csv(g),

@@ -1,14 +1,18 @@
 """Terminal output: rich field lists and progress bars. Only the CLI imports this.
 
-Progress goes to stderr so that `--json` output on stdout stays one clean object.
+Progress goes to stderr so that `--json` output on stdout stays one clean object. Written to a
+file or a pipe, lines are whole: rich would otherwise cut them at 80 columns ("te…").
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,19 +28,31 @@ from rich.text import Text
 
 from nas.units import percent
 
-console = Console()
-err_console = Console(stderr=True)
+PIPE_WIDTH = 1000       # the width of a stream that is no terminal: no line is cut or wrapped
+
+
+def stream_width(stream: Any) -> int | None:
+    """None (the terminal's width, or $COLUMNS) on a terminal; PIPE_WIDTH on a file or a pipe."""
+    if os.environ.get("COLUMNS", "").isdigit() or getattr(stream, "isatty", lambda: False)():
+        return None
+    return PIPE_WIDTH
+
+
+console = Console(width=stream_width(sys.stdout))
+err_console = Console(stderr=True, width=stream_width(sys.stderr))
 
 
 def print_fields(fields: dict[str, str | Text]) -> None:
-    """Print `name  value` lines with aligned names. A str value is printed as it is (a study
-    named `x[/]y` is no markup); style a value by passing a rich Text."""
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold cyan")
-    table.add_column()
+    """Print `name  value` lines with aligned names; a long value wraps under itself on a
+    terminal, and no line ends in padding. A str value is printed as it is (a study named
+    `x[/]y` is no markup); style a value by passing a rich Text."""
+    width = max((cell_len(name) for name in fields), default=0)
     for name, value in fields.items():
-        table.add_row(Text(name), value if isinstance(value, Text) else Text(value))
-    console.print(table)
+        row = Table.grid(padding=(0, 2))        # one grid a line: pads to no other line's width
+        row.add_column(style="bold cyan", min_width=width)
+        row.add_column()
+        row.add_row(Text(name), value if isinstance(value, Text) else Text(value))
+        console.print(row)
 
 
 class ProgressView:

@@ -11,7 +11,7 @@ from nas.model.attention import ATTENTIONS
 from nas.model.decode import DEFAULT_CLASSES, DEFAULT_INPUT
 from nas.model.genome import Genome
 from nas.model.space import DEFAULT_SPACE, InputShape, Space
-from nas.units import flops_text
+from nas.units import count_text, plural
 
 DEFAULT_DATA = "digits"        # DEFAULT_INPUT and DEFAULT_CLASSES are its: build_model's and count's
 FLAG_OF = {"input": "image-size"}      # an assumed JSON field -> the flag that sets it
@@ -40,8 +40,8 @@ def cmd_count(args: argparse.Namespace) -> int:
         "genome": genome.notation + ("" if built == genome else f"  (built as {built.notation})"),
         "attention": genome.attention,
         "input": _input_text(shape, classes, assumed),
-        "FLOPs": flops_text(result.flops, exact=True),
-        "params": f"{result.params:,}",
+        "FLOPs": count_text(result.flops, exact=True),
+        "params": count_text(result.params, exact=True),
     })
     return 0
 
@@ -69,7 +69,7 @@ def _given_shape(args: argparse.Namespace, space: Space) -> InputShape | None:
 def _input_text(shape: InputShape, classes: int, assumed: list[str]) -> str:
     flags = [FLAG_OF.get(name, name) for name in assumed]
     note = f"  (assumed: {DEFAULT_DATA}, the default data; set --{' and --'.join(flags)})"
-    return f"{shape}, {classes} classes" + (note if assumed else "")
+    return f"{shape}, {plural(classes, 'class', 'classes')}" + (note if assumed else "")
 
 
 def _in_space(space: Space, genome: Genome) -> bool:
@@ -106,8 +106,8 @@ def cmd_space(args: argparse.Namespace) -> int:
     from nas.cli.console import print_fields
 
     def describe(row: dict[str, Any]) -> str:
-        return (f"{row['genome']} {row['attention']}: {flops_text(row['flops'], exact=True)} FLOPs, "
-                f"{row['params']:,} params")
+        return (f"{row['genome']} {row['attention']}: {count_text(row['flops'], exact=True)} FLOPs, "
+                f"{count_text(row['params'], exact=True)} params")
 
     print_fields({
         "space": f"{space.path} ({space.name})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from nas.cli.common import (
@@ -22,19 +23,22 @@ from nas.model.objectives import OBJECTIVES, constraint_names, parse_objectives
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS
 from nas.model.samplers import SAMPLERS
 from nas.model.space import InputShape, Space
-from nas.units import flops_text, percent
+from nas.units import count_text, duration_text, percent, plural
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Budgeted multi-objective search; continues the study when run again."""
+    import time
+
+    started = time.monotonic()          # the summary's wall time: before torch is imported
     from nas.study.jobs import check_jobs
     from nas.study.workers import stop_signals
 
     check_jobs(args.jobs)
     with stop_signals():      # SIGTERM and SIGHUP stop it as cleanly as Ctrl-C does
         if args.worker is not None:
-            return _worker(args)
-        return _search(args)
+            return _worker(args, started)
+        return _search(args, started)
 
 
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
@@ -78,7 +82,7 @@ def check_count(flag: str, value: int, most: int) -> int:
     return value
 
 
-def _search(args: argparse.Namespace) -> int:
+def _search(args: argparse.Namespace, started: float) -> int:
     import time
 
     from rich.markup import escape
@@ -95,7 +99,6 @@ def _search(args: argparse.Namespace) -> int:
     from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
-    started = time.monotonic()
     space = with_subset(resolve_space(args.space, args.data), args)
     budget, trials, epochs, rungs = _settings(args, space)
     starts = warmstart.resolve(args.enqueue, args.no_enqueue, space)
@@ -122,14 +125,17 @@ def _search(args: argparse.Namespace) -> int:
         _warm_start(view, ctx, settings, args.data, starts)     # refuses a changed study too
         if args.jobs > 1:
             check_existing(ctx, settings, args.data)        # refused once, not by every worker
-            return _parent(args, view, ctx, name, trials, settings.deadline, started)
+            return _parent(args, view, ctx, settings, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)};"
-                 f" training {trials} genomes, {epochs} epochs each"
+                 f" training {plural(trials, 'genome')}, {plural(epochs, 'epoch')} each"
                  + (f", pruned at rungs {','.join(map(str, rungs))}" if rungs else ""))
-        tally = run_search(ctx, settings, study, on_trial=_trial_line(view, trials),
+        clock = TrialClock()
+        tally = run_search(ctx, settings, study,
+                           on_trial=clock.counting(_trial_line(view, trials, bool(budget.limits))),
                            epoch_callbacks=lambda label: (view.epochs("trial"),))
-    return _search_summary(args, ctx, name, tally, time.monotonic() - started)
+    return _search_summary(args, ctx, settings, tally,
+                           Times(clock.seconds, time.monotonic() - started))
 
 
 def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any,
@@ -164,10 +170,11 @@ def _warm_start(view: Any, ctx: Any, settings: Any, source: str, starts: tuple[A
         view.log(escape(note))
     if kept:
         added, held = warmstart.enqueue(create_study(ctx, settings, source), kept, ctx.space)
-        view.log(f"warm start: {added} genomes enqueued first, {held} held by the study already")
+        view.log(f"warm start: {plural(added, 'genome')} enqueued first, {held} held by the study "
+                 "already")
 
 
-def _worker(args: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace, started: float) -> int:
     """One of --jobs workers: the parent's flags (JSON), quiet, one JSON summary on stdout.
     NAS_WORKER_HOOK names a module imported first (tests: a fake training)."""
     import importlib
@@ -183,11 +190,11 @@ def _worker(args: argparse.Namespace) -> int:
     spec = json.loads(args.worker)
     return _search(argparse.Namespace(**{**spec, "worker": None, "jobs": 1, "quiet": True,
                                          "json": True, "enqueue": None,
-                                         "no_enqueue": True}))   # the parent's
+                                         "no_enqueue": True}),   # the parent's
+                   started)
 
 
-def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: int,
-            deadline: float | None, started: float) -> int:
+def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, started: float) -> int:
     """Start --jobs workers on the study (the teacher is ready in the store), show one progress
     bar from the study, and sum the workers' tallies."""
     import contextlib
@@ -201,6 +208,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     from nas.store.quotas import SharedQuota
     from nas.study import jobs
 
+    name, trials, deadline = settings.study, settings.trials, settings.deadline
     count = min(args.jobs, trials)
     quota = SharedQuota.create(ctx.store, f"{name}:{uuid.uuid4().hex}", trials)
     remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
@@ -209,11 +217,13 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
                                              "quota": quota.key, "timeout": None if remaining
                                              is None else f"{remaining:.0f}s"})]
     view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
-             f"{count} workers x {args.threads} threads training {trials} genomes")
+             f"{plural(count, 'worker')} x {plural(args.threads, 'thread')} training "
+             f"{plural(trials, 'genome')}")
     poller = jobs.StudyPoller(ctx.store.url, name)
     workers = jobs.start([argv] * count, quota=quota)
     try:
-        progress = jobs.wait(workers, poller, _jobs_line(view, trials), quota)
+        progress = jobs.wait(workers, poller, _jobs_line(view, trials, bool(settings.budget.limits)),
+                             quota)
     except BaseException:
         with contextlib.suppress(Exception):   # the first error is the one to show
             quota.remove()
@@ -230,7 +240,9 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, name: str, trials: in
     if done.lost and view.quiet:                # a lost worker is said even with --quiet
         print("nas: warning: " + "; ".join(line for line in done.lines if "lost" in line),
               file=sys.stderr)
-    return _search_summary(args, ctx, name, tally, time.monotonic() - started) or done.exit_code
+    in_trials = sum(float((w.result() or {}).get("trial_seconds") or 0.0) for w in workers)
+    return (_search_summary(args, ctx, settings, tally, Times(in_trials, time.monotonic() - started))
+            or done.exit_code)
 
 
 def json_text(payload: dict[str, Any]) -> str:
@@ -259,53 +271,102 @@ def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] 
     warmstart.check_budget(starts, space, data.shape, classes, budget)
 
 
-def _trial_line(view: Any, trials: int) -> Callable[[Any, Any], None]:
+def _trial_line(view: Any, trials: int, budgeted: bool) -> Callable[[Any, Any], None]:
     def show(trial: Any, tally: Any) -> None:
         best = tally.best
         info = f"best {percent(best.val_accuracy)} {best.genome}" if best else "no feasible yet"
         view.update("trials", tally.trained + tally.pruned, trials,
-                    f"{info} | front {tally.front} | rejected {tally.rejected} | "
+                    f"{info} | front {tally.front}{_rejected(tally.rejected, budgeted)} | "
                     f"reused {tally.reused} | failed {tally.failed}", description="search")
     return show
 
 
-def _jobs_line(view: Any, trials: int) -> Callable[[Any], None]:
+def _jobs_line(view: Any, trials: int, budgeted: bool) -> Callable[[Any], None]:
     def show(progress: Any) -> None:
         best, seen = progress.best, progress.outcomes
         info = f"best {percent(best.val_accuracy)} {best.genome}" if best else "no feasible yet"
         view.update("trials", min(progress.judged, trials), trials,
-                    f"{info} | front {progress.front} | running {progress.running} | rejected "
-                    f"{seen['rejected']} | reused {seen['reused']}", description="search")
+                    f"{info} | front {progress.front} | running {progress.running}"
+                    f"{_rejected(seen['rejected'], budgeted)} | reused {seen['reused']}",
+                    description="search")
     return show
 
 
-def _search_summary(args: argparse.Namespace, ctx: Any, name: str, tally: Any,
-                    seconds: float) -> int:
-    best = tally.best
+def _rejected(count: int, budgeted: bool) -> str:
+    """' | rejected 2' in a progress line; nothing when the study has no budget."""
+    return f" | rejected {count}" if budgeted else ""
+
+
+class TrialClock:
+    """Sums the `seconds` of the trials this run judged (an `on_trial` callback in between)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def counting(self, then: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def on_trial(trial: Any, tally: Any) -> None:
+            self.seconds += float(trial.user_attrs.get("seconds") or 0.0)
+            then(trial, tally)
+        return on_trial
+
+
+@dataclass(frozen=True)
+class Times:
+    """A search run's two durations, as the summary names them."""
+
+    in_trials: float        # the trials' own seconds, summed (`nas report`'s "in trials")
+    wall: float             # the command, from its start: data, teacher and trials
+
+    def text(self) -> str:
+        return (f"{duration_text(self.in_trials)} in trials (summed), {duration_text(self.wall)} "
+                "wall for the whole run (data, teacher and trials)")
+
+
+def _search_summary(args: argparse.Namespace, ctx: Any, settings: Any, tally: Any,
+                    times: Times) -> int:
+    best, name = tally.best, settings.study
     sampled = tally.trained + tally.pruned + tally.reused + tally.rejected + tally.failed
     row = {"study": name, "storage": ctx.store.url, "trained": tally.trained,
            "pruned": tally.pruned, "reused": tally.reused, "rejected": tally.rejected,
            "failed": tally.failed, "sampled": sampled, "front_size": tally.front,
-           "seconds": seconds, "teacher": teacher_fields(ctx),
+           "seconds": times.wall, "trial_seconds": times.in_trials, "teacher": teacher_fields(ctx),
            "best": None if best is None else best.to_json()}
     if args.json:
         emit_json(row)
         return 0
     from nas.cli.console import print_fields
 
-    share = percent(tally.rejected / sampled) if sampled else "-"
     print_fields({
         "study": f"{name}  ({ctx.store.url})",
-        "this run": f"{tally.trained} trained, {tally.pruned} pruned at a rung, {tally.reused} "
-                    f"reused, {tally.rejected} rejected over budget ({share} of {sampled} sampled "
-                    f"genomes), {tally.failed} failed, {seconds:.0f} s",
-        "front": f"{tally.front} genomes",
+        "this run": _run_text(tally, sampled, settings),
+        "time": times.text(),
+        "front": plural(tally.front, "genome"),
         "best": "-" if best is None else
                 f"{best.genome} {best.attention}: val {percent(best.val_accuracy)}, "
-                f"{flops_text(best.flops or 0, exact=True)} FLOPs{_timed(best)} (trial {best.trial})",
+                f"{count_text(best.flops or 0, exact=True)} FLOPs{_timed(best)} (trial {best.trial})",
         "next": f"nas report --study {name}",
     })
     return 0
+
+
+def _run_text(tally: Any, sampled: int, settings: Any) -> str:
+    """'7 trials: 6 trained, 1 reused (...)': every trial this run added to the study, and why
+    there are more than --trials (which counts the genomes judged: trained or pruned)."""
+    parts = [f"{tally.trained} trained"]
+    if tally.pruned:
+        parts.append(f"{tally.pruned} pruned at a rung")
+    if tally.reused:
+        parts.append(f"{tally.reused} reused (sampled again: the study's result, not trained "
+                     "again)")
+    if settings.budget.limits:
+        share = percent(tally.rejected / sampled) if sampled else "-"
+        parts.append(f"{tally.rejected} rejected over budget ({share}, not trained)")
+    if tally.failed:
+        parts.append(f"{tally.failed} failed")
+    judged = tally.trained + tally.pruned
+    why = (f"; --trials {settings.trials} counts the genomes judged (trained or pruned)"
+           if sampled > judged else "")
+    return f"{plural(sampled, 'trial')}: {', '.join(parts)}{why}"
 
 
 def _timed(best: Any) -> str:

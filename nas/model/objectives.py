@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import SpaceError, nearest
-from nas.units import flops_text, ms_text, parse_milliseconds, parse_quantity, percent, quantity_text
+from nas.units import count_text, label_text, ms_text, parse_milliseconds, parse_quantity, percent
 
 DEFAULT_OBJECTIVES = ("accuracy", "flops", "params")
 LATENCY_BACKENDS = ("torch", "onnxruntime")     # what times a genome (nas.model.latency)
@@ -35,9 +35,9 @@ class Objective:
                                              # None: measured by training
     text: Callable[[float | None], str]             # a value in tables and progress lines
     parse: Callable[[str, str], float] | None = None    # a budget from text; None: not a budget
-    limit_text: Callable[[float], str] = str        # a budget in `nas report`'s overview: 200,000
-    quantity: Callable[[float], str] = str          # a budget in the plot's legend: 200 K FLOPs
-    compact: Callable[[float], str] = str           # a budget in a default study name: 200K
+    limit_text: Callable[[float], str] = str        # a budget in `nas report`'s overview: 0.200 M (200,000)
+    quantity: Callable[[float], str] = str          # a budget in the plot's legend: 0.200 M FLOPs
+    compact: Callable[[float], str] = str           # a budget in a default study name: 0.2G
     example: str = ""       # a budget as --budget-NAME takes it, for --help
     cast: type = float      # int for counts
     plot_scale: float = 1.0     # accuracy is plotted in percent
@@ -70,28 +70,21 @@ def _latency(candidate: Any) -> float:
     return float(candidate.latency_ms)
 
 
-def _flops_text(value: float | None) -> str:
-    return "-" if value is None else flops_text(int(value), exact=True)
-
-
 def _count_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def _compact(value: float) -> str:
-    return quantity_text(value).replace(" ", "")
+    """`95.6 K (95,552)` (nas.units.count_text, every digit too), or `-` when there is none."""
+    return "-" if value is None else count_text(value, exact=True)
 
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("accuracy", "val_accuracy", "maximize", "val acc", "validation accuracy (%)",
               None, percent, plot_scale=100.0, keep=7),
     Objective("flops", "flops", "minimize", "FLOPs", "FLOPs (report convention)",
-              _counted("flops"), _flops_text, parse_quantity, _count_text,
-              lambda v: f"{quantity_text(v)} FLOPs", _compact, "0.2G (report convention)", cast=int,
+              _counted("flops"), _count_text, parse_quantity, _count_text,
+              lambda v: f"{count_text(v)} FLOPs", label_text, "0.2G (report convention)", cast=int,
               keep=6, always=True),
     Objective("params", "params", "minimize", "params", "parameters", _counted("params"),
-              _count_text, parse_quantity, _count_text, lambda v: f"{quantity_text(v)} params",
-              _compact, "50K", cast=int, keep=5, always=True),
+              _count_text, parse_quantity, _count_text, lambda v: f"{count_text(v)} params",
+              label_text, "50K", cast=int, keep=5, always=True),
     Objective("latency", "latency_ms", "minimize", "latency", "latency (ms per image, batch 1)",
               _latency, ms_text, parse_milliseconds, ms_text, ms_text, lambda v: f"{v:g}ms",
               "2ms (median per image at batch 1 on this CPU; latency among --objectives)", keep=4),

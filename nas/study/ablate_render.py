@@ -14,9 +14,10 @@ from typing import Any
 
 from rich.table import Table
 
+from nas.study import tables as trial_tables
 from nas.study.ablate import METRICS, ArmResult, GroupResult
 from nas.study.ablate_stats import Paired, Spread
-from nas.units import duration_text, flops_text
+from nas.units import count_text, duration_text
 
 SHORT = {"val_accuracy": "val", "test_accuracy": "test"}
 
@@ -77,6 +78,7 @@ def to_csv(groups: list[GroupResult]) -> str:
 
 HEADERS = ("arm", "genome", "attn", "changes", "FLOPs", "params", "seeds", "val acc", "test acc",
            "Δ val [95% CI]", "Δ test [95% CI]", "s/run")
+KEEP = (12, 9, 6, 8, 7, 5, 2, 10, 3, 11, 4, 1)   # the rank each header keeps on a narrow terminal
 
 
 def cells(result: GroupResult, arm: ArmResult) -> list[str]:
@@ -85,8 +87,8 @@ def cells(result: GroupResult, arm: ArmResult) -> list[str]:
     seconds = arm.seconds()
     diffs = [_diff(result.difference(arm, metric)) for metric in METRICS]
     return [arm.arm.name, arm.arm.genome.notation, arm.arm.genome.attention,
-            arm.arm.changes or "-", flops_text(first.flops) if first else "-",
-            f"{first.params:,}" if first else "-", str(len(arm.runs)),
+            arm.arm.changes or "-", count_text(first.flops) if first else "-",
+            count_text(first.params) if first else "-", str(len(arm.runs)),
             _spread(arm.spread("val_accuracy")), _spread(arm.spread("test_accuracy")), *diffs,
             duration_text(seconds) if seconds is not None else "-"]
 
@@ -108,18 +110,32 @@ def _diff(d: Paired | None) -> str:
     return text if d.resolved else f"{text} not resolved"
 
 
-def tables(name: str, groups: list[GroupResult]) -> list[Table]:
-    """One rich table per group."""
+def tables(name: str, groups: list[GroupResult], width: int) -> tuple[list[Table], list[str]]:
+    """One rich table per group, each with the columns that fit `width` (the same in every
+    group), and the headers dropped, for `nas.study.tables.hidden_note`."""
+    grids = [[[_rich_cell(h, c) for h, c in zip(HEADERS, cells(result, arm), strict=True)]
+              for arm in result.arms] for result in groups]
+    widths = [trial_tables.cell_width(h, [row[i] for grid in grids for row in grid],
+                                      11 if h == "genome" else 0) for i, h in enumerate(HEADERS)]
+    kept = trial_tables.fit_columns(KEEP, widths, width)
     out = []
-    for result in groups:
+    for result, grid in zip(groups, grids, strict=True):
         table = Table(title=f"ablation '{name}', group '{result.group.name}' (accuracy in %, "
                             f"mean ± sd over seeds; Δ = arm - baseline, paired by seed)")
-        for header in HEADERS:
-            table.add_column(header, justify="left" if header in HEADERS[:4] else "right")
-        for arm in result.arms:
-            table.add_row(*cells(result, arm))
+        for i in kept:
+            table.add_column(HEADERS[i], justify="left" if i < 4 else "right",
+                             no_wrap=HEADERS[i] != "genome", min_width=widths[i])
+        for row in grid:
+            table.add_row(*(row[i] for i in kept))
         out.append(table)
-    return out
+    return out, [h for i, h in enumerate(HEADERS) if i not in kept]
+
+
+def _rich_cell(header: str, text: str) -> str:
+    """A terminal cell: a genome wraps between its stages, a difference before its count."""
+    if header == "genome":
+        return text.replace("] [", "]\n[")
+    return text.replace(" (n=", "\n(n=")
 
 
 def markdown(name: str, groups: list[GroupResult]) -> str:

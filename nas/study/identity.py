@@ -20,6 +20,7 @@ from typing import Any
 from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.space import Space
+from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
 SHOWN = 4                       # changed keys named with their values; the rest by name
@@ -78,10 +79,10 @@ def check_objectives(name: str, old: dict[str, Any], new: dict[str, Any]) -> Non
 
 
 def _timing(setup: Any) -> str:
-    """'torch on 1 thread(s)': what must match for latencies to be comparable."""
+    """'torch on 1 thread': what must match for latencies to be comparable."""
     if not isinstance(setup, dict):
         return ""
-    return f"{setup.get('backend')} on {setup.get('threads')} thread(s)"
+    return f"{setup.get('backend')} on {plural(setup.get('threads'), 'thread')}"
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

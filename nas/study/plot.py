@@ -19,9 +19,12 @@ from nas.errors import ReportError
 from nas.model.objectives import OBJECTIVES, before_training, plot_axes
 from nas.study.pareto import TrialRow, unique_genomes
 from nas.study.report import Summary
+from nas.units import count_text
 
 EXTENSIONS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}
 PNG_DPI = 200
+NEAR = 2.0      # a budget line is drawn when within this factor of the farthest point; else the
+                # legend names it (a 0.2 G budget would squeeze 20 K points against the axis)
 
 
 AXES = {name: tuple(name.split("-")) for name in plot_axes()}    # "flops-accuracy": (x, y)
@@ -69,23 +72,8 @@ def axes_of(summary: Summary, axes_name: str) -> tuple[str, str, str]:
 def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") -> Path:
     """Every trained genome (coloured by the third objective), the rejected ones, the front
     (labelled by trial) and the budgets, written atomically in the format of the extension."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fmt = check_plot_path(path)
-    x, y, colour = axes_of(summary, axes_name)
-    figure = Figure(figsize=(7, 4.5), dpi=PNG_DPI)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    points = _scatter(axes, figure, summary, (x, y, colour))
-    _budget_lines(axes, summary, x, y)
-    axes.set_xlabel(OBJECTIVES[x].label)
-    axes.set_ylabel(OBJECTIVES[y].label)
-    axes.set_title(f"study {summary.data.name}")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
-    figure.tight_layout()
-    label_front(axes, summary.front, x, y, points)
+    figure = draw_front(summary, axes_name)
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=PNG_DPI)
     try:
@@ -93,6 +81,27 @@ def plot_front(summary: Summary, path: Path, axes_name: str = "flops-accuracy") 
     except OSError as error:
         raise ReportError(f"{path}: cannot write the plot ({error.strerror or error})") from None
     return Path(path)
+
+
+def draw_front(summary: Summary, axes_name: str = "flops-accuracy") -> Any:
+    """The plot as a matplotlib Figure (Agg canvas), not yet written."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x, y, colour = axes_of(summary, axes_name)
+    figure = Figure(figsize=(7, 4.5), dpi=PNG_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    points = _scatter(axes, figure, summary, (x, y, colour))
+    _budget_lines(axes, summary, (x, y), points)
+    axes.set_xlabel(OBJECTIVES[x].label)
+    axes.set_ylabel(OBJECTIVES[y].label)
+    axes.set_title(f"study {summary.data.name}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    label_front(axes, summary.front, x, y, points)
+    return figure
 
 
 def _scatter(axes: Any, figure: Any, summary: Summary,
@@ -110,33 +119,58 @@ def _scatter(axes: Any, figure: Any, summary: Summary,
     dots = axes.scatter([value(r, x) for r in trained], [value(r, y) for r in trained], s=20,
                         c=shades[:len(trained)], cmap="viridis", norm=norm,
                         label=f"trained genomes ({len(trained)})")
-    figure.colorbar(dots, ax=axes, label=OBJECTIVES[colour].label)
+    bar = figure.colorbar(dots, ax=axes, label=OBJECTIVES[colour].label)
+    count_ticks(bar.ax.yaxis, colour, log=spread)
     if rejected:
         axes.scatter([value(r, x) for r in rejected], [value(r, y) for r in rejected], marker="x", s=18,
                      color="0.7", label=f"rejected, not trained ({len(rejected)})")
     front = summary.front
     axes.scatter([value(r, x) for r in front], [value(r, y) for r in front], s=70, facecolors="none",
                  edgecolors="tab:red", linewidths=1.5, zorder=3, label=f"Pareto front ({len(front)})")
-    for name, used in ((x, axes.set_xscale), (y, axes.set_yscale)):
+    for name, used, axis in ((x, axes.set_xscale, axes.xaxis), (y, axes.set_yscale, axes.yaxis)):
         sizes = [value(r, name) for r in (*trained, *rejected) if value(r, name) > 0]
-        if OBJECTIVES[name].measure is not None and sizes and max(sizes) > 10 * min(sizes):
+        log = OBJECTIVES[name].measure is not None and bool(sizes) and max(sizes) > 10 * min(sizes)
+        if log:
             used("log")
+        count_ticks(axis, name, log)
     return [(value(r, x), value(r, y)) for r in (*trained, *rejected)]
 
 
-def _budget_lines(axes: Any, summary: Summary, x: str, y: str) -> None:
-    """Lines at the study's budget and at the tighter one asked for, on each axis that has one."""
-    for name, line in ((x, axes.axvline), (y, axes.axhline)):
+def count_ticks(axis: Any, name: str, log: bool) -> None:
+    """Ticks of a counted objective (FLOPs, params) written as every table writes them
+    (`nas.units.count_text`: `6.20 M`, not `1e8` under the axis); on a log axis at 1, 2 and 5
+    of each decade. Other objectives keep matplotlib's ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if OBJECTIVES[name].cast is not int:
+        return
+    if log:
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(lambda tick, _: count_text(tick) if tick >= 0 else ""))
+
+
+def _budget_lines(axes: Any, summary: Summary, names: tuple[str, str],
+                  points: list[tuple[float, float]]) -> None:
+    """Lines at the study's budget and at the tighter one asked for, on each axis that has one;
+    a budget beyond NEAR times the farthest point is named in the legend, not drawn."""
+    for index, (name, line) in enumerate(zip(names, (axes.axvline, axes.axhline), strict=True)):
         objective = OBJECTIVES[name]
         if not objective.can_budget:
             continue
+        farthest = max((p[index] for p in points), default=0.0)
         study, asked = summary.data.info.get(objective.budget_key), summary.limits.get(name)
-        if study is not None:
-            line(study, color="tab:blue", linestyle="--", linewidth=1,
-                 label=f"budget {objective.quantity(study)}")
-        if asked is not None:
-            line(asked, color="tab:orange", linestyle=":", linewidth=1,
-                 label=f"asked {objective.quantity(asked)}")
+        for limit, style, word in ((study, ("tab:blue", "--"), "budget"),
+                                   (asked, ("tab:orange", ":"), "asked")):
+            if limit is None:
+                continue
+            label = f"{word} {objective.quantity(limit)}"
+            if farthest > 0 and limit * objective.plot_scale > NEAR * farthest:
+                axes.plot([], [], color=style[0], linestyle=style[1], linewidth=1,
+                          label=f"{label} (beyond the axis)")
+            else:
+                line(limit * objective.plot_scale, color=style[0], linestyle=style[1],
+                     linewidth=1, label=label)
 
 
 # ----------------------------------------------------------------- labels

@@ -16,7 +16,7 @@ from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.study.pareto import best_row
 from nas.study.report import StudyInfo, Summary
 from nas.train.teacher import weak_teacher
-from nas.units import duration_text, percent
+from nas.units import duration_text, percent, plural
 
 
 def overview(summary: Summary) -> dict[str, str]:
@@ -27,7 +27,7 @@ def overview(summary: Summary) -> dict[str, str]:
         "study": f"{summary.data.name} ({summary.data.storage})",
         "search": f"{info.get('space', '?')} on {info.get('data', '?')} at "
                   f"{'x'.join(map(str, info.get('image_size') or ['?']))}, "
-                  f"{info.get('epochs', '?')} epoch(s) a trial, seed {info.get('seed', '?')}",
+                  f"{plural(info.get('epochs'), 'epoch')} a trial, seed {info.get('seed', '?')}",
         "teacher": f"val {percent(teacher.get('val_accuracy'))}, test "
                    f"{percent(teacher.get('test_accuracy'))} ({teacher.get('fingerprint', '?')})",
         **({"objectives": ", ".join(f"{o.direction[:3]} {o.title}" for o in select(objectives))}
@@ -36,16 +36,24 @@ def overview(summary: Summary) -> dict[str, str]:
         **({"latency": _latency_text(info["latency"])} if isinstance(info.get("latency"), dict)
            else {}),
         "trials": f"{t.done} done of {t.trials}: {t.trained} trained, {t.reused} reused, "
-                  f"{t.rejected} rejected (over budget), {t.failed} failed"
+                  + (f"{t.rejected} rejected (over budget), " if _budgeted(summary) or t.rejected
+                     else "")
+                  + f"{t.failed} failed"
                   + (f", {t.running} running" if t.running else "")
                   + "".join(f", {n} pruned at rung {r}" for r, n in t.pruned_at.items()),
-        "time": f"{duration_text(t.seconds)} in trials, {duration_text(t.wall_seconds)} wall",
+        "time": f"{duration_text(t.seconds)} in trials (summed), {duration_text(t.wall_seconds)} "
+                "wall from the first trial's start to the last one's end",
     }
     best = best_row(summary.front, summary.data.objectives)
     warning = weak_teacher(teacher.get("val_accuracy"), best.val_accuracy if best else None)
     if warning is not None:
         fields["warning"] = warning.removeprefix("warning: ")
     return fields
+
+
+def _budgeted(summary: Summary) -> bool:
+    """Whether the study was made with a budget (a study without one rejects nothing)."""
+    return any(summary.data.info.get(o.budget_key) is not None for o in summary.data.budgeted)
 
 
 def _budget_text(summary: Summary) -> str:
@@ -64,7 +72,7 @@ def _budget_text(summary: Summary) -> str:
 def _latency_text(setup: dict[str, object]) -> str:
     """Where the study's latencies were measured: median ms per image at batch 1."""
     return (f"median ms per image at batch 1, {setup.get('backend', '?')} "
-            f"{setup.get('version', '')} on {setup.get('threads', '?')} thread(s) of "
+            f"{setup.get('version', '')} on {plural(setup.get('threads'), 'thread')} of "
             f"{setup.get('cpu', '?')} ({setup.get('machine', '?')})")
 
 

@@ -134,15 +134,22 @@ def to_json(summary: Summary, every_trial: bool = False) -> dict[str, Any]:
 
 def rich_table(summary: Summary, every_trial: bool, console: Console) -> tuple[Table, list[str]]:
     """The table that fits `console`'s width, and the titles of the columns it had to drop
-    (least important first) so that no column is squeezed into illegible wrapping."""
-    cols = list(columns(every_trial, summary.data.objectives))
-    hidden: list[str] = []
-    while True:
-        if len(cols) <= 2 or _needed_width(summary, every_trial, cols) <= console.width:
-            return _table(summary, every_trial, cols), hidden
-        dropped = min(cols, key=lambda c: c.keep)
-        cols.remove(dropped)
-        hidden.insert(0, dropped.title)
+    (in table order) so that no column is squeezed into illegible wrapping."""
+    cols = columns(every_trial, summary.data.objectives)
+    rows = trial_rows(summary, every_trial)
+    widths = [_column_width(c, rows) for c in cols]
+    kept = fit_columns([c.keep for c in cols], widths, console.width)
+    return (_table(summary, every_trial, [cols[i] for i in kept]),
+            [c.title for i, c in enumerate(cols) if i not in kept])
+
+
+def fit_columns(keeps: Sequence[int], widths: Sequence[int], width: int) -> list[int]:
+    """The indices of the columns kept in `width` (borders and padding counted): the lowest
+    `keep` is dropped first, and at least two columns stay."""
+    kept = list(range(len(widths)))
+    while len(kept) > 2 and sum(widths[i] for i in kept) + 3 * len(kept) + 1 > width:
+        kept.remove(min(kept, key=lambda i: keeps[i]))
+    return kept
 
 
 def hidden_note(hidden: Sequence[str]) -> str:
@@ -150,18 +157,24 @@ def hidden_note(hidden: Sequence[str]) -> str:
     return f"(columns {', '.join(hidden)} hidden: widen the terminal or use --format csv)"
 
 
-def _needed_width(summary: Summary, every_trial: bool, cols: Sequence[Column]) -> int:
-    """Columns at their widest line (the genome at its widest stage), plus borders and padding."""
-    rows = trial_rows(summary, every_trial)
-    widths = [max(cell_len(c.title), 11 if c.key == "genome" else 0,
-                  *(cell_len(line) for row, on_front in rows
-                    for line in Text.from_markup(_cell(c, row, on_front)).plain.splitlines()))
-              for c in cols]
-    return sum(widths) + 3 * len(cols) + 1
+def cell_width(title: str, cells: Sequence[str], least: int = 0) -> int:
+    """A column's width: its title and its widest line of any cell (markup removed)."""
+    return max(cell_len(title), least, *(cell_len(line) for text in cells
+                                         for line in Text.from_markup(text).plain.splitlines()))
+
+
+def _column_width(column: Column, rows: Sequence[tuple[TrialRow, bool]]) -> int:
+    """A column at its widest line (the genome at its widest stage)."""
+    return cell_width(column.title, [_cell(column, row, on_front) for row, on_front in rows],
+                      11 if column.key == "genome" else 0)
+
+
+COUNTED = ("flops", "params")      # cells written `95.6 K (95,552)`: the exact count goes below
 
 
 def _table(summary: Summary, every_trial: bool, cols: Sequence[Column]) -> Table:
-    """A genome wraps between its stages and FLOPs over its exact count; other cells never wrap."""
+    """A genome wraps between its stages and a count over its exact digits; other cells never
+    wrap."""
     table = Table(title=Text(title(summary, every_trial)))    # a study name is no markup
     for c in cols:
         table.add_column(c.title, justify="right" if c.right else "left", no_wrap=c.key != "genome",
@@ -176,7 +189,7 @@ def _cell(column: Column, row: TrialRow, on_front: bool) -> str:
     text = column.text(row, on_front)
     if column.key == "genome":
         return text.replace("] [", "]\n[")
-    if column.key == "flops" and " (" in text:
+    if column.key in COUNTED and " (" in text:
         figure, exact = text.split(" (", 1)
         return f"{figure}\n[dim]({exact}[/dim]"
     return text

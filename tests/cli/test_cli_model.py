@@ -127,7 +127,7 @@ def test_count_space_supplies_input_and_settings(capsys: pytest.CaptureFixture[s
 def test_count_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["count", REPORT, *REPORT_INPUT]) == 0
     out = capsys.readouterr().out
-    assert "0.180348032 G (180,348,032)" in out
+    assert "0.180 G (180,348,032)" in out
     assert "10,754" in out and "3x185x160, 2 classes" in out and REPORT in out
     assert main(["count", "[2,12,1,1,0]", "--attention", "se"]) == 0
     out = capsys.readouterr().out

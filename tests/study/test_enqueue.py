@@ -148,8 +148,8 @@ def test_jobs_workers_take_the_enqueued_genomes_first(tmp_path: Path,
     (["--enqueue", "[2,16,1,1,1] se"], "attention 'se' is not among the space's choices"),
     (["--enqueue", f"{A[:-5]} [2,16,1,2,0]"], "has 3 stages, the space defines at most 2"),
     (["--enqueue", B, "--enqueue", A, "--budget-flops", "20K"],
-     f"--enqueue '{A}' is over the budget at 3x8x8: 121,664 FLOPs > 20,000"),
-    (["--enqueue", A, "--budget-params", "2K"], "params > 2,000"),
+     f"--enqueue '{A}' is over the budget at 3x8x8: 0.122 M (121,664) FLOPs > 20.0 K (20,000)"),
+    (["--enqueue", A, "--budget-params", "2K"], "params > 2.00 K (2,000)"),
     (["--enqueue", A, "--no-enqueue"], "--enqueue and --no-enqueue exclude each other"),
 ])
 def test_a_bad_enqueued_genome_is_refused_before_any_work(
@@ -190,8 +190,8 @@ def test_the_space_files_genome_over_the_budget_is_left_out_with_a_note(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     said = "".join(captured.err.split())        # as rich wrapped it
-    for note in (f"warm.toml: search.enqueue[0] '{A}' is over the budget at 3x8x8 (121,664 "
-                 "FLOPs > 20,000): not enqueued", "warm start: 1 genomes enqueued first"):
+    for note in (f"warm.toml: search.enqueue[0] '{A}' is over the budget at 3x8x8 (0.122 M "
+                 "(121,664) FLOPs > 20.0 K (20,000)): not enqueued", "warm start: 1 genome enqueued first"):
         assert "".join(note.split()) in said
     assert trained(fake) == [f"{B} eca"]
 

@@ -144,7 +144,7 @@ def test_a_latency_study_times_each_genome_once_and_rejects_over_budget_untraine
     code, out, _ = run(capsys, "report", "--storage", url, "--json")
     assert code == 0 and all(r["latency_ms"] <= budget for r in json.loads(out)["front"])
     code, out, _ = run(capsys, "report", "--storage", url)
-    assert code == 0 and "1 thread(s)" in out and "batch 1" in out and "latency <= " in out
+    assert code == 0 and "on 1 thread of" in out and "batch 1" in out and "latency <= " in out
 
 
 def test_other_objectives_or_a_budget_on_an_unmeasured_one_are_refused_in_one_line(

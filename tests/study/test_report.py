@@ -170,7 +170,7 @@ def test_the_only_study_is_used_without_a_name(tmp_path: Path,
     add_trial(new_study(url, "solo"), A, 123_456_789, 10_754, val=0.75, test=0.792, run_id=1)
     code, out, _ = run_cli(capsys, "report", "--storage", url)
     assert code == 0
-    for text in ("solo", "[1,8,1,1,0]", "0.123456789 G", "(123,456,789)", "10,754", "75.0 %", "79.2 %",
+    for text in ("solo", "[1,8,1,1,0]", "0.123 G", "(123,456,789)", "10.8 K", "(10,754)", "75.0 %", "79.2 %",
                  "87.5 %", "1 trained"):
         assert text in out, text
 
@@ -198,7 +198,7 @@ def test_text_report_shows_teacher_totals_and_table(url: str, capsys: pytest.Cap
     code, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha")
     assert code == 0
     for text in ("teacher", "90.0 %", "87.5 %", "10 done of 10: 6 trained, 1 reused, 1 rejected",
-                 "2 failed", "FLOPs <= 1,000", E, H, "0.4 K", "(400)", "0.95 K", "(950)"):
+                 "2 failed", "FLOPs <= 1.00 K (1,000)", E, H, "400", "950"):
         assert text in out, text
     assert C not in out                    # dominated
     assert "[4,16,2,1,0]" not in out       # rejected
@@ -256,7 +256,7 @@ def test_markdown_is_a_pipe_table_of_the_front(url: str, capsys: pytest.CaptureF
                                                  or line.startswith("|:") for line in lines)
     cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
     assert cells[0] == ["trial", "genome", "attn", "FLOPs", "params", "val acc", "test acc"]
-    assert cells[2] == ["5", E, "eca", "0.4 K (400)", "100", "50.0 %", "50.0 %"]
+    assert cells[2] == ["5", E, "eca", "400", "100", "50.0 %", "50.0 %"]
     _, out, _ = run_cli(capsys, "report", "--storage", url, "--study", "alpha", "--format", "markdown",
                         "--all")
     assert len(out.splitlines()) == 2 + 10

@@ -146,7 +146,7 @@ def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
     assert {r.trial for r in feasible_front(rows)} == {3}
     data = StudyData("r", "sqlite://", {}, tuple(rows), 0.0)
     line = overview(Summary(data, {}, (), totals(rows)))["trials"]
-    assert line.endswith("1 trained, 0 reused, 0 rejected (over budget), 0 failed, "
+    assert line.endswith("1 trained, 0 reused, 0 failed, "     # no budget: nothing rejected
                          "2 pruned at rung 1, 1 pruned at rung 3")
 
 

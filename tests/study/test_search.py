@@ -203,10 +203,10 @@ def test_default_study_name_and_budget() -> None:
     space = load_space(TINY)
     budget = Budget({"flops": 2e8, "params": 5e4})
     assert default_study_name(space, "/x/hymenoptera/", (185, 160), budget) == \
-        "tiny-hymenoptera-185x160-f200M-p50K"
+        "tiny-hymenoptera-185x160-f0.2G-p50K"
     timed = Budget({"latency": 2.0, "flops": 2e8}, ("flops", "params", "latency"))
     assert default_study_name(space, "/x/h", (8, 8), timed, ("accuracy", "flops", "latency")) == \
-        "tiny-h-8x8-f200M-l2ms-flops-latency"
+        "tiny-h-8x8-f0.2G-l2ms-flops-latency"
     assert Budget({"flops": 100.0}).violation({"flops": 150, "params": 10**9}) == [50.0, 0.0]
     assert timed.violation({"flops": 1, "params": 1, "latency": 2.5}) == [-2e8 + 1, 0.0, 0.5]
 
