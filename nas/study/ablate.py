@@ -23,7 +23,7 @@ from typing import Any
 from nas.model.space import Space
 from nas.store.claims import MINE, TAKEN, Claim, claim, holder_dead, release, worker_name
 from nas.store.runs import RunRecord, Store
-from nas.study.ablate_file import Ablation, Arm, Group
+from nas.study.ablate_file import Ablation, Arm, Group, train_command
 from nas.study.ablate_stats import Paired, Spread, paired, spread
 
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
@@ -38,6 +38,7 @@ class ArmResult:
     arm: Arm
     key: str
     runs: dict[int, RunRecord] = field(default_factory=dict)
+    command: str = ""          # the `nas train` line that retrains one seed of this arm
 
     def values(self, metric: str) -> dict[int, float]:
         return {s: getattr(r, metric) for s, r in self.runs.items() if getattr(r, metric) is not None}
@@ -104,8 +105,9 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
 def _result(cells: dict[str, ArmResult], ablation: Ablation, arm: Arm, size: str | None,
             source: str) -> ArmResult:
     """The arm's own result (its name), with the runs of the cell that shares its key."""
-    key = arm.key(arm_size(ablation, arm, size), data_label(source))
-    return ArmResult(arm, key, cells[key].runs)
+    shape = arm_size(ablation, arm, size)
+    key = arm.key(shape, data_label(source))
+    return ArmResult(arm, key, cells[key].runs, train_command(arm, source, shape, ablation.seeds[0]))
 
 
 class Contexts:

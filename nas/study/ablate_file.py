@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,33 @@ def _flatten(nested: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             pairs.append((f"{prefix}{key}", tuple(value) if isinstance(value, list) else value))
     return pairs
+
+
+def train_command(arm: Arm, data: str, size: str | None, seed: int) -> str:
+    """The `nas train` line that retrains this arm for `seed`: its genome, the space file, the
+    data and input size, and a --set for every recipe key where the arm differs from the file
+    (its own keys, the ablation's epochs and the command line's --set alike)."""
+    base = load_space(arm.space.path)
+    sets = []
+    for section in SECTIONS:
+        was = dict(_flatten(asdict(getattr(base, section))))
+        for key, value in _flatten(asdict(getattr(arm.space, section))):
+            if key not in was or was[key] != value:
+                sets += ["--set", f"{section}.{key}={_set_text(value)}"]
+    return shlex.join(["nas", "train", arm.genome.notation, "--attention", arm.genome.attention,
+                       "--space", arm.space.path, "--data", data,
+                       *(["--image-size", size] if size else []), *sets, "--seed", str(seed)])
+
+
+def _set_text(value: Any) -> str:
+    """A value as `--set` reads it back: TOML for numbers, booleans and lists; plain text for a
+    string that TOML would not read as something else."""
+    if isinstance(value, str):
+        try:
+            tomllib.loads(f"value = {value}")
+        except tomllib.TOMLDecodeError:
+            return value
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
 def _value_text(value: Any) -> str:

@@ -39,7 +39,7 @@ def _row(result: GroupResult, arm: ArmResult) -> dict[str, Any]:
         "genome": arm.arm.genome.notation, "attention": arm.arm.genome.attention,
         "changes": arm.arm.changes, "flops": first.flops if first else None,
         "params": first.params if first else None, "seeds": sorted(arm.runs),
-        "seconds_per_run": arm.seconds()}
+        "seconds_per_run": arm.seconds(), "command": arm.command}
     for metric in METRICS:
         s, d = arm.spread(metric), result.difference(arm, metric)
         name = SHORT[metric]
@@ -139,14 +139,18 @@ def _rich_cell(header: str, text: str) -> str:
 
 
 def markdown(name: str, groups: list[GroupResult]) -> str:
-    """One pipe table per group under a `####` heading, ready to paste."""
+    """One pipe table per group under a `####` heading, ready to paste; its last column is the
+    command that retrains the row (for its first seed: change `--seed` for the others)."""
     parts = []
+    headers = (*HEADERS, "command")
     for result in groups:
         lines = [f"#### {name}: {result.group.name} (baseline: {result.group.baseline})", "",
-                 "| " + " | ".join(HEADERS) + " |",
-                 "|" + "|".join("---" if h in HEADERS[:4] else "---:" for h in HEADERS) + "|"]
+                 "| " + " | ".join(headers) + " |",
+                 "|" + "|".join("---" if i < 4 or i == len(HEADERS) else "---:"
+                                for i in range(len(headers))) + "|"]
         for arm in result.arms:
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(result, arm)) + " |")
+            row = [*cells(result, arm), f"`{arm.command}`" if arm.command else "-"]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import socket
 import subprocess
 import sys
@@ -316,3 +317,30 @@ def test_shipped_ablations_parse() -> None:
     assert len({arm.key(None, "x") for arm in report.arms}) == 10      # 13 arms, 10 cells
     with pytest.raises(SpaceError, match="no such ablation file"):
         load_ablation("ablations/missing.toml")
+
+
+def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The markdown table's command column, run as a user would, trains the same run again:
+    the arm's own keys and the command line's --set become --set flags of `nas train`."""
+    path = write(tmp_path, 'seeds = [1]\n\n[[arm]]\nname = "ce"\ngenome = "[1,8,1,1,0]"\n'
+                           'attention = "none"\ndistill.loss = "none"\n\n[[arm]]\nname = "lr"\n'
+                           'genome = "[1,8,1,1,0]"\nattention = "none"\ndistill.loss = "none"\n'
+                           '"train.lr" = 0.02\n')
+    storage = f"sqlite:///{tmp_path / 'ab.db'}"
+    assert ablate(path, storage, "--set", "train.batch_size=16", "--format", "csv") == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert ablate(path, storage, "--no-train", "--set", "train.batch_size=16",
+                  "--format", "markdown") == 0
+    commands = [line.rsplit("`", 2)[1] for line in capsys.readouterr().out.splitlines()
+                if line.startswith("| ") and "`" in line]
+    assert [row["command"] for row in table] == commands
+    assert "--set train.lr=0.02" in commands[1]
+    assert "--set train.batch_size=16" in commands[0] and commands[0].endswith("--seed 1")
+    for row, command in zip(table, commands, strict=True):
+        words = [*shlex.split(command)[2:], "--storage", f"sqlite:///{tmp_path / 'r.db'}",
+                 "--threads", "1", "--json"]
+        done = subprocess.run([sys.executable, "-c", "import sys; from nas.cli import main; "
+                               "sys.exit(main())", "train", *words], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["test_accuracy"] == pytest.approx(float(row["test_mean"]))
