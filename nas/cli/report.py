@@ -7,8 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space, threads_arg
-from nas.cli.search import budget_flags
+from nas.cli.common import (
+    JSON_HELP,
+    STORAGE_HELP,
+    budget_flags,
+    emit_json,
+    parsed,
+    resolve_space,
+    threads_arg,
+)
 from nas.errors import ReportError, SpaceError
 from nas.model.objectives import OBJECTIVES, plot_axes
 from nas.model.space import DEFAULT_SPACE

@@ -3,12 +3,14 @@
 `measure` gives a genome's values of the objectives measured before training (counted FLOPs and
 params, timed latency; nas.model.objectives), reusing what an earlier trial of the same genome
 recorded, so latency is timed once per genome. `Budget` turns them into Optuna's constraint
-values: a genome over a limit is rejected untrained (nas.study.search).
+values: a genome over a limit is rejected untrained (nas.study.search). `budget_from` reads the
+limits of `nas search`'s flags and of `nas.search`'s arguments alike, and `check_reachable` is
+the preflight both run before any training: a budget that no genome of the space meets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,18 +18,24 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.errors import SpaceError
+from nas.model.candidate import Candidate
 from nas.model.genome import Genome
 from nas.model.objectives import (
     DEFAULT_OBJECTIVES,
     OBJECTIVES,
+    Objective,
     before_training,
     constraint_names,
     counted,
 )
+from nas.model.recipe import SearchConfig
+from nas.model.space import Space
 
 if TYPE_CHECKING:
-    from nas.model.candidate import Candidate
+    from nas.data.dataset import Dataset
     from nas.model.complexity import Complexity
+
+Limit = str | float | None      # "0.2G", "2ms", a number; None or "" = not given
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,39 @@ class Budget:
             if name not in self.names:
                 raise SpaceError(f"{OBJECTIVES[name].flag} needs {name} among the objectives "
                                  f"(e.g. --objectives accuracy,flops,{name})")
+
+
+def budget_from(given: Mapping[str, Limit], objectives: Sequence[str],
+                conf: SearchConfig | None = None,
+                where: Callable[[Objective], str] = lambda o: o.flag) -> Budget:
+    """The budget of a study of `objectives`: the `given` limits by objective name (text parsed
+    by the objective's own rule, `where` naming the argument in errors), else the `[search]`
+    budget_NAME keys of `conf`; a limit on an objective the study does not measure is refused."""
+    fallback = conf.budgets() if conf is not None else {}
+    limits = {}
+    for o in OBJECTIVES.values():
+        value = given.get(o.name)
+        limit = (o.parse(str(value), where(o)) if o.can_budget and value not in (None, "")
+                 else fallback.get(o.name))
+        if limit is not None:
+            limits[o.name] = limit
+    budget = Budget(limits, constraint_names(objectives))
+    budget.check()
+    return budget
+
+
+def check_reachable(budget: Budget, space: Space, data: Dataset) -> None:
+    """Refuse a budget that not even the space's smallest genome fits on `data` (its input shape
+    and classes), before any training: `nas search` and `nas.search` run it once data is read."""
+    smallest = [Candidate(g, space, data.shape, len(data.classes)) for g in space.extremes(False)]
+    for name, limit in budget.limits.items():
+        objective = OBJECTIVES[name]
+        least, genome = min(((objective.measure(c), c.genome) for c in smallest),
+                            key=lambda pair: pair[0])
+        if least > limit:
+            raise SpaceError(f"budget of {objective.limit_text(limit)} {objective.title} is below "
+                             f"the smallest genome of {space.path} at {data.shape}: {genome} has "
+                             f"{objective.limit_text(least)} {objective.title}")
 
 
 def measure(study: optuna.Study, candidate: Candidate, names: Sequence[str]) -> dict[str, float]:
