@@ -41,6 +41,7 @@ from nas.store import claims
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
 from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
+from nas.study.report import objectives_of
 from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
 
 STOP_GRACE_S = 30.0
@@ -111,9 +112,17 @@ class StudyPoller:
                 progress.running += 1
             else:
                 progress.outcomes[trial.user_attrs.get("outcome", "failed")] += 1
-        front = feasible_front([row_from_trial(t) for t in trials])
-        progress.front, progress.best = len(front), best_row(front)
+        objectives = self._objectives()
+        front = feasible_front([row_from_trial(t, objectives) for t in trials], objectives)
+        progress.front, progress.best = len(front), best_row(front, objectives)
         return progress
+
+    def _objectives(self) -> tuple[str, ...]:
+        """The study's own objectives, as `nas report` reads them (the default three until a
+        worker has created the study)."""
+        if self._study is None:
+            return objectives_of({})
+        return objectives_of(self._study.user_attrs.get("nas") or {})
 
 
 @dataclass
