@@ -33,7 +33,8 @@ from nas.study.ablate_file import SECTIONS, Ablation, load_ablation, override_sp
 from nas.study.budget import Budget, check_reachable
 from nas.study.objective import Objective, budget_of
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
-from nas.study.search import SearchSettings, Tally, default_study_name, open_study, run_search
+from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+from nas.study.tally import Tally
 from nas.train.experiment import Context, prepare, resolve_device, train_genome
 from nas.train.loaders import Trained, train_on_loaders
 from nas.train.preflight import NOTHING, Plan

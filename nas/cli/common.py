@@ -88,6 +88,11 @@ def budget_flags(p: argparse.ArgumentParser, tighter: bool = False) -> None:
                            if tighter else f"e.g. {o.example}")
 
 
+def budget_texts(args: argparse.Namespace) -> dict[str, str | None]:
+    """The --budget-NAME flags as given, by objective name (None: not given)."""
+    return {o.name: getattr(args, o.budget_key) for o in OBJECTIVES.values() if o.can_budget}
+
+
 # ----------------------------------------------------------------- --set KEY=VALUE
 
 SET_HELP = ("override a recipe key of the space file, dotted as in ablation files, e.g. "

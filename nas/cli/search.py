@@ -9,6 +9,7 @@ from typing import Any
 
 from nas.cli.common import (
     budget_flags,
+    budget_texts,
     data_flags,
     emit_json,
     open_context,
@@ -45,8 +46,7 @@ def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tu
     from nas.study.budget import budget_from
 
     conf = space.search
-    budget = budget_from({o.name: getattr(args, o.budget_key) for o in OBJECTIVES.values()
-                          if o.can_budget}, objectives(args, space), conf)
+    budget = budget_from(budget_texts(args), objectives(args, space), conf)
     trials = args.trials if args.trials is not None else conf.trials
     rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
     epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)

@@ -18,7 +18,6 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.errors import SpaceError
-from nas.model.candidate import Candidate
 from nas.model.genome import Genome
 from nas.model.objectives import (
     DEFAULT_OBJECTIVES,
@@ -33,6 +32,7 @@ from nas.model.space import Space
 
 if TYPE_CHECKING:
     from nas.data.dataset import Dataset
+    from nas.model.candidate import Candidate
     from nas.model.complexity import Complexity
 
 Limit = str | float | None      # "0.2G", "2ms", a number; None or "" = not given
@@ -73,25 +73,29 @@ class Budget:
 def budget_from(given: Mapping[str, Limit], objectives: Sequence[str],
                 conf: SearchConfig | None = None,
                 where: Callable[[Objective], str] = lambda o: o.flag) -> Budget:
-    """The budget of a study of `objectives`: the `given` limits by objective name (text parsed
-    by the objective's own rule, `where` naming the argument in errors), else the `[search]`
-    budget_NAME keys of `conf`; a limit on an objective the study does not measure is refused."""
-    fallback = conf.budgets() if conf is not None else {}
-    limits = {}
-    for o in OBJECTIVES.values():
-        value = given.get(o.name)
-        limit = (o.parse(str(value), where(o)) if o.can_budget and value not in (None, "")
-                 else fallback.get(o.name))
-        if limit is not None:
-            limits[o.name] = limit
-    budget = Budget(limits, constraint_names(objectives))
+    """The budget of a study of `objectives`: the `given` limits (`parse_limits`), else the
+    `[search]` budget_NAME keys of `conf`; a limit on an objective the study does not measure is
+    refused."""
+    limits = {**(conf.budgets() if conf is not None else {}), **parse_limits(given, where)}
+    budget = Budget({o.name: limits[o.name] for o in OBJECTIVES.values() if o.name in limits},
+                    constraint_names(objectives))
     budget.check()
     return budget
+
+
+def parse_limits(given: Mapping[str, Limit],
+                 where: Callable[[Objective], str] = lambda o: o.flag) -> dict[str, float]:
+    """The limits given by objective name, text parsed by the objective's own rule (`where`
+    names the argument in errors); None or "" is no limit."""
+    return {o.name: o.parse(str(value), where(o)) for o in OBJECTIVES.values()
+            if o.parse is not None and (value := given.get(o.name)) not in (None, "")}
 
 
 def check_reachable(budget: Budget, space: Space, data: Dataset) -> None:
     """Refuse a budget that not even the space's smallest genome fits on `data` (its input shape
     and classes), before any training: `nas search` and `nas.search` run it once data is read."""
+    from nas.model.candidate import Candidate  # torch: not for `nas report`'s limits
+
     smallest = [Candidate(g, space, data.shape, len(data.classes)) for g in space.extremes(False)]
     for name, limit in budget.limits.items():
         objective = OBJECTIVES[name]
