@@ -12,7 +12,6 @@ space file, read by its own section reader (`{"train.lr": 1e-3, "distill.loss": 
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,14 +26,18 @@ from nas.model.builder import build_model
 from nas.model.genome import Genome
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS, SearchConfig
 from nas.model.space import Space, default_space, load_space
+from nas.store.database import storage_url
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.ablate import GroupResult, run_ablation
 from nas.study.ablate_file import SECTIONS, Ablation, load_ablation, override_space
+from nas.study.budget import Budget, check_reachable
 from nas.study.objective import Objective, budget_of
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
-from nas.study.search import SearchSettings, Tally, default_study_name, open_study, run_search
+from nas.study.search import SearchSettings, default_study_name, open_study, run_search
+from nas.study.tally import Tally
 from nas.train.experiment import Context, prepare, resolve_device, train_genome
 from nas.train.loaders import Trained, train_on_loaders
+from nas.train.preflight import NOTHING, Plan
 
 RECIPE_SECTIONS: dict[str, type] = {**SECTIONS, "search": SearchConfig}
 SpaceLike = str | Path | Space | None
@@ -78,9 +81,22 @@ def context(space: SpaceLike = None, *, data: str = "digits", recipe: Mapping[st
             threads: int | None = None, progress: Any = None,
             teacher_callbacks: tuple[Any, ...] = ()) -> Context:
     """Data, views and the (cached or trained) teacher: what `train` and `search` share."""
-    return prepare(resolve_space(space, data, recipe), data, Store(storage_url(storage)),
-                   size=image_size_of(image_size), device=resolve_device(device, threads),
-                   progress=progress, teacher_callbacks=teacher_callbacks)
+    return _prepare(resolve_space(space, data, recipe), data, Store(storage_url(storage)),
+                    image_size, device=device, threads=threads, progress=progress,
+                    teacher_callbacks=teacher_callbacks)
+
+
+def _prepare(space: Space, data: str, store: Store, size: Size, *, device: str = "auto",
+             threads: int | None = None, progress: Any = None,
+             teacher_callbacks: tuple[Any, ...] = (), budget: Budget | None = None) -> Context:
+    """`prepare` from the API's arguments; with a search's `budget`, its preflight too: the
+    memory of the largest genomes within it, and a budget that no genome meets, refused before
+    the teacher trains."""
+    plan = NOTHING if budget is None else Plan(within=budget.admits)
+    check = None if budget is None else (lambda found: check_reachable(budget, space, found))
+    return prepare(space, data, store, size=image_size_of(size),
+                   device=resolve_device(device, threads), progress=progress,
+                   teacher_callbacks=teacher_callbacks, check=check, plan=plan)
 
 
 def train(genome: Genome | str, *, space: SpaceLike = None, data: str = "digits",
@@ -117,21 +133,25 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
     FLOPs ("0.2G" or a number), `trials` genomes judged; continues `study` when it exists."""
     checked("trials", trials, MAX_TRIALS)
     checked("epochs", epochs, MAX_EPOCHS)
-    ctx = ctx or context(space, data=data, recipe=recipe, storage=storage, image_size=image_size,
-                         device=device, threads=threads)
-    conf = ctx.space.search
-    limits = budget_of(budget if budget is not None else conf.budget_flops,
-                       budget_params if budget_params is not None else conf.budget_params)
+    chosen = ctx.space if ctx is not None else resolve_space(space, data, recipe)
+    conf = chosen.search
+    objectives = tuple(conf.objectives)
+    limits = budget_of(budget, budget_params, objectives, conf)
+    if ctx is None:
+        ctx = _prepare(chosen, data, Store(storage_url(storage)), image_size, device=device,
+                       threads=threads, budget=limits)
+    else:
+        check_reachable(limits, ctx.space, ctx.data)
     settings = SearchSettings(
-        study=study or default_study_name(ctx.space, data, ctx.data.image_size, limits),
+        study=study or default_study_name(ctx.space, data, ctx.data.image_size, limits, objectives),
         trials=trials or conf.trials, epochs=epochs or (rungs[-1] if rungs else conf.epochs),
         sampler=sampler or conf.sampler, seed=conf.seed if seed is None else seed, budget=limits,
-        rungs=tuple(rungs))
+        objectives=objectives, rungs=tuple(rungs))
     with _quiet_optuna():
         found = open_study(ctx, settings, data)
         tally = run_search(ctx, settings, found, on_trial=on_trial)
-    rows = [row_from_trial(t) for t in found.get_trials(deepcopy=False)]
-    return SearchResult(found, tuple(feasible_front(rows)), tally, ctx)
+    rows = [row_from_trial(t, objectives) for t in found.get_trials(deepcopy=False)]
+    return SearchResult(found, tuple(feasible_front(rows, objectives)), tally, ctx)
 
 
 def objective(space: SpaceLike = None, *, data: str = "digits", budget: str | float | None = None,
@@ -187,9 +207,8 @@ def opener(source: str, store: Store, *, device: str = "auto", threads: int | No
            ) -> Callable[[Space, str | None], Context]:
     """(an arm's space, "HxW" or None) -> its prepared context, as an ablation opens them."""
     def open_one(arm_space: Space, size: str | None) -> Context:
-        return prepare(arm_space, source, store, size=image_size_of(size),
-                       device=resolve_device(device, threads), progress=progress,
-                       teacher_callbacks=teacher_callbacks)
+        return _prepare(arm_space, source, store, size, device=device, threads=threads,
+                        progress=progress, teacher_callbacks=teacher_callbacks)
     return open_one
 
 
@@ -203,15 +222,14 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def checked(name: str, value: int | None, most: int) -> None:
-    """A count argument, when given, is an integer from 1 to `most`, as the flags' are."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or not 1 <= value <= most):
-        raise SpaceError(f"{name} must be an integer from 1 to {most}, got {value!r}")
-
-
-def storage_url(storage: str | None) -> str | None:
-    """`storage`, else $NAS_STORAGE, else None (the store's default, sqlite:///studies.db)."""
-    return storage or os.environ.get("NAS_STORAGE") or None
+    """A count argument or flag, when given, is an integer from 1 to `most` (bounds that fit
+    the machine and SQLite's INTEGER)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpaceError(f"{name} must be an integer, got {value!r:.30}")
+    if not 1 <= value <= most:
+        raise SpaceError(f"{name} must be between 1 and {most}, got {value}")
 
 
 def image_size_of(size: Size) -> tuple[int, int] | None:

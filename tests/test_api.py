@@ -101,9 +101,11 @@ def test_recipe_keys_and_sizes_are_checked_before_any_work(tmp_path: Path) -> No
     with pytest.raises(SpaceError, match=r"image_size must be \(height, width\)"):
         api.image_size_of((8, 8, 3))
     assert api.image_size_of("8x12") == (8, 12) and api.image_size_of([8, 12]) == (8, 12)
-    with pytest.raises(SpaceError, match="epochs must be an integer from 1 to 100000, got 0"):
+    with pytest.raises(SpaceError, match="epochs must be between 1 and 100000, got 0"):
         nas.train("[1,8,1,1,0]", space="tiny.toml", epochs=0)
-    with pytest.raises(SpaceError, match="trials must be an integer from 1 to 1000000, got -1"):
+    with pytest.raises(SpaceError, match="trials must be between 1 and 1000000, got -1"):
         nas.search("tiny.toml", trials=-1)
+    with pytest.raises(SpaceError, match="epochs must be an integer, got '3'"):
+        nas.search("tiny.toml", epochs="3")  # type: ignore[arg-type]
     with pytest.raises(SpaceError, match=r"shape must be \(C, H, W\)"):
         nas.build_model("[1,8,1,1,0]", shape=(3, 16, 16, 1))

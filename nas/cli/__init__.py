@@ -160,8 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:                  # no command is a usage error, as with git
         parser.print_help(sys.stderr)
         return 2
-    if getattr(args, "storage", "unset") is None and os.environ.get("NAS_STORAGE"):
-        args.storage = os.environ["NAS_STORAGE"]
+    if getattr(args, "storage", "unset") is None:
+        from nas.store.database import storage_url
+
+        args.storage = storage_url(args.storage)
     if args.command in ("search", "report", "export", "ablate", "delete", "reproduce"):
         quiet_libraries()
     fresh = _new_database(args)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from nas.errors import SpaceError
+from nas.model.objectives import OBJECTIVES
 from nas.model.recipe import check_seed
 from nas.model.space import InputShape, Space, default_space, load_space
 
@@ -75,6 +76,21 @@ def data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     set_flag(p)
+
+
+def budget_flags(p: argparse.ArgumentParser, tighter: bool = False) -> None:
+    """--budget-NAME for every objective that can be a budget (`nas search`; `nas report`'s
+    tighter ones)."""
+    for o in OBJECTIVES.values():
+        if o.can_budget:
+            p.add_argument(o.flag, default=None, dest=o.budget_key,
+                           help=f"a tighter {o.title} budget, e.g. {o.example.split(' ')[0]}"
+                           if tighter else f"e.g. {o.example}")
+
+
+def budget_texts(args: argparse.Namespace) -> dict[str, str | None]:
+    """The --budget-NAME flags as given, by objective name (None: not given)."""
+    return {o.name: getattr(args, o.budget_key) for o in OBJECTIVES.values() if o.can_budget}
 
 
 # ----------------------------------------------------------------- --set KEY=VALUE

@@ -7,10 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import JSON_HELP, STORAGE_HELP, emit_json, parsed, resolve_space, threads_arg
-from nas.cli.search import budget_flags
+from nas.cli.common import (
+    JSON_HELP,
+    STORAGE_HELP,
+    budget_flags,
+    budget_texts,
+    emit_json,
+    resolve_space,
+    threads_arg,
+)
 from nas.errors import ReportError, SpaceError
-from nas.model.objectives import OBJECTIVES, plot_axes
+from nas.model.objectives import plot_axes
 from nas.model.space import DEFAULT_SPACE
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
 from nas.units import flops_text, percent, quantity_text
@@ -20,10 +27,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """The feasible Pareto front (or every trial) of a study with its teacher and totals, in the
     format asked for; or the list of studies when the storage holds several and none was named."""
     from nas.study import plot, report, tables
+    from nas.study.budget import parse_limits
 
     fmt = _format(args)
-    limits = {o.name: limit for o in OBJECTIVES.values() if o.can_budget
-              and (limit := parsed(getattr(args, o.budget_key), o.flag, o.parse)) is not None}
+    limits = parse_limits(budget_texts(args))
     if args.plot:
         plot.check_plot_path(Path(args.plot))
     if args.study is None:

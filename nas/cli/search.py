@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.cli.common import (
+    budget_flags,
+    budget_texts,
     data_flags,
     emit_json,
     open_context,
@@ -19,10 +21,10 @@ from nas.cli.common import (
     with_subset,
 )
 from nas.errors import NasError, SpaceError
-from nas.model.objectives import OBJECTIVES, constraint_names, parse_objectives
+from nas.model.objectives import OBJECTIVES, parse_objectives
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS
 from nas.model.samplers import SAMPLERS
-from nas.model.space import InputShape, Space
+from nas.model.space import Space
 from nas.units import count_text, duration_text, percent, plural
 
 
@@ -44,13 +46,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
     """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
     exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
+    from nas.api import checked
+    from nas.study.budget import budget_from
+
     conf = space.search
-    budget = _budget(args, space, objectives(args, space))
+    budget = budget_from(budget_texts(args), objectives(args, space), conf)
     trials = args.trials if args.trials is not None else conf.trials
     rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
     epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
-    check_count("--trials", trials, MAX_TRIALS)
-    check_count("--epochs", epochs, MAX_EPOCHS)
+    checked("--trials", trials, MAX_TRIALS)
+    checked("--epochs", epochs, MAX_EPOCHS)
     return budget, trials, epochs, rungs
 
 
@@ -59,27 +64,6 @@ def objectives(args: argparse.Namespace, space: Space) -> tuple[str, ...]:
     if args.objectives is None:
         return tuple(space.search.objectives)
     return parse_objectives(args.objectives, "--objectives")
-
-
-def _budget(args: argparse.Namespace, space: Space, names: tuple[str, ...]) -> Any:
-    """The budgets of --budget-NAME flags, else of the space's [search] budget_NAME keys; one on
-    an objective the study does not measure is refused."""
-    from nas.study.budget import Budget
-
-    conf = space.search.budgets()
-    limits = {o.name: parsed(getattr(args, o.budget_key), o.flag, o.parse, conf.get(o.name))
-              for o in OBJECTIVES.values() if o.can_budget}
-    budget = Budget({name: limit for name, limit in limits.items() if limit is not None},
-                    constraint_names(names))
-    budget.check()
-    return budget
-
-
-def check_count(flag: str, value: int, most: int) -> int:
-    """A count flag between 1 and `most` (bounds that fit the machine and SQLite's INTEGER)."""
-    if not 1 <= value <= most:
-        raise SpaceError(f"{flag} must be between 1 and {most}, got {str(value)[:30]}")
-    return value
 
 
 def _search(args: argparse.Namespace, started: float) -> int:
@@ -252,23 +236,13 @@ def json_text(payload: dict[str, Any]) -> str:
 
 
 def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] = ()) -> None:
-    """Refuse a budget that not even the space's smallest genome fits, or an --enqueue genome
-    over it, before any training."""
-    from nas.model.candidate import Candidate
+    """Refuse a budget that no genome of the space meets (nas.study.budget, as `nas.search`
+    does), or an --enqueue genome over it, before any training."""
     from nas.study import warmstart
+    from nas.study.budget import check_reachable
 
-    shape = InputShape(3, *data.image_size)
-    classes = len(data.classes)
-    smallest = [Candidate(g, space, shape, classes) for g in space.extremes(False)]
-    for name, limit in budget.limits.items():
-        objective = OBJECTIVES[name]
-        least, genome = min(((objective.measure(c), c.genome) for c in smallest),
-                            key=lambda pair: pair[0])
-        if least > limit:
-            raise SpaceError(f"budget of {objective.limit_text(limit)} {objective.title} is below "
-                             f"the smallest genome of {space.path} at {shape}: {genome} has "
-                             f"{objective.limit_text(least)} {objective.title}")
-    warmstart.check_budget(starts, space, data.shape, classes, budget)
+    check_reachable(budget, space, data)
+    warmstart.check_budget(starts, space, data.shape, len(data.classes), budget)
 
 
 def _trial_line(view: Any, trials: int, budgeted: bool) -> Callable[[Any, Any], None]:
@@ -407,15 +381,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--quota", default=None, help=argparse.SUPPRESS)    # in --worker's JSON
     data_flags(p)
     p.set_defaults(func=cmd_search)
-
-
-def budget_flags(p: argparse.ArgumentParser, tighter: bool = False) -> None:
-    """--budget-NAME for every objective that can be a budget."""
-    for o in OBJECTIVES.values():
-        if o.can_budget:
-            p.add_argument(o.flag, default=None, dest=o.budget_key,
-                           help=f"a tighter {o.title} budget, e.g. {o.example.split(' ')[0]}"
-                           if tighter else f"e.g. {o.example}")
 
 
 def parse_rungs(text: str, epochs: int | None) -> tuple[int, ...]:

@@ -44,6 +44,12 @@ OPTUNA_SCRIPTS = ("storages", "_rdb", "alembic", "versions")     # its schema re
 T = TypeVar("T")
 
 
+def storage_url(storage: str | None) -> str | None:
+    """`storage`, else $NAS_STORAGE, else None (DEFAULT_URL): what `--storage` and the Python
+    API's `storage` argument both mean."""
+    return storage or os.environ.get("NAS_STORAGE") or None
+
+
 def normalize_url(url: str | None) -> str:
     """The URL both Store and Optuna get: None -> DEFAULT_URL, a bare .db path -> SQLite,
     postgresql:// and postgres:// -> the psycopg 3 driver; a mistyped scheme is an error."""

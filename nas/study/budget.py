@@ -3,12 +3,14 @@
 `measure` gives a genome's values of the objectives measured before training (counted FLOPs and
 params, timed latency; nas.model.objectives), reusing what an earlier trial of the same genome
 recorded, so latency is timed once per genome. `Budget` turns them into Optuna's constraint
-values: a genome over a limit is rejected untrained (nas.study.search).
+values: a genome over a limit is rejected untrained (nas.study.search). `budget_from` reads the
+limits of `nas search`'s flags and of `nas.search`'s arguments alike, and `check_reachable` is
+the preflight both run before any training: a budget that no genome of the space meets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +22,20 @@ from nas.model.genome import Genome
 from nas.model.objectives import (
     DEFAULT_OBJECTIVES,
     OBJECTIVES,
+    Objective,
     before_training,
     constraint_names,
     counted,
 )
+from nas.model.recipe import SearchConfig
+from nas.model.space import Space
 
 if TYPE_CHECKING:
+    from nas.data.dataset import Dataset
     from nas.model.candidate import Candidate
     from nas.model.complexity import Complexity
+
+Limit = str | float | None      # "0.2G", "2ms", a number; None or "" = not given
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,43 @@ class Budget:
             if name not in self.names:
                 raise SpaceError(f"{OBJECTIVES[name].flag} needs {name} among the objectives "
                                  f"(e.g. --objectives accuracy,flops,{name})")
+
+
+def budget_from(given: Mapping[str, Limit], objectives: Sequence[str],
+                conf: SearchConfig | None = None,
+                where: Callable[[Objective], str] = lambda o: o.flag) -> Budget:
+    """The budget of a study of `objectives`: the `given` limits (`parse_limits`), else the
+    `[search]` budget_NAME keys of `conf`; a limit on an objective the study does not measure is
+    refused."""
+    limits = {**(conf.budgets() if conf is not None else {}), **parse_limits(given, where)}
+    budget = Budget({o.name: limits[o.name] for o in OBJECTIVES.values() if o.name in limits},
+                    constraint_names(objectives))
+    budget.check()
+    return budget
+
+
+def parse_limits(given: Mapping[str, Limit],
+                 where: Callable[[Objective], str] = lambda o: o.flag) -> dict[str, float]:
+    """The limits given by objective name, text parsed by the objective's own rule (`where`
+    names the argument in errors); None or "" is no limit."""
+    return {o.name: o.parse(str(value), where(o)) for o in OBJECTIVES.values()
+            if o.parse is not None and (value := given.get(o.name)) not in (None, "")}
+
+
+def check_reachable(budget: Budget, space: Space, data: Dataset) -> None:
+    """Refuse a budget that not even the space's smallest genome fits on `data` (its input shape
+    and classes), before any training: `nas search` and `nas.search` run it once data is read."""
+    from nas.model.candidate import Candidate  # torch: not for `nas report`'s limits
+
+    smallest = [Candidate(g, space, data.shape, len(data.classes)) for g in space.extremes(False)]
+    for name, limit in budget.limits.items():
+        objective = OBJECTIVES[name]
+        least, genome = min(((objective.measure(c), c.genome) for c in smallest),
+                            key=lambda pair: pair[0])
+        if least > limit:
+            raise SpaceError(f"budget of {objective.limit_text(limit)} {objective.title} is below "
+                             f"the smallest genome of {space.path} at {data.shape}: {genome} has "
+                             f"{objective.limit_text(least)} {objective.title}")
 
 
 def measure(study: optuna.Study, candidate: Candidate, names: Sequence[str]) -> dict[str, float]:

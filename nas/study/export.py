@@ -24,6 +24,7 @@ from nas.model.builder import Student
 from nas.model.complexity import count_arch
 from nas.model.decode import decode
 from nas.model.genome import Genome
+from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride
 from nas.model.weights import UnreadableWeights, load_weights
 from nas.store.runs import RunRecord, Store, bytes_to_state
@@ -43,9 +44,11 @@ REQUIRED = ("format", "kind", "genome", "attention", "model", "overrides", "stat
 # ----------------------------------------------------------------- choosing a trial
 
 
-def best_trial(rows: Sequence[TrialRow]) -> TrialRow:
-    """`pareto.best_row`, or an error when no trained trial fits the study's budget."""
-    best = best_row(rows)
+def best_trial(rows: Sequence[TrialRow],
+               objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> TrialRow:
+    """`pareto.best_row` over the study's `objectives`, or an error when no trained trial fits
+    the study's budget."""
+    best = best_row(rows, objectives)
     if best is None:
         raise ReportError("no trained trial within the study's budget to export")
     return best
@@ -54,7 +57,7 @@ def best_trial(rows: Sequence[TrialRow]) -> TrialRow:
 def choose_trial(data: StudyData, which: str) -> TrialRow:
     """`best` or a trial number; a trial that was never trained is an error saying why."""
     if which == "best":
-        return best_trial(data.rows)
+        return best_trial(data.rows, data.objectives)
     if not which.isdecimal():
         raise ReportError(f"export: expected `best` or a trial number, got {which!r}")
     rows = {row.trial: row for row in data.rows}

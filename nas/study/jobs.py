@@ -40,7 +40,9 @@ from nas.errors import SpaceError, Stopped
 from nas.store import claims
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
-from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
+from nas.study.pareto import TrialRow
+from nas.study.report import objectives_of
+from nas.study.tally import KEYS, front_and_best
 from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
 
 STOP_GRACE_S = 30.0
@@ -111,9 +113,15 @@ class StudyPoller:
                 progress.running += 1
             else:
                 progress.outcomes[trial.user_attrs.get("outcome", "failed")] += 1
-        front = feasible_front([row_from_trial(t) for t in trials])
-        progress.front, progress.best = len(front), best_row(front)
+        progress.front, progress.best = front_and_best(trials, self._objectives())
         return progress
+
+    def _objectives(self) -> tuple[str, ...]:
+        """The study's own objectives, as `nas report` reads them (the default three until a
+        worker has created the study)."""
+        if self._study is None:
+            return objectives_of({})
+        return objectives_of(self._study.user_attrs.get("nas") or {})
 
 
 @dataclass
@@ -275,11 +283,10 @@ def _fail_held_trials(store: Store, study: str, worker: str, why: str | None = N
 
 def totals(workers: Sequence[Worker]) -> dict[str, int]:
     """The workers' own tallies summed: trained, reused, rejected, pruned, failed."""
-    keys = ("trained", "reused", "rejected", "pruned", "failed")
-    summed = dict.fromkeys(keys, 0)
+    summed = dict.fromkeys(KEYS, 0)
     for worker in workers:
         result = worker.result() or {}
-        for key in keys:
+        for key in KEYS:
             summed[key] += int(result.get(key) or 0)
     return summed
 

@@ -13,29 +13,30 @@ its earlier values; a training whose loss became NaN returns NaN, which Optuna r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, select
-from nas.study.budget import Budget
+from nas.model.recipe import SearchConfig
+from nas.study.budget import Budget, Limit, budget_from
 from nas.study.search import sample_measured
 from nas.train.experiment import Context, train_genome
-from nas.units import parse_quantity
 
 Values = tuple[float, float, float]
 
 
-def budget_of(flops: str | float | None, params: str | float | None) -> Budget:
-    """A Budget from numbers or text such as "0.2G" and "50K"; None or "" = unlimited."""
-    limits = {"flops": _limit(flops, "budget"), "params": _limit(params, "budget_params")}
-    return Budget({name: limit for name, limit in limits.items() if limit is not None})
+# The Python API's budget arguments (nas.search, nas.objective), by objective name.
+ARGUMENTS = {"flops": "budget", "params": "budget_params"}
 
 
-def _limit(value: str | float | None, what: str) -> float | None:
-    if value is None or value == "":
-        return None
-    return parse_quantity(str(value), what)
+def budget_of(flops: Limit, params: Limit, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+              conf: SearchConfig | None = None) -> Budget:
+    """A Budget from numbers or text such as "0.2G" and "50K" (None or "" = unlimited), else
+    from `conf`'s [search] budget keys; `nas search` reads its flags the same way."""
+    return budget_from({"flops": flops, "params": params}, objectives, conf,
+                       lambda o: ARGUMENTS.get(o.name, o.budget_key))
 
 
 @dataclass

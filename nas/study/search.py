@@ -44,7 +44,7 @@ from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
 from nas.study import dashboard, identity, rungs, workers
 from nas.study.budget import Budget, measure
-from nas.study.pareto import TrialRow, best_row, feasible_front, row_from_trial
+from nas.study.tally import Tally
 from nas.train.experiment import Context, recipe, train_genome
 
 
@@ -64,19 +64,6 @@ class SearchSettings:
     rungs: tuple[int, ...] = ()                # epochs at which a trial may be pruned (rungs.py)
     worker: str = field(default_factory=claims.worker_name)
     quota: str | None = None    # a SharedQuota's key: `trials` shared with other workers (--jobs)
-
-
-@dataclass
-class Tally:
-    """What this run did, for the progress line and the summary."""
-
-    trained: int = 0
-    reused: int = 0
-    rejected: int = 0
-    failed: int = 0
-    pruned: int = 0             # stopped at a rung (nas.study.rungs)
-    best: TrialRow | None = None
-    front: int = 0
 
 
 TrialCallback = Callable[[FrozenTrial, Tally], None]
@@ -251,9 +238,9 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
                 streak.add(trial.number, outcome, trial.user_attrs.get("error"))
                 holding = outcome not in ("trained", "pruned")
                 misses = misses + 1 if holding else 0
-                _count(tally, outcome)
+                tally.count(outcome)
                 trials = study.get_trials(deepcopy=False)
-                _refresh_best(trials, tally, settings.objectives)
+                tally.refresh(trials, settings.objectives)
                 if on_trial is not None:
                     on_trial(next(t for t in reversed(trials) if t.number == trial.number), tally)
         finally:
@@ -427,16 +414,3 @@ def _tell_now(study: optuna.Study, trial: Trial, outcome: str, values: list[floa
         study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
     else:
         study.tell(trial, values)
-
-
-def _count(tally: Tally, outcome: str) -> None:
-    if outcome in ("trained", "reused", "rejected", "pruned"):
-        setattr(tally, outcome, getattr(tally, outcome) + 1)
-    else:
-        tally.failed += 1
-
-
-def _refresh_best(trials: list[FrozenTrial], tally: Tally, objectives: tuple[str, ...]) -> None:
-    front = feasible_front([row_from_trial(t, objectives) for t in trials], objectives)
-    tally.front = len(front)
-    tally.best = best_row(front, objectives)
