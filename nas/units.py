@@ -76,8 +76,6 @@ def count_text(value: float, exact: bool = False) -> str:
     return f"{figure} {unit} ({value:,.0f})" if exact else f"{figure} {unit}"
 
 
-flops_text = count_text         # the older names of the one form, kept for their callers
-quantity_text = count_text
 
 
 def label_text(value: float) -> str:

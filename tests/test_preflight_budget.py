@@ -81,7 +81,7 @@ def test_the_cli_and_the_api_refuse_a_budget_below_every_genome_alike(
         nas.search("tiny.toml", data=str(folder), image_size="8x8", budget="1000",
                    storage=f"sqlite:///{api_db}", device="cpu")
     message = str(error.value)
-    assert message.startswith("budget of 1,000 FLOPs is below the smallest genome of ")
+    assert message.startswith("budget of 1.00 K (1,000) FLOPs is below the smallest genome of ")
     assert " at 3x8x8: " in message and line == f"nas: error: {message}"
     assert teachers(tmp_path / "cli.db") == teachers(api_db) == 0
 

@@ -20,7 +20,7 @@ from nas.errors import ReportError, SpaceError
 from nas.model.objectives import plot_axes
 from nas.model.space import DEFAULT_SPACE
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
-from nas.units import flops_text, percent, quantity_text
+from nas.units import count_text, percent, plural
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -181,11 +181,12 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
     print_fields({
         "trial": f"{checkpoint['trial']} of study {checkpoint['study']}",
         "genome": f"{checkpoint['genome']} {checkpoint['attention']}",
-        "FLOPs": flops_text(checkpoint["flops"], exact=True), "params": f"{checkpoint['params']:,}",
+        "FLOPs": count_text(checkpoint["flops"], exact=True),
+        "params": count_text(checkpoint["params"], exact=True),
         "val accuracy": f"{percent(metrics['val_accuracy'])}  (best epoch {metrics['best_epoch']})",
         "test accuracy": percent(metrics["test_accuracy"]),
-        **({"retrained": f"{retrained['epochs']} epoch(s) as run {checkpoint['run_id']}; the accuracies "
-                         f"above are this run's (the trial's test accuracy was "
+        **({"retrained": f"{plural(retrained['epochs'], 'epoch')} as run {checkpoint['run_id']}; "
+                         f"the accuracies above are this run's (the trial's test accuracy was "
                          f"{percent(retrained['trial_test_accuracy'])})"} if retrained else
            {"schedule": f"{checkpoint['recipe']['train']['epochs']}-epoch search trial, not final "
                         f"(--retrain: the whole schedule)"}),
@@ -205,7 +206,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     print_fields({"deleted": f"study {deleted['study']} in {deleted['storage']}",
                   "optuna study": "deleted" if deleted["optuna_study"] else "none (nas rows only)",
-                  "runs": f"{deleted['runs']:,} with {quantity_text(deleted['weight_bytes'])}B of weights",
+                  "runs": f"{deleted['runs']:,} with {count_text(deleted['weight_bytes'])}B of weights",
                   **({"kept": f"{deleted['kept_runs']:,} runs of the ablation of the same name "
                               f"(`nas delete {args.study}` again deletes them)"}
                      if deleted["kept_runs"] else {})})

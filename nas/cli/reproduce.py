@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from nas.cli.common import STORAGE_HELP, emit_json, threads_arg
-from nas.units import flops_text, percent
+from nas.units import count_text, percent
 
 DESCRIPTION = """\
 Train a stored student again from the recipe, seed, model settings and data its run recorded,
@@ -65,8 +65,8 @@ def _text(name: str, value: Any) -> str:
         return "-"
     if name.endswith("accuracy"):
         return f"{percent(value)} ({value:.6f})"
-    if name == "flops":
-        return flops_text(value, exact=True)
+    if name in ("flops", "params"):
+        return count_text(value, exact=True)
     return f"{value:,}"
 
 

@@ -20,7 +20,7 @@ from nas.model.genome import Genome
 from nas.model.recipe import CHOICES, MAX_EPOCHS
 from nas.model.space import Space
 from nas.model.teachers import TEACHERS
-from nas.units import flops_text, percent
+from nas.units import count_text, percent
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print_fields({
         "genome": f"{run.genome} {run.attention}",
         "status": run.status if run.status == "ok" else Text(f"{run.status}: loss became NaN", "red"),
-        "FLOPs": flops_text(run.flops, exact=True), "params": f"{run.params:,}",
+        "FLOPs": count_text(run.flops, exact=True), "params": count_text(run.params, exact=True),
         "val accuracy": percent(run.val_accuracy) + f"  (best epoch {run.best_epoch})",
         "test accuracy": percent(run.test_accuracy),
         "teacher": teacher_text(ctx),

@@ -26,7 +26,7 @@ from nas.study.export import CheckpointError, best_trial, read_checkpoint
 from nas.study.pareto import TrialRow
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
-from nas.units import flops_text, percent
+from nas.units import count_text, percent
 from tests.studies import add_trained, add_trial, new_study
 
 TINY = Path(__file__).resolve().parents[2] / "nas" / "search_spaces" / "tiny.toml"
@@ -304,10 +304,10 @@ def test_report_export_and_count_print_numbers_one_way(study: Trained, tmp_path:
     assert main(["count", run.genome, "--attention", run.attention, "--space", str(space),
                  "--input", "3x8x8", "--classes", "10"]) == 0
     counted = _fields(capsys.readouterr().out)
-    flops = flops_text(run.flops, exact=True)
+    flops = count_text(run.flops, exact=True)
     assert cells["trial"] == "1" and cells["genome"] == run.genome
     assert exported["FLOPs"] == cells["FLOPs"] == counted["FLOPs"] == flops
-    assert exported["params"] == cells["params"] == counted["params"] == f"{run.params:,}"
+    assert exported["params"] == cells["params"] == counted["params"] == count_text(run.params, exact=True)
     assert exported["val accuracy"].split("  ")[0] == cells["val acc"] == percent(run.val_accuracy)
     assert exported["test accuracy"] == cells["test acc"] == percent(run.test_accuracy)
 
