@@ -397,6 +397,11 @@ CHECKPOINT_CASES: dict[str, Callable[[dict], object]] = {
     "input 3x0x0": lambda c: c.update(input=[3, 0, 0]),
     "input -3 channels": lambda c: c.update(input=[-3, 8, 8]),
     "input 8.5 high": lambda c: c.update(input=[3, 8.5, 8]),
+    "mean text": lambda c: c.update(mean=["x", 0.5, 0.5]),
+    "mean two values": lambda c: c.update(mean=[0.5, 0.5]),
+    "std zero": lambda c: c.update(std=[0.0, 0.2, 0.2]),
+    "std nan": lambda c: c.update(std=[float("nan"), 0.2, 0.2]),
+    "std missing": lambda c: c.pop("std"),
 }
 
 

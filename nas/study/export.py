@@ -25,7 +25,7 @@ from nas.model.complexity import count_arch
 from nas.model.decode import decode
 from nas.model.genome import Genome
 from nas.model.objectives import DEFAULT_OBJECTIVES
-from nas.model.space import InputShape, ModelSettings, Space, StageOverride
+from nas.model.space import InputShape, ModelSettings, Space, StageOverride, check_normalization
 from nas.model.weights import UnreadableWeights, load_weights
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.pareto import TrialRow, best_row
@@ -173,6 +173,7 @@ def build_student(checkpoint: dict[str, Any], where: str = "checkpoint") -> Stud
         settings = ModelSettings(**checkpoint["model"])
         overrides = tuple(StageOverride(**o) for o in checkpoint["overrides"])
         channels, height, width = checkpoint["input"]
+        check_normalization(checkpoint["mean"], checkpoint["std"], channels, "mean/std")
         arch = decode(genome, settings, overrides, shape=InputShape(channels, height, width),
                       classes=len(checkpoint["classes"]))
         stored = sum(t.numel() for t in checkpoint["state_dict"].values())
