@@ -82,7 +82,9 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
                  size: str | None = None, on_run: OnRun = lambda arm, seed: (),
                  poll_s: float = 2.0, train: bool = True) -> list[GroupResult]:
     """Train (when `train`) every missing (arm, seed), seed by seed so that an interrupted
-    ablation has whole seeds; return every group's results from the stored runs."""
+    ablation has whole seeds, passing over cells another live worker holds (so that workers side
+    by side train different cells) and then waiting for those; return every group's results
+    from the stored runs."""
     cells: dict[str, ArmResult] = {}
     for group in ablation.groups:
         for arm in group.arms:
@@ -90,10 +92,17 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
             cells.setdefault(key, ArmResult(arm, key))
     if train:
         contexts = Contexts(opener)
-        for seed in ablation.seeds:
-            for cell in cells.values():
+        pending = [(seed, cell) for seed in ablation.seeds for cell in cells.values()]
+        for wait in (False, True):      # first every cell no other worker holds, then the rest
+            held = []
+            for seed, cell in pending:
                 ctx = contexts.get(cell.arm, arm_size(ablation, cell.arm, size))
-                cell.runs[seed] = _cell(ctx, ablation.study, cell, seed, on_run, poll_s)
+                run = _cell(ctx, ablation.study, cell, seed, on_run, poll_s, wait=wait)
+                if run is None:
+                    held.append((seed, cell))
+                else:
+                    cell.runs[seed] = run
+            pending = held
     else:
         stored = store.list_runs(ablation.study)
         for cell in cells.values():
@@ -158,14 +167,17 @@ def _stored(ctx: Any, study: str, key: str, seed: int) -> RunRecord | None:
 
 
 def _cell(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun,
-          poll_s: float) -> RunRecord:
-    """The stored run of (arm, seed), or train it under a claim that no other worker holds."""
+          poll_s: float, *, wait: bool = True) -> RunRecord | None:
+    """The stored run of (arm, seed), or train it under a claim that no other worker holds;
+    None, without `wait`, when another live worker holds it."""
     store: Store = ctx.store
     while True:
         found = _stored(ctx, study, cell.key, seed)
         if found is not None:
             return found
-        held = _claim(store, study, cell, seed, poll_s)
+        held = _claim(store, study, cell, seed, poll_s, wait=wait)
+        if held is None:
+            return None
         try:
             found = _stored(ctx, study, cell.key, seed)
             return found if found is not None else _train(ctx, study, cell, seed, on_run)
@@ -173,8 +185,10 @@ def _cell(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun,
             release(store, held)
 
 
-def _claim(store: Store, study: str, cell: ArmResult, seed: int, poll_s: float) -> Claim:
-    """Claim (arm key, seed), waiting while another live worker holds it."""
+def _claim(store: Store, study: str, cell: ArmResult, seed: int, poll_s: float, *,
+           wait: bool = True) -> Claim | None:
+    """Claim (arm key, seed), waiting while another live worker holds it (None, without
+    `wait`)."""
     genome = f"{cell.arm.genome.notation} #{cell.key} seed {seed}"
     me = worker_name()
     while True:
@@ -184,6 +198,8 @@ def _claim(store: Store, study: str, cell: ArmResult, seed: int, poll_s: float) 
         if got.outcome == TAKEN and holder_dead(got.holder):
             release(store, replace(got, worker=got.holder or "", outcome=MINE))
             continue
+        if not wait:
+            return None
         time.sleep(poll_s)
 
 

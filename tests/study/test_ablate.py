@@ -260,6 +260,40 @@ def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str,
     assert len(Store(storage).list_runs("ablate/t")) == 2
 
 
+def test_workers_side_by_side_train_different_cells(tmp_path: Path,
+                                                    calls: list[tuple[str, int]]) -> None:
+    """A cell another live worker holds is passed over, not waited on, while a free one is
+    left: this worker trains the free cell first, then waits for the held one and reuses it."""
+    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
+    ablation, storage = load_ablation(path).only(["attention"]), f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store(storage)
+    from nas.api import opener as open_arm
+    from nas.cli.console import ProgressView
+    from nas.study.ablate import _train
+
+    with ProgressView(True):
+        opener = open_arm("digits", store, device="cpu", threads=1)
+        first = run_ablation(ablation, store, "digits", opener, train=False)[0].arms[0]
+        held = claim(store, "ablate/t", f"{first.arm.genome.notation} #{first.key} seed 0",
+                     first.arm.genome.attention, worker="elsewhere:1")
+        done: list[Any] = []
+        thread = threading.Thread(target=lambda: done.append(run_ablation(
+            ablation, store, "digits", opener, poll_s=0.05)))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(Store(storage).list_runs("ablate/t")) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        thread.join(timeout=1.0)
+        assert thread.is_alive() and calls == [("[1,8,1,1,0] none feature", 0)]   # the free one
+        _train(opener(ablation.arms[0].space, "8x8"), "ablate/t", first, 0, lambda arm, seed: ())
+        release(store, held)
+        thread.join(timeout=60)
+    assert not thread.is_alive() and calls == [("[1,8,1,1,0] none feature", 0),
+                                               ("[1,8,1,1,0] eca feature", 0)]   # the holder's
+    assert [len(a.runs) for a in done[0][0].arms] == [1, 1]
+    assert len(Store(storage).list_runs("ablate/t")) == 2
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
