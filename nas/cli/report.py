@@ -18,6 +18,7 @@ from nas.cli.common import (
 )
 from nas.errors import ReportError, SpaceError
 from nas.model.objectives import plot_axes
+from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import DEFAULT_SPACE
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
 from nas.units import count_text, percent, plural
@@ -95,8 +96,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nas.store.runs import Store
     from nas.study import export, report
 
-    if args.retrain_epochs is not None and args.retrain_epochs < 1:
-        raise SpaceError(f"--retrain-epochs must be at least 1, got {args.retrain_epochs}")
+    if args.retrain_epochs is not None and not 1 <= args.retrain_epochs <= MAX_EPOCHS:
+        raise SpaceError(f"--retrain-epochs must be between 1 and {MAX_EPOCHS}, got "
+                         f"{str(args.retrain_epochs)[:30]}")
     _check_targets(args)
     if args.onnx:
         export.require_onnx(Path(args.onnx))

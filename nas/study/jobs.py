@@ -61,9 +61,12 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+MAX_JOBS = 256        # worker processes on one machine
+
+
 def check_jobs(jobs: int) -> None:
-    if jobs < 1:
-        raise SpaceError(f"--jobs must be at least 1, got {jobs}")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise SpaceError(f"--jobs must be between 1 and {MAX_JOBS}, got {str(jobs)[:30]}")
 
 
 def worker_threads(jobs: int, threads: int | None) -> int:
