@@ -124,20 +124,11 @@ def _search(args: argparse.Namespace, started: float) -> int:
 
 def _open_context(args: argparse.Namespace, view: Any, space: Space, budget: Any,
                   starts: tuple[Any, ...] = ()) -> Any:
-    """open_context; a SQLite file it created is removed again when it fails before anything
-    was stored in it (a budget below every genome or an --enqueue genome, bad data), so bad
-    input leaves no database."""
-    from nas.store.database import new_sqlite_file, remove_unused
-
-    fresh = new_sqlite_file(args.storage)
-    try:
-        return open_context(args, view, space,
-                            check=lambda data: _check_budget(space, data, budget, starts),
-                            within=budget.admits)
-    except NasError:
-        if fresh is not None:
-            remove_unused(fresh)
-        raise
+    """open_context, refusing a budget below every genome or an --enqueue genome over it once
+    the data is read (a SQLite file made before the refusal is removed by `nas.cli.main`)."""
+    return open_context(args, view, space,
+                        check=lambda data: _check_budget(space, data, budget, starts),
+                        within=budget.admits)
 
 
 def _warm_start(view: Any, ctx: Any, settings: Any, source: str, starts: tuple[Any, ...]) -> None:
@@ -188,7 +179,6 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
 
     from rich.markup import escape
 
-    from nas.errors import NasError
     from nas.store.quotas import SharedQuota
     from nas.study import jobs
 
