@@ -343,7 +343,7 @@ def test_bad_flags_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_shipped_ablations_parse() -> None:
     for path in sorted((BUNDLED / "ablations").glob("*.toml")):
         ablation = load_ablation(path)
-        assert ablation.arms and ablation.seeds == (0, 1, 2)
+        assert ablation.arms and ablation.seeds[:3] == (0, 1, 2)    # at least three seeds
     report = load_ablation("ablations/seed_report.toml")
     assert [g.name for g in report.groups] == ["depth vs width", "expansion ratio",
                                                "stride placement", "attention", "distillation"]
