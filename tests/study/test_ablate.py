@@ -223,9 +223,7 @@ def test_no_train_reports_stored_runs(tmp_path: Path, calls: list[tuple[str, int
 def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str, int]]) -> None:
     """A cell claimed by another live worker is not trained here: this worker waits until the
     holder has stored the run, then reuses it. A claim of a dead process on this host is taken."""
-    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
-    ablation, storage = load_ablation(path).only(["attention"]), f"sqlite:///{tmp_path / 'a.db'}"
-    store = Store(storage)
+    ablation, storage, store = _attention_ablation(tmp_path)
     from nas.api import opener as open_arm
     from nas.cli.console import ProgressView
 
@@ -238,14 +236,7 @@ def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str,
             genome = f"{cell.arm.genome.notation} #{cell.key} seed 0"
             other[cell.arm.name] = claim(store, "ablate/t", genome, cell.arm.genome.attention,
                                          worker=holder)
-        done: list[Any] = []
-        thread = threading.Thread(target=lambda: done.append(run_ablation(
-            ablation, store, "digits", opener, poll_s=0.05)))
-        thread.start()
-        deadline = time.monotonic() + 60
-        while len(Store(storage).list_runs("ablate/t")) < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        thread.join(timeout=1.0)
+        thread, done = _second_worker(ablation, store, opener, storage)
         assert thread.is_alive() and calls == [("[1,8,1,1,0] eca feature", 0)]   # dead one taken
         # the live holder trains and stores its cell, then releases its claim
         ctx = opener(ablation.arms[1].space, "8x8")
@@ -264,9 +255,7 @@ def test_workers_side_by_side_train_different_cells(tmp_path: Path,
                                                     calls: list[tuple[str, int]]) -> None:
     """A cell another live worker holds is passed over, not waited on, while a free one is
     left: this worker trains the free cell first, then waits for the held one and reuses it."""
-    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
-    ablation, storage = load_ablation(path).only(["attention"]), f"sqlite:///{tmp_path / 'a.db'}"
-    store = Store(storage)
+    ablation, storage, store = _attention_ablation(tmp_path)
     from nas.api import opener as open_arm
     from nas.cli.console import ProgressView
     from nas.study.ablate import _train
@@ -276,14 +265,7 @@ def test_workers_side_by_side_train_different_cells(tmp_path: Path,
         first = run_ablation(ablation, store, "digits", opener, train=False)[0].arms[0]
         held = claim(store, "ablate/t", f"{first.arm.genome.notation} #{first.key} seed 0",
                      first.arm.genome.attention, worker="elsewhere:1")
-        done: list[Any] = []
-        thread = threading.Thread(target=lambda: done.append(run_ablation(
-            ablation, store, "digits", opener, poll_s=0.05)))
-        thread.start()
-        deadline = time.monotonic() + 60
-        while len(Store(storage).list_runs("ablate/t")) < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        thread.join(timeout=1.0)
+        thread, done = _second_worker(ablation, store, opener, storage)
         assert thread.is_alive() and calls == [("[1,8,1,1,0] none feature", 0)]   # the free one
         _train(opener(ablation.arms[0].space, "8x8"), "ablate/t", first, 0, lambda arm, seed: ())
         release(store, held)
@@ -292,6 +274,27 @@ def test_workers_side_by_side_train_different_cells(tmp_path: Path,
                                                ("[1,8,1,1,0] eca feature", 0)]   # the holder's
     assert [len(a.runs) for a in done[0][0].arms] == [1, 1]
     assert len(Store(storage).list_runs("ablate/t")) == 2
+
+
+def _attention_ablation(tmp_path: Path) -> tuple[Any, str, Store]:
+    """GROUPS' attention group (eca, none) with one seed, and its database."""
+    path = write(tmp_path, GROUPS.replace("[0, 1, 2]", "[0]"))
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    return load_ablation(path).only(["attention"]), storage, Store(storage)
+
+
+def _second_worker(ablation: Any, store: Store, opener: Any,
+                   storage: str) -> tuple[threading.Thread, list[Any]]:
+    """run_ablation in a thread, returned once it has stored its first run (or after 60 s)."""
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(run_ablation(
+        ablation, store, "digits", opener, poll_s=0.05)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(Store(storage).list_runs("ablate/t")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    thread.join(timeout=1.0)
+    return thread, done
 
 
 def _dead_pid() -> int:
