@@ -107,7 +107,7 @@ def test_jobs_zero_is_one_line_and_exit_2(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(flags(tmp_path / "s.db", "--jobs", "0")) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "nas: error: --jobs must be at least 1, got 0"
+    assert err == "nas: error: --jobs must be between 1 and 256, got 0"
 
 
 def test_a_worker_whose_genome_is_slow_leaves_the_rest_to_the_others(
