@@ -159,13 +159,15 @@ def _export_json(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> di
 
 
 def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
-    """Train the trial's genome again in the study's context, for --retrain-epochs or the
-    space's whole schedule, on the space's training subset; warn if the teacher changed."""
+    """Train the trial's genome again in the study's context and recipe (its --set keys), for
+    --retrain-epochs or the space's whole schedule, on the space's training subset; warn if the
+    teacher changed."""
     from nas.cli.console import ProgressView, err_console
-    from nas.study import export
+    from nas.study import export, identity
     from nas.train.experiment import resolve_device
 
-    space = resolve_space(str(data.info.get("space", DEFAULT_SPACE)))
+    space = identity.searched_recipe(resolve_space(str(data.info.get("space", DEFAULT_SPACE))),
+                                     data.info.get("fingerprint"))
     with ProgressView(args.quiet) as view:
         device = resolve_device(args.device, args.threads)
         new = export.retrain(space, data, store, run, args.retrain_epochs or space.train.epochs, device,

@@ -23,6 +23,8 @@ from nas.model.space import Space
 from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
+RECIPE_SECTIONS = ("train", "distill", "teacher")
+FINAL_SUBSET = "train.train_per_class"  # a retrained final model takes the space file's subset
 SHOWN = 4                       # changed keys named with their values; the rest by name
 
 
@@ -121,3 +123,19 @@ def _without_schedule(recipe: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(train, dict):
         return recipe
     return {**recipe, "train": {k: v for k, v in train.items() if k != "epochs"}}
+
+
+def searched_recipe(space: Space, stored: Any) -> Space:
+    """`space` (the study's space file as it reads now) with the recipe keys the study was
+    searched under laid over it (its `--set` keys, from the stored fingerprint), but the training
+    subset and the schedule, which stay the file's: the recipe `nas export --retrain` trains a
+    final model with. A study made before fingerprints gets the file's recipe."""
+    from nas.study.ablate_file import override_space
+
+    if not isinstance(stored, dict):
+        return space
+    keys = [key for key in changed_keys(fingerprint(space), stored)
+            if key.split(".")[0] in RECIPE_SECTIONS and key != FINAL_SUBSET]
+    if not keys:
+        return space
+    return override_space(space, {key: stored[key] for key in keys}, "the study's recipe")
