@@ -21,7 +21,8 @@ Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every 
 `--budget-flops hand` is the hand design's FLOPs at the input size (the retrained best then
 competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the paired difference
 of test accuracy over seeds with its 95 % t-interval (nas.study.ablate_stats.paired).
-`--quick`: 1.5 minutes per arm, 3 seeds, 200 training images per class, no throughput step.
+`--quick`: 1.5 minutes per arm, 3 seeds, the searches on 200 training images per class
+(`--search-per-class`), no throughput step.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
@@ -55,7 +56,9 @@ from nas.study.pareto import TrialRow, best_row, feasible_front, ranked_rows, ro
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
-REFERENCE = np.array([1.0, 1.0, 1.0])     # (1 - acc, FLOPs / budget, params / 1M): fixed up front
+# (1 - acc, FLOPs / budget, params / 1M), fixed up front; FLOPs at 1.1 so a genome exactly at the
+# budget (the hand design under `--budget-flops hand`) adds volume (rounds before 2026-12-03: 1.0)
+REFERENCE = np.array([1.0, 1.1, 1.0])
 PARAMS_SCALE = 1e6
 
 
@@ -111,7 +114,7 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
                extra: list[str], seconds: float) -> dict[str, Any]:
     """One search arm for `seconds` of wall clock (no trial starts after it)."""
     started = datetime.now()
-    summary, wall = nas(["search", *common(args), "--study", name, "--seed", str(seed),
+    summary, wall = nas(["search", *common(args, search=True), "--study", name, "--seed", str(seed),
                          "--trials", "100000", "--timeout", f"{seconds:.0f}s", *extra], env)
     if summary is None:
         return {"val": None, "test": None, "hv": 0.0, "curve": [], "wall": wall, "judged": 0,
@@ -155,7 +158,7 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     started = time.perf_counter()
     procs = []
     for row in ranked[:args.retrain]:
-        epochs = max(1, int(seconds // epoch_seconds(args.url, row.run_id)))
+        epochs = max(1, int(seconds // (epoch_seconds(args.url, row.run_id) * retrain_scale(args))))
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
                 "--device", "cpu", "--threads", str(threads)]
@@ -213,12 +216,28 @@ def epoch_seconds(url: str, run_id: int | None) -> float:
     return float(history[-1]["seconds"]) if history else 60.0
 
 
-def common(args: argparse.Namespace, study: bool = True) -> list[str]:
+def common(args: argparse.Namespace, study: bool = True, search: bool = False) -> list[str]:
+    """The flags every arm's command shares: space, data, size, storage, subset, --set, and a
+    study's budget; `search`: the search arms' subset (--search-per-class)."""
     flags = ["--space", args.space, "--data", args.data, "--image-size", args.image_size,
              "--storage", args.url]
-    if args.train_per_class:
-        flags += ["--train-per-class", str(args.train_per_class)]
+    per_class = (args.search_per_class if search else None) or args.train_per_class
+    if per_class:
+        flags += ["--train-per-class", str(per_class)]
+    for setting in args.set:
+        flags += ["--set", setting]
     return flags + (["--budget-flops", f"{args.budget:.0f}"] if study else [])
+
+
+def retrain_scale(args: argparse.Namespace) -> float:
+    """How much longer a retraining epoch is than a search epoch: the ratio of the retraining
+    subset (`export --retrain` trains on the space's) to the search's (1 when either is all
+    images)."""
+    from nas.model.space import load_space
+
+    final = load_space(args.space).train.train_per_class
+    searched = args.search_per_class or args.train_per_class
+    return final / searched if searched and final else 1.0
 
 
 def hand_flops(args: argparse.Namespace) -> float:
@@ -258,8 +277,17 @@ def main() -> None:
     parser.add_argument("--image-size", default="64x64")
     parser.add_argument("--budget-flops", default="0.1G", help="or 'hand': the hand design's FLOPs")
     parser.add_argument("--train-per-class", type=int, default=None, help="the subset, every arm")
+    parser.add_argument("--search-per-class", type=int, default=None,
+                        help="the search arms' (a, b, d) trials only; the retraining and arm c "
+                             "keep --train-per-class or the space's subset")
+    parser.add_argument("--random-epochs", type=int, default=3,
+                        help="arm b's epochs per trial (its full fidelity)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every nas command of every arm, e.g. "
+                             "distill.loss=none (export --retrain keeps the study's)")
     parser.add_argument("--quick", action="store_true",
-                        help="1.5 min per arm, 3 seeds, 200 per class, no throughput step")
+                        help="1.5 min per arm, 3 seeds, searches on 200 per class, no throughput "
+                             "step")
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
@@ -277,7 +305,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.5, 3, 0
-        args.train_per_class = args.train_per_class or 200
+        args.search_per_class = args.search_per_class or 200
     from nas.units import parse_quantity
 
     args.budget = (hand_flops(args) if args.budget_flops == "hand"
@@ -300,7 +328,8 @@ def main() -> None:
         results["a"].append(default_arm(args, env, seed, seconds))
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
                                        ["--jobs", "1", "--threads", "2", "--sampler", "random",
-                                        "--epochs", "3", "--no-enqueue"], seconds))
+                                        "--epochs", str(args.random_epochs), "--no-enqueue"],
+                                       seconds))
         results["c"].append(hand_arm(args, env, seed, hand_epochs(args, env, seconds, seed)))
         results["d"].append(default_arm(args, env, seed, seconds, warm=True))
         print(f"seed {seed}: " + "; ".join(
