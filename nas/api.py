@@ -24,12 +24,13 @@ import torch
 from nas.errors import SpaceError
 from nas.model.builder import build_model
 from nas.model.genome import Genome
+from nas.model.overrides import SECTIONS, override_space
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS, SearchConfig
 from nas.model.space import Space, default_space, load_space
 from nas.store.database import storage_url
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.ablate import GroupResult, run_ablation
-from nas.study.ablate_file import SECTIONS, Ablation, load_ablation, override_space
+from nas.study.ablate_file import Ablation, load_ablation
 from nas.study.budget import Budget, check_reachable
 from nas.study.objective import Objective, budget_of
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
