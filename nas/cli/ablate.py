@@ -15,7 +15,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from nas import api
     from nas.cli.console import ProgressView, console
     from nas.study import ablate_render as render
-    from nas.study.tables import hidden_note
+    from nas.study.width import hidden_note
 
     fmt = "json" if args.json else args.format
     with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:

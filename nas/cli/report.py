@@ -63,12 +63,13 @@ def _print_table(args: argparse.Namespace, summary: Any) -> None:
     """Overview lines, then the table; columns the terminal cannot hold are named, not squeezed."""
     from nas.cli.console import console, print_fields
     from nas.study import render, tables
+    from nas.study.width import hidden_note
 
     print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
     table, hidden = tables.rich_table(summary, args.all, console)
     console.print(table)
     if hidden:
-        console.print(tables.hidden_note(hidden), style="dim", highlight=False)
+        console.print(hidden_note(hidden), style="dim", highlight=False)
 
 
 def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> int:

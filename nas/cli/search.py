@@ -73,6 +73,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
 
     from nas.cli.console import ProgressView
     from nas.study import warmstart
+    from nas.study.names import check_study_name
     from nas.study.search import (
         SearchSettings,
         check_existing,
@@ -80,7 +81,6 @@ def _search(args: argparse.Namespace, started: float) -> int:
         open_study,
         run_search,
     )
-    from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
     space = with_subset(resolve_space(args.space, args.data), args)

@@ -42,8 +42,7 @@ from nas.model.overrides import SECTIONS, laid_over, nested_overrides, override_
 from nas.model.recipe import MAX_EPOCHS, MAX_SEED
 from nas.model.sections import read_toml
 from nas.model.space import Space, check_keys, load_space, locate
-
-ABLATION_PREFIX = "ablate/"     # ablations' study names; search studies may not use it
+from nas.study.names import ABLATION_PREFIX
 
 KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm", "group")
 GROUP_KEYS = ("name", "description", "baseline", "genome", "attention", "arm")

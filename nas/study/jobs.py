@@ -40,8 +40,7 @@ from nas.errors import SpaceError, Stopped
 from nas.store import claims
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
-from nas.study.pareto import TrialRow
-from nas.study.report import objectives_of
+from nas.study.pareto import TrialRow, objectives_of
 from nas.study.tally import KEYS, front_and_best
 from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
 

@@ -44,6 +44,8 @@ from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
 from nas.study import dashboard, identity, rungs, workers
 from nas.study.budget import Budget, measure
+from nas.study.names import check_study_name
+from nas.study.storage_errors import optuna_errors
 from nas.study.tally import Tally
 from nas.train.experiment import Context, recipe, train_genome
 
@@ -126,7 +128,7 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
     Any number of workers may call this at once (see nas.study.workers); each is numbered in
     the study and samples with a seed derived from the study's seed and its number."""
     study = create_study(ctx, settings, source)
-    with workers.optuna_errors(ctx.store.url):
+    with optuna_errors(ctx.store.url):
         number = claims.join(ctx.store, settings.study, settings.worker)
         study.sampler = make_sampler(settings.sampler, workers.worker_seed(settings.seed, number))
         optuna.storages.fail_stale_trials(study)
@@ -137,9 +139,9 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
 def create_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
     """Create or load the study, without joining it as a worker (the --jobs parent enqueues
     warm starts into it before its workers open it)."""
-    workers.check_study_name(settings.study)
+    check_study_name(settings.study)
     storage = workers.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
-    with workers.optuna_errors(ctx.store.url):
+    with optuna_errors(ctx.store.url):
         return _create_study(ctx, settings, source, storage)
 
 
