@@ -32,7 +32,7 @@ def objectives_of(info: Mapping[str, Any]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as the report sees it (user attributes of nas.study.search); a field per
+    """One trial as the report sees it (user attributes of nas.study.search.loop); a field per
     objective, named by its metric."""
 
     trial: int

@@ -42,7 +42,7 @@ GRACE_S = 4 * HEARTBEAT_S
 MAX_FAILURES = 5                # this many failed trials in a row stop the search
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)    # a clean stop, exit 128 + signal
-# set by the parent of --jobs workers (nas.study.jobs.start) for die_with_parent
+# set by the parent of --jobs workers (nas.study.search.processes.start) for die_with_parent
 LIFELINE_ENV, STORAGE_ENV, QUOTA_ENV = "NAS_JOBS_LIFELINE", "NAS_JOBS_STORAGE", "NAS_JOBS_QUOTA"
 _orphaned = threading.Event()       # in a worker: its parent is gone
 

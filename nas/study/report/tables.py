@@ -4,7 +4,7 @@ One list of columns (`columns`: fixed ones, one per objective of the study) feed
 so the terminal table, the paper's Markdown and the script's CSV show the same trials with the
 same numbers: text formats
 through `nas.units` (as `nas count` and `nas export` print them), CSV and JSON raw values.
-Rendering only: the rows come from `nas.study.report.Summary`; nothing here prints.
+Rendering only: the rows come from `nas.study.report.summary.Summary`; nothing here prints.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.text import Text
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, before_training, select
 from nas.study.pareto import TrialRow
-from nas.study.report import Summary, summary_json
+from nas.study.report.summary import Summary, summary_json
 from nas.study.width import cell_width, fit_columns
 from nas.units import percent
 

@@ -2,7 +2,7 @@
 
 One row per (group, arm): size, accuracy mean ± sd over seeds, and for every arm but the
 baseline the paired difference to it with its 95 % interval, marked "not resolved" when the
-interval contains 0. Rendering only: the numbers come from `nas.study.ablate`.
+interval contains 0. Rendering only: the numbers come from `nas.study.ablation.run`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.table import Table
 
-from nas.study.ablate import METRICS, ArmResult, GroupResult
-from nas.study.ablate_stats import Paired, Spread
+from nas.study.ablation.run import METRICS, ArmResult, GroupResult
+from nas.study.ablation.stats import Paired, Spread
 from nas.study.width import cell_width, fit_columns
 from nas.units import count_text, duration_text
 

@@ -1,8 +1,8 @@
 """Study reports: the feasible Pareto front, study totals and the list of studies.
 
 `read_study` turns an Optuna study written by `nas search` (its objectives, by default max val
-accuracy, min FLOPs, min params; per-trial user attributes, see nas.study.search) into plain
-`TrialRow`s; `summarize` computes the front and totals. `nas.study.render`
+accuracy, min FLOPs, min params; per-trial user attributes, see nas.study.search.loop) into plain
+`TrialRow`s; `summarize` computes the front and totals. `nas.study.report.overview`
 draws a `Summary` as tables and a plot; nothing here prints.
 """
 
