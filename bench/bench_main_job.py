@@ -32,7 +32,7 @@ from pathlib import Path
 
 import optuna
 
-from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
+from nas.study.search.processes import WORKER_CODE  # the `nas` command line in a fresh interpreter
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_REF = "55edef6"

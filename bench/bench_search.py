@@ -24,7 +24,7 @@ import optuna
 
 from nas.model.space import load_space
 from nas.store.runs import Store
-from nas.study.search import Budget, SearchSettings, open_study, run_search
+from nas.study.search.loop import Budget, SearchSettings, open_study, run_search
 from nas.train import experiment
 
 ROOT = Path(__file__).resolve().parents[1]

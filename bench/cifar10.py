@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nas.model.space import Space
-    from nas.study.ablate_stats import Spread
+    from nas.study.ablation.stats import Spread
     from nas.train.experiment import Context
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def _without_arms(argv: list[str]) -> list[str]:
 
 def step_summary(args: argparse.Namespace) -> None:
     """Mean +- sd test accuracy per arm; paired difference to CE with its 95 % interval."""
-    from nas.study.ablate_stats import paired, spread
+    from nas.study.ablation.stats import paired, spread
 
     rows = []
     for log in sorted(out(args).glob("*.log")):

@@ -1,9 +1,9 @@
 """How well cheap fidelities rank genomes as the full schedule does, on CIFAR-10 (issue 21).
 
-Genomes are drawn as the search's random sampler draws them (nas.study.search.sample_genome), kept
+Genomes are drawn as the search's random sampler draws them (nas.study.search.loop.sample_genome), kept
 if within the FLOPs budget (default: the hand design's FLOPs at 32x32), and each is trained once on
 the full schedule. A rung at epoch k of that schedule sees exactly the best validation accuracy
-up to epoch k of this run (rungs resume within one learning-rate schedule, nas/study/rungs.py),
+up to epoch k of this run (rungs resume within one learning-rate schedule, nas/study/search/rungs.py),
 so one training per genome yields every rung's score. The fidelities are compared by Spearman's
 rho and Kendall's tau against the final test accuracy (the whole 10,000-image test split), next
 to the no-training baselines FLOPs and params (NAS-Bench-201: Spearman 0.71-0.73).
@@ -80,7 +80,7 @@ def step_sample(args: argparse.Namespace) -> None:
 
     from nas.model.complexity import count
     from nas.model.genome import Genome
-    from nas.study.search import sample_genome
+    from nas.study.search.loop import sample_genome
 
     sp = space(args)
     classes = 10
@@ -221,7 +221,7 @@ def rows(args: argparse.Namespace, folder: Path | None = None) -> list[dict]:
 
 def step_summary(args: argparse.Namespace) -> None:
     """Rho and tau of each fidelity against the final test accuracy."""
-    from nas.study.fidelity import rank_correlation
+    from nas.study.search.fidelity import rank_correlation
 
     trained = rows(args)
     full = {r["genome"] + r["attention"]: r["test"] for r in trained}

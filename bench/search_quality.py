@@ -20,7 +20,7 @@ Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every 
   (d) arm (a) warm-started with the hand design (`--enqueue`, as the bundled spaces list it).
 `--budget-flops hand` is the hand design's FLOPs at the input size (the retrained best then
 competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the paired difference
-of test accuracy over seeds with its 95 % t-interval (nas.study.ablate_stats.paired).
+of test accuracy over seeds with its 95 % t-interval (nas.study.ablation.stats.paired).
 `--quick`: 1.5 minutes per arm, 3 seeds, the searches on 200 training images per class
 (`--search-per-class`), no throughput step.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
@@ -51,8 +51,8 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 
-from nas.study.jobs import WORKER_CODE  # the `nas` command line in a fresh interpreter
 from nas.study.pareto import TrialRow, best_row, feasible_front, ranked_rows, row_from_trial, unique_genomes
+from nas.study.search.processes import WORKER_CODE  # the `nas` command line in a fresh interpreter
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
@@ -365,7 +365,7 @@ def report(results: dict[str, list[dict[str, Any]]]) -> None:
 
 def versus_hand(results: dict[str, list[dict[str, Any]]], arm: str) -> str:
     """The arm's test accuracy minus the hand design's, paired by seed, with its 95 % interval."""
-    from nas.study.ablate_stats import paired
+    from nas.study.ablation.stats import paired
 
     pairs = [(a["test"], c["test"]) for a, c in zip(results[arm], results["c"], strict=True)
              if a["test"] is not None and c["test"] is not None]

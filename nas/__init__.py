@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from nas.model.interop_timm import to_timm_model
     from nas.model.interop_torchvision import load_torchvision, to_torchvision_model
     from nas.model.timm_arch import to_timm
-    from nas.study.export import load
-    from nas.study.transforms import transforms
+    from nas.study.report.export import load
+    from nas.study.report.transforms import transforms
 
 __all__ = [
     "DataError", "Genome", "GenomeError", "InputShape", "NasError", "Space", "SpaceError",
@@ -42,10 +42,11 @@ __all__ = [
     "ablate", "objective", "search", "train",
 ]
 
-_LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity", "load": "nas.study.export",
+_LAZY = {"build_model": "nas.model.builder", "count": "nas.model.complexity",
+         "load": "nas.study.report.export", "transforms": "nas.study.report.transforms",
          "to_timm": "nas.model.timm_arch", "to_timm_model": "nas.model.interop_timm",
          "load_torchvision": "nas.model.interop_torchvision",
-         "to_torchvision_model": "nas.model.interop_torchvision", "transforms": "nas.study.transforms",
+         "to_torchvision_model": "nas.model.interop_torchvision",
          "search": "nas.api", "objective": "nas.api", "ablate": "nas.api"}
 
 

@@ -24,17 +24,18 @@ import torch
 from nas.errors import SpaceError
 from nas.model.builder import build_model
 from nas.model.genome import Genome
+from nas.model.overrides import SECTIONS, override_space
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS, SearchConfig
 from nas.model.space import Space, default_space, load_space
 from nas.store.database import storage_url
 from nas.store.runs import RunRecord, Store, bytes_to_state
-from nas.study.ablate import GroupResult, run_ablation
-from nas.study.ablate_file import SECTIONS, Ablation, load_ablation, override_space
-from nas.study.budget import Budget, check_reachable
-from nas.study.objective import Objective, budget_of
+from nas.study.ablation.file import Ablation, load_ablation
+from nas.study.ablation.run import GroupResult, run_ablation
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
-from nas.study.search import SearchSettings, default_study_name, open_study, run_search
-from nas.study.tally import Tally
+from nas.study.search.budget import Budget, check_reachable
+from nas.study.search.loop import SearchSettings, default_study_name, open_study, run_search
+from nas.study.search.objective import Objective, budget_of
+from nas.study.search.tally import Tally
 from nas.train.experiment import Context, prepare, resolve_device, train_genome
 from nas.train.loaders import Trained, train_on_loaders
 from nas.train.preflight import NOTHING, Plan
@@ -56,7 +57,7 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class AblationResult:
-    """Every group of an ablation with its arms' runs by seed (`nas.study.ablate`)."""
+    """Every group of an ablation with its arms' runs by seed (`nas.study.ablation.run`)."""
 
     ablation: Ablation
     groups: tuple[GroupResult, ...]
@@ -194,7 +195,7 @@ def ablate(file: str | Path, *, data: str | None = None, space: str | None = Non
 
 def _preflight(ablation: Any, source: str, size: str | None) -> None:
     """Every arm's preflight (nas.train.preflight): its genome in its space, the data, memory."""
-    from nas.study.ablate import arm_size
+    from nas.study.ablation.run import arm_size
     from nas.train.preflight import Plan, check_source
 
     for arm in ablation.arms:

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import nas
 from nas import api
 from nas.errors import NasError, SpaceError, TrainError
-from nas.study.budget import Budget
-from nas.study.objective import Objective, budget_of
+from nas.study.search.budget import Budget
+from nas.study.search.objective import Objective, budget_of
 from tests.training import tiny_context
 
 GENOME_PARAMS = {"stages": 1, "stage1.t": 1, "stage1.c": 8, "stage1.s": 2, "stage1.fused": 0,

@@ -19,8 +19,8 @@ from nas.model.builder import Student
 from nas.model.decode import resolve
 from nas.model.genome import Genome
 from nas.model.space import InputShape
-from nas.study.export import read_checkpoint, restore, save_checkpoint
-from nas.study.plot import plot_front
+from nas.study.report.export import read_checkpoint, restore, save_checkpoint
+from nas.study.report.plot import plot_front
 from tests.conftest import write_class
 
 TINY = (Path(__import__("nas").__file__).parent / "search_spaces" / "tiny.toml").read_text()
@@ -449,7 +449,7 @@ def test_checkpoint_out_refused(target: str, world: Path) -> None:
 
 @pytest.mark.parametrize("target", ["outdir", "/proc/version", "nodir/x.png"])
 def test_plot_out_refused(target: str, world: Path) -> None:
-    from nas.study.report import Summary  # noqa: F401  (the real type; the check comes first)
+    from nas.study.report.summary import Summary  # noqa: F401  (the real type; the check comes first)
 
     _dir_named_out(world)
     before = _snapshot(world)
@@ -762,21 +762,21 @@ def test_a_study_deleted_while_report_reads_it_is_one_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A real `nas delete` lands between report's reading of the names and of the study."""
     from nas.store.runs import Store
-    from nas.study import report
-    from nas.study.delete import delete_study
+    from nas.study.report import summary
+    from nas.study.report.delete import delete_study
     from tests.studies import add_trial, new_study
 
     Store("sqlite:///studies.db").close()
     for name in ("a", "b"):
         add_trial(new_study("sqlite:///studies.db", name), GENOME, 1000, 100, val=0.5)
-    names = report.nas_study_names
+    names = summary.nas_study_names
 
     def then_delete(storage: object, asked: str | None = None) -> list[str]:
         found = names(storage, asked)
         delete_study("sqlite:///studies.db", "a")
         return found
 
-    monkeypatch.setattr(report, "nas_study_names", then_delete)
+    monkeypatch.setattr(summary, "nas_study_names", then_delete)
     code = main([*argv, *(["--out", "x.pt"] if argv[0] == "export" else [])])
     err = capsys.readouterr().err
     assert code == 2 and err.splitlines() == [

@@ -6,6 +6,11 @@ or `__import__` of a `nas...` name, or by a code string run in another interpret
 exception, named below). `nas.model`'s pure-Python part (genome, space, recipe, decode, ...)
 stays free of torch, so `nas space` validates a file without it; torch starts at `blocks`, and
 the model's modules import each other without a loop.
+
+Inside `nas.study` the same holds one level down: its subpackages (`search`, `report`,
+`ablation`) import the study's base modules (`nas.study.pareto`, `formats`, `names`,
+`storage_errors`, `width`) and the layers below, never each other, and the base imports no
+subpackage. There is no exception: what two of them need lives in the base.
 """
 
 from __future__ import annotations
@@ -48,17 +53,34 @@ def module_name(path: Path) -> str:
 
 # Code strings that may import a higher layer: (the constant's name, the module it imports).
 # The job runner starts each worker as `python -c WORKER_CODE ...`: the worker's lifeline
-# (nas.study.workers, its own layer), then the `nas` command line.
-ALLOWED_CODE = {("WORKER_CODE", "nas.cli"), ("WORKER_CODE", "nas.study.workers")}
-CODE_IMPORT = re.compile(r"\bfrom\s+(nas(?:\.\w+)*)\s+import\b|\bimport\s+(nas(?:\.\w+)*)")
+# (nas.study.search.shared_study, its own layer), then the `nas` command line.
+ALLOWED_CODE = {("WORKER_CODE", "nas.cli"), ("WORKER_CODE", "nas.study.search.shared_study")}
+CODE_IMPORT = re.compile(r"\bfrom\s+(nas(?:\.\w+)*)\s+import\s+(\w+(?:\s*,\s*\w+)*)"
+                         r"|\bimport\s+(nas(?:\.\w+)*)")
 IMPORTERS = ("import_module", "__import__")
+
+
+def is_module(name: str) -> bool:
+    """Whether `nas.x.y` names a module or package of this tree (not a function or a class)."""
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _from(module: str, names: list[str]) -> list[str]:
+    """`from module import a, b`: the package, and each name that is one of its modules
+    (`from nas.study import report` imports nas.study.report)."""
+    inner = [f"{module}.{name}" for name in names if is_module(f"{module}.{name}")]
+    return ([] if module == "nas" else [module]) + inner
 
 
 def _statement(node: ast.AST) -> list[str]:
     """The `nas...` modules an import statement names."""
     if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-        names = [node.module] if node.module != "nas" else [f"nas.{a.name}" for a in node.names]
-        return [name for name in names if name.startswith("nas")]
+        if node.module != "nas" and not node.module.startswith("nas."):
+            return []
+        if node.module == "nas":        # `from nas import api`; `from nas import Genome` is nas
+            return [f"nas.{a.name}" for a in node.names]
+        return _from(node.module, [a.name for a in node.names])
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name == "nas" or a.name.startswith("nas.")]
     return []
@@ -91,7 +113,10 @@ def code_strings(tree: ast.Module) -> Iterator[tuple[int, str, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             for match in CODE_IMPORT.finditer(node.value):
-                yield node.lineno, names.get(id(node), ""), match.group(1) or match.group(2)
+                found = (_from(match.group(1), re.split(r"\s*,\s*", match.group(2)))
+                         if match.group(1) else [match.group(3)])
+                for module in found:
+                    yield node.lineno, names.get(id(node), ""), module
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
@@ -113,6 +138,30 @@ def test_imports_flow_downward(path: Path) -> None:
     assert not upward, f"{module_name(path)} (layer {own}) imports from higher layers: {upward}"
 
 
+STUDY = PACKAGE / "study"
+ROOMS = tuple(sorted(p.name for p in STUDY.iterdir() if (p / "__init__.py").is_file()))
+
+
+def room_of(module: str) -> str | None:
+    """The `nas.study` subpackage a module lives in, '' for the study's base modules (and the
+    package itself), None outside `nas.study`."""
+    parts = module.split(".")
+    if parts[:2] != ["nas", "study"]:
+        return None
+    return parts[2] if len(parts) > 2 and parts[2] in ROOMS else ""
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if room_of(module_name(p)) is not None],
+                         ids=module_name)
+def test_study_subpackages_do_not_import_each_other(path: Path) -> None:
+    own = room_of(module_name(path))
+    crossing = [f"line {line}: {name}" for line, name in imports(path)
+                if (room := room_of(name)) and room != own]
+    where = f"nas.study.{own}" if own else "the study's base"
+    assert not crossing, (f"{module_name(path)} ({where}) imports another part of nas.study: "
+                          f"{crossing}; move what both need to the base (nas.study.<module>)")
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=module_name)
 def test_no_relative_imports(path: Path) -> None:
     relative = [f"line {node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
@@ -121,13 +170,16 @@ def test_no_relative_imports(path: Path) -> None:
 
 
 def test_the_checks_see_every_way_to_import(tmp_path: Path) -> None:
-    """Relative imports, importlib with a `nas...` name and code strings are all caught."""
+    """Relative imports, importlib with a `nas...` name, code strings and the modules that
+    `from package import module` names are all caught."""
     source = tmp_path / "probe.py"
     source.write_text('''"""Docs may say `from nas.cli import main`."""
 import importlib
 from nas.data import dataset
+from nas.study import report, width
 CODE = "import sys; from nas.cli import main"
 WORKER_CODE = "from nas.cli import main"
+SIBLING = "from nas.study.search import loop, Tally"
 def f() -> None:
     """Or `import nas.study`."""
     importlib.import_module("nas.study.pareto")
@@ -135,7 +187,10 @@ def f() -> None:
     importlib.import_module("numpy")
 ''')
     assert sorted(name for _, name in imports(source)) == [
-        "nas.cli", "nas.data", "nas.store", "nas.study.pareto"]
+        "nas.cli", "nas.data", "nas.data.dataset", "nas.store", "nas.study", "nas.study.pareto",
+        "nas.study.report", "nas.study.search", "nas.study.search.loop", "nas.study.width"]
+    assert [room_of(name) for name in ("nas.study.report.tables", "nas.study.width", "nas.study",
+                                       "nas.store.runs")] == ["report", "", "", None]
     tree = ast.parse("from ..study import report\nfrom . import x\n")
     assert [node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)] == [2, 1]
 
@@ -164,10 +219,9 @@ def test_model_imports_have_no_cycle() -> None:
 def test_every_module_belongs_to_a_layer_and_every_package_says_what_it_owns() -> None:
     for path in SOURCES:
         layer_of(module_name(path))
-    for package in PACKAGE.iterdir():
-        if (package / "__init__.py").is_file():
-            text = (package / "__init__.py").read_text()
-            assert ast.get_docstring(ast.parse(text)), f"{package.name}/__init__.py has no docstring"
+    for init in PACKAGE.rglob("__init__.py"):
+        where = init.relative_to(PACKAGE).as_posix()
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{where} has no docstring"
 
 
 def test_space_validation_does_not_import_torch() -> None:

@@ -15,10 +15,10 @@ import pytest
 
 from nas.cli import main
 from nas.model.space import load_space
-from nas.study.budget import Budget
-from nas.study.plot import draw_front
-from nas.study.report import load_study_summary
-from nas.study.search import default_study_name
+from nas.study.report.plot import draw_front
+from nas.study.report.summary import load_study_summary
+from nas.study.search.budget import Budget
+from nas.study.search.loop import default_study_name
 from nas.units import count_text, label_text, parse_quantity, plural
 from tests.studies import add_trial, new_study
 

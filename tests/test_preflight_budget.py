@@ -1,4 +1,4 @@
-"""The budget preflight (nas.study.budget) that `nas search` and `nas.search` share: limits read
+"""The budget preflight (nas.study.search.budget) that `nas search` and `nas.search` share: limits read
 from flags, arguments or the space's [search] keys by one rule, and a budget that no genome of
 the space meets refused in the same line by both, before the teacher trains."""
 
@@ -13,8 +13,8 @@ import nas
 from nas.cli import main
 from nas.errors import SpaceError
 from nas.model.recipe import SearchConfig
-from nas.study.budget import Budget, budget_from
-from nas.study.objective import budget_of
+from nas.study.search.budget import Budget, budget_from
+from nas.study.search.objective import budget_of
 from tests.conftest import make_image_folder
 
 TIMED = ("accuracy", "flops", "latency")

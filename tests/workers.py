@@ -1,7 +1,7 @@
 """A search worker in its own process, for the kill -9 and many-worker tests.
 
 `fork(spec, out)`, or `python -m tests.workers '{"url": ..., "study": ..., ...}'`, runs
-nas.study.search's open_study and run_search on the tiny space with a fake training (a sleep,
+nas.study.search.loop's open_study and run_search on the tiny space with a fake training (a sleep,
 then a stored 'ok' run with weights), so that real processes can be started by the dozen and
 killed at any moment. The worker reports its tally and the genomes it trained as JSON. Keys
 of the spec: url, study, trials, sleep_s, hang_at (the n-th training, from 1, sleeps for an
@@ -78,19 +78,19 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one worker: its tally and the genomes it trained."""
     import optuna
 
-    from nas.study import search
+    from nas.study.search import loop
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trained: list[str] = []
-    search.train_genome = fake_training(spec, trained)
+    loop.train_genome = fake_training(spec, trained)
     ctx = fake_context(spec["url"], spec.get("max_pages"))
     deadline = time.monotonic() + spec["seconds"] if spec.get("seconds") else None
-    settings = search.SearchSettings(
+    settings = loop.SearchSettings(
         study=spec["study"], trials=spec["trials"], epochs=1, sampler=spec.get("sampler", "tpe"),
         seed=spec.get("seed", 0), deadline=deadline, heartbeat_s=spec.get("heartbeat_s", 30),
         grace_s=spec.get("grace_s", 120))
-    study = search.open_study(ctx, settings, "digits")
-    tally = search.run_search(ctx, settings, study)
+    study = loop.open_study(ctx, settings, "digits")
+    tally = loop.run_search(ctx, settings, study)
     ctx.store.close()
     return {"trained": tally.trained, "reused": tally.reused, "failed": tally.failed,
             "genomes": trained}

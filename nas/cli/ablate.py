@@ -14,8 +14,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """Train what is missing (unless --no-train) and print every group's table."""
     from nas import api
     from nas.cli.console import ProgressView, console
-    from nas.study import ablate_render as render
-    from nas.study.tables import hidden_note
+    from nas.study.ablation import tables
+    from nas.study.width import hidden_note
 
     fmt = "json" if args.json else args.format
     with ProgressView(args.quiet or fmt != "table" or args.no_train) as view:
@@ -29,15 +29,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     ablation, groups, store = result.ablation, list(result.groups), result.store
     source = args.data or ablation.data
     if fmt == "table":
-        shown, hidden = render.tables(ablation.name, groups, console.width)
+        shown, hidden = tables.tables(ablation.name, groups, console.width)
         for table in shown:
             console.print(table)
         if hidden:
             console.print(hidden_note(hidden), style="dim", highlight=False)
         console.print(f"runs stored as study {ablation.study!r} in {store.url}; data {source}")
     else:
-        text = {"markdown": render.markdown, "csv": lambda _, g: render.to_csv(g),
-                "json": lambda n, g: render.dumps(n, ablation.study, g) + "\n"}[fmt]
+        text = {"markdown": tables.markdown, "csv": lambda _, g: tables.to_csv(g),
+                "json": lambda n, g: tables.dumps(n, ablation.study, g) + "\n"}[fmt]
         sys.stdout.write(text(ablation.name, groups))
     return 0
 

@@ -138,8 +138,8 @@ def toml_value(raw: str) -> Any:
 def with_sets(space: Space, settings: list[Any] | None) -> Space:
     """The space with each override laid over it in order (the last of a key wins), read by the
     space file's own section reader: an unknown key or a bad value is one line naming the flag."""
+    from nas.model.overrides import override_space
     from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
-    from nas.study.ablate_file import override_space
 
     sections = dict(zip(SET_SECTIONS, (TrainConfig, DistillConfig, TeacherConfig, SearchConfig),
                         strict=True))

@@ -27,18 +27,19 @@ from nas.units import count_text, percent, plural
 def cmd_report(args: argparse.Namespace) -> int:
     """The feasible Pareto front (or every trial) of a study with its teacher and totals, in the
     format asked for; or the list of studies when the storage holds several and none was named."""
-    from nas.study import plot, report, tables
-    from nas.study.budget import parse_limits
+    from nas.study.report import plot, tables
+    from nas.study.report.summary import list_studies, load_study_summary
+    from nas.study.search.budget import parse_limits
 
     fmt = _format(args)
     limits = parse_limits(budget_texts(args))
     if args.plot:
         plot.check_plot_path(Path(args.plot))
     if args.study is None:
-        studies = report.list_studies(args.storage)
+        studies = list_studies(args.storage)
         if len(studies) > 1:
             return _print_studies(args, studies, fmt)
-    summary = report.load_study_summary(args.storage, args.study, limits)
+    summary = load_study_summary(args.storage, args.study, limits)
     if args.plot:
         plot.plot_front(summary, Path(args.plot), args.plot_axes)
     kind = FORMATS[fmt].kind
@@ -62,23 +63,24 @@ def _format(args: argparse.Namespace) -> str:
 def _print_table(args: argparse.Namespace, summary: Any) -> None:
     """Overview lines, then the table; columns the terminal cannot hold are named, not squeezed."""
     from nas.cli.console import console, print_fields
-    from nas.study import render, tables
+    from nas.study.report import overview, tables
+    from nas.study.width import hidden_note
 
-    print_fields({**render.overview(summary), **({"plot": args.plot} if args.plot else {})})
+    print_fields({**overview.overview(summary), **({"plot": args.plot} if args.plot else {})})
     table, hidden = tables.rich_table(summary, args.all, console)
     console.print(table)
     if hidden:
-        console.print(tables.hidden_note(hidden), style="dim", highlight=False)
+        console.print(hidden_note(hidden), style="dim", highlight=False)
 
 
 def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> int:
     """The study list `nas report` shows when the storage holds several and none was named."""
     from dataclasses import asdict
 
-    from nas.store.database import normalize_url
-    from nas.study import render, report
+    from nas.store.database import normalize_url, safe_url
+    from nas.study.report import overview
 
-    storage = report.safe_url(normalize_url(args.storage))
+    storage = safe_url(normalize_url(args.storage))
     if FORMATS[fmt].kind not in ("terminal", "json"):
         raise ReportError(f"--format {fmt} shows one study; {storage} holds {len(studies)} "
                           f"({', '.join(s.name for s in studies)}): pick one with --study")
@@ -87,14 +89,15 @@ def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> in
         return 0
     from nas.cli.console import console
 
-    console.print(render.studies_table(studies, storage))
+    console.print(overview.studies_table(studies, storage))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial."""
     from nas.store.runs import Store
-    from nas.study import export, report
+    from nas.study.report import export
+    from nas.study.report.summary import read_study
 
     if args.retrain_epochs is not None and not 1 <= args.retrain_epochs <= MAX_EPOCHS:
         raise SpaceError(f"--retrain-epochs must be between 1 and {MAX_EPOCHS}, got "
@@ -102,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_targets(args)
     if args.onnx:
         export.require_onnx(Path(args.onnx))
-    data = report.read_study(args.storage, args.study)
+    data = read_study(args.storage, args.study)
     row = export.choose_trial(data, args.which)
     retrain = args.retrain or args.retrain_epochs is not None
     store = Store(args.storage, readonly=not retrain)
@@ -123,7 +126,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _check_targets(args: argparse.Namespace) -> None:
     """Refuse, before anything is read or trained, an --out or --onnx file that export may not
     replace (a database, a foreign file without --force), and the same file for both."""
-    from nas.study.export_target import check_target
+    from nas.study.report.export_target import check_target
 
     database = _sqlite_file(args.storage)
     check_target(Path(args.out), "checkpoint", force=args.force, database=database)
@@ -163,7 +166,8 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     --retrain-epochs or the space's whole schedule, on the space's training subset; warn if the
     teacher changed."""
     from nas.cli.console import ProgressView, err_console
-    from nas.study import export, identity
+    from nas.study.report import export
+    from nas.study.search import identity
     from nas.train.experiment import resolve_device
 
     space = identity.searched_recipe(resolve_space(str(data.info.get("space", DEFAULT_SPACE))),
@@ -200,7 +204,7 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a study: Optuna's trials and the `nas_` runs, weights, claims and worker numbers."""
-    from nas.study.delete import delete_study
+    from nas.study.report.delete import delete_study
 
     deleted = delete_study(args.storage, args.study)
     if args.json:

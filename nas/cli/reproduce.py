@@ -23,7 +23,7 @@ refused before any training; the space file the run names supplies its teacher."
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from nas.cli.console import ProgressView
     from nas.store.runs import Store
-    from nas.study.reproduce import from_checkpoint, from_trial, reproduce
+    from nas.study.report.reproduce import from_checkpoint, from_trial, reproduce
     from nas.train.experiment import resolve_device
 
     recorded = (from_trial(args.storage, args.source, args.trial) if args.trial is not None

@@ -1,5 +1,5 @@
 """`nas search`: the budgeted Pareto search, with a progress line per trial; `--jobs N` starts N
-worker processes (nas.study.jobs) and shows one progress line for all of them."""
+worker processes (nas.study.search.processes) and shows one progress line for all of them."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     import time
 
     started = time.monotonic()          # the summary's wall time: before torch is imported
-    from nas.study.jobs import check_jobs
-    from nas.study.workers import stop_signals
+    from nas.study.search.processes import check_jobs
+    from nas.study.search.shared_study import stop_signals
 
     check_jobs(args.jobs)
     with stop_signals():      # SIGTERM and SIGHUP stop it as cleanly as Ctrl-C does
@@ -47,7 +47,7 @@ def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tu
     """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
     exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
     from nas.api import checked
-    from nas.study.budget import budget_from
+    from nas.study.search.budget import budget_from
 
     conf = space.search
     budget = budget_from(budget_texts(args), objectives(args, space), conf)
@@ -72,15 +72,15 @@ def _search(args: argparse.Namespace, started: float) -> int:
     from rich.markup import escape
 
     from nas.cli.console import ProgressView
-    from nas.study import warmstart
-    from nas.study.search import (
+    from nas.study.names import check_study_name
+    from nas.study.search import warmstart
+    from nas.study.search.loop import (
         SearchSettings,
         check_existing,
         default_study_name,
         open_study,
         run_search,
     )
-    from nas.study.workers import check_study_name
     from nas.units import parse_duration
 
     space = with_subset(resolve_space(args.space, args.data), args)
@@ -91,7 +91,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
         check_study_name(args.study)            # before the database or the teacher
     with ProgressView(args.quiet or args.json) as view:
         if args.jobs > 1:     # the parent (teacher, data) uses what its workers will share
-            from nas.study.jobs import cores, worker_threads
+            from nas.study.search.processes import cores, worker_threads
 
             args.threads = worker_threads(args.jobs, args.threads)
             args.parent_threads = min(cores(), args.threads * args.jobs)
@@ -136,8 +136,8 @@ def _warm_start(view: Any, ctx: Any, settings: Any, source: str, starts: tuple[A
     worker opens it); say which were left out and which the study held already."""
     from rich.markup import escape
 
-    from nas.study import warmstart
-    from nas.study.search import create_study
+    from nas.study.search import warmstart
+    from nas.study.search.loop import create_study
 
     kept, notes = warmstart.within(starts, ctx.space, ctx.shape, len(ctx.data.classes),
                                    settings.budget)
@@ -180,7 +180,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
     from rich.markup import escape
 
     from nas.store.quotas import SharedQuota
-    from nas.study import jobs
+    from nas.study.search import processes
 
     name, trials, deadline = settings.study, settings.trials, settings.deadline
     count = min(args.jobs, trials)
@@ -193,10 +193,10 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
     view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
              f"{plural(count, 'worker')} x {plural(args.threads, 'thread')} training "
              f"{plural(trials, 'genome')}")
-    poller = jobs.StudyPoller(ctx.store.url, name)
-    workers = jobs.start([argv] * count, quota=quota)
+    poller = processes.StudyPoller(ctx.store.url, name)
+    workers = processes.start([argv] * count, quota=quota)
     try:
-        progress = jobs.wait(workers, poller, _jobs_line(view, trials, bool(settings.budget.limits)),
+        progress = processes.wait(workers, poller, _jobs_line(view, trials, bool(settings.budget.limits)),
                              quota)
     except BaseException:
         with contextlib.suppress(Exception):   # the first error is the one to show
@@ -204,11 +204,11 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
         raise
     unfinished = quota.remaining() or 0
     quota.remove()
-    broken = jobs.failures(workers)
+    broken = processes.failures(workers)
     if broken and not any(w.result() for w in workers):
         raise NasError(f"every worker failed; {broken[0]}")
-    tally = argparse.Namespace(**jobs.totals(workers), best=progress.best, front=progress.front)
-    done = jobs.outcome(workers, progress, unfinished)
+    tally = argparse.Namespace(**processes.totals(workers), best=progress.best, front=progress.front)
+    done = processes.outcome(workers, progress, unfinished)
     for line in broken + done.lines:
         view.log(escape(line))
     if done.lost and view.quiet:                # a lost worker is said even with --quiet
@@ -226,10 +226,10 @@ def json_text(payload: dict[str, Any]) -> str:
 
 
 def _check_budget(space: Space, data: Any, budget: Any, starts: tuple[Any, ...] = ()) -> None:
-    """Refuse a budget that no genome of the space meets (nas.study.budget, as `nas.search`
+    """Refuse a budget that no genome of the space meets (nas.study.search.budget, as `nas.search`
     does), or an --enqueue genome over it, before any training."""
-    from nas.study import warmstart
-    from nas.study.budget import check_reachable
+    from nas.study.search import warmstart
+    from nas.study.search.budget import check_reachable
 
     check_reachable(budget, space, data)
     warmstart.check_budget(starts, space, data.shape, len(data.classes), budget)

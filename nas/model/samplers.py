@@ -22,7 +22,7 @@ DEFAULT_SAMPLER = "tpe"
 @dataclass(frozen=True)
 class Sampler:
     """One sampler: its name, a line of help, its builder (seed -> sampler) and whether a
-    proposal of a genome already judged is followed by one random draw (see nas.study.search)."""
+    proposal of a genome already judged is followed by one random draw (see nas.study.search.loop)."""
 
     name: str
     help: str

@@ -165,7 +165,7 @@ def refuse_foreign(url: str) -> set[str]:
     """The database's tables, once it is known to be empty or made by nas or Optuna; a database
     another program made (other tables, or an `alembic_version` that is not this Optuna's
     schema) is refused before anything is written. A study made by plain Optuna is refused per
-    study (nas.study.report.nas_study_names)."""
+    study (nas.study.report.summary.nas_study_names)."""
     path = sqlite_file(url)
     if path is not None and not path.exists():
         return set()

@@ -2,7 +2,7 @@
 
 Both commands' `--format` choices and help read this table. A format's rows are written by the
 renderer's function named by `Format.writer` (`to_markdown`, `to_csv`, `to_json` of
-nas.study.tables for a study's trials), so a new format is one row plus that function. Pure
+nas.study.report.tables for a study's trials), so a new format is one row plus that function. Pure
 Python, so that `nas --help` imports no renderer.
 """
 

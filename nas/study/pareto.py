@@ -1,4 +1,5 @@
-"""Trials as plain rows, and the feasible Pareto front over them.
+"""Trials as plain rows, by the objectives a study's `nas` attributes name, and the feasible
+Pareto front over them.
 
 Shared by the search (its progress line: best trial, front size) and the report,
 so both agree on what the front is: one row per genome, non-dominated over the study's
@@ -20,9 +21,18 @@ if TYPE_CHECKING:
 TRAINED = ("trained", "reused")
 
 
+def objectives_of(info: Mapping[str, Any]) -> tuple[str, ...]:
+    """The objectives a study's `nas` attributes name; the default three when they name none
+    (or names this nas does not know)."""
+    named = info.get("objectives") if isinstance(info, Mapping) else None
+    if isinstance(named, list) and named and all(name in OBJECTIVES for name in named):
+        return tuple(named)
+    return DEFAULT_OBJECTIVES
+
+
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as the report sees it (user attributes of nas.study.search); a field per
+    """One trial as the report sees it (user attributes of nas.study.search.loop); a field per
     objective, named by its metric."""
 
     trial: int

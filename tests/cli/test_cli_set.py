@@ -15,7 +15,7 @@ from nas.cli import main
 from nas.cli.common import Setting, set_arg, with_sets
 from nas.model.space import load_space
 from nas.store.runs import Store
-from nas.study.ablate_file import load_ablation
+from nas.study.ablation.file import load_ablation
 from tests.training import STUDENT, write_space
 
 CE = ["--set", "distill.loss=none", "--train-per-class", "20"]

@@ -130,7 +130,7 @@ def test_default_study_name_names_the_subset() -> None:
     from dataclasses import replace
 
     from nas.model.space import load_space
-    from nas.study.search import Budget, default_study_name
+    from nas.study.search.loop import Budget, default_study_name
 
     space = load_space("tiny.toml")
     subset = replace(space, train=replace(space.train, train_per_class=50))

@@ -18,7 +18,7 @@ from nas.model.space import load_space
 def test_every_sampler_proposes_genomes_under_constraints(name: str) -> None:
     """11 trials: past GPSampler's 10 random ones, so its constrained-EHVI step runs too (with
     a smaller search of the acquisition function: its default takes 10-25 s on 2 busy cores)."""
-    from nas.study.search import genome_params, sample_genome
+    from nas.study.search.loop import genome_params, sample_genome
 
     space = load_space("tiny.toml")
     sampler = SAMPLERS[name].build(0)

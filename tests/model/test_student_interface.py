@@ -17,7 +17,7 @@ from nas.data.splits import resize
 from nas.errors import GenomeError
 from nas.model.builder import IMAGENET_MEAN, Student, build_model
 from nas.model.space import InputShape, ModelSettings
-from nas.study.export import PREPROCESS, save_checkpoint
+from nas.study.report.export import PREPROCESS, save_checkpoint
 
 GENOME = "[2,8,1,1,0] [2,16,1,2,1] eca"
 MEAN, STD = [0.25, 0.5, 0.75], [0.2, 0.3, 0.4]

@@ -22,8 +22,8 @@ from nas.atomic import leftovers, sweep
 from nas.cli import main
 from nas.store import claims
 from nas.store.runs import Store
-from nas.study import export
-from nas.study import search as search_module
+from nas.study.report import export
+from nas.study.search import loop
 from tests.conftest import make_image_folder
 from tests.training import write_space
 from tests.workers import fork
@@ -115,7 +115,7 @@ def test_full_disk_is_one_line_a_failed_trial_and_a_non_zero_exit(
     def disk_full(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "weights"))
 
-    monkeypatch.setattr(search_module, "train_genome", disk_full)
+    monkeypatch.setattr(loop, "train_genome", disk_full)
     code = warm_search(warm, tmp_path, monkeypatch, "--trials", "3")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
@@ -136,7 +136,7 @@ def test_a_recipe_whose_every_trial_fails_stops_with_the_first_error(
         calls.append(1)
         raise ValueError(f"batch_size must be at least 2 (call {len(calls)})")
 
-    monkeypatch.setattr(search_module, "train_genome", broken)
+    monkeypatch.setattr(loop, "train_genome", broken)
     code = warm_search(warm, tmp_path, monkeypatch, "--trials", "1")
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err

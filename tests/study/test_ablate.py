@@ -22,10 +22,10 @@ from nas.cli import main
 from nas.errors import SpaceError
 from nas.store.claims import claim, holders, release
 from nas.store.runs import RunRecord, Store
-from nas.study import ablate_render
-from nas.study.ablate import ArmResult, GroupResult, run_ablation
-from nas.study.ablate_file import load_ablation
-from nas.study.ablate_stats import paired
+from nas.study.ablation import tables
+from nas.study.ablation.file import load_ablation
+from nas.study.ablation.run import ArmResult, GroupResult, run_ablation
+from nas.study.ablation.stats import paired
 from nas.train import experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +153,7 @@ def test_paired_intervals_resolved_and_not() -> None:
 def _result(name: str, values: list[float], baseline: bool) -> ArmResult:
     from nas.model.genome import Genome
     from nas.model.space import load_space
-    from nas.study.ablate_file import Arm
+    from nas.study.ablation.file import Arm
 
     arm = Arm(name, Genome.parse("[1,8,1,1,0]", "eca"), load_space(TINY))
     runs = {s: RunRecord(s, "x", None, "[1,8,1,1,0]", "eca", s, {}, "d", "t", 1000, 10, "ok",
@@ -163,17 +163,17 @@ def _result(name: str, values: list[float], baseline: bool) -> ArmResult:
 
 
 def test_tables_mark_unresolved_differences() -> None:
-    from nas.study.ablate_file import Group
+    from nas.study.ablation.file import Group
 
     arms = [_result("base", [0.70, 0.75, 0.80], True), _result("up", [0.75, 0.80, 0.86], False),
             _result("noise", [0.80, 0.70, 0.79], False)]
     result = GroupResult(Group("g", "base", tuple(a.arm for a in arms)), arms)
-    text = ablate_render.markdown("t", [result])
+    text = tables.markdown("t", [result])
     lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if "|" in line}
     assert "baseline" in lines["base"] and "not resolved" not in lines["up"]
     assert "+5.3 [" in lines["up"] and "(n=3)" in lines["up"]
     assert "not resolved" in lines["noise"] and "2.0 s" in lines["noise"]
-    rows = list(csv.DictReader(io.StringIO(ablate_render.to_csv([result]))))
+    rows = list(csv.DictReader(io.StringIO(tables.to_csv([result]))))
     assert [r["val_resolved"] for r in rows] == ["", "True", "False"]
     assert float(rows[1]["val_diff"]) == pytest.approx(0.0533333333)
 
@@ -240,7 +240,7 @@ def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str,
         assert thread.is_alive() and calls == [("[1,8,1,1,0] eca feature", 0)]   # dead one taken
         # the live holder trains and stores its cell, then releases its claim
         ctx = opener(ablation.arms[1].space, "8x8")
-        from nas.study.ablate import _train
+        from nas.study.ablation.run import _train
 
         _train(ctx, "ablate/t", cells[1], 0, lambda arm, seed: ())
         release(store, other["none"])
@@ -258,7 +258,7 @@ def test_workers_side_by_side_train_different_cells(tmp_path: Path,
     ablation, storage, store = _attention_ablation(tmp_path)
     from nas.api import opener as open_arm
     from nas.cli.console import ProgressView
-    from nas.study.ablate import _train
+    from nas.study.ablation.run import _train
 
     with ProgressView(True):
         opener = open_arm("digits", store, device="cpu", threads=1)

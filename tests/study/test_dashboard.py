@@ -11,7 +11,7 @@ import pytest
 from nas.cli import main
 from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.store.runs import Store
-from nas.study.dashboard import name_metrics
+from nas.study.search.dashboard import name_metrics
 from tests.conftest import make_image_folder
 
 TINY = str(Path(__file__).resolve().parents[2] / "nas" / "search_spaces" / "tiny.toml")

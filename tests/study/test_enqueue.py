@@ -14,8 +14,8 @@ import pytest
 from nas.cli import main
 from nas.model.genome import Genome
 from nas.model.space import load_space
-from nas.study import search as search_module
-from nas.study.search import genome_params, sample_genome
+from nas.study.search import loop
+from nas.study.search.loop import genome_params, sample_genome
 from tests.fake_training import fake_train_genome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
-    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    monkeypatch.setattr(loop, "train_genome", fake_train_genome)
     return tmp_path / "trained.log"
 
 
@@ -217,7 +217,7 @@ def test_the_bundled_spaces_enqueue_the_seed_reports_student() -> None:
 
 def test_the_jobs_progress_counts_the_warm_starts_the_run_judges(tmp_path: Path) -> None:
     """The --jobs parent enqueues before its poller starts: WAITING trials are this run's."""
-    from nas.study.jobs import StudyPoller
+    from nas.study.search.processes import StudyPoller
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     study = optuna.create_study(study_name="warm", storage=url,

@@ -22,8 +22,8 @@ from nas.errors import ReportError
 from nas.model.complexity import count
 from nas.model.space import InputShape, load_space
 from nas.store.runs import RunRecord, Store, bytes_to_state
-from nas.study.export import CheckpointError, best_trial, read_checkpoint
 from nas.study.pareto import TrialRow
+from nas.study.report.export import CheckpointError, best_trial, read_checkpoint
 from nas.train.distill import accuracy
 from nas.train.experiment import Context, prepare
 from nas.units import count_text, percent

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from nas.errors import ReportError
-from nas.study.fidelity import RankCorrelation, rank_correlation
+from nas.study.search.fidelity import RankCorrelation, rank_correlation
 
 GENOMES = ["a", "b", "c", "d", "e"]
 

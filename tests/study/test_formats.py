@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from nas.cli import build_parser
-from nas.study import tables
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
+from nas.study.report import tables
 
 
 def test_every_format_is_a_choice_of_report_and_ablate_and_has_its_writer() -> None:

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.cli import main
-from nas.study.jobs import worker_threads
+from nas.study.search.processes import worker_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")

@@ -1,6 +1,6 @@
 """A study's own objectives (`--objectives accuracy,flops,latency`) in what reads a study besides
-`nas report`: the progress that `nas search --jobs` polls (nas.study.jobs.StudyPoller) and the
-trial `nas export best` picks (nas.study.export.choose_trial)."""
+`nas report`: the progress that `nas search --jobs` polls (nas.study.search.processes.StudyPoller) and the
+trial `nas export best` picks (nas.study.report.export.choose_trial)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 
 from nas.cli import main
 from nas.model.objectives import select
-from nas.study import search as search_module
-from nas.study.export import choose_trial
-from nas.study.jobs import StudyPoller
-from nas.study.report import read_study, summarize
+from nas.study.report.export import choose_trial
+from nas.study.report.summary import read_study, summarize
+from nas.study.search import loop
+from nas.study.search.processes import StudyPoller
 from tests.conftest import make_image_folder
 from tests.fake_training import fake_train_genome
 
@@ -72,7 +72,7 @@ def test_a_latency_search_agrees_with_its_progress_and_its_export(
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.txt"))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
-    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    monkeypatch.setattr(loop, "train_genome", fake_train_genome)
     folder = make_image_folder(tmp_path / "digits4", 4, 24, 8, "d")
     url = f"sqlite:///{tmp_path / 'l.db'}"
     code = main(["search", "--space", "tiny.toml", "--set", "distill.loss=none", "--data",

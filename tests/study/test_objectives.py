@@ -25,8 +25,8 @@ from nas.model.objectives import (
     select,
 )
 from nas.model.space import load_space
-from nas.study import search as search_module
 from nas.study.pareto import pareto_front, row_from_trial
+from nas.study.search import loop
 from nas.units import parse_milliseconds
 from tests.conftest import make_image_folder
 from tests.fake_training import fake_train_genome
@@ -60,7 +60,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "trained.txt"
     monkeypatch.setenv("NAS_TEST_TRAINED", str(log))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
-    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    monkeypatch.setattr(loop, "train_genome", fake_train_genome)
     return log
 
 

@@ -20,7 +20,7 @@ from nas.cli import main
 from nas.errors import ReportError, StoreError
 from nas.model.objectives import DEFAULT_OBJECTIVES, dominates, select
 from nas.study.pareto import TrialRow, pareto_front
-from nas.study.report import StudyData, list_studies, load_study_summary, summarize
+from nas.study.report.summary import StudyData, list_studies, load_study_summary, summarize
 from tests.studies import add_trial, new_study
 
 A, B, C = "[1,8,1,1,0]", "[2,8,1,1,0]", "[2,16,1,1,0]"
@@ -332,7 +332,7 @@ def test_front_labels_do_not_overlap(tmp_path: Path) -> None:
     from matplotlib.figure import Figure
     from matplotlib.text import Text
 
-    from nas.study.plot import label_front
+    from nas.study.report.plot import label_front
 
     front = tuple(row(i, 0.5 + 0.002 * i, 1000 + 3 * i, 100 - i) for i in range(12))
     figure = Figure(figsize=(4, 3), dpi=100)

@@ -18,7 +18,7 @@ from nas.model.builder import build_model
 from nas.model.genome import Genome
 from nas.store.runs import bytes_to_state
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.rungs import crowding, order, passes, ranks
+from nas.study.search.rungs import crowding, order, passes, ranks
 from nas.train.distill import make_loss, train
 from nas.train.experiment import Context, train_genome
 from tests.training import STUDENT, TINY, states_equal, tiny_context
@@ -127,8 +127,8 @@ def test_search_with_rungs_prunes_and_keeps_pruned_trials_off_the_front(
 
 
 def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
-    from nas.study.render import overview
-    from nas.study.report import StudyData, Summary, totals
+    from nas.study.report.overview import overview
+    from nas.study.report.summary import StudyData, Summary, totals
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path}/r.db", study_name="r",
                                 directions=["maximize", "minimize", "minimize"])
@@ -157,10 +157,10 @@ def genome_params(stage1: dict[str, int], attention: str) -> dict[str, object]:
 
 def test_a_genome_pruned_at_a_rung_is_reused_pruned_not_trained_again(
         ctx: Context, tmp_path: Path) -> None:
-    from nas.study import rungs
-    from nas.study.jobs import StudyPoller
-    from nas.study.report import totals
-    from nas.study.search import SearchSettings, open_study, run_search
+    from nas.study.report.summary import totals
+    from nas.study.search import rungs
+    from nas.study.search.loop import SearchSettings, open_study, run_search
+    from nas.study.search.processes import StudyPoller
 
     settings = SearchSettings(study="again", trials=2, epochs=2, rungs=(1,))
     study = open_study(ctx, settings, "digits")

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 from nas.cli import main
 from nas.model.space import load_space
 from nas.store.runs import Store
-from nas.study import search as search_module
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.search import Budget, default_study_name
+from nas.study.search import loop
+from nas.study.search.loop import Budget, default_study_name
 from tests.conftest import make_image_folder
 from tests.fake_training import fake_train_genome
 
@@ -97,7 +97,7 @@ def test_ctrl_c_marks_the_trial_failed_and_the_next_run_resumes(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "s.db"
-    real = search_module.train_genome
+    real = loop.train_genome
     calls = {"n": 0}
 
     def interrupting(*args: Any, **kwargs: Any) -> Any:
@@ -106,7 +106,7 @@ def test_ctrl_c_marks_the_trial_failed_and_the_next_run_resumes(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search_module, "train_genome", interrupting)
+    monkeypatch.setattr(loop, "train_genome", interrupting)
     code = main(["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
                  "--storage", f"sqlite:///{db}", "--quiet", "--trials", "3"])
     assert code == 130
@@ -114,7 +114,7 @@ def test_ctrl_c_marks_the_trial_failed_and_the_next_run_resumes(
     trials = load(db, name).trials
     assert [t.state for t in trials].count(TrialState.RUNNING) == 0
     assert trials[-1].state == TrialState.FAIL and trials[-1].user_attrs["outcome"] == "interrupted"
-    monkeypatch.setattr(search_module, "train_genome", real)
+    monkeypatch.setattr(loop, "train_genome", real)
     result = search(capsys, db, folder, "--trials", "2")
     assert result["study"] == name and result["trained"] == 2
     assert sum(t.user_attrs["outcome"] == "trained" for t in load(db, name).trials) == 3
@@ -131,14 +131,14 @@ def test_a_second_ctrl_c_during_the_cleanup_is_ignored(
     def interrupting(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    real_tell = search_module._tell
+    real_tell = loop._tell
 
     def second_ctrl_c(*args: Any, **kwargs: Any) -> Any:
         os.kill(os.getpid(), signal.SIGINT)          # delivered at once, inside the cleanup
         return real_tell(*args, **kwargs)
 
-    monkeypatch.setattr(search_module, "train_genome", interrupting)
-    monkeypatch.setattr(search_module, "_tell", second_ctrl_c)
+    monkeypatch.setattr(loop, "train_genome", interrupting)
+    monkeypatch.setattr(loop, "_tell", second_ctrl_c)
     before = signal.getsignal(signal.SIGINT)     # default, or ignored when run in the background
     db = tmp_path / "s.db"
     code = main(["search", "--space", TINY, "--data", str(folder), "--image-size", "8x8",
@@ -275,19 +275,19 @@ def test_every_sampler_runs_under_a_budget(capsys: pytest.CaptureFixture[str], t
 
 
 def test_after_tpe_repeats_a_judged_genome_one_trial_is_drawn_at_random() -> None:
-    tpe = search_module.make_sampler("tpe", 0)
-    settings = search_module.SearchSettings(study="s", trials=1, epochs=1, seed=7)
-    assert search_module._next_sampler(settings, tpe, 4, "trained") is tpe
-    assert search_module._next_sampler(settings, tpe, 4, "rejected") is tpe
-    explorer = search_module._next_sampler(settings, tpe, 4, "reused")
+    tpe = loop.make_sampler("tpe", 0)
+    settings = loop.SearchSettings(study="s", trials=1, epochs=1, seed=7)
+    assert loop._next_sampler(settings, tpe, 4, "trained") is tpe
+    assert loop._next_sampler(settings, tpe, 4, "rejected") is tpe
+    explorer = loop._next_sampler(settings, tpe, 4, "reused")
     assert isinstance(explorer, optuna.samplers.RandomSampler)
-    again = search_module._next_sampler(settings, tpe, 4, "reused")       # seeded: reproducible
-    other = search_module._next_sampler(settings, tpe, 5, "reused")
+    again = loop._next_sampler(settings, tpe, 4, "reused")       # seeded: reproducible
+    other = loop._next_sampler(settings, tpe, 5, "reused")
     draws = [_draw(sampler) for sampler in (explorer, again, other)]
     assert draws[0] == draws[1] != draws[2]
-    nsga = search_module.make_sampler("nsga2", 0)                         # TPE only
-    nsga_settings = search_module.SearchSettings(study="s", trials=1, epochs=1, sampler="nsga2")
-    assert search_module._next_sampler(nsga_settings, nsga, 4, "reused") is nsga
+    nsga = loop.make_sampler("nsga2", 0)                         # TPE only
+    nsga_settings = loop.SearchSettings(study="s", trials=1, epochs=1, sampler="nsga2")
+    assert loop._next_sampler(nsga_settings, nsga, 4, "reused") is nsga
 
 
 def _draw(sampler: optuna.samplers.BaseSampler) -> list[int]:
@@ -302,7 +302,7 @@ def test_a_search_draws_the_trial_after_a_repeat_at_random(capsys: pytest.Captur
     that the seeded RandomSampler draws."""
     monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
-    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    monkeypatch.setattr(loop, "train_genome", fake_train_genome)
     db = tmp_path / "s.db"
     result = search(capsys, db, folder, "--trials", "40", "--seed", "3")
     trials = load(db, result["study"]).trials
@@ -310,8 +310,8 @@ def test_a_search_draws_the_trial_after_a_repeat_at_random(capsys: pytest.Captur
     assert result["reused"] >= 3 and after
     space = load_space(TINY)
     for trial in after:
-        sampler = search_module.make_sampler("random", search_module.workers.worker_seed(3, trial.number))
-        drawn = search_module.sample_genome(optuna.create_study(sampler=sampler).ask(), space)
+        sampler = loop.make_sampler("random", loop.workers.worker_seed(3, trial.number))
+        drawn = loop.sample_genome(optuna.create_study(sampler=sampler).ask(), space)
         genome = drawn.rounded(space.model.divisor)
         assert (genome.notation, genome.attention) == (trial.user_attrs["genome"],
                                                        trial.user_attrs["attention"])
@@ -325,7 +325,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trials store a run without training (tests/fake_training.py)."""
     monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
-    monkeypatch.setattr(search_module, "train_genome", fake_train_genome)
+    monkeypatch.setattr(loop, "train_genome", fake_train_genome)
 
 
 def edited_space(path: Path, old: str, new: str) -> Path:

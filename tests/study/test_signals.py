@@ -107,7 +107,7 @@ def test_a_search_stops_cleanly_on(signum: int, tmp_path: Path, env: dict[str, s
 
 def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
                                                            env: dict[str, str]) -> None:
-    """SIGHUP takes the parent's same path (nas.study.jobs.wait); one signal keeps the suite
+    """SIGHUP takes the parent's same path (nas.study.search.processes.wait); one signal keeps the suite
     short, as starting the workers takes most of the test's time."""
     db = tmp_path / "s.db"
     stop_and_check(start(db, env, "--jobs", "2"), db, signal.SIGTERM, 2)

@@ -1,6 +1,6 @@
 """Search workers as real processes: many at once on a fresh database, and kill -9 mid-trial.
 
-Workers run nas.study.search with a fake training (tests/workers.py), so these tests measure
+Workers run nas.study.search.loop with a fake training (tests/workers.py), so these tests measure
 the storage, claims, heartbeats and watchdog, not the training.
 """
 
@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-import nas.study.search  # noqa: F401  (imported once here, so forked workers start at once)
+import nas.study.search.loop  # noqa: F401  (imported once here, so forked workers start at once)
 from nas.errors import StoreError
 from nas.store import claims
 from nas.store.runs import Store
@@ -118,19 +118,19 @@ def test_killed_worker_trial_fails_within_grace_and_the_study_finishes(tmp_path:
 
 def test_heartbeats_are_recorded_under_optunas_storage_cache(tmp_path: Path) -> None:
     """Optuna wraps RDBStorage in a cache; the heartbeat must still reach the database."""
-    from nas.study import search, workers
+    from nas.study.search import loop, shared_study
 
     url = f"sqlite:///{tmp_path / 'h.db'}"
     ctx = fake_context(url)
-    settings = search.SearchSettings(study="h", trials=1, epochs=1, heartbeat_s=1, grace_s=2)
-    study = search.open_study(ctx, settings, "digits")
+    settings = loop.SearchSettings(study="h", trials=1, epochs=1, heartbeat_s=1, grace_s=2)
+    study = loop.open_study(ctx, settings, "digits")
     trial = study.ask()
-    with workers.heartbeat(study, trial), ctx.store.session() as session:
+    with shared_study.heartbeat(study, trial), ctx.store.session() as session:
         beats = session.execute(sa.text("SELECT trial_id FROM trial_heartbeats")).scalars().all()
     assert beats == [trial._trial_id]
     plain = optuna.create_study(study_name="plain", storage=url,
                                 directions=["maximize", "minimize", "minimize"])
     with pytest.raises(StoreError, match="records no heartbeats"), \
-            workers.heartbeat(plain, plain.ask()):
+            shared_study.heartbeat(plain, plain.ask()):
         pass
     ctx.store.close()

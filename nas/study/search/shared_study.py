@@ -30,32 +30,21 @@ import optuna
 from optuna.trial import FrozenTrial, Trial
 from sqlalchemy.exc import SQLAlchemyError
 
-from nas.errors import SpaceError, Stopped, StoreError, TrainError
+from nas.errors import Stopped, StoreError, TrainError
 from nas.store import claims
-from nas.store.database import engine_options, retry_races, safe_url, tune_engine
+from nas.store.database import engine_options, retry_races, tune_engine
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
-from nas.study.ablate_file import ABLATION_PREFIX
+from nas.study.storage_errors import first_line, optuna_errors
 
 HEARTBEAT_S = 30
 GRACE_S = 4 * HEARTBEAT_S
 MAX_FAILURES = 5                # this many failed trials in a row stop the search
-MAX_STUDY_NAME = 512            # Optuna's limit on study names (an indexed column)
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)    # a clean stop, exit 128 + signal
-# set by the parent of --jobs workers (nas.study.jobs.start) for die_with_parent
+# set by the parent of --jobs workers (nas.study.search.processes.start) for die_with_parent
 LIFELINE_ENV, STORAGE_ENV, QUOTA_ENV = "NAS_JOBS_LIFELINE", "NAS_JOBS_STORAGE", "NAS_JOBS_QUOTA"
 _orphaned = threading.Event()       # in a worker: its parent is gone
-
-
-def check_study_name(name: str) -> None:
-    """Refuse a study name Optuna's tables cannot hold, before anything is written."""
-    if not name.strip() or len(name) > MAX_STUDY_NAME:
-        raise SpaceError(f"--study must be 1 to {MAX_STUDY_NAME} characters, got "
-                         f"{len(name)} characters")
-    if name.startswith(ABLATION_PREFIX):
-        raise SpaceError(f"--study must not start with {ABLATION_PREFIX!r}, the namespace of "
-                         f"ablations' runs; got {name[:100]!r}")
 
 
 def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
@@ -74,21 +63,6 @@ def open_storage(store: Store, heartbeat_s: int = HEARTBEAT_S,
         storage = retry_races(make, store.url)
     tune_engine(storage.engine)
     return storage
-
-
-@contextmanager
-def optuna_errors(url: str) -> Iterator[None]:
-    """Optuna's storage errors, and its refusal of a foreign schema version, -> one-line
-    StoreError naming the URL (password masked)."""
-    try:
-        yield
-    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        raise StoreError(f"{safe_url(url)}: {_first_line(error.__cause__ or error)}") from error
-    except RuntimeError as error:       # Optuna's check of the schema version (alembic_version)
-        if "table schema" not in str(error):
-            raise
-        raise StoreError(f"{safe_url(url)}: its alembic_version is not one of Optuna's schema "
-                         "versions (another program's database?)") from error
 
 
 def worker_seed(seed: int, number: int) -> int:
@@ -234,10 +208,10 @@ def fatal_error(error: BaseException) -> str | None:
     if isinstance(error, StoreError):
         return str(error)
     if isinstance(error, SQLAlchemyError | optuna.exceptions.StorageInternalError):
-        return _first_line(error.__cause__ or error)
+        return first_line(error.__cause__ or error)
     if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
         where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror or _first_line(error)}"
+        return f"{where}{error.strerror or first_line(error)}"
     return None
 
 
@@ -257,10 +231,4 @@ class FailureStreak:
         self.count += 1
         if self.count >= self.limit:
             raise TrainError(f"the last {self.count} trials all failed, so the recipe or the "
-                             f"data is broken; the first: {_first_line(self.first)[:300]}")
-
-
-def _first_line(error: object) -> str:
-    """The first non-empty line of an error's text, or its type's name."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+                             f"data is broken; the first: {first_line(self.first)[:300]}")

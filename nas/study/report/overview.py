@@ -1,8 +1,8 @@
 """A report's overview lines and the study list: what the CLI prints above and instead of a table.
 
-Rendering only: the numbers come from `nas.study.report.Summary`; nothing here prints. Trial
-tables in every format are `nas.study.tables`; the plot is `nas.study.plot`; ablations are
-rendered by `nas.study.ablate_render`.
+Rendering only: the numbers come from `nas.study.report.summary.Summary`; nothing here prints. Trial
+tables in every format are `nas.study.report.tables`; the plot is `nas.study.report.plot`; ablations are
+rendered by `nas.study.ablation.tables`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rich.text import Text
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.study.pareto import best_row
-from nas.study.report import StudyInfo, Summary
+from nas.study.report.summary import StudyInfo, Summary
 from nas.train.teacher import weak_teacher
 from nas.units import duration_text, percent, plural
 

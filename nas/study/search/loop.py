@@ -8,9 +8,9 @@ the sampler learns the region is infeasible. A genome already judged in the stud
 pruned at a rung) is not trained again: its stored result is reused, and after TPE proposed such
 a genome, the next trial is drawn at random.
 
-What a study holds (read by `nas.study.report` and `nas.study.export`):
+What a study holds (read by `nas.study.report.summary` and `nas.study.report.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher,
-  fingerprint (recipe and gene choices, nas.study.identity: a rerun that changes them is refused),
+  fingerprint (recipe and gene choices, nas.study.search.identity: a rerun that changes them is refused),
   objectives (when not the default) and the latency setup (when latency is measured).
 - trial.user_attrs: genome, attention, flops, params, latency_ms (when measured), outcome (trained
   | reused | rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint,
@@ -42,9 +42,11 @@ from nas.model.space import Space
 from nas.store import claims
 from nas.store.quotas import Countdown, SharedQuota
 from nas.store.runs import RunRecord
-from nas.study import dashboard, identity, rungs, workers
-from nas.study.budget import Budget, measure
-from nas.study.tally import Tally
+from nas.study.names import check_study_name
+from nas.study.search import dashboard, identity, rungs, shared_study
+from nas.study.search.budget import Budget, measure
+from nas.study.search.tally import Tally
+from nas.study.storage_errors import optuna_errors
 from nas.train.experiment import Context, recipe, train_genome
 
 
@@ -58,9 +60,9 @@ class SearchSettings:
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES   # accuracy first (nas.model.objectives)
     deadline: float | None = None        # time.monotonic() after which no trial starts
     budget: Budget = field(default_factory=Budget)
-    heartbeat_s: int = workers.HEARTBEAT_S     # a running trial's heartbeat and watchdog period
-    grace_s: int = workers.GRACE_S             # a trial this long without a heartbeat is dead
-    max_failures: int = workers.MAX_FAILURES   # failed trials in a row that stop the search
+    heartbeat_s: int = shared_study.HEARTBEAT_S    # a running trial's heartbeat and watchdog period
+    grace_s: int = shared_study.GRACE_S            # a trial this long without a heartbeat is dead
+    max_failures: int = shared_study.MAX_FAILURES  # failed trials in a row that stop the search
     rungs: tuple[int, ...] = ()                # epochs at which a trial may be pruned (rungs.py)
     worker: str = field(default_factory=claims.worker_name)
     quota: str | None = None    # a SharedQuota's key: `trials` shared with other workers (--jobs)
@@ -123,12 +125,12 @@ def genome_params(genome: Genome, space: Space) -> dict[str, int | str]:
 def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
     """Create the study or continue it; a study made for other data or space is refused.
 
-    Any number of workers may call this at once (see nas.study.workers); each is numbered in
+    Any number of workers may call this at once (see nas.study.search.shared_study); each is numbered in
     the study and samples with a seed derived from the study's seed and its number."""
     study = create_study(ctx, settings, source)
-    with workers.optuna_errors(ctx.store.url):
+    with optuna_errors(ctx.store.url):
         number = claims.join(ctx.store, settings.study, settings.worker)
-        study.sampler = make_sampler(settings.sampler, workers.worker_seed(settings.seed, number))
+        study.sampler = make_sampler(settings.sampler, shared_study.worker_seed(settings.seed, number))
         optuna.storages.fail_stale_trials(study)
         _close_stale_runs(ctx, study)
     return study
@@ -137,9 +139,9 @@ def open_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.St
 def create_study(ctx: Context, settings: SearchSettings, source: str) -> optuna.Study:
     """Create or load the study, without joining it as a worker (the --jobs parent enqueues
     warm starts into it before its workers open it)."""
-    workers.check_study_name(settings.study)
-    storage = workers.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
-    with workers.optuna_errors(ctx.store.url):
+    check_study_name(settings.study)
+    storage = shared_study.open_storage(ctx.store, settings.heartbeat_s, settings.grace_s)
+    with optuna_errors(ctx.store.url):
         return _create_study(ctx, settings, source, storage)
 
 
@@ -221,13 +223,13 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
     or the disk failed (StoreError after telling FAIL) or the last `max_failures` trials all
     failed (TrainError); Ctrl-C marks the running trial FAIL ('interrupted') and re-raises, so
     nothing is left RUNNING. A watchdog fails other workers' trials whose heartbeat stopped."""
-    tally, streak = Tally(), workers.FailureStreak(settings.max_failures)
+    tally, streak = Tally(), shared_study.FailureStreak(settings.max_failures)
     misses, max_misses = 0, 200 + 20 * settings.trials
     quota = (SharedQuota(ctx.store, settings.quota) if settings.quota
              else Countdown(settings.trials))
     holding = False         # a unit of the quota, kept until a genome is judged
     sampler = study.sampler
-    with workers.watchdog(study, settings.heartbeat_s):
+    with shared_study.watchdog(study, settings.heartbeat_s):
         try:
             while misses < max_misses and not _past(settings.deadline):
                 holding = holding or quota.take()
@@ -257,7 +259,7 @@ def _next_sampler(settings: SearchSettings, sampler: optuna.samplers.BaseSampler
     TPE keeps proposing its best genomes again; each repeat costs an ask and teaches it nothing."""
     if not SAMPLERS[settings.sampler].random_after_repeat or outcome != "reused":
         return sampler
-    return make_sampler("random", workers.worker_seed(settings.seed, number + 1))
+    return make_sampler("random", shared_study.worker_seed(settings.seed, number + 1))
 
 
 def _past(deadline: float | None) -> bool:
@@ -278,17 +280,17 @@ def _one_trial(ctx: Context, settings: SearchSettings, study: optuna.Study,
     """Ask, evaluate under a heartbeat, tell: (the trial, its outcome)."""
     trial, started = None, time.perf_counter()
     try:
-        with workers.deferred():            # a stop while asking: the new trial is failed below
+        with shared_study.deferred():       # a stop while asking: the new trial is failed below
             trial = study.ask()
-        with workers.heartbeat(study, trial):
+        with shared_study.heartbeat(study, trial):
             outcome, values, run = _evaluate(ctx, settings, trial, epoch_callbacks)
     except KeyboardInterrupt:
         if trial is not None:
-            with workers.uninterrupted():   # a second Ctrl-C 10 ms later must not leave it RUNNING
+            with shared_study.uninterrupted():  # a second Ctrl-C 10 ms later must not leave it RUNNING
                 _tell(study, trial, "interrupted", None, None, started)
         raise
     except Exception as error:  # a failed trial is a state, not a crash
-        reason = workers.fatal_error(error)
+        reason = shared_study.fatal_error(error)
         if reason is not None:       # the database or the disk: no later trial can do better
             raise StoreError(_stop_line(ctx, study, trial, reason, started)) from error
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])

@@ -40,16 +40,15 @@ from nas.errors import SpaceError, Stopped
 from nas.store import claims
 from nas.store.quotas import SharedQuota
 from nas.store.runs import Store
-from nas.study.pareto import TrialRow
-from nas.study.report import objectives_of
-from nas.study.tally import KEYS, front_and_best
-from nas.study.workers import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
+from nas.study.pareto import TrialRow, objectives_of
+from nas.study.search.shared_study import LIFELINE_ENV, QUOTA_ENV, STORAGE_ENV, on_signals, uninterrupted
+from nas.study.search.tally import KEYS, front_and_best
 
 STOP_GRACE_S = 30.0
 POLL_S = 1.0
 LOST_EXIT = 1       # the exit code of a run that lost a worker and did not redo its genome
 # The worker runs the `nas` command line in a fresh interpreter (no fork of torch's threads).
-WORKER_CODE = ("import sys; from nas.study.workers import die_with_parent; die_with_parent(); "
+WORKER_CODE = ("import sys; from nas.study.search.shared_study import die_with_parent; die_with_parent(); "
                "from nas.cli import main; sys.exit(main())")
 
 
@@ -91,7 +90,7 @@ class Progress:
 
 class StudyPoller:
     """Reads the study now and then; trials that existed before the parent started are not new
-    (except those still WAITING: warm starts, nas.study.warmstart, which this run judges)."""
+    (except those still WAITING: warm starts, nas.study.search.warmstart, which this run judges)."""
 
     def __init__(self, url: str, study: str) -> None:
         self.url, self.name = url, study
@@ -267,7 +266,7 @@ def reap(workers: Sequence[Worker], store: Store, study: str, quota: SharedQuota
 
 def _fail_held_trials(store: Store, study: str, worker: str, why: str | None = None) -> list[int]:
     """Fail the RUNNING trials of a dead or killed worker (those it recorded as its own, see
-    nas.study.workers.heartbeat, or held claims for), and release its claims; the numbers of
+    nas.study.search.shared_study.heartbeat, or held claims for), and release its claims; the numbers of
     the trials failed."""
     numbers = {trial for _, _, holder, trial in claims.holders(store, study)
                if holder == worker and trial is not None}

@@ -23,8 +23,8 @@ from typing import Any
 from nas.model.space import Space
 from nas.store.claims import MINE, TAKEN, Claim, claim, holder_dead, release, worker_name
 from nas.store.runs import RunRecord, Store
-from nas.study.ablate_file import Ablation, Arm, Group, train_command
-from nas.study.ablate_stats import Paired, Spread, paired, spread
+from nas.study.ablation.file import Ablation, Arm, Group, train_command
+from nas.study.ablation.stats import Paired, Spread, paired, spread
 
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
 OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training

@@ -22,8 +22,8 @@ from nas.model.recipe import DistillConfig, TrainConfig
 from nas.model.sections import parse_section
 from nas.model.space import InputShape, ModelSettings, Space, StageOverride, load_space
 from nas.store.runs import RunRecord, Store
-from nas.study.export import choose_trial, read_checkpoint, trial_run
-from nas.study.report import read_study
+from nas.study.report.export import choose_trial, read_checkpoint, trial_run
+from nas.study.report.summary import read_study
 from nas.train.experiment import prepare, train_genome
 
 METRICS = ("val_accuracy", "test_accuracy", "best_epoch", "flops", "params")

@@ -3,7 +3,7 @@
 `measure` gives a genome's values of the objectives measured before training (counted FLOPs and
 params, timed latency; nas.model.objectives), reusing what an earlier trial of the same genome
 recorded, so latency is timed once per genome. `Budget` turns them into Optuna's constraint
-values: a genome over a limit is rejected untrained (nas.study.search). `budget_from` reads the
+values: a genome over a limit is rejected untrained (nas.study.search.loop). `budget_from` reads the
 limits of `nas search`'s flags and of `nas.search`'s arguments alike, and `check_reachable` is
 the preflight both run before any training: a budget that no genome of the space meets.
 """

@@ -19,6 +19,7 @@ from typing import Any
 
 from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
+from nas.model.overrides import override_space
 from nas.model.space import Space
 from nas.units import plural
 
@@ -130,8 +131,6 @@ def searched_recipe(space: Space, stored: Any) -> Space:
     searched under laid over it (its `--set` keys, from the stored fingerprint), but the training
     subset and the schedule, which stay the file's: the recipe `nas export --retrain` trains a
     final model with. A study made before fingerprints gets the file's recipe."""
-    from nas.study.ablate_file import override_space
-
     if not isinstance(stored, dict):
         return space
     keys = [key for key in changed_keys(fingerprint(space), stored)

@@ -1,7 +1,7 @@
 """What Optuna's own tools read: objective names and per-epoch learning curves.
 
 optuna-dashboard and `optuna.visualization` label objectives by the study's metric names and
-draw learning curves from intermediate values; `nas.study.search` calls these two functions.
+draw learning curves from intermediate values; `nas.study.search.loop` calls these two functions.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One list of columns (`columns`: fixed ones, one per objective of the study) feed
 so the terminal table, the paper's Markdown and the script's CSV show the same trials with the
 same numbers: text formats
 through `nas.units` (as `nas count` and `nas export` print them), CSV and JSON raw values.
-Rendering only: the rows come from `nas.study.report.Summary`; nothing here prints.
+Rendering only: the rows come from `nas.study.report.summary.Summary`; nothing here prints.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, before_training, select
 from nas.study.pareto import TrialRow
-from nas.study.report import Summary, summary_json
+from nas.study.report.summary import Summary, summary_json
+from nas.study.width import cell_width, fit_columns
 from nas.units import percent
 
 
@@ -141,26 +141,6 @@ def rich_table(summary: Summary, every_trial: bool, console: Console) -> tuple[T
     kept = fit_columns([c.keep for c in cols], widths, console.width)
     return (_table(summary, every_trial, [cols[i] for i in kept]),
             [c.title for i, c in enumerate(cols) if i not in kept])
-
-
-def fit_columns(keeps: Sequence[int], widths: Sequence[int], width: int) -> list[int]:
-    """The indices of the columns kept in `width` (borders and padding counted): the lowest
-    `keep` is dropped first, and at least two columns stay."""
-    kept = list(range(len(widths)))
-    while len(kept) > 2 and sum(widths[i] for i in kept) + 3 * len(kept) + 1 > width:
-        kept.remove(min(kept, key=lambda i: keeps[i]))
-    return kept
-
-
-def hidden_note(hidden: Sequence[str]) -> str:
-    """The line printed under a table that dropped columns."""
-    return f"(columns {', '.join(hidden)} hidden: widen the terminal or use --format csv)"
-
-
-def cell_width(title: str, cells: Sequence[str], least: int = 0) -> int:
-    """A column's width: its title and its widest line of any cell (markup removed)."""
-    return max(cell_len(title), least, *(cell_len(line) for text in cells
-                                         for line in Text.from_markup(text).plain.splitlines()))
 
 
 def _column_width(column: Column, rows: Sequence[tuple[TrialRow, bool]]) -> int:

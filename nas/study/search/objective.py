@@ -20,8 +20,8 @@ import optuna
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, select
 from nas.model.recipe import SearchConfig
-from nas.study.budget import Budget, Limit, budget_from
-from nas.study.search import sample_measured
+from nas.study.search.budget import Budget, Limit, budget_from
+from nas.study.search.loop import sample_measured
 from nas.train.experiment import Context, train_genome
 
 Values = tuple[float, float, float]

@@ -2,7 +2,7 @@
 
 One row per (group, arm): size, accuracy mean ± sd over seeds, and for every arm but the
 baseline the paired difference to it with its 95 % interval, marked "not resolved" when the
-interval contains 0. Rendering only: the numbers come from `nas.study.ablate`.
+interval contains 0. Rendering only: the numbers come from `nas.study.ablation.run`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from rich.table import Table
 
-from nas.study import tables as trial_tables
-from nas.study.ablate import METRICS, ArmResult, GroupResult
-from nas.study.ablate_stats import Paired, Spread
+from nas.study.ablation.run import METRICS, ArmResult, GroupResult
+from nas.study.ablation.stats import Paired, Spread
+from nas.study.width import cell_width, fit_columns
 from nas.units import count_text, duration_text
 
 SHORT = {"val_accuracy": "val", "test_accuracy": "test"}
@@ -112,12 +112,12 @@ def _diff(d: Paired | None) -> str:
 
 def tables(name: str, groups: list[GroupResult], width: int) -> tuple[list[Table], list[str]]:
     """One rich table per group, each with the columns that fit `width` (the same in every
-    group), and the headers dropped, for `nas.study.tables.hidden_note`."""
+    group), and the headers dropped, for `nas.study.width.hidden_note`."""
     grids = [[[_rich_cell(h, c) for h, c in zip(HEADERS, cells(result, arm), strict=True)]
               for arm in result.arms] for result in groups]
-    widths = [trial_tables.cell_width(h, [row[i] for grid in grids for row in grid],
-                                      11 if h == "genome" else 0) for i, h in enumerate(HEADERS)]
-    kept = trial_tables.fit_columns(KEEP, widths, width)
+    widths = [cell_width(h, [row[i] for grid in grids for row in grid],
+                              11 if h == "genome" else 0) for i, h in enumerate(HEADERS)]
+    kept = fit_columns(KEEP, widths, width)
     out = []
     for result, grid in zip(groups, grids, strict=True):
         table = Table(title=f"ablation '{name}', group '{result.group.name}' (accuracy in %, "

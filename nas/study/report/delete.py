@@ -16,8 +16,8 @@ from nas.errors import ReportError, StoreError, nearest
 from nas.store import claims
 from nas.store.database import existing_tables, normalize_url, refuse_foreign, safe_url
 from nas.store.runs import Store
-from nas.study.report import database_exists
-from nas.study.workers import optuna_errors
+from nas.study.report.summary import database_exists
+from nas.study.storage_errors import optuna_errors
 
 LOCK = "#delete"            # the claim's genome while a study is being deleted
 

@@ -1,8 +1,8 @@
 """Study reports: the feasible Pareto front, study totals and the list of studies.
 
 `read_study` turns an Optuna study written by `nas search` (its objectives, by default max val
-accuracy, min FLOPs, min params; per-trial user attributes, see nas.study.search) into plain
-`TrialRow`s; `summarize` computes the front and totals. `nas.study.render`
+accuracy, min FLOPs, min params; per-trial user attributes, see nas.study.search.loop) into plain
+`TrialRow`s; `summarize` computes the front and totals. `nas.study.report.overview`
 draws a `Summary` as tables and a plot; nothing here prints.
 """
 
@@ -24,8 +24,8 @@ from nas.store.database import (
     safe_url,
     sqlite_file,
 )
-from nas.study.pareto import TrialRow, feasible_front, row_from_trial, unique_genomes
-from nas.study.workers import optuna_errors
+from nas.study.pareto import TrialRow, feasible_front, objectives_of, row_from_trial, unique_genomes
+from nas.study.storage_errors import optuna_errors
 
 if TYPE_CHECKING:
     import optuna
@@ -112,15 +112,6 @@ def open_readonly(url: str | None) -> optuna.storages.RDBStorage:
     refuse_foreign(normalized)          # a `studies` table of another program's, or of another schema
     with optuna_errors(normalized):             # read-only: no -wal, -shm or journal written
         return optuna.storages.RDBStorage(readonly_url(normalized), skip_table_creation=True)
-
-
-def objectives_of(info: Mapping[str, Any]) -> tuple[str, ...]:
-    """The objectives a study's `nas` attributes name; the default three when they name none
-    (or names this nas does not know)."""
-    named = info.get("objectives") if isinstance(info, Mapping) else None
-    if isinstance(named, list) and named and all(name in OBJECTIVES for name in named):
-        return tuple(named)
-    return DEFAULT_OBJECTIVES
 
 
 def nas_study_names(storage: optuna.storages.RDBStorage, asked: str | None = None) -> list[str]:

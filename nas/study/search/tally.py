@@ -1,7 +1,7 @@
 """What a search run did, kept as its trials end: how many genomes each outcome had, the size of
 the feasible front and its best trial. A search in one process keeps a `Tally`
-(nas.study.search); the parent of --jobs workers sums theirs and polls the study for the same
-front and best (nas.study.jobs), both by the study's own objectives.
+(nas.study.search.loop); the parent of --jobs workers sums theirs and polls the study for the same
+front and best (nas.study.search.processes), both by the study's own objectives.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Tally:
     reused: int = 0
     rejected: int = 0
     failed: int = 0
-    pruned: int = 0             # stopped at a rung (nas.study.rungs)
+    pruned: int = 0             # stopped at a rung (nas.study.search.rungs)
     best: TrialRow | None = None
     front: int = 0
 

@@ -5,7 +5,7 @@ first other objective of the study. The file's extension names the format (PDF, 
 dpi). A trial on the 3-D front can look dominated in 2-D; its marker and the colour of the third
 objective show why it is not. Front labels are placed greedily where they overlap neither each
 other nor a marker.
-Rendering only: the numbers come from `nas.study.report.Summary`; nothing here prints.
+Rendering only: the numbers come from `nas.study.report.summary.Summary`; nothing here prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from nas.atomic import write_atomic
 from nas.errors import ReportError
 from nas.model.objectives import OBJECTIVES, before_training, plot_axes
 from nas.study.pareto import TrialRow, unique_genomes
-from nas.study.report import Summary
+from nas.study.report.summary import Summary
 from nas.units import count_text
 
 EXTENSIONS = {".pdf": "pdf", ".svg": "svg", ".png": "png"}

@@ -22,8 +22,8 @@
     image_size = "64x64"
 
 A file with top-level `[[arm]]` tables is one group named after the file. Overrides are read
-by the space files' own section reader (`nas.model.sections.parse_section`), so an unknown key
-or a wrong value is refused with the same file, key, rule and nearest name.
+by the space files' own section reader (`nas.model.overrides`), so an unknown key or a wrong
+value is refused with the same file, key, rule and nearest name.
 """
 
 from __future__ import annotations
@@ -38,16 +38,15 @@ from typing import Any
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
-from nas.model.recipe import MAX_EPOCHS, MAX_SEED, DistillConfig, TeacherConfig, TrainConfig
-from nas.model.sections import parse_section, read_toml
+from nas.model.overrides import SECTIONS, laid_over, nested_overrides, override_space
+from nas.model.recipe import MAX_EPOCHS, MAX_SEED
+from nas.model.sections import read_toml
 from nas.model.space import Space, check_keys, load_space, locate
-
-ABLATION_PREFIX = "ablate/"     # ablations' study names; search studies may not use it
+from nas.study.names import ABLATION_PREFIX
 
 KEYS = ("name", "description", "space", "data", "image_size", "epochs", "seeds", "arm", "group")
 GROUP_KEYS = ("name", "description", "baseline", "genome", "attention", "arm")
 ARM_KEYS = ("name", "genome", "attention", "image_size")
-SECTIONS: dict[str, type] = {"train": TrainConfig, "distill": DistillConfig, "teacher": TeacherConfig}
 
 
 @dataclass(frozen=True)
@@ -222,67 +221,16 @@ def _no_copies(group: Group, size: str | None, where: str) -> None:
 def _arm(table: Any, base: Space, where: str) -> Arm:
     if not isinstance(table, dict):
         raise SpaceError(f"{where} must be a table, got {table!r}")
-    nested = _overrides(table, where)
+    nested = nested_overrides(table, where, own_keys=ARM_KEYS)
     try:
         genome = Genome.parse(_text(table, "genome", "", where), table.get("attention"))
     except GenomeError as error:
         raise SpaceError(f"{where}: {error}") from None
     name = _text(table, "name", str(genome), where)
     size = _text(table, "image_size", "", where) if "image_size" in table else None
-    space = _laid_over(base, nested, SECTIONS, where)
+    space = laid_over(base, nested, SECTIONS, where)
     return Arm(name, genome.rounded(space.model.divisor), space, size,
                tuple(sorted(_flatten(nested))))
-
-
-def override_space(base: Space, table: dict[str, Any], where: str,
-                   sections: dict[str, type] = SECTIONS) -> Space:
-    """`base` with dotted recipe keys laid over it (`{"distill.loss": "none"}`), each section read
-    again by the space file's own reader (`nas --set`, and every arm of an ablation file)."""
-    return _laid_over(base, _overrides(table, where, sections), sections, where)
-
-
-def _laid_over(base: Space, nested: dict[str, Any], sections: dict[str, type], where: str) -> Space:
-    return replace(base, **{section: parse_section(cls, _merged(getattr(base, section),
-                                                                nested.get(section)),
-                                                   f"{where}: {section}")
-                            for section, cls in sections.items() if section in nested})
-
-
-def _overrides(table: dict[str, Any], where: str,
-               sections: dict[str, type] = SECTIONS) -> dict[str, Any]:
-    """The recipe keys of an arm table as nested dicts: `distill.loss = "none"` written bare
-    (TOML nests it) or quoted (one dotted key) gives {"distill": {"loss": "none"}}."""
-    nested: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in ARM_KEYS:
-            continue
-        path = key.split(".")
-        if path[0] not in sections:
-            raise SpaceError(f"{where}: {key} is not a known key"
-                             f"{nearest(path[0], (*ARM_KEYS, *sections))}; recipe keys are "
-                             f"written like distill.loss or train.epochs")
-        if len(path) == 1 and not isinstance(value, dict):
-            raise SpaceError(f"{where}: {key} must be a table of keys, got {value!r}")
-        _put(nested, path, value)
-    return nested
-
-
-def _put(nested: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        nested = nested.setdefault(part, {})
-    last = path[-1]
-    if isinstance(value, dict) and isinstance(nested.get(last), dict):
-        for key, inner in value.items():
-            _put(nested[last], [key], inner)
-    else:
-        nested[last] = value
-
-
-def _merged(section: Any, override: dict[str, Any] | None) -> dict[str, Any]:
-    """The section's values as TOML would hold them (lists), with the override laid over."""
-    merged = json.loads(json.dumps(asdict(section)))
-    _put({"": merged}, [""], override or {})
-    return merged
 
 
 def _flatten(nested: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

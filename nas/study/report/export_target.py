@@ -64,7 +64,7 @@ def _is_sqlite(path: Path) -> bool:
 def _is_checkpoint(path: Path) -> bool:
     """Whether the file is a checkpoint `nas export` wrote (any format)."""
     from nas.model.weights import UnreadableWeights, load_weights
-    from nas.study.export import KIND
+    from nas.study.report.export import KIND
 
     try:
         checkpoint = load_weights(path)

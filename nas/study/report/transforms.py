@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 from nas.model.builder import Student, pretrained_cfg
 from nas.model.space import InputShape
-from nas.study.export import read_checkpoint
+from nas.study.report.export import read_checkpoint
 
 
 def transforms(source: str | Path | dict[str, Any] | Student) -> v2.Compose:

@@ -29,7 +29,7 @@ from nas.model.space import InputShape, ModelSettings, Space, StageOverride, che
 from nas.model.weights import UnreadableWeights, load_weights
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.pareto import TrialRow, best_row
-from nas.study.report import StudyData
+from nas.study.report.summary import StudyData
 
 FORMAT = 1
 # How `nas.data` made the pixels the model was trained on, as timm's pretrained_cfg records it:

@@ -25,8 +25,8 @@ from nas.model.candidate import Candidate
 from nas.model.genome import Genome
 from nas.model.objectives import OBJECTIVES
 from nas.model.space import InputShape, Space
-from nas.study.budget import Budget
-from nas.study.search import genome_params
+from nas.study.search.budget import Budget
+from nas.study.search.loop import genome_params
 
 KEPT = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 

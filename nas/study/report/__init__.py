@@ -1,0 +1,1 @@
+"""Reading finished studies back: the summary, its tables and plot, export, reproduce and delete."""
