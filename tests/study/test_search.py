@@ -310,7 +310,7 @@ def test_a_search_draws_the_trial_after_a_repeat_at_random(capsys: pytest.Captur
     assert result["reused"] >= 3 and after
     space = load_space(TINY)
     for trial in after:
-        sampler = loop.make_sampler("random", loop.workers.worker_seed(3, trial.number))
+        sampler = loop.make_sampler("random", loop.shared_study.worker_seed(3, trial.number))
         drawn = loop.sample_genome(optuna.create_study(sampler=sampler).ask(), space)
         genome = drawn.rounded(space.model.divisor)
         assert (genome.notation, genome.attention) == (trial.user_attrs["genome"],
