@@ -55,6 +55,17 @@ def nested_overrides(table: dict[str, Any], where: str, sections: dict[str, type
     return nested
 
 
+def dotted_keys(nested: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, the inverse of `nested_overrides`; lists, scalars and
+    empty tables are leaves."""
+    if not isinstance(nested, dict) or (not nested and prefix):
+        return {prefix: nested}
+    flat: dict[str, Any] = {}
+    for key, item in nested.items():
+        flat.update(dotted_keys(item, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
 def _put(nested: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         nested = nested.setdefault(part, {})

@@ -38,7 +38,7 @@ from typing import Any
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
-from nas.model.overrides import SECTIONS, laid_over, nested_overrides, override_space
+from nas.model.overrides import SECTIONS, dotted_keys, laid_over, nested_overrides, override_space
 from nas.model.recipe import MAX_EPOCHS, MAX_SEED
 from nas.model.sections import read_toml
 from nas.model.space import Space, check_keys, load_space, locate
@@ -233,14 +233,10 @@ def _arm(table: Any, base: Space, where: str) -> Arm:
                tuple(sorted(_flatten(nested))))
 
 
-def _flatten(nested: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    pairs: list[tuple[str, Any]] = []
-    for key, value in nested.items():
-        if isinstance(value, dict) and value:
-            pairs += _flatten(value, f"{prefix}{key}.")
-        else:
-            pairs.append((f"{prefix}{key}", tuple(value) if isinstance(value, list) else value))
-    return pairs
+def _flatten(nested: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(dotted key, value) pairs, lists as tuples: hashable, for an arm's keys."""
+    return [(key, tuple(value) if isinstance(value, list) else value)
+            for key, value in dotted_keys(nested).items()]
 
 
 def train_command(arm: Arm, data: str, size: str | None, seed: int) -> str:

@@ -19,12 +19,11 @@ from typing import Any
 
 from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
-from nas.model.overrides import override_space
+from nas.model.overrides import SECTIONS, dotted_keys, override_space
 from nas.model.space import Space
 from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
-RECIPE_SECTIONS = ("train", "distill", "teacher")
 FINAL_SUBSET = "train.train_per_class"  # a retrained final model takes the space file's subset
 SHOWN = 4                       # changed keys named with their values; the rest by name
 
@@ -38,19 +37,9 @@ def fingerprint(space: Space) -> dict[str, Any]:
                              "teacher": asdict(space.teacher)}
     for index, stage in enumerate(space.stages, 1):
         parts[f"stage[{index}]"] = asdict(stage)
-    flat = _flatten(json.loads(json.dumps(parts)))
+    flat = dotted_keys(json.loads(json.dumps(parts)))
     flat.pop(SCHEDULE, None)
     flat["stages"] = len(space.stages)
-    return flat
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists and scalars are leaves."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
     return flat
 
 
@@ -134,7 +123,7 @@ def searched_recipe(space: Space, stored: Any) -> Space:
     if not isinstance(stored, dict):
         return space
     keys = [key for key in changed_keys(fingerprint(space), stored)
-            if key.split(".")[0] in RECIPE_SECTIONS and key != FINAL_SUBSET]
+            if key.split(".")[0] in SECTIONS and key != FINAL_SUBSET]
     if not keys:
         return space
     return override_space(space, {key: stored[key] for key in keys}, "the study's recipe")
