@@ -156,9 +156,9 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None]
     threads = max(1, 2 // args.retrain)
     started = time.perf_counter()
-    procs = []
+    procs, scale = [], retrain_scale(args)
     for row in ranked[:args.retrain]:
-        epochs = max(1, int(seconds // (epoch_seconds(args.url, row.run_id) * retrain_scale(args))))
+        epochs = max(1, int(seconds // (epoch_seconds(args.url, row.run_id) * scale)))
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
                 "--device", "cpu", "--threads", str(threads)]
@@ -278,8 +278,8 @@ def main() -> None:
     parser.add_argument("--budget-flops", default="0.1G", help="or 'hand': the hand design's FLOPs")
     parser.add_argument("--train-per-class", type=int, default=None, help="the subset, every arm")
     parser.add_argument("--search-per-class", type=int, default=None,
-                        help="the search arms' (a, b, d) trials only; the retraining and arm c "
-                             "keep --train-per-class or the space's subset")
+                        help="the search arms' (a, b, d) trials only; arm c keeps --train-per-class "
+                             "(else the space's subset), the retraining the space's subset")
     parser.add_argument("--random-epochs", type=int, default=3,
                         help="arm b's epochs per trial (its full fidelity)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
