@@ -94,15 +94,16 @@ def _print_studies(args: argparse.Namespace, studies: list[Any], fmt: str) -> in
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial."""
-    from nas.store.runs import Store
-    from nas.study.report import export
-    from nas.study.report.summary import read_study
-
+    """Write a self-contained checkpoint (and ONNX) of the best or a chosen trial. The flags
+    and the target files are checked before torch is imported: a refusal takes no time."""
     if args.retrain_epochs is not None and not 1 <= args.retrain_epochs <= MAX_EPOCHS:
         raise SpaceError(f"--retrain-epochs must be between 1 and {MAX_EPOCHS}, got "
                          f"{str(args.retrain_epochs)[:30]}")
     _check_targets(args)
+    from nas.store.runs import Store
+    from nas.study.report import export
+    from nas.study.report.summary import read_study
+
     if args.onnx:
         export.require_onnx(Path(args.onnx))
     data = read_study(args.storage, args.study)
