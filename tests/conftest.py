@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# pytest-xdist's workers get COLUMNS=80 and LINES=24, which `nas` rightly reads as a terminal's
+# width; the tests check what a file or a pipe gets (whole lines), as in a plain `pytest` run.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(autouse=True, scope="session")
