@@ -21,8 +21,9 @@ Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every 
 `--budget-flops hand` is the hand design's FLOPs at the input size (the retrained best then
 competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the paired difference
 of test accuracy over seeds with its 95 % t-interval (nas.study.ablation.stats.paired).
-`--quick`: 1.25 minutes per arm (about 17 minutes in all), 3 seeds, the searches on 200
-training images per class (`--search-per-class`), no throughput step.
+`--quick`: 1.25 minutes per arm, 3 seeds, the searches on 200 training images per class
+(`--search-per-class`), cross-entropy (`--set distill.loss=none`, unless a --set names the loss:
+a teacher for the searches' subset would take arm (a)'s first seed), no throughput step.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
@@ -286,8 +287,8 @@ def main() -> None:
                         help="a recipe override for every nas command of every arm, e.g. "
                              "distill.loss=none (export --retrain keeps the study's)")
     parser.add_argument("--quick", action="store_true",
-                        help="1.25 min per arm, 3 seeds, searches on 200 per class, no throughput "
-                             "step")
+                        help="1.25 min per arm, 3 seeds, searches on 200 per class, "
+                             "distill.loss=none, no throughput step")
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
@@ -306,6 +307,8 @@ def main() -> None:
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.25, 3, 0
         args.search_per_class = args.search_per_class or 200
+        if not any(setting.startswith("distill.loss=") for setting in args.set):
+            args.set.append("distill.loss=none")
     from nas.units import parse_quantity
 
     args.budget = (hand_flops(args) if args.budget_flops == "hand"
