@@ -10,6 +10,7 @@ them, so that `nas space FILE` validates a whole file without importing torch;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
@@ -220,6 +221,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "SearchConfig.sampler": tuple(SAMPLERS),
     "SearchConfig.latency_backend": LATENCY_BACKENDS,
 }
+
+
+def used_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe (sections as JSON, as runs store them) as training reads it: cross-entropy
+    (`distill.loss = "none"`) builds no teacher and reads no other distillation key, so its
+    `distill` is the loss alone and it has no `teacher`. Keys, fingerprints and reuse compare
+    this form, so a change to a distillation default never invalidates a CE result."""
+    distill = recipe.get("distill")
+    if not isinstance(distill, dict) or distill.get("loss") != "none":
+        return recipe
+    return {**{k: v for k, v in recipe.items() if k != "teacher"}, "distill": {"loss": "none"}}
 
 
 def view_ops(config: AugmentConfig, where: str,

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
-from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig
+from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig, used_recipe
 from nas.model.sections import check_fields, parse_section, read_toml
 
 DEFAULT_SPACE = "seed.toml"
@@ -183,6 +183,11 @@ class Space:
     @property
     def overrides(self) -> tuple[StageOverride, ...]:
         return tuple(stage.override for stage in self.stages)
+
+    def recipe(self) -> dict[str, Any]:
+        """The train, distill and teacher sections as training reads them (`used_recipe`)."""
+        return used_recipe({"train": asdict(self.train), "distill": asdict(self.distill),
+                            "teacher": asdict(self.teacher)})
 
     @property
     def min_stages(self) -> int:

@@ -381,3 +381,46 @@ def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.Capt
                               text=True, cwd=tmp_path, timeout=300)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["test_accuracy"] == pytest.approx(float(row["test_mean"]))
+
+
+CE_ONLY = '''seeds = [0]
+
+[[arm]]
+name = "ce"
+genome = "[1,8,1,1,0]"
+attention = "eca"
+distill.loss = "none"
+distill.temperature = {temperature}
+teacher.epochs = {teacher_epochs}
+'''
+
+
+def test_a_ce_arm_is_keyed_on_the_loss_alone(tmp_path: Path, calls: list[tuple[str, int]]) -> None:
+    """Cross-entropy reads no other distillation or teacher key: changing one (a new default
+    temperature) keeps the CE runs, and runs stored under the key CE arms had before, with the
+    whole sections, are still found."""
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    path = write(tmp_path, CE_ONLY.format(temperature=4.0, teacher_epochs=2))
+    assert ablate(path, storage) == 0 and len(calls) == 1
+    path = write(tmp_path, CE_ONLY.format(temperature=2.0, teacher_epochs=3))
+    assert ablate(path, storage) == 0 and len(calls) == 1          # reused
+
+    store = Store(storage)
+    (run,) = store.list_runs("ablate/t")
+    arm = load_ablation(write(tmp_path, CE_ONLY.format(temperature=4.0, teacher_epochs=2))).arms[0]
+    former = arm.former_key("8x8", "digits", run.recipe["distill"])
+    assert former != arm.key("8x8", "digits")
+    store.update_run(run.id, meta={**run.meta, "ablation": {**run.meta["ablation"], "key": former}})
+    assert ablate(path, storage) == 0 and len(calls) == 1          # found under its former key
+    path = write(tmp_path, CE_ONLY.format(temperature=4.0, teacher_epochs=2).replace(
+        'genome = "[1,8,1,1,0]"', 'genome = "[1,16,1,1,0]"'))
+    assert ablate(path, storage) == 0 and len(calls) == 2          # another arm: trained
+
+
+def test_a_ce_arm_differing_only_in_distillation_keys_is_the_baseline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = CE_ONLY.format(temperature=4.0, teacher_epochs=2) + (
+        '\n[[arm]]\nname = "ce at T 2"\ngenome = "[1,8,1,1,0]"\nattention = "eca"\n'
+        'distill.loss = "none"\ndistill.temperature = 2.0\n')
+    assert ablate(write(tmp_path, body), f"sqlite:///{tmp_path / 'a.db'}") == 2
+    assert "arm 'ce at T 2' is identical to the baseline 'ce'" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from nas.cli import main
 from nas.model.space import load_space
 from nas.store.runs import Store
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.search import loop
+from nas.study.search import identity, loop
 from nas.study.search.loop import Budget, default_study_name
 from tests.conftest import make_image_folder
 from tests.fake_training import fake_train_genome
@@ -358,6 +358,31 @@ def test_a_rerun_with_another_recipe_or_genes_is_refused(
     assert len(load(db, "x").trials) == before                     # nothing sampled or trained
     assert main([*argv[:-4], "--study", "x-2", "--trials", "3"]) == 0   # a new name is fine
     assert main(argv[:-2] + ["--trials", "1", "--epochs", "2"]) == 2     # --epochs is no cure
+
+
+def test_a_ce_study_continues_when_a_key_ce_does_not_read_changes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path, fake: None) -> None:
+    """Cross-entropy's fingerprint holds the loss alone: a new default temperature or teacher
+    neither refuses a CE study (one fingerprinted with those keys, too) nor its stored runs."""
+    db, space = tmp_path / "s.db", tmp_path / "space.toml"
+    ce = '[distill]\nloss = "none"\ntemperature = {}\n\n[search]'
+    edited_space(space, "[search]", ce.format(4.0))
+    argv = ["search", "--space", str(space), "--data", str(folder), "--image-size", "8x8",
+            "--storage", f"sqlite:///{db}", "--quiet", "--study", "x", "--trials", "2"]
+    assert main(argv) == 0
+    attrs = load(db, "x").user_attrs["nas"]
+    assert attrs["fingerprint"]["distill.loss"] == "none"
+    assert not [key for key in attrs["fingerprint"] if key.startswith(("teacher.", "distill.t"))]
+    old_style = {**attrs, "fingerprint": {**attrs["fingerprint"], "distill.temperature": 4.0,
+                                          "teacher.kind": "genome"}}
+    load(db, "x").set_user_attr("nas", old_style)
+    edited_space(space, "[search]", ce.format(2.0)).write_text(
+        space.read_text().replace('attention = "eca"\nepochs = 2', 'attention = "se"\nepochs = 7'))
+    capsys.readouterr()
+    assert main(argv[:-1] + ["4"]) == 0, capsys.readouterr().err
+    (run, *_) = Store(f"sqlite:///{db}").list_runs("x")
+    assert run.recipe["distill"]["temperature"] == 4.0
+    assert identity.same_recipe(run.recipe, {**run.recipe, "distill": {"loss": "none"}})
 
 
 def test_a_study_made_before_fingerprints_stores_one_and_reuses_only_its_recipe(

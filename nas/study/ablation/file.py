@@ -60,18 +60,24 @@ class Arm:
     overrides: tuple[tuple[str, Any], ...] = ()    # (dotted key, value) as written
 
     def identity(self, size: str | None) -> dict[str, Any]:
-        """Everything that decides what this arm trains, at input size `size`."""
+        """Everything that decides what this arm trains, at input size `size`: a cross-entropy
+        arm's recipe holds the loss alone (`Space.recipe`)."""
         space = self.space
         return {"genome": self.genome.notation, "attention": self.genome.attention,
                 "image_size": self.image_size or size, "model": space.model.key(),
                 "stages": [asdict(o) for o in space.overrides],
-                "input": str(space.input) if space.input else None,
-                **{name: asdict(getattr(space, name)) for name in SECTIONS}}
+                "input": str(space.input) if space.input else None, **space.recipe()}
 
     def key(self, size: str | None, data: str) -> str:
         """A short hash of the arm's identity and the data: the runs' and the claims' key."""
-        text = json.dumps({"arm": self.identity(size), "data": data}, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _hash({"arm": self.identity(size), "data": data})
+
+    def former_key(self, size: str | None, data: str, distill: dict[str, Any]) -> str:
+        """The key a cross-entropy arm had before CE arms were keyed on the loss alone (every
+        section whole), with `distill` (a stored run's) as its distill section: runs stored
+        then are found under it."""
+        identity = {**self.identity(size), "distill": distill, "teacher": asdict(self.space.teacher)}
+        return _hash({"arm": identity, "data": data})
 
     @property
     def changes(self) -> str:
@@ -151,6 +157,11 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
     groups = _groups(data, base, size, where)
     return Ablation(where, _text(data, "name", Path(str(path)).stem, where), space_path,
                     _text(data, "data", "digits", where), size, tuple(seeds), groups)
+
+
+def _hash(value: dict[str, Any]) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _seeds(seeds: Any, where: str) -> tuple[int, ...]:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.model.recipe import used_recipe
 from nas.model.space import Space
 from nas.store.claims import MINE, TAKEN, Claim, claim, holder_dead, release, worker_name
 from nas.store.runs import RunRecord, Store
@@ -39,6 +40,20 @@ class ArmResult:
     key: str
     runs: dict[int, RunRecord] = field(default_factory=dict)
     command: str = ""          # the `nas train` line that retrains one seed of this arm
+    size: str | None = None    # the arm's input size and data label, as its key has them
+    data: str = ""
+
+    def keys(self, run: RunRecord) -> bool:
+        """Whether `run` is stored under this arm's key, or, for a cross-entropy arm, under the
+        key it had before CE arms were keyed on the loss alone (with the run's own distill
+        section)."""
+        stored = (run.meta or {}).get("ablation", {}).get("key")
+        if stored == self.key:
+            return True
+        distill = (run.recipe or {}).get("distill")
+        return (self.arm.space.distill.loss == "none" and isinstance(distill, dict)
+                and distill.get("loss") == "none"
+                and stored == self.arm.former_key(self.size, self.data, distill))
 
     def values(self, metric: str) -> dict[int, float]:
         return {s: getattr(r, metric) for s, r in self.runs.items() if getattr(r, metric) is not None}
@@ -88,8 +103,9 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
     cells: dict[str, ArmResult] = {}
     for group in ablation.groups:
         for arm in group.arms:
-            key = arm.key(arm_size(ablation, arm, size), data_label(source))
-            cells.setdefault(key, ArmResult(arm, key))
+            shape, data = arm_size(ablation, arm, size), data_label(source)
+            key = arm.key(shape, data)
+            cells.setdefault(key, ArmResult(arm, key, size=shape, data=data))
     if train:
         contexts = Contexts(opener)
         pending = [(seed, cell) for seed in ablation.seeds for cell in cells.values()]
@@ -106,7 +122,7 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
     else:
         stored = store.list_runs(ablation.study)
         for cell in cells.values():
-            cell.runs = _newest(stored, cell.key, ablation.seeds)
+            cell.runs = _newest(stored, cell, ablation.seeds)
     return [GroupResult(g, [_result(cells, ablation, a, size, source) for a in g.arms])
             for g in ablation.groups]
 
@@ -128,38 +144,37 @@ class Contexts:
 
     def get(self, arm: Arm, size: str | None) -> Any:
         space = arm.space
-        key = json.dumps({"size": size, "teacher": asdict(space.teacher),
+        key = json.dumps({"size": size, "teacher": space.recipe().get("teacher"),
                           "augment": asdict(space.train.augment),
-                          "split": space.train.split_kwargs(),
-                          "teacherless": space.distill.loss == "none"}, sort_keys=True)
+                          "split": space.train.split_kwargs()}, sort_keys=True)
         if key not in self.prepared:
             self.prepared[key] = self.opener(space, size)
         ctx = self.prepared[key]
         return replace(ctx, space=replace(ctx.space, train=space.train, distill=space.distill))
 
 
-def _matches(run: RunRecord, key: str, seed: int) -> bool:
-    return (run.status == "ok" and run.seed == seed
-            and (run.meta or {}).get("ablation", {}).get("key") == key)
+def _matches(run: RunRecord, cell: ArmResult, seed: int) -> bool:
+    return run.status == "ok" and run.seed == seed and cell.keys(run)
 
 
-def _newest(runs: list[RunRecord], key: str, seeds: tuple[int, ...]) -> dict[int, RunRecord]:
-    """The newest stored 'ok' run of each seed of this arm key (without checking the context)."""
+def _newest(runs: list[RunRecord], cell: ArmResult, seeds: tuple[int, ...]) -> dict[int, RunRecord]:
+    """The newest stored 'ok' run of each seed of this arm (without checking the context)."""
     found: dict[int, RunRecord] = {}
     for run in runs:
         for seed in seeds:
-            if _matches(run, key, seed):
+            if _matches(run, cell, seed):
                 found[seed] = run
     return found
 
 
-def _stored(ctx: Any, study: str, key: str, seed: int) -> RunRecord | None:
-    """A stored run of this cell made with exactly this recipe, data and teacher."""
+def _stored(ctx: Any, study: str, cell: ArmResult, seed: int) -> RunRecord | None:
+    """A stored run of this cell made with exactly this recipe (as training reads it), data
+    and teacher."""
     from nas.train.experiment import recipe
 
-    wanted = json.loads(json.dumps(recipe(ctx, ctx.space.train.epochs)))
+    wanted = used_recipe(json.loads(json.dumps(recipe(ctx, ctx.space.train.epochs))))
     for run in reversed(ctx.store.list_runs(study)):
-        if (_matches(run, key, seed) and run.recipe == wanted
+        if (_matches(run, cell, seed) and used_recipe(run.recipe or {}) == wanted
                 and run.data_fingerprint == ctx.data.fingerprint
                 and run.teacher_fingerprint == ctx.teacher.fingerprint):
             return run
@@ -172,14 +187,14 @@ def _cell(ctx: Any, study: str, cell: ArmResult, seed: int, on_run: OnRun,
     None, without `wait`, when another live worker holds it."""
     store: Store = ctx.store
     while True:
-        found = _stored(ctx, study, cell.key, seed)
+        found = _stored(ctx, study, cell, seed)
         if found is not None:
             return found
         held = _claim(store, study, cell, seed, poll_s, wait=wait)
         if held is None:
             return None
         try:
-            found = _stored(ctx, study, cell.key, seed)
+            found = _stored(ctx, study, cell, seed)
             return found if found is not None else _train(ctx, study, cell, seed, on_run)
         finally:
             release(store, held)

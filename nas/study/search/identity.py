@@ -5,7 +5,9 @@ The fingerprint is a flat dict of dotted keys (`distill.loss`, `stage[1].c`, `tr
 is made (or first continued, for a study made before fingerprints). A rerun whose fingerprint
 differs is refused naming the changed keys: its trials would mix recipes, and changed gene
 choices break Optuna's distributions. `train.epochs` is left out: `--epochs` and `--rungs` are
-the search's schedule, which a continued study may change. A stored run is reused only when its
+the search's schedule, which a continued study may change. A cross-entropy recipe
+(`distill.loss = "none"`) holds the loss alone, no other distillation or teacher key: it reads
+none of them (a study fingerprinted with them still continues). A stored run is reused only when its
 recipe is the search's own (`train.epochs` aside, the same rule). The objectives (`--objectives`)
 and how latency is timed (backend and threads) are part of the identity too: Optuna's values of
 one study must mean the same thing in every trial.
@@ -20,6 +22,7 @@ from typing import Any
 from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.overrides import SECTIONS, dotted_keys, override_space
+from nas.model.recipe import used_recipe
 from nas.model.space import Space
 from nas.units import plural
 
@@ -33,8 +36,7 @@ def fingerprint(space: Space) -> dict[str, Any]:
     gene choices of `space`, as dotted keys to JSON values."""
     parts: dict[str, Any] = {"model": space.model.key(), "attention": list(space.attention),
                              "input": str(space.input) if space.input else None,
-                             "train": asdict(space.train), "distill": asdict(space.distill),
-                             "teacher": asdict(space.teacher)}
+                             **space.recipe()}
     for index, stage in enumerate(space.stages, 1):
         parts[f"stage[{index}]"] = asdict(stage)
     flat = dotted_keys(json.loads(json.dumps(parts)))
@@ -105,7 +107,7 @@ def same_recipe(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     """Whether a run's stored recipe is `wanted` (both JSON), the schedule (train.epochs) aside."""
     if not isinstance(stored, dict):
         return False
-    return _without_schedule(stored) == _without_schedule(wanted)
+    return _without_schedule(used_recipe(stored)) == _without_schedule(used_recipe(wanted))
 
 
 def _without_schedule(recipe: dict[str, Any]) -> dict[str, Any]:
