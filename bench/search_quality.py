@@ -31,6 +31,9 @@ genome's test accuracy (arm a: its retrained student's), the hypervolume of the 
 the reference point REFERENCE fixed below), and the time at which the arm first reached arm (b)'s
 final hypervolume of the same seed. Then genomes judged per hour of the same search (TPE, rungs)
 run as `--jobs 2 --threads 1` and as `--jobs 1 --threads 2`, side by side.
+The JSON of the runs (`--out`) is written after every seed; `--combine A.json B.json` reports
+over the seeds of several runs, so a long benchmark can run a seed or two at a time
+(`--seeds 1 --first-seed 1`, ...).
 The teacher and the data cache are made once (the probe) and shared by every run.
 """
 
@@ -303,7 +306,14 @@ def main() -> None:
                         help="skip the three arms; only the --jobs/--threads comparison")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "nas-search-quality"),
                         help="databases, data cache and the JSON of the runs")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", default=None,
+                        help="report over the seeds of earlier runs' JSON files (a long "
+                             "benchmark run a seed or two at a time, --first-seed apart); "
+                             "trains nothing")
     args = parser.parse_args()
+    if args.combine:
+        report(combined(args.combine))
+        return
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.25, 3, 0
         args.search_per_class = args.search_per_class or 200
@@ -327,6 +337,7 @@ def main() -> None:
         return
     hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
     results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
+    saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results["a"].append(default_arm(args, env, seed, seconds))
         results["b"].append(search_arm(args, env, f"b-{seed}", seed,
@@ -339,12 +350,47 @@ def main() -> None:
             f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
             f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
             flush=True)
+        save(results, seed, saved)    # every whole seed, so a killed run keeps what it did
     report(results)
     if args.throughput_minutes != 0:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
+
+
+def save(results: dict[str, list[dict[str, Any]]], seed: int, path: Path) -> None:
+    """The arms' results so far (without their trial rows) and their seeds, as JSON, written
+    whole through a temporary file."""
+    count = len(results["a"])
     kept = {arm: [{k: v for k, v in r.items() if k != "rows"} for r in runs]
             for arm, runs in results.items()}
-    (out / f"quality-{stamp}.json").write_text(json.dumps(kept, indent=1, default=str))
+    kept["seeds"] = list(range(seed - count + 1, seed + 1))
+    partial = path.with_suffix(".part")
+    partial.write_text(json.dumps(kept, indent=1, default=str))
+    partial.replace(path)
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit 2."""
+    print(f"search_quality: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The arms' results of several runs' JSON, seed by seed; a seed in two files is refused."""
+    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
+    seen: dict[int, str] = {}
+    for path in paths:
+        try:
+            kept = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            fail(f"--combine {path}: {error}")
+        for seed in kept.get("seeds", []):
+            if seed in seen:
+                fail(f"--combine: seed {seed} is in both {seen[seed]} and {path}")
+            seen[seed] = path
+        for arm, runs in results.items():
+            runs.extend(kept.get(arm, []))
+    print(f"seeds {sorted(seen)} from {len(paths)} files", flush=True)
+    return results
 
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
