@@ -131,11 +131,14 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
            on_trial: Callable[[Any, Tally], None] | None = None,
            ctx: Context | None = None) -> SearchResult:
     """The budgeted Pareto search of `nas search` (one process, no warm starts): `budget` in
-    FLOPs ("0.2G" or a number), `trials` genomes judged; continues `study` when it exists."""
+    FLOPs ("0.2G" or a number), `trials` genomes judged; continues `study` when it exists. The
+    trials train on the space's `[search] train_per_class` subset when it sets one, and the
+    schedule is `epochs` and `rungs`, else the space's (a `ctx` given keeps its own data)."""
     checked("trials", trials, MAX_TRIALS)
     checked("epochs", epochs, MAX_EPOCHS)
-    chosen = ctx.space if ctx is not None else resolve_space(space, data, recipe)
+    chosen = ctx.space if ctx is not None else resolve_space(space, data, recipe).for_trials()
     conf = chosen.search
+    schedule = conf.schedule(epochs, rungs)
     objectives = tuple(conf.objectives)
     limits = budget_of(budget, budget_params, objectives, conf)
     if ctx is None:
@@ -145,9 +148,9 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
         check_reachable(limits, ctx.space, ctx.data)
     settings = SearchSettings(
         study=study or default_study_name(ctx.space, data, ctx.data.image_size, limits, objectives),
-        trials=trials or conf.trials, epochs=epochs or (rungs[-1] if rungs else conf.epochs),
-        sampler=sampler or conf.sampler, seed=conf.seed if seed is None else seed, budget=limits,
-        objectives=objectives, rungs=tuple(rungs))
+        trials=trials or conf.trials, epochs=schedule[0], sampler=sampler or conf.sampler,
+        seed=conf.seed if seed is None else seed, budget=limits, objectives=objectives,
+        rungs=schedule[1])
     with _quiet_optuna():
         found = open_study(ctx, settings, data)
         tally = run_search(ctx, settings, found, on_trial=on_trial)

@@ -109,3 +109,20 @@ def test_recipe_keys_and_sizes_are_checked_before_any_work(tmp_path: Path) -> No
         nas.search("tiny.toml", epochs="3")  # type: ignore[arg-type]
     with pytest.raises(SpaceError, match=r"shape must be \(C, H, W\)"):
         nas.build_model("[1,8,1,1,0]", shape=(3, 16, 16, 1))
+
+
+def test_search_takes_the_spaces_search_subset_and_rungs(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `nas search`: [search] train_per_class is the trials' subset, and [search] epochs and
+    rungs their schedule, unless `epochs` or `rungs` is given."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    recipe = {"search.epochs": 2, "search.rungs": [1, 2], "search.train_per_class": 20}
+    found = nas.search("tiny.toml", trials=2, storage=url, study="s", image_size="8x8",
+                       recipe=recipe, device="cpu")
+    runs = found.context.store.list_runs("s")
+    assert {(r.recipe["train"]["train_per_class"], r.recipe["train"]["epochs"]) for r in runs} == {(20, 2)}
+    assert all(t.user_attrs.get("rungs") for t in found.study.trials)
+    found = nas.search("tiny.toml", trials=1, epochs=1, storage=url, study="t", image_size="8x8",
+                       recipe=recipe, device="cpu")
+    assert [t.user_attrs.get("rungs") for t in found.study.trials] == [None]

@@ -45,18 +45,25 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace, space: Space) -> tuple[Any, int, int, tuple[int, ...]]:
     """(budget, trials, epochs, rungs) from the flags, else the space's [search]; bad values ->
-    exit 2. With --rungs and no --epochs, the schedule ends at the last rung."""
+    exit 2 (the schedule: `SearchConfig.schedule`)."""
     from nas.api import checked
     from nas.study.search.budget import budget_from
 
     conf = space.search
     budget = budget_from(budget_texts(args), objectives(args, space), conf)
     trials = args.trials if args.trials is not None else conf.trials
-    rungs = parse_rungs(args.rungs, args.epochs) if args.rungs else ()
-    epochs = args.epochs if args.epochs is not None else (rungs[-1] if rungs else conf.epochs)
+    epochs, rungs = conf.schedule(args.epochs, parse_rungs(args.rungs, args.epochs) if args.rungs else ())
     checked("--trials", trials, MAX_TRIALS)
     checked("--epochs", epochs, MAX_EPOCHS)
     return budget, trials, epochs, rungs
+
+
+def _schedule_text(space: Space, settings: Any) -> str:
+    """'12 epochs each on 200 images per class, pruned at rungs 6,12'."""
+    per_class = space.train.train_per_class
+    return (f"{plural(settings.epochs, 'epoch')} each"
+            + (f" on {per_class:,} images per class" if per_class else "")
+            + (f", pruned at rungs {','.join(map(str, settings.rungs))}" if settings.rungs else ""))
 
 
 def objectives(args: argparse.Namespace, space: Space) -> tuple[str, ...]:
@@ -83,7 +90,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
     )
     from nas.units import parse_duration
 
-    space = with_subset(resolve_space(args.space, args.data), args)
+    space = with_subset(resolve_space(args.space, args.data).for_trials(), args)
     budget, trials, epochs, rungs = _settings(args, space)
     starts = warmstart.resolve(args.enqueue, args.no_enqueue, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())
@@ -112,8 +119,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
             return _parent(args, view, ctx, settings, started)
         study = open_study(ctx, settings, args.data)
         view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)};"
-                 f" training {plural(trials, 'genome')}, {plural(epochs, 'epoch')} each"
-                 + (f", pruned at rungs {','.join(map(str, rungs))}" if rungs else ""))
+                 f" training {plural(trials, 'genome')}, {_schedule_text(ctx.space, settings)}")
         clock = TrialClock()
         tally = run_search(ctx, settings, study,
                            on_trial=clock.counting(_trial_line(view, trials, bool(budget.limits))),
@@ -192,7 +198,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
                                              is None else f"{remaining:.0f}s"})]
     view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
              f"{plural(count, 'worker')} x {plural(args.threads, 'thread')} training "
-             f"{plural(trials, 'genome')}")
+             f"{plural(trials, 'genome')}, {_schedule_text(ctx.space, settings)}")
     poller = processes.StudyPoller(ctx.store.url, name)
     workers = processes.start([argv] * count, quota=quota)
     try:

@@ -9,6 +9,7 @@ them, so that `nas space FILE` validates a whole file without importing torch;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,8 @@ class SearchConfig:
     budget_latency: str = ""        # e.g. "2ms" (latency among the objectives)
     latency_backend: str = "torch"  # or "onnxruntime" (when installed): what times a genome
     enqueue: tuple[str, ...] = ()   # genomes judged first (warm start), e.g. "[2,8,6,1,0] eca"
+    rungs: tuple[int, ...] = ()     # e.g. [6, 12]: pruning rungs within `epochs` (with the file's epochs)
+    train_per_class: int = 0        # the trials' subset per class (0: [train] train_per_class)
 
     def check(self, where: str) -> None:
         """Budgets, the timeout and the enqueued genomes are parsed here, so `nas space` names
@@ -186,11 +189,23 @@ class SearchConfig:
         _choice(self, where, "latency_backend")
         _require(where, "trials", 1 <= self.trials <= MAX_TRIALS, f"between 1 and {MAX_TRIALS}", self.trials)
         _require(where, "epochs", 1 <= self.epochs <= MAX_EPOCHS, f"between 1 and {MAX_EPOCHS}", self.epochs)
+        increasing = list(self.rungs) == sorted(set(self.rungs))
+        _require(where, "rungs", increasing and all(1 <= r <= self.epochs for r in self.rungs),
+                 f"increasing epochs from 1 to search.epochs ({self.epochs})", list(self.rungs))
+        _require(where, "train_per_class", self.train_per_class == 0 or 2 <= self.train_per_class <= 10**9,
+                 "0 (train.train_per_class) or between 2 and 1000000000", self.train_per_class)
         check_seed(self.seed, f"{where}.seed")
         parse_objectives(self.objectives, f"{where}.objectives")
         self.budgets(where)
         self.timeout_seconds(where)
         self.enqueued(where)
+
+    def schedule(self, epochs: int | None, rungs: Sequence[int]) -> tuple[int, tuple[int, ...]]:
+        """A search's (epochs, rungs): those given (rungs alone end the schedule at the last), else
+        the file's; the file's rungs go with the file's epochs, so either given replaces both."""
+        if epochs is None and not rungs:
+            return self.epochs, self.rungs
+        return (epochs if epochs is not None else rungs[-1]), tuple(rungs)
 
     def enqueued(self, where: str = "[search]") -> tuple[Genome, ...]:
         """The `enqueue` list parsed (`Genome.parse`: stages, then an optional attention word)."""

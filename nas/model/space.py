@@ -184,6 +184,14 @@ class Space:
     def overrides(self) -> tuple[StageOverride, ...]:
         return tuple(stage.override for stage in self.stages)
 
+    def for_trials(self) -> Space:
+        """This space as a search's trials train: on `[search] train_per_class` images per class
+        when the file sets it (a final model, `nas export --retrain`, keeps `[train]`'s)."""
+        per_class = self.search.train_per_class
+        if not per_class:
+            return self
+        return replace(self, train=replace(self.train, train_per_class=per_class))
+
     def recipe(self) -> dict[str, Any]:
         """The train, distill and teacher sections as training reads them (`used_recipe`)."""
         return used_recipe({"train": asdict(self.train), "distill": asdict(self.distill),

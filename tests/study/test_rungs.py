@@ -209,3 +209,77 @@ def test_epoch_loss_summed_on_device_equals_the_per_step_float_sum(ctx: Context)
     for value, size in steps:
         total += value * size
     assert result.history[0]["loss"] == total / sum(size for _, size in steps)
+
+
+def searched(tmp_path: Path, capsys: pytest.CaptureFixture[str], search: str,
+             *flags: str) -> tuple[int, str, list[optuna.trial.FrozenTrial]]:
+    """`nas search` on tiny.toml with `search` as its [search] keys: (exit code, stderr,
+    trials)."""
+    space = tmp_path / "space.toml"
+    space.write_text(Path(TINY).read_text().replace("[search]\ntrials = 4\nepochs = 1",
+                                                    f"[search]\ntrials = 4\n{search}"))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code = main(["search", "--space", str(space), "--data", "digits", "--image-size", "8x8",
+                 "--storage", db, "--quiet", "--json", "--study", f"s{len(flags)}", *flags])
+    out, err = capsys.readouterr()
+    if code:
+        return code, err, []
+    return code, err, optuna.load_study(study_name=json.loads(out)["study"], storage=db).get_trials()
+
+
+def test_the_space_files_search_schedule_and_subset_are_the_defaults(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """[search] epochs, rungs and train_per_class: the trials' schedule and subset unless a flag
+    replaces them; the final model (`export --retrain`) trains on [train]'s subset."""
+    from nas.store.runs import Store
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    keys = "epochs = 2\nrungs = [1, 2]\ntrain_per_class = 20"
+    code, _, trials = searched(tmp_path, capsys, keys)
+    assert code == 0
+    trained = [t for t in trials if t.user_attrs.get("outcome") == "trained"]
+    assert trained and all(set(t.user_attrs["rungs"]) == {"1"} for t in trained)  # 2 ends it
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    runs = store.list_runs("s0")
+    assert {(r.recipe["train"]["train_per_class"], r.recipe["train"]["epochs"]) for r in runs} == {(20, 2)}
+
+    assert main(["search", "--space", str(tmp_path / "space.toml"), "--data", "digits",
+                 "--image-size", "8x8", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                 "--study", "said", "--trials", "1"]) == 0
+    assert "training 1 genome, 2 epochs each on 20 images per class, pruned at rungs 1,2" in \
+        capsys.readouterr().err
+    code, _, trials = searched(tmp_path, capsys, keys, "--epochs", "1", "--train-per-class", "30")
+    assert code == 0 and not any(t.user_attrs.get("rungs") for t in trials)   # --epochs: no rungs
+    assert {(r.recipe["train"]["train_per_class"], r.recipe["train"]["epochs"])
+            for r in store.list_runs("s4")} == {(30, 1)}
+
+    out = tmp_path / "final.pt"
+    assert main(["export", "best", "--study", "s0", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                 "--out", str(out), "--retrain-epochs", "1", "--quiet"]) == 0
+    final = torch.load(out, weights_only=False)["recipe"]["train"]
+    assert final["train_per_class"] == 0 and final["epochs"] == 1        # tiny.toml's [train]: all
+
+
+@pytest.mark.parametrize("keys,message", [
+    ("epochs = 2\nrungs = [2, 1]", "space.toml: search.rungs must be increasing epochs from 1 to "
+                                   "search.epochs (2), got [2, 1]"),
+    ("epochs = 2\nrungs = [1, 3]", "space.toml: search.rungs must be increasing epochs from 1 to "
+                                   "search.epochs (2), got [1, 3]"),
+    ("epochs = 2\ntrain_per_class = 1", "space.toml: search.train_per_class must be 0 "
+                                        "(train.train_per_class) or between 2 and 1000000000, got 1"),
+])
+def test_bad_search_keys_are_one_line_and_exit_2(tmp_path: Path, keys: str, message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, _ = searched(tmp_path, capsys, keys)
+    assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
+    """The README's CIFAR-10 search: 200 per class, 12 epochs, rungs 6 and 12; 1,000 for the
+    final model."""
+    from nas.model.space import load_space
+
+    space = load_space("cifar10.toml")
+    assert space.search.schedule(None, ()) == (12, (6, 12))
+    assert (space.for_trials().train.train_per_class, space.train.train_per_class) == (200, 1000)
