@@ -43,7 +43,7 @@ class ArmResult:
     size: str | None = None    # the arm's input size and data label, as its key has them
     data: str = ""
 
-    def keys(self, run: RunRecord) -> bool:
+    def holds(self, run: RunRecord) -> bool:
         """Whether `run` is stored under this arm's key, or, for a cross-entropy arm, under the
         key it had before CE arms were keyed on the loss alone (with the run's own distill
         section)."""
@@ -154,7 +154,7 @@ class Contexts:
 
 
 def _matches(run: RunRecord, cell: ArmResult, seed: int) -> bool:
-    return run.status == "ok" and run.seed == seed and cell.keys(run)
+    return run.status == "ok" and run.seed == seed and cell.holds(run)
 
 
 def _newest(runs: list[RunRecord], cell: ArmResult, seeds: tuple[int, ...]) -> dict[int, RunRecord]:
