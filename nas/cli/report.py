@@ -179,8 +179,26 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
                              progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
     expected = (data.info.get("teacher") or {}).get("fingerprint")
     if expected and new.teacher_fingerprint != expected and not args.quiet:
-        err_console.print(f"note: the teacher ({new.teacher_fingerprint}) is not the study's ({expected})")
+        err_console.print(_teacher_note(new.teacher_fingerprint, expected, space,
+                                        data.info.get("fingerprint")))
     return new
+
+
+def _teacher_note(made: str, expected: str, space: Any, searched: Any) -> str:
+    """Why the final model's teacher is not the study's: its training subset when that differs
+    from the trials' (a teacher is made for its student's images), else only that it is not."""
+    from nas.study.search.identity import FINAL_SUBSET
+
+    final = space.train.train_per_class
+    trials = searched.get(FINAL_SUBSET) if isinstance(searched, dict) else None
+    if trials is not None and trials != final:
+        return (f"note: the final model's teacher ({made}) is made for {_images(final)}, the "
+                f"study's ({expected}) for its trials' {_images(trials)}")
+    return f"note: the teacher ({made}) is not the study's ({expected})"
+
+
+def _images(per_class: int) -> str:
+    return f"{per_class:,} images per class" if per_class else "the whole training set"
 
 
 def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> None:

@@ -256,7 +256,9 @@ def test_the_space_files_search_schedule_and_subset_are_the_defaults(
 
     out = tmp_path / "final.pt"
     assert main(["export", "best", "--study", "s0", "--storage", f"sqlite:///{tmp_path / 's.db'}",
-                 "--out", str(out), "--retrain-epochs", "1", "--quiet"]) == 0
+                 "--out", str(out), "--retrain-epochs", "1"]) == 0
+    err = capsys.readouterr().err.replace("\n", " ")      # the note says why its teacher differs
+    assert "is made for the whole training set, the study's" in err and "20 images per class" in err
     final = torch.load(out, weights_only=False)["recipe"]["train"]
     assert final["train_per_class"] == 0 and final["epochs"] == 1        # tiny.toml's [train]: all
 
