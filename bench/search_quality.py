@@ -49,7 +49,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -60,6 +60,7 @@ from nas.study.search.processes import WORKER_CODE  # the `nas` command line in 
 
 ROOT = Path(__file__).resolve().parents[1]
 HAND = "[2,8,6,1,0] [2,16,4,1,0]"
+ARMS = ("a", "b", "c", "d")
 # (1 - acc, FLOPs / budget, params / 1M), fixed up front; FLOPs at 1.1 so a genome exactly at the
 # budget (the hand design under `--budget-flops hand`) adds volume (rounds before 2026-12-03: 1.0)
 REFERENCE = np.array([1.0, 1.1, 1.0])
@@ -336,7 +337,7 @@ def main() -> None:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
     hand_epochs(args, env, seconds, seed=0)    # the teacher and the data caches, made once
-    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results["a"].append(default_arm(args, env, seed, seconds))
@@ -368,7 +369,7 @@ def save(results: dict[str, list[dict[str, Any]]], seed: int, path: Path) -> Non
     partial.replace(path)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Bad input: one line on stderr, exit 2."""
     print(f"search_quality: {message}", file=sys.stderr)
     sys.exit(2)
@@ -376,7 +377,7 @@ def fail(message: str) -> None:
 
 def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The arms' results of several runs' JSON, seed by seed; a seed in two files is refused."""
-    results: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     seen: dict[int, str] = {}
     for path in paths:
         try:

@@ -19,7 +19,7 @@ from nas.cli.common import (
 from nas.errors import ReportError, SpaceError
 from nas.model.objectives import plot_axes
 from nas.model.recipe import MAX_EPOCHS
-from nas.model.space import DEFAULT_SPACE
+from nas.model.space import DEFAULT_SPACE, Space
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
 from nas.units import count_text, percent, plural
 
@@ -184,7 +184,7 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     return new
 
 
-def _teacher_note(made: str, expected: str, space: Any, searched: Any) -> str:
+def _teacher_note(made: str, expected: str, space: Space, searched: Any) -> str:
     """Why the final model's teacher is not the study's: its training subset when that differs
     from the trials' (a teacher is made for its student's images), else only that it is not."""
     from nas.study.search.identity import FINAL_SUBSET
