@@ -133,10 +133,11 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
     """The budgeted Pareto search of `nas search` (one process, no warm starts): `budget` in
     FLOPs ("0.2G" or a number), `trials` genomes judged; continues `study` when it exists. The
     trials train on the space's `[search] train_per_class` subset when it sets one, and the
-    schedule is `epochs` and `rungs`, else the space's (a `ctx` given keeps its own data)."""
+    schedule is `epochs` and `rungs`, else the space's (a `ctx` given keeps its own data); a
+    recipe's `train.train_per_class`, as `nas search --set`, beats `[search] train_per_class`."""
     checked("trials", trials, MAX_TRIALS)
     checked("epochs", epochs, MAX_EPOCHS)
-    chosen = ctx.space if ctx is not None else resolve_space(space, data, recipe).for_trials()
+    chosen = ctx.space if ctx is not None else resolve_space(space, data, recipe).for_trials(recipe or ())
     conf = chosen.search
     schedule = conf.schedule(epochs, rungs)
     objectives = tuple(conf.objectives)

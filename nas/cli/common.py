@@ -155,11 +155,15 @@ def subset_flags(args: argparse.Namespace) -> dict[str, int]:
             if (value := getattr(args, key, None)) is not None}
 
 
-def with_subset(space: Space, args: argparse.Namespace) -> Space:
-    """The space with --set overrides, then --train-per-class and --val-per-class written into
-    its [train], checked by the section's own rules (so the flag and the file key take the same
-    values)."""
-    space = with_sets(space, getattr(args, "set", None))
+def with_subset(space: Space, args: argparse.Namespace, trials: bool = False) -> Space:
+    """The space with --set overrides; for a search's `trials`, then their subset
+    (`Space.for_trials`: `[search] train_per_class` unless a --set names train.train_per_class);
+    then --train-per-class and --val-per-class written into its [train], checked by the
+    section's own rules (so the flag and the file key take the same values)."""
+    settings = [Setting(*item) for item in getattr(args, "set", None) or ()]
+    space = with_sets(space, settings)
+    if trials:
+        space = space.for_trials({setting.key for setting in settings})
     subset = subset_flags(args)
     if not subset:
         return space
@@ -171,7 +175,8 @@ def with_subset(space: Space, args: argparse.Namespace) -> Space:
 def open_context(args: argparse.Namespace, view: Any, space: Space | None = None,
                  check: Callable[[Any], None] | None = None, genomes: tuple[Any, ...] = (),
                  within: Callable[[Any], bool] | None = None) -> Any:
-    """Space, store and shared training context (data, views, teacher) from the flags. Seeds are
+    """Space (`space` as given, else --space with the flags), store and shared training context
+    (data, views, teacher) from the flags. Seeds are
     checked first, then the preflight (nas.train.preflight) of `genomes` (and for a search the
     space's largest genomes `within` its budget) before the database file is created; skipped
     files are reported once data is read."""
@@ -182,7 +187,7 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
 
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed, "--seed")
-    space = with_subset(space or resolve_space(args.space, args.data), args)
+    space = space or with_subset(resolve_space(args.space, args.data), args)
     size = parse_image_size(args.image_size) if args.image_size else None
     plan = Plan(tuple(genomes), within)
     check_source(space, args.data, size, plan)      # before the database file is created

@@ -90,7 +90,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
     )
     from nas.units import parse_duration
 
-    space = with_subset(resolve_space(args.space, args.data).for_trials(), args)
+    space = with_subset(resolve_space(args.space, args.data), args, trials=True)
     budget, trials, epochs, rungs = _settings(args, space)
     starts = warmstart.resolve(args.enqueue, args.no_enqueue, space)
     timeout = parsed(args.timeout, "--timeout", parse_duration, space.search.timeout_seconds())

@@ -13,6 +13,7 @@ from nas.cli.common import (
     resolve_space,
     teacher_fields,
     teacher_text,
+    with_subset,
 )
 from nas.errors import SpaceError
 from nas.model.attention import ATTENTIONS
@@ -62,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SpaceError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {str(args.epochs)[:30]}")
     args.set = [*(args.set or []), *shorthands(args)]
     with ProgressView(args.quiet or args.json) as view:
-        ctx = open_context(args, view, space=_with_distill(args), genomes=(genome,))
+        ctx = open_context(args, view, space=with_subset(_with_distill(args), args),
+                           genomes=(genome,))
         run = api.train(genome, epochs=args.epochs, seed=args.seed, ctx=ctx,
                         callbacks=(view.epochs(genome.notation),)).run
     row = {"genome": run.genome, "attention": run.attention, "flops": run.flops,

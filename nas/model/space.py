@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Collection
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -184,11 +185,13 @@ class Space:
     def overrides(self) -> tuple[StageOverride, ...]:
         return tuple(stage.override for stage in self.stages)
 
-    def for_trials(self) -> Space:
+    def for_trials(self, chosen: Collection[str] = ()) -> Space:
         """This space as a search's trials train: on `[search] train_per_class` images per class
-        when the file sets it (a final model, `nas export --retrain`, keeps `[train]`'s)."""
+        when it is set (a final model, `nas export --retrain`, keeps `[train]`'s), unless the
+        user's own overrides (`chosen`, dotted keys: `--set`, a recipe) name
+        `train.train_per_class`: a subset asked for beats the file's."""
         per_class = self.search.train_per_class
-        if not per_class:
+        if not per_class or "train.train_per_class" in chosen:
             return self
         return replace(self, train=replace(self.train, train_per_class=per_class))
 

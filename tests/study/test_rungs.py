@@ -263,6 +263,30 @@ def test_the_space_files_search_schedule_and_subset_are_the_defaults(
     assert final["train_per_class"] == 0 and final["epochs"] == 1        # tiny.toml's [train]: all
 
 
+def test_a_subset_asked_for_beats_the_files_search_subset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule on `nas search` and in `nas.search()`: `train.train_per_class` set by the user
+    (--set, a recipe) beats the file's [search] train_per_class, and `search.train_per_class`
+    set over the file is the trials' subset (it was ignored on the command line)."""
+    import nas
+    from nas.store.runs import Store
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    keys = "epochs = 1\ntrain_per_class = 20"
+    for flags, per_class in ((("--set", "train.train_per_class=30"), 30),
+                             (("--set", "search.train_per_class=40", "--trials", "1"), 40)):
+        code, err, _ = searched(tmp_path, capsys, keys, *flags)
+        assert code == 0, err
+        runs = store.list_runs(f"s{len(flags)}")
+        assert runs and {r.recipe["train"]["train_per_class"] for r in runs} == {per_class}
+    recipe = {"search.epochs": 1, "search.train_per_class": 20, "train.train_per_class": 30}
+    found = nas.search("tiny.toml", trials=1, storage=store.url, study="api", image_size="8x8",
+                       recipe=recipe, device="cpu")
+    assert {r.recipe["train"]["train_per_class"] for r in found.context.store.list_runs("api")} == {30}
+
+
 @pytest.mark.parametrize("keys,message", [
     ("epochs = 2\nrungs = [2, 1]", "space.toml: search.rungs must be increasing epochs from 1 to "
                                    "search.epochs (2), got [2, 1]"),
