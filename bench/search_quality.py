@@ -235,14 +235,20 @@ def common(args: argparse.Namespace, study: bool = True, search: bool = False) -
 
 
 def retrain_scale(args: argparse.Namespace) -> float:
-    """How much longer a retraining epoch is than a search epoch: the ratio of the retraining
-    subset (`export --retrain` trains on the space's) to the search's (1 when either is all
-    images)."""
+    """How much longer a retraining epoch is than a search epoch: the retraining's images
+    (`export --retrain`: the space's subset, and its views or those --set) over the search's
+    (its subset and the trials' views, `[search] views`); a subset of all images counts as equal."""
+    from nas.cli.common import set_arg, with_sets
     from nas.model.space import load_space
 
-    final = load_space(args.space).train.train_per_class
+    file = load_space(args.space)
+    settings = [set_arg(text) for text in args.set]
+    final = with_sets(file, settings)
+    trials = final.for_trials({setting.key for setting in settings})
+    copies = (1 + len(final.train.augment.views)) / (1 + len(trials.train.augment.views))
+    per_class = file.train.train_per_class
     searched = args.search_per_class or args.train_per_class
-    return final / searched if searched and final else 1.0
+    return copies * (per_class / searched if searched and per_class else 1.0)
 
 
 def hand_flops(args: argparse.Namespace) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,20 +186,25 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
 
 
 def _teacher_note(made: str, expected: str, space: Space, searched: Any) -> str:
-    """Why the final model's teacher is not the study's: its training subset when that differs
-    from the trials' (a teacher is made for its student's images), else only that it is not."""
-    from nas.study.search.identity import FINAL_SUBSET
+    """Why the final model's teacher is not the study's: the training images (subset and views)
+    it is made for when they differ from the trials' (a teacher is made for its student's
+    images), else only that it is not."""
+    from nas.study.search.identity import SUBSET, VIEWS
 
-    final = space.train.train_per_class
-    trials = searched.get(FINAL_SUBSET) if isinstance(searched, dict) else None
-    if trials is not None and trials != final:
-        return (f"note: the final model's teacher ({made}) is made for {_images(final)}, the "
-                f"study's ({expected}) for its trials' {_images(trials)}")
+    train = space.train
+    stored = searched if isinstance(searched, dict) else {}
+    final = _images(train.train_per_class, train.augment.views)
+    trials = _images(stored.get(SUBSET, train.train_per_class), stored.get(VIEWS, train.augment.views))
+    if trials != final:
+        return (f"note: the final model's teacher ({made}) is made for {final}, the study's "
+                f"({expected}) for its trials' {trials}")
     return f"note: the teacher ({made}) is not the study's ({expected})"
 
 
-def _images(per_class: int) -> str:
-    return f"{per_class:,} images per class" if per_class else "the whole training set"
+def _images(per_class: int, views: Sequence[str]) -> str:
+    """'1,000 images per class and the views hflip+mixup'."""
+    images = f"{per_class:,} images per class" if per_class else "the whole training set"
+    return images + (f" and the views {', '.join(views)}" if views else "")
 
 
 def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> None:

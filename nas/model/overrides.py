@@ -78,7 +78,9 @@ def _put(nested: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def _merged(section: Any, override: dict[str, Any] | None) -> dict[str, Any]:
-    """The section's values as TOML would hold them (lists), with the override laid over."""
-    merged = json.loads(json.dumps(asdict(section)))
+    """The section's values as TOML would hold them (lists; an unset optional key, None, left
+    out), with the override laid over."""
+    merged = {key: value for key, value in json.loads(json.dumps(asdict(section))).items()
+              if value is not None}
     _put({"": merged}, [""], override or {})
     return merged

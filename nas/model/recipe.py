@@ -181,6 +181,7 @@ class SearchConfig:
     enqueue: tuple[str, ...] = ()   # genomes judged first (warm start), e.g. "[2,8,6,1,0] eca"
     rungs: tuple[int, ...] = ()     # e.g. [6, 12]: pruning rungs within `epochs` (with the file's epochs)
     train_per_class: int = 0        # the trials' subset per class (0: [train] train_per_class)
+    views: tuple[str, ...] | None = None    # the trials' augmented views (unset: [train.augment]'s)
 
     def check(self, where: str) -> None:
         """Budgets, the timeout and the enqueued genomes are parsed here, so `nas space` names
@@ -194,6 +195,8 @@ class SearchConfig:
                  f"increasing epochs from 1 to search.epochs ({self.epochs})", list(self.rungs))
         _require(where, "train_per_class", self.train_per_class == 0 or 2 <= self.train_per_class <= 10**9,
                  "0 (train.train_per_class) or between 2 and 1000000000", self.train_per_class)
+        if self.views is not None:
+            view_ops(AugmentConfig(views=self.views), f"{where}.views:")
         check_seed(self.seed, f"{where}.seed")
         parse_objectives(self.objectives, f"{where}.objectives")
         self.budgets(where)

@@ -187,13 +187,15 @@ class Space:
 
     def for_trials(self, chosen: Collection[str] = ()) -> Space:
         """This space as a search's trials train: on `[search] train_per_class` images per class
-        when it is set (a final model, `nas export --retrain`, keeps `[train]`'s), unless the
-        user's own overrides (`chosen`, dotted keys: `--set`, a recipe) name
-        `train.train_per_class`: a subset asked for beats the file's."""
-        per_class = self.search.train_per_class
-        if not per_class or "train.train_per_class" in chosen:
-            return self
-        return replace(self, train=replace(self.train, train_per_class=per_class))
+        and `[search] views` when the file sets them (a final model, `nas export --retrain`, keeps
+        `[train]`'s), unless the user's own overrides (`chosen`, dotted keys: `--set`, a recipe)
+        name the `[train]` key: what the user asks for beats the file's trial settings."""
+        train, per_class, views = self.train, self.search.train_per_class, self.search.views
+        if per_class and "train.train_per_class" not in chosen:
+            train = replace(train, train_per_class=per_class)
+        if views is not None and "train.augment.views" not in chosen:
+            train = replace(train, augment=replace(train.augment, views=views))
+        return self if train == self.train else replace(self, train=train)
 
     def recipe(self) -> dict[str, Any]:
         """The train, distill and teacher sections as training reads them (`used_recipe`)."""

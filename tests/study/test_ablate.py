@@ -324,6 +324,10 @@ def _dead_pid() -> int:
     ('[[arm]]\ngenome = "[1,8,1,1,0]"\ntrain.epochs = 0\n',
      "ab.toml: arm[1]: train.epochs must be between 1 and 100000, got 0"),
     ("", "at least one [[arm]]"),
+    ('seed = [1]\n[[arm]]\ngenome = "[1,8,1,1,0]"\n',
+     "ab.toml: seed is not a known key (did you mean `seeds`?)"),
+    ('train.epoch = 2\n[[arm]]\ngenome = "[1,8,1,1,0]"\n',
+     "ab.toml: train.epoch is not a known key (did you mean `epochs`?)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, body: str, message: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
@@ -358,8 +362,10 @@ def test_shipped_ablations_parse() -> None:
 
 def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The markdown table's command column, run as a user would, trains the same run again:
-    the arm's own keys and the command line's --set become --set flags of `nas train`."""
-    path = write(tmp_path, 'seeds = [1]\n\n[[arm]]\nname = "ce"\ngenome = "[1,8,1,1,0]"\n'
+    the arm's own keys, the file's top-level recipe keys and the command line's --set become
+    --set flags of `nas train`."""
+    path = write(tmp_path, 'seeds = [1]\ntrain.lr_min_ratio = 0.5\n\n'
+                           '[[arm]]\nname = "ce"\ngenome = "[1,8,1,1,0]"\n'
                            'attention = "none"\ndistill.loss = "none"\n\n[[arm]]\nname = "lr"\n'
                            'genome = "[1,8,1,1,0]"\nattention = "none"\ndistill.loss = "none"\n'
                            '"train.lr" = 0.02\n')
@@ -372,6 +378,7 @@ def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.Capt
                 if line.startswith("| ") and "`" in line]
     assert [row["command"] for row in table] == commands
     assert "--set train.lr=0.02" in commands[1]
+    assert all("--set train.lr_min_ratio=0.5" in command for command in commands)
     assert "--set train.batch_size=16" in commands[0] and commands[0].endswith("--seed 1")
     for row, command in zip(table, commands, strict=True):
         words = [*shlex.split(command)[2:], "--storage", f"sqlite:///{tmp_path / 'r.db'}",

@@ -294,6 +294,7 @@ def test_a_subset_asked_for_beats_the_files_search_subset(
                                    "search.epochs (2), got [1, 3]"),
     ("epochs = 2\ntrain_per_class = 1", "space.toml: search.train_per_class must be 0 "
                                         "(train.train_per_class) or between 2 and 1000000000, got 1"),
+    ('epochs = 2\nviews = ["hflip+flip"]', "space.toml: search.views: view 'hflip+flip': unknown op 'flip'"),
 ])
 def test_bad_search_keys_are_one_line_and_exit_2(tmp_path: Path, keys: str, message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,15 +303,29 @@ def test_bad_search_keys_are_one_line_and_exit_2(tmp_path: Path, keys: str, mess
 
 
 def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
-    """The README's CIFAR-10 search: 200 per class, 12 epochs, rungs 6 and 12; 1,000 and 30
-    epochs (distillation's 2-point schedule) for the final model; the results table keeps the
-    15 epochs it was measured on."""
+    """The README's CIFAR-10 search: 200 per class without the view, 12 epochs, rungs 6 and 12;
+    the final model (`export --retrain`) on 1,000 per class and the mixup view for 15 epochs,
+    and so its teacher's note names both; the results table keeps the recipe it was measured on."""
+    from nas.cli.common import Setting, with_sets
+    from nas.cli.report import _teacher_note
     from nas.model.space import load_space
     from nas.study.ablation.file import load_ablation
+    from nas.study.search.identity import fingerprint, searched_recipe
 
     space = load_space("cifar10.toml")
     assert space.search.schedule(None, ()) == (12, (6, 12))
-    assert (space.for_trials().train.train_per_class, space.train.train_per_class) == (200, 1000)
-    assert (space.train.epochs, space.distill.loss, space.distill.temperature) == (30, "logit", 2.0)
+    trials = space.for_trials()
+    assert (trials.train.train_per_class, trials.train.augment.views) == (200, ())
+    assert space.for_trials({"train.augment.views"}).train.augment.views == ("hflip+mixup",)
+    final = searched_recipe(space, fingerprint(trials)).train
+    assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 15)
+    asked = with_sets(space, [Setting("train.augment.views", ["hflip"])])
+    final = searched_recipe(space, fingerprint(asked.for_trials({"train.augment.views"}))).train
+    assert final.augment.views == ("hflip",)           # a view the user --set is the final model's
+    assert (space.distill.loss, space.distill.temperature) == ("logit", 2.0)
+    assert _teacher_note("a", "b", space, fingerprint(trials)) == (
+        "note: the final model's teacher (a) is made for 1,000 images per class and the views "
+        "hflip+mixup, the study's (b) for its trials' 200 images per class")
     table = load_ablation("ablations/cifar10_results.toml")
-    assert {arm.space.train.epochs for group in table.groups for arm in group.arms} == {15}
+    assert {(arm.space.train.epochs, arm.space.train.augment.views)
+            for group in table.groups for arm in group.arms} == {(15, ())}

@@ -21,9 +21,11 @@
     distill.loss = "none"              # any key of [train], [distill] or [teacher], dotted
     image_size = "64x64"
 
-A file with top-level `[[arm]]` tables is one group named after the file. Overrides are read
-by the space files' own section reader (`nas.model.overrides`), so an unknown key or a wrong
-value is refused with the same file, key, rule and nearest name.
+A file with top-level `[[arm]]` tables is one group named after the file. Recipe keys at the top
+level (`train.augment.views = []`, or a `[distill]` table) are every arm's, laid over the space
+before the arms' own. Overrides are read by the space files' own section reader
+(`nas.model.overrides`), so an unknown key or a wrong value is refused with the same file, key,
+rule and nearest name.
 """
 
 from __future__ import annotations
@@ -130,19 +132,20 @@ def load_ablation(path: str | Path, *, space: str | None = None, epochs: int | N
     """Read and validate an ablation file (a path or a bundled name such as
     `ablations/seed_report.toml`); `space`, `epochs` and `seeds` replace the file's, `train`
     the base space's [train] keys (the data subset flags), and `overrides` (dotted keys, `nas
-    --set`) any recipe key of the base space; an arm's own keys are laid over them."""
+    --set`) any recipe key of the base space, after the file's own top-level recipe keys; an
+    arm's own keys are laid over them all."""
     where, found = locate(path, "ablation")
     try:
         text = found.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpaceError(f"{where}: cannot read: {error}") from None
     data = read_toml(text, where)
-    check_keys(data, KEYS, where)
+    recipe = nested_overrides(data, where, own_keys=KEYS)
     seeds = seeds if seeds is not None else _seeds(data.get("seeds", [0]), where)
     if not seeds:
         raise SpaceError(f"{where}: seeds must not be empty")
     space_path = space or _text(data, "space", "seed.toml", where)
-    base = load_space(space_path)
+    base = laid_over(load_space(space_path), recipe, SECTIONS, where)
     epochs = epochs if epochs is not None else _epochs(data.get("epochs"), where)
     if epochs is not None:
         train = {**(train or {}), "epochs": epochs}

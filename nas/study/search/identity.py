@@ -27,7 +27,8 @@ from nas.model.space import Space
 from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
-FINAL_SUBSET = "train.train_per_class"  # a retrained final model takes the space file's subset
+SUBSET = "train.train_per_class"    # a retrained final model takes the space file's subset
+VIEWS = "train.augment.views"
 SHOWN = 4                       # changed keys named with their values; the rest by name
 
 
@@ -119,13 +120,15 @@ def _without_schedule(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def searched_recipe(space: Space, stored: Any) -> Space:
     """`space` (the study's space file as it reads now) with the recipe keys the study was
-    searched under laid over it (its `--set` keys, from the stored fingerprint), but the training
-    subset and the schedule, which stay the file's: the recipe `nas export --retrain` trains a
-    final model with. A study made before fingerprints gets the file's recipe."""
+    searched under laid over it (its `--set` keys: where the stored fingerprint differs from the
+    file's trials, `Space.for_trials`), but the training subset and the schedule, which stay the
+    file's: the recipe `nas export --retrain` trains a final model with. So `[search] views` stay
+    the trials' and a --set of `train.augment.views` is the final model's too. A study made
+    before fingerprints gets the file's recipe."""
     if not isinstance(stored, dict):
         return space
-    keys = [key for key in changed_keys(fingerprint(space), stored)
-            if key.split(".")[0] in SECTIONS and key != FINAL_SUBSET]
+    keys = [key for key in changed_keys(fingerprint(space.for_trials()), stored)
+            if key.split(".")[0] in SECTIONS and key != SUBSET]
     if not keys:
         return space
     return override_space(space, {key: stored[key] for key in keys}, "the study's recipe")
