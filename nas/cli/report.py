@@ -20,7 +20,7 @@ from nas.cli.common import (
 from nas.errors import ReportError, SpaceError
 from nas.model.objectives import plot_axes
 from nas.model.recipe import MAX_EPOCHS
-from nas.model.space import DEFAULT_SPACE, Space
+from nas.model.space import DEFAULT_SPACE, SUBSET_KEY, VIEWS_KEY, Space
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
 from nas.units import count_text, percent, plural
 
@@ -189,12 +189,11 @@ def _teacher_note(made: str, expected: str, space: Space, searched: Any) -> str:
     """Why the final model's teacher is not the study's: the training images (subset and views)
     it is made for when they differ from the trials' (a teacher is made for its student's
     images), else only that it is not."""
-    from nas.study.search.identity import SUBSET, VIEWS
-
     train = space.train
     stored = searched if isinstance(searched, dict) else {}
     final = _images(train.train_per_class, train.augment.views)
-    trials = _images(stored.get(SUBSET, train.train_per_class), stored.get(VIEWS, train.augment.views))
+    trials = _images(stored.get(SUBSET_KEY, train.train_per_class),
+                     stored.get(VIEWS_KEY, train.augment.views))
     if trials != final:
         return (f"note: the final model's teacher ({made}) is made for {final}, the study's "
                 f"({expected}) for its trials' {trials}")

@@ -30,6 +30,8 @@ BUNDLED = "search_spaces"   # the package folder of the bundled spaces and ablat
 TOP_KEYS = ("name", "description", "model", "attention", "stage", "input",
             "train", "distill", "teacher", "search")
 STAGE_KEYS = (*GENES, "optional", "kernel", "attention")
+SUBSET_KEY = "train.train_per_class"   # the [train] keys that [search] sets for the trials
+VIEWS_KEY = "train.augment.views"
 MAX_WIDTH = 8192
 MAX_SIDE = 4096
 
@@ -191,9 +193,9 @@ class Space:
         `[train]`'s), unless the user's own overrides (`chosen`, dotted keys: `--set`, a recipe)
         name the `[train]` key: what the user asks for beats the file's trial settings."""
         train, per_class, views = self.train, self.search.train_per_class, self.search.views
-        if per_class and "train.train_per_class" not in chosen:
+        if per_class and SUBSET_KEY not in chosen:
             train = replace(train, train_per_class=per_class)
-        if views is not None and "train.augment.views" not in chosen:
+        if views is not None and VIEWS_KEY not in chosen:
             train = replace(train, augment=replace(train.augment, views=views))
         return self if train == self.train else replace(self, train=train)
 

@@ -23,12 +23,10 @@ from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.overrides import SECTIONS, dotted_keys, override_space
 from nas.model.recipe import used_recipe
-from nas.model.space import Space
+from nas.model.space import SUBSET_KEY, Space
 from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
-SUBSET = "train.train_per_class"    # a retrained final model takes the space file's subset
-VIEWS = "train.augment.views"
 SHOWN = 4                       # changed keys named with their values; the rest by name
 
 
@@ -128,7 +126,7 @@ def searched_recipe(space: Space, stored: Any) -> Space:
     if not isinstance(stored, dict):
         return space
     keys = [key for key in changed_keys(fingerprint(space.for_trials()), stored)
-            if key.split(".")[0] in SECTIONS and key != SUBSET]
+            if key.split(".")[0] in SECTIONS and key != SUBSET_KEY]
     if not keys:
         return space
     return override_space(space, {key: stored[key] for key in keys}, "the study's recipe")
