@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -111,33 +112,41 @@ def step_teacher(args: argparse.Namespace) -> None:
 
 def teacher_row(args: argparse.Namespace, size: int) -> dict:
     """Time the data (and views) at the teacher's size, the trunk's cache, then the head."""
+    started = time.perf_counter()
+    trunk = trunk_pass(args, size)
+    trunked = time.perf_counter()
+    ctx = context(args, "logit", size)
+    done = time.perf_counter()
+    ctx.store.close()
+    return {"teacher_size": size, **trunk, "trunk_s": round(trunked - started - trunk["data_s"], 1),
+            "head_s": round(done - trunked, 1), "cached": ctx.teacher.cached,
+            "val": ctx.teacher.val_accuracy, "test": ctx.teacher.test_accuracy,
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 1)}
+
+
+def trunk_pass(args: argparse.Namespace, size: int) -> dict:
+    """Load the data and views at the teacher's size (timed), then cache the frozen trunk's
+    outputs; what they held is freed on return, before the head's run loads them again."""
     from nas.data.dataset import load_data
     from nas.train.experiment import image_size, resolve_device
     from nas.train.teacher import build_teacher, teacher_inputs
     from nas.train.trunk import trunk_maps
 
     sp = space(args, loss="logit", teacher_size=size)
-    device = resolve_device("cpu", args.threads)
     cache = out(args) / "cache"
     started = time.perf_counter()
     data = load_data(args.data, image_size(sp, args.data, None), **sp.train.split_kwargs(),
                      cache_dir=cache)
     inputs = teacher_inputs(sp, args.data, data, cache_dir=cache)
     loaded = time.perf_counter()
-    if inputs.config.train == "head":    # the frozen trunk's outputs, timed apart from the head
+    if inputs.config.train == "head":
         model = build_teacher(inputs.config, sp, len(data.classes))
-        trunk_maps(model, inputs.config, inputs.data, inputs.views, device, cache)
-    trunked = time.perf_counter()
-    ctx = context(args, "logit", size)
-    done = time.perf_counter()
-    ctx.store.close()
-    return {"teacher_size": size, "teacher_train": inputs.config.train,
-            "teacher_epochs": inputs.config.epochs, "teacher_lr": inputs.config.lr,
-            "train_images": len(data.train.labels),
+        trunk_maps(model, inputs.config, inputs.data, inputs.views,
+                   resolve_device("cpu", args.threads), cache)
+    return {"teacher_train": inputs.config.train, "teacher_epochs": inputs.config.epochs,
+            "teacher_lr": inputs.config.lr, "train_images": len(data.train.labels),
             "trunk_images": len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels),
-            "data_s": round(loaded - started, 1), "trunk_s": round(trunked - loaded, 1),
-            "head_s": round(done - trunked, 1), "cached": ctx.teacher.cached,
-            "val": ctx.teacher.val_accuracy, "test": ctx.teacher.test_accuracy}
+            "data_s": round(loaded - started, 1)}
 
 
 def step_targets(args: argparse.Namespace) -> None:

@@ -57,9 +57,10 @@ def views_fingerprint(split: Split, config: AugmentConfig, seed: int) -> str:
 
 
 def read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
-    """A cache file's dict, or None when absent, unreadable, of another format or incomplete."""
+    """A cache file's dict, or None when absent, unreadable, of another format or incomplete; its
+    tensors are mapped from the file (copy-on-write), not read into memory."""
     try:
-        blob = load_weights(path)
+        blob = load_weights(path, mmap=True)
     except UnreadableWeights:  # includes a missing file
         return None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:

@@ -21,11 +21,14 @@ class UnreadableWeights(NasError):
     """Saved tensors that torch.load cannot read with weights_only=True."""
 
 
-def load_weights(source: str | Path | bytes) -> Any:
-    """What `torch.save` wrote to `source` (a path or bytes), tensors on the CPU, no pickles."""
+def load_weights(source: str | Path | bytes, mmap: bool = False) -> Any:
+    """What `torch.save` wrote to `source` (a path or bytes), tensors on the CPU, no pickles.
+    With `mmap` (a path only) the tensors are the file's pages, read when touched, not a copy in
+    memory: the kernel may drop and reread them, so a cache bigger than the free memory still loads."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        return torch.load(stream, map_location="cpu", weights_only=True)
+        return torch.load(stream, map_location="cpu", weights_only=True,
+                          mmap=mmap and not isinstance(source, bytes))
     except Exception as error:  # torch raises pickle, zip, EOF, index and runtime errors alike
         lines = str(error).strip().splitlines()
         raise UnreadableWeights(f"{type(error).__name__}: {lines[0] if lines else ''}") from None

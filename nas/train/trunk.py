@@ -17,6 +17,7 @@ from torch import nn
 
 from nas.data.cache import FORMAT, cache_root, digest, read_cache, write_cache
 from nas.data.dataset import Dataset, Views, normalize
+from nas.data.memory import require
 from nas.model import pretrained
 from nas.model.blocks import ConvBNAct
 from nas.model.builder import Output
@@ -102,23 +103,45 @@ def maps_key(config: TeacherConfig, data: Dataset, views: Views) -> str:
 
 def trunk_maps(teacher: TrunkTeacher, config: TeacherConfig, data: Dataset, views: Views,
                device: torch.device, cache_dir: Path | None) -> TrunkMaps:
-    """The cached trunk outputs for these views, or computed once now and cached."""
+    """The cached trunk outputs for these views, or computed once now and cached; either way
+    mapped from the cache file, so the kernel may drop their pages while the head trains."""
     path = cache_root(cache_dir) / "trunk" / f"{maps_key(config, data, views)}.pt"
-    blob = read_cache(path, MAP_KEYS)
-    if blob is not None and len(blob["views"]) == len(views.labels):
-        return TrunkMaps(blob["views"], blob["val"], blob["test"])
+    cached = _read_maps(path, len(views.labels))
+    if cached is not None:
+        return cached
+    rows = len(views.labels) + len(data.val.labels) + len(data.test.labels)
+    require({"trunk outputs": rows * map_bytes(teacher.trunk, data.image_size, device)},
+            f"the teacher's trunk pass over {rows:,} images of {data.image_size[0]}x{data.image_size[1]}")
     mean, std = input_stats(config, data)
     maps = TrunkMaps(*(run_trunk(teacher.trunk, images, mean, std, device)
                        for images in (views.images, data.val.images, data.test.images)))
     write_cache(path, {"format": FORMAT, "views": maps.views, "val": maps.val, "test": maps.test})
-    return maps
+    return _read_maps(path, len(views.labels)) or maps
+
+
+def _read_maps(path: Path, rows: int) -> TrunkMaps | None:
+    blob = read_cache(path, MAP_KEYS)
+    if blob is None or len(blob["views"]) != rows:
+        return None
+    return TrunkMaps(blob["views"], blob["val"], blob["test"])
 
 
 @torch.no_grad()
 def run_trunk(trunk: nn.Module, images: torch.Tensor, mean: Triple, std: Triple,
               device: torch.device, batch_size: int = 64) -> torch.Tensor:
-    """The trunk's float16 outputs over uint8 images, in eval mode and in batches."""
+    """The trunk's float16 outputs over uint8 images, in eval mode and in batches, written into
+    one tensor allocated up front (a list of batches joined at the end would hold them twice)."""
     trunk.eval()
-    out = [trunk(normalize(images[start:start + batch_size].to(device), mean, std)).half().cpu()
-           for start in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0)
+    out: torch.Tensor | None = None
+    for start in range(0, len(images), batch_size):
+        maps = trunk(normalize(images[start:start + batch_size].to(device), mean, std))
+        if out is None:
+            out = torch.empty((len(images), *maps.shape[1:]), dtype=torch.float16)
+        out[start:start + len(maps)] = maps
+    return out if out is not None else torch.zeros(0)
+
+
+def map_bytes(trunk: nn.Module, size: tuple[int, int], device: torch.device) -> int:
+    """Bytes of one image's float16 trunk outputs at `size`."""
+    with torch.no_grad():
+        return 2 * trunk.eval()(torch.zeros(1, 3, *size, device=device)).numel()

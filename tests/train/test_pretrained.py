@@ -17,6 +17,8 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+import nas.data.memory
+from nas.data.dataset import load_data, normalize
 from nas.data.splits import resize
 from nas.errors import TrainError
 from nas.model import pretrained
@@ -171,6 +173,34 @@ def test_second_run_reuses_the_trunk_outputs_without_a_trunk_pass(
     again = context(lite_space(), folder, work)
     assert again.teacher.cached and again.bank is not None and ctx.bank is not None
     assert torch.equal(again.bank.logits, ctx.bank.logits)
+
+
+def test_trunk_outputs_in_uneven_batches_equal_one_pass() -> None:
+    conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+    images = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8)
+    stats = ((0.5,) * 3, (0.25,) * 3)
+    maps = trunk.run_trunk(conv, images, *stats, torch.device("cpu"), batch_size=3)
+    with torch.no_grad():
+        whole = conv(normalize(images, *stats)).half()
+    assert maps.dtype == torch.float16 and torch.equal(maps, whole)
+    assert trunk.map_bytes(conv, (8, 8), torch.device("cpu")) == 2 * 4 * 3 * 3
+
+
+def test_trunk_pass_that_cannot_fit_is_refused_before_it_runs(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    space = lite_space()
+    data = load_data(str(folder), (16, 16), **space.train.split_kwargs(), cache_dir=tmp_path / "cache")
+    inputs = teacher_data.teacher_inputs(space, str(folder), data, cache_dir=tmp_path / "cache")
+    model = teacher_module.build_teacher(inputs.config, space, len(data.classes))
+    assert isinstance(model, TrunkTeacher)
+    monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 50_000)
+    monkeypatch.setattr(trunk, "run_trunk", lambda *a, **k: pytest.fail("the trunk ran"))
+    rows = len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels)
+    assert trunk.map_bytes(model.trunk, (32, 32), torch.device("cpu")) * rows > 50_000  # 1280x1x1
+    with pytest.raises(TrainError, match=rf"^the teacher's trunk pass over {rows} images of 32x32 "
+                                         r"needs about 0 MiB of memory, but only 0 MiB is available$"):
+        trunk.trunk_maps(model, inputs.config, inputs.data, inputs.views, torch.device("cpu"),
+                         tmp_path / "cache")
 
 
 def test_trunk_feature_is_the_frozen_trunks_pooled_output(folder: Path, work: Path) -> None:
