@@ -124,7 +124,7 @@ def preflight(source: str, image_size: tuple[int, int],
             _check_split(folder, **split)
         return folder.count, len(folder.classes)
     if kind == "digits":
-        require({"decoded images": pool_bytes(_DIGITS, size)}, "decoding digits", DataError)
+        require({"decoded images": pool_bytes(_DIGITS, size, copies=2)}, "decoding digits", DataError)
         return _DIGITS, 10
     return None
 
@@ -271,12 +271,13 @@ def _load_pool(kind: str, folder: Folder | None, size: tuple[int, int], root: Pa
     if folder is not None:
         pool = decode_folder(folder, size, progress)
     elif kind == "digits":
-        require({"decoded images": pool_bytes(_DIGITS, size)}, "decoding digits", DataError)
+        require({"decoded images": pool_bytes(_DIGITS, size, copies=2)}, "decoding digits", DataError)
         pool = _decode_digits(size)
     else:
         pool = decode_torchvision(kind, size, root / "torchvision", progress)
     write_cache(path, pool_to_blob(pool))
-    return pool
+    blob = read_cache(path, POOL_KEYS)     # mapped from the file: pages the kernel may drop
+    return pool if blob is None else pool_from_blob(blob)
 
 
 def _decode_digits(size: tuple[int, int]) -> Pool:

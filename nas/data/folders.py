@@ -258,8 +258,10 @@ def _decode_files(
     start: int,
     total: int,
 ) -> tuple[Split, tuple[Skip, ...]]:
-    """Decode `files` into a Split; a class left with no readable image is a DataError."""
-    arrays, labels, skipped = [], [], []
+    """Decode `files` into a Split, each image written into one tensor allocated up front; a class
+    left with no readable image is a DataError."""
+    images = torch.empty((len(files), 3, *size), dtype=torch.uint8)
+    labels, skipped = [], []
     for done, (path, label) in enumerate(files, start + 1):
         relative = path.relative_to(folder.root).as_posix()
         data, reason = read_file(path)
@@ -269,12 +271,13 @@ def _decode_files(
         if pixels is None:
             skipped.append((relative, reason or "unreadable"))
         else:
-            arrays.append(pixels)
+            images[len(labels)] = torch.from_numpy(pixels).permute(2, 0, 1)
             labels.append(label)
         if progress is not None:
             progress("decode", done, total)
     _check_readable(files, labels, folder.classes)
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    if skipped:     # a copy of the rows kept: a saved view would write the whole storage
+        images = images[:len(labels)].clone()
     return Split(images, torch.tensor(labels, dtype=torch.int64)), tuple(skipped)
 
 

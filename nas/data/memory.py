@@ -70,9 +70,10 @@ def require(parts: dict[str, int], what: str, error: type[NasError] = TrainError
     raise error(f"{what} needs about {gib(need)} of memory{detail}, but only {gib(room)} is available")
 
 
-def pool_bytes(images: int, size: tuple[int, int], channels: int = 3) -> int:
-    """Decoded uint8 images: the decoded list plus the stacked tensor."""
-    return 2 * images * channels * size[0] * size[1]
+def pool_bytes(images: int, size: tuple[int, int], channels: int = 3, copies: int = 1) -> int:
+    """Decoded uint8 images: one tensor that a folder's files are decoded into, two where a whole
+    array is resized and then copied (digits, torchvision sets)."""
+    return copies * images * channels * size[0] * size[1]
 
 
 def views_bytes(rows: int, views: int, shape: InputShape) -> int:

@@ -56,7 +56,8 @@ def _torchvision_split(part: Any, layout: str, size: tuple[int, int], hasher: An
     raw = np.ascontiguousarray(np.asarray(part.data), dtype=np.uint8)
     labels = np.asarray(part.targets if hasattr(part, "targets") else part.labels, dtype=np.int64)
     hasher.update(raw.tobytes() + labels.tobytes())
-    require({"decoded images": pool_bytes(len(raw), size)}, f"resizing {len(raw)} images", DataError)
+    require({"decoded images": pool_bytes(len(raw), size, copies=2)}, f"resizing {len(raw)} images",
+            DataError)
     images = torch.from_numpy(raw)
     if layout == "nhwc":
         images = images.permute(0, 3, 1, 2)

@@ -205,6 +205,7 @@ def test_default_folder_size(image_folder: Path, tmp_path: Path) -> None:
 
 
 def test_unreadable_files_are_skipped_and_counted(image_folder: Path, tmp_path: Path) -> None:
+    clean = load_data(str(image_folder), (8, 8), cache_dir=tmp_path / "clean")
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(noise).save(buffer, "JPEG")
@@ -221,6 +222,8 @@ def test_unreadable_files_are_skipped_and_counted(image_folder: Path, tmp_path: 
                                     ("train/c1/truncated.jpg", "not a readable image")]
     assert len(data.train.labels) + len(data.val.labels) == 18 and len(data.test.labels) == 9
     assert calls[-1] == ("decode", 29, 29) and len(calls) == 29
+    assert torch.equal(data.test.images, clean.test.images)          # the readable ones, in order
+    assert data.test.images.untyped_storage().nbytes() == data.test.images.numel()   # rows kept only
 
 
 def test_single_folder_is_split_with_fixed_seed(tmp_path: Path) -> None:
@@ -603,10 +606,10 @@ def test_memory_refused_before_decoding(image_folder: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 10_000)
     monkeypatch.setattr(nas.data.folders, "decode_image", lambda *a: pytest.fail("decoded"))
-    # 27 images x 3 x 32 x 32, twice (the decoded list and the stacked tensor)
+    # 27 images x 3 x 32 x 32, decoded into one tensor
     with pytest.raises(DataError, match=r"decoding .*folder needs about 0 MiB of memory, but only 0 MiB"):
         load_data(str(image_folder), (32, 32), cache_dir=tmp_path)
-    assert nas.data.memory.pool_bytes(27, (32, 32)) == 2 * 27 * 3 * 32 * 32
+    assert nas.data.memory.pool_bytes(27, (32, 32)) == 27 * 3 * 32 * 32
     with pytest.raises(DataError, match="decoding digits needs about 168.5 GiB"):
         load_data("digits", (4096, 4096), cache_dir=tmp_path)
 
