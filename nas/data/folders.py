@@ -261,6 +261,7 @@ def _decode_files(
     """Decode `files` into a Split, each image written into one tensor allocated up front; a class
     left with no readable image is a DataError."""
     images = torch.empty((len(files), 3, *size), dtype=torch.uint8)
+    rows = images.numpy()       # the same memory, written as numpy arrays come out of Pillow
     labels, skipped = [], []
     for done, (path, label) in enumerate(files, start + 1):
         relative = path.relative_to(folder.root).as_posix()
@@ -271,7 +272,7 @@ def _decode_files(
         if pixels is None:
             skipped.append((relative, reason or "unreadable"))
         else:
-            images[len(labels)] = torch.from_numpy(pixels).permute(2, 0, 1)
+            rows[len(labels)] = pixels.transpose(2, 0, 1)
             labels.append(label)
         if progress is not None:
             progress("decode", done, total)
