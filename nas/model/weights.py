@@ -30,5 +30,7 @@ def load_weights(source: str | Path | bytes, mmap: bool = False) -> Any:
         return torch.load(stream, map_location="cpu", weights_only=True,
                           mmap=mmap and not isinstance(source, bytes))
     except Exception as error:  # torch raises pickle, zip, EOF, index and runtime errors alike
+        if mmap:                # a file system that cannot map files, or a legacy file: read it
+            return load_weights(source)
         lines = str(error).strip().splitlines()
         raise UnreadableWeights(f"{type(error).__name__}: {lines[0] if lines else ''}") from None

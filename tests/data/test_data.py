@@ -158,6 +158,10 @@ def test_cache_is_mapped_from_its_file_not_copied_into_memory(tmp_path: Path) ->
     blob["images"][5] = 99                                       # copy-on-write: the file keeps 5
     again = read_cache(path, ("images",))
     assert again is not None and int(again["images"][5]) == 5
+    legacy = tmp_path / "legacy.pt"         # torch's old format cannot be mapped: it is read
+    torch.save({"format": FORMAT, "images": torch.arange(3)}, legacy, _use_new_zipfile_serialization=False)
+    blob = read_cache(legacy, ("images",))
+    assert blob is not None and blob["images"].tolist() == [0, 1, 2]
 
 
 def test_statistics_and_normalize(tmp_path: Path) -> None:
