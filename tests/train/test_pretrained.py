@@ -186,6 +186,11 @@ def test_trunk_outputs_in_uneven_batches_equal_one_pass() -> None:
     assert trunk.map_bytes(conv, (8, 8), torch.device("cpu")) == 2 * 4 * 3 * 3
 
 
+def test_pooled_trunk_features_in_chunks_equal_one_mean() -> None:
+    maps = torch.randn(25, 4, 3, 3).half()
+    assert torch.equal(teacher_module.pooled(maps, rows=7), maps.mean(dim=(2, 3), dtype=torch.float32))
+
+
 def test_trunk_pass_that_cannot_fit_is_refused_before_it_runs(
         folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     space = lite_space()
