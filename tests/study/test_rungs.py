@@ -304,7 +304,7 @@ def test_bad_search_keys_are_one_line_and_exit_2(tmp_path: Path, keys: str, mess
 
 def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     """The README's CIFAR-10 search: 200 per class without the view, 12 epochs, rungs 6 and 12;
-    the final model (`export --retrain`) on 1,000 per class and the mixup view for 15 epochs,
+    the final model (`export --retrain`) on 1,000 per class and the mixup view for 30 epochs,
     and so its teacher's note names both; the results table keeps the recipe it was measured on."""
     from nas.cli.common import Setting, with_sets
     from nas.cli.report import _teacher_note
@@ -318,7 +318,7 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     assert (trials.train.train_per_class, trials.train.augment.views) == (200, ())
     assert space.for_trials({"train.augment.views"}).train.augment.views == ("hflip+mixup",)
     final = searched_recipe(space, fingerprint(trials)).train
-    assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 15)
+    assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 30)
     asked = with_sets(space, [Setting("train.augment.views", ["hflip"])])
     final = searched_recipe(space, fingerprint(asked.for_trials({"train.augment.views"}))).train
     assert final.augment.views == ("hflip",)           # a view the user --set is the final model's
