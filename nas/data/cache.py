@@ -68,8 +68,9 @@ def read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, Any] | None:
     return blob if all(key in blob for key in keys) else None
 
 
-def write_cache(path: Path, blob: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename) so concurrent readers never see half a file."""
+def write_cache(path: Path, blob: dict[str, Any]) -> dict[str, Any]:
+    """Write atomically (temp file + rename) so concurrent readers never see half a file; return
+    the blob read back, mapped from the file, so the caller's copy in memory can be freed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,7 @@ def write_cache(path: Path, blob: dict[str, Any]) -> None:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise DataError(f"cannot write the data cache {path.parent}: {reason} (set "
                         "NAS_CACHE_DIR to a writable folder)") from error
+    return read_cache(path, tuple(blob)) or blob
 
 
 def cached_images(path: Path, shape: tuple[int, ...],
@@ -89,9 +91,7 @@ def cached_images(path: Path, shape: tuple[int, ...],
     blob = read_cache(path, ("images",))
     if blob is not None and tuple(blob["images"].shape) == shape:
         return blob["images"]
-    images = make()
-    write_cache(path, {"format": FORMAT, "images": images})
-    return images
+    return write_cache(path, {"format": FORMAT, "images": make()})["images"]
 
 
 def pool_to_blob(pool: Pool) -> dict[str, Any]:

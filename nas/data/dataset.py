@@ -275,9 +275,7 @@ def _load_pool(kind: str, folder: Folder | None, size: tuple[int, int], root: Pa
         pool = _decode_digits(size)
     else:
         pool = decode_torchvision(kind, size, root / "torchvision", progress)
-    write_cache(path, pool_to_blob(pool))
-    blob = read_cache(path, POOL_KEYS)     # mapped from the file: pages the kernel may drop
-    return pool if blob is None else pool_from_blob(blob)
+    return pool_from_blob(write_cache(path, pool_to_blob(pool)))    # mapped from the file
 
 
 def _decode_digits(size: tuple[int, int]) -> Pool:

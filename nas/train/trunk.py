@@ -106,23 +106,16 @@ def trunk_maps(teacher: TrunkTeacher, config: TeacherConfig, data: Dataset, view
     """The cached trunk outputs for these views, or computed once now and cached; either way
     mapped from the cache file, so the kernel may drop their pages while the head trains."""
     path = cache_root(cache_dir) / "trunk" / f"{maps_key(config, data, views)}.pt"
-    cached = _read_maps(path, len(views.labels))
-    if cached is not None:
-        return cached
+    blob = read_cache(path, MAP_KEYS)
+    if blob is not None and len(blob["views"]) == len(views.labels):
+        return TrunkMaps(blob["views"], blob["val"], blob["test"])
     rows = len(views.labels) + len(data.val.labels) + len(data.test.labels)
     require({"trunk outputs": rows * map_bytes(teacher.trunk, data.image_size, device)},
             f"the teacher's trunk pass over {rows:,} images of {data.image_size[0]}x{data.image_size[1]}")
     mean, std = input_stats(config, data)
     maps = TrunkMaps(*(run_trunk(teacher.trunk, images, mean, std, device)
                        for images in (views.images, data.val.images, data.test.images)))
-    write_cache(path, {"format": FORMAT, "views": maps.views, "val": maps.val, "test": maps.test})
-    return _read_maps(path, len(views.labels)) or maps
-
-
-def _read_maps(path: Path, rows: int) -> TrunkMaps | None:
-    blob = read_cache(path, MAP_KEYS)
-    if blob is None or len(blob["views"]) != rows:
-        return None
+    blob = write_cache(path, {"format": FORMAT, "views": maps.views, "val": maps.val, "test": maps.test})
     return TrunkMaps(blob["views"], blob["val"], blob["test"])
 
 

@@ -151,10 +151,11 @@ def test_cache_is_mapped_from_its_file_not_copied_into_memory(tmp_path: Path) ->
     from nas.data.cache import FORMAT, read_cache, write_cache
 
     path = tmp_path / "blob.pt"
-    write_cache(path, {"format": FORMAT, "images": torch.arange(4096, dtype=torch.uint8)})
+    written = write_cache(path, {"format": FORMAT, "images": torch.arange(4096, dtype=torch.uint8)})
+    assert str(path) in Path("/proc/self/maps").read_text()     # returned read back, mapped
+    assert int(written["images"][5]) == 5
     blob = read_cache(path, ("images",))
     assert blob is not None and int(blob["images"][5]) == 5
-    assert str(path) in Path("/proc/self/maps").read_text()     # the kernel maps the file's pages
     blob["images"][5] = 99                                       # copy-on-write: the file keeps 5
     again = read_cache(path, ("images",))
     assert again is not None and int(again["images"][5]) == 5
