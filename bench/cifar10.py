@@ -7,6 +7,8 @@ Three steps, each its own processes, so that arms run side by side on the cores:
     python bench/cifar10.py targets                    # how sure the teacher is of its training images
     python bench/cifar10.py arms --arms none logit --seeds 0 1 2 3 4 --parallel 2
     python bench/cifar10.py summary                    # paired differences to CE, 95 % intervals
+    python bench/cifar10.py arm --arms logit --tag pick/ --genome "[6,24,3,2,0]" --attention se
+    python bench/cifar10.py summary --baseline logit   # another student against the seed report's
 `--quick` shrinks every step (200 images per class, 3 epochs, 2 seeds) to a 15-minute check.
 Every run prints one JSON line to its log under --out; `summary` reads them all.
 Run by hand (not a test): the numbers go to bench/RESULTS.md.
@@ -54,6 +56,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--views", nargs="*", default=None)
     p.add_argument("--tag", default="", help="prefix of this variant's arm names")
+    p.add_argument("--genome", default=GENOME, help="the student (default: the seed report's)")
+    p.add_argument("--attention", default="eca", help="the student's channel attention")
+    p.add_argument("--baseline", default=None,
+                   help="summary: pair every arm with this arm (default: CE of the same tag)")
     p.add_argument("--parallel", type=int, default=2, help="arm processes at once")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", type=set_arg, action="append", default=[], metavar="KEY=VALUE",
@@ -187,8 +193,9 @@ def step_arm(args: argparse.Namespace) -> None:
     (loss,) = args.arms
     ctx = context(args, loss)
     for seed in args.seeds:
-        run = train_genome(ctx, Genome.parse(GENOME, "eca"), seed=seed)
-        print(json.dumps({"arm": args.tag + loss, "seed": seed, "val": run.val_accuracy,
+        run = train_genome(ctx, Genome.parse(args.genome, args.attention), seed=seed)
+        print(json.dumps({"arm": args.tag + loss, "genome": f"{args.genome} {args.attention}",
+                          "seed": seed, "val": run.val_accuracy,
                           "test": run.test_accuracy, "best_epoch": run.best_epoch,
                           "epochs": len(run.history), "seconds": round(run.duration_s or 0, 1),
                           "s_per_epoch": round((run.duration_s or 0) / max(1, len(run.history)), 1),
@@ -247,14 +254,15 @@ def step_summary(args: argparse.Namespace) -> None:
         tests = {seed: row["test"] for seed, row in by_seed.items()}
         gaps = {seed: row["val"] - row["test"] for seed, row in by_seed.items()}
         tag = name[: len(name) - len(name.split("/")[-1])] if "/" in name else ""
-        base = arms.get(tag + "none") or arms.get("none", {})
+        base = arms.get(args.baseline or tag + "none") or arms.get("none", {})
         line = {"arm": name, "n": len(tests), "test": _pct(spread(list(tests.values()))),
                 "val_minus_test": _pct(spread(list(gaps.values()))),
                 "s_per_epoch": round(sum(r["s_per_epoch"] for r in by_seed.values()) / len(by_seed), 1)}
-        if base and not name.endswith("none"):
-            diff = paired({s: r["test"] for s, r in base.items()}, tests)
-            line["vs_ce"] = (f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
-                             f" n={diff.n}{'' if diff.resolved else ' not resolved'}")
+        diff = paired({s: r["test"] for s, r in base.items()}, tests)
+        if base is not by_seed and diff.low is not None:
+            line["vs_" + (args.baseline or "ce")] = (
+                f"{100 * diff.mean:+.2f} [{100 * diff.low:+.2f}, {100 * diff.high:+.2f}]"
+                f" n={diff.n}{'' if diff.resolved else ' not resolved'}")
         print(json.dumps(line), flush=True)
 
 

@@ -41,7 +41,7 @@ from nas.train.distill import (
     train,
 )
 from nas.train.teacher_data import TeacherInputs, teacher_inputs
-from nas.train.trunk import TrunkTeacher, input_stats, trunk_maps, weights_digest
+from nas.train.trunk import TrunkTeacher, input_stats, map_shape, trunk_maps, weights_digest
 from nas.units import percent
 
 FORMAT = 2
@@ -146,7 +146,7 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     model = build_teacher(config, space, len(data.classes)).to(device)
     distilled = distilled_dim(config, space, model)     # before any training: a bad spec fails fast
     if isinstance(model, TrunkTeacher):
-        _check_input(model, config.model, data.image_size, device)
+        map_shape(model.trunk, config.model, data.image_size, device)   # refuses a size it cannot take
     fit = _train_head if config.train == "head" else _train_all
     result, test = fit(model, inputs, space, device, cache_dir, callbacks)
     store.put_teacher(TeacherRecord(key, {**asdict(config), "feature_dim": width},
@@ -187,21 +187,6 @@ def _fit(model: nn.Module, batches: Batches, val: Split, config: TeacherConfig, 
     if result.state is None:
         raise TrainError(f"teacher {config.kind} training stopped: loss became NaN at epoch 1")
     return result
-
-
-def _check_input(model: TrunkTeacher, name: str, size: tuple[int, int], device: torch.device) -> None:
-    """Refuse an input size a trunk cannot take (its pools shrink it to nothing), or a trunk
-    that gives no feature maps (a vision transformer's tokens)."""
-    try:
-        with torch.no_grad():
-            maps = model.eval().trunk(torch.zeros(2, 3, *size, device=device))
-    except RuntimeError as error:
-        raise TrainError(f"teacher.model: {name} cannot take {size[0]}x{size[1]} inputs "
-                         f"({str(error).strip().splitlines()[0][:200]}); use a larger "
-                         f"[teacher] image_size or another model") from None
-    if maps.dim() != 4:
-        raise TrainError(f"teacher.model: {name}'s trunk gives outputs of shape {tuple(maps.shape)}, "
-                         f"not feature maps; choose a convolutional model")
 
 
 def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: torch.device,

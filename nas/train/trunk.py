@@ -18,6 +18,7 @@ from torch import nn
 from nas.data.cache import FORMAT, cache_root, digest, read_cache, write_cache
 from nas.data.dataset import Dataset, Views, normalize
 from nas.data.memory import require
+from nas.errors import TrainError
 from nas.model import pretrained
 from nas.model.blocks import ConvBNAct
 from nas.model.builder import Output
@@ -110,7 +111,8 @@ def trunk_maps(teacher: TrunkTeacher, config: TeacherConfig, data: Dataset, view
     if blob is not None and len(blob["views"]) == len(views.labels):
         return TrunkMaps(blob["views"], blob["val"], blob["test"])
     rows = len(views.labels) + len(data.val.labels) + len(data.test.labels)
-    require({"trunk outputs": rows * map_bytes(teacher.trunk, data.image_size, device)},
+    shape = map_shape(teacher.trunk, config.model, data.image_size, device)
+    require({"trunk outputs": rows * 2 * shape.numel()},    # float16
             f"the teacher's trunk pass over {rows:,} images of {data.image_size[0]}x{data.image_size[1]}")
     mean, std = input_stats(config, data)
     maps = TrunkMaps(*(run_trunk(teacher.trunk, images, mean, std, device)
@@ -134,7 +136,17 @@ def run_trunk(trunk: nn.Module, images: torch.Tensor, mean: Triple, std: Triple,
     return out if out is not None else torch.zeros(0)
 
 
-def map_bytes(trunk: nn.Module, size: tuple[int, int], device: torch.device) -> int:
-    """Bytes of one image's float16 trunk outputs at `size`."""
-    with torch.no_grad():
-        return 2 * trunk.eval()(torch.zeros(1, 3, *size, device=device)).numel()
+def map_shape(trunk: nn.Module, name: str, size: tuple[int, int], device: torch.device) -> torch.Size:
+    """One image's trunk output shape at `size`; refuses a size the trunk cannot take (its pools
+    shrink it to nothing), or a trunk that gives no feature maps (a vision transformer's tokens)."""
+    try:
+        with torch.no_grad():
+            maps = trunk.eval()(torch.zeros(1, 3, *size, device=device))
+    except RuntimeError as error:
+        raise TrainError(f"teacher.model: {name} cannot take {size[0]}x{size[1]} inputs "
+                         f"({str(error).strip().splitlines()[0][:200]}); use a larger "
+                         f"[teacher] image_size or another model") from None
+    if maps.dim() != 4:
+        raise TrainError(f"teacher.model: {name}'s trunk gives outputs of shape {tuple(maps.shape)}, "
+                         f"not feature maps; choose a convolutional model")
+    return maps.shape[1:]

@@ -183,7 +183,13 @@ def test_trunk_outputs_in_uneven_batches_equal_one_pass() -> None:
     with torch.no_grad():
         whole = conv(normalize(images, *stats)).half()
     assert maps.dtype == torch.float16 and torch.equal(maps, whole)
-    assert trunk.map_bytes(conv, (8, 8), torch.device("cpu")) == 2 * 4 * 3 * 3
+    assert trunk.map_shape(conv, "conv", (8, 8), torch.device("cpu")) == (4, 3, 3)
+
+
+def test_trunk_without_feature_maps_is_refused() -> None:
+    with pytest.raises(TrainError, match=r"^teacher.model: vit's trunk gives outputs of shape \(1, 192\), "
+                                         r"not feature maps; choose a convolutional model$"):
+        trunk.map_shape(torch.nn.Flatten(), "vit", (8, 8), torch.device("cpu"))
 
 
 def test_pooled_trunk_features_in_chunks_equal_one_mean() -> None:
@@ -201,7 +207,7 @@ def test_trunk_pass_that_cannot_fit_is_refused_before_it_runs(
     monkeypatch.setattr(nas.data.memory, "available_bytes", lambda: 50_000)
     monkeypatch.setattr(trunk, "run_trunk", lambda *a, **k: pytest.fail("the trunk ran"))
     rows = len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels)
-    assert trunk.map_bytes(model.trunk, (32, 32), torch.device("cpu")) * rows > 50_000  # 1280x1x1
+    assert 2 * trunk.map_shape(model.trunk, "lite0", (32, 32), torch.device("cpu")).numel() * rows > 50_000
     with pytest.raises(TrainError, match=rf"^the teacher's trunk pass over {rows} images of 32x32 "
                                          r"needs about 0 MiB of memory, but only 0 MiB is available$"):
         trunk.trunk_maps(model, inputs.config, inputs.data, inputs.views, torch.device("cpu"),
