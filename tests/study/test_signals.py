@@ -78,9 +78,7 @@ def alive(pid: int) -> bool:
 
 
 def stop_and_check(search: subprocess.Popen[str], db: Path, signum: int, count: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not training(db, count) and search.poll() is None:
-        time.sleep(0.3)
+    wait_until(lambda: training(db, count) or search.poll() is not None)
     assert training(db, count), search.stderr.read() if search.poll() is not None else "slow"
     holders = {int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")}
     search.send_signal(signum)
@@ -117,7 +115,9 @@ def workers_of(db: Path) -> list[int]:
     return [int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")]
 
 
-def wait_until(check: Callable[[], bool], seconds: float = 120) -> bool:
+def wait_until(check: Callable[[], bool], seconds: float = 300) -> bool:
+    """Poll `check` until it holds or `seconds` pass (workers start slowly on a loaded machine:
+    a whole suite beside a benchmark took 4 times its quiet time)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not check():
         time.sleep(0.2)
