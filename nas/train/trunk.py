@@ -26,6 +26,7 @@ from nas.model.recipe import TeacherConfig
 from nas.model.teachers import TEACHERS, Stats, Triple
 
 MAP_KEYS = ("views", "val", "test")
+MAP_DTYPE = torch.float16     # the cached trunk outputs
 
 
 class ReportHead(nn.Module):
@@ -112,7 +113,7 @@ def trunk_maps(teacher: TrunkTeacher, config: TeacherConfig, data: Dataset, view
         return TrunkMaps(blob["views"], blob["val"], blob["test"])
     rows = len(views.labels) + len(data.val.labels) + len(data.test.labels)
     shape = map_shape(teacher.trunk, config.model, data.image_size, device)
-    require({"trunk outputs": rows * 2 * shape.numel()},    # float16
+    require({"trunk outputs": rows * MAP_DTYPE.itemsize * shape.numel()},
             f"the teacher's trunk pass over {rows:,} images of {data.image_size[0]}x{data.image_size[1]}")
     mean, std = input_stats(config, data)
     maps = TrunkMaps(*(run_trunk(teacher.trunk, images, mean, std, device)
@@ -131,7 +132,7 @@ def run_trunk(trunk: nn.Module, images: torch.Tensor, mean: Triple, std: Triple,
     for start in range(0, len(images), batch_size):
         maps = trunk(normalize(images[start:start + batch_size].to(device), mean, std))
         if out is None:
-            out = torch.empty((len(images), *maps.shape[1:]), dtype=torch.float16)
+            out = torch.empty((len(images), *maps.shape[1:]), dtype=MAP_DTYPE)
         out[start:start + len(maps)] = maps
     return out if out is not None else torch.zeros(0)
 
