@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from optuna.trial import TrialState
 
 from nas.cli import main
 from nas.study.search.processes import worker_threads
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
@@ -84,10 +84,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_trial_running(env: dict[str, st
          *flags(db, "--jobs", "2", "--trials", "100", "--quiet")],
         env={**os.environ, **env, "NAS_TEST_SLEEP": "2"}, stderr=subprocess.PIPE, text=True,
         preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if started_ignoring else None)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _running(db):
-        time.sleep(0.5)
-    assert _running(db), "no trial started"
+    assert wait_until(lambda: _running(db), poll_s=0.5), "no trial started"
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=60)
     assert parent.returncode == 130, err

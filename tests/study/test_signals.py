@@ -11,12 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "nas" / "search_spaces" / "tiny.toml")
@@ -113,15 +114,6 @@ def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
 
 def workers_of(db: Path) -> list[int]:
     return [int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")]
-
-
-def wait_until(check: Callable[[], bool], seconds: float = 300) -> bool:
-    """Poll `check` until it holds or `seconds` pass (workers start slowly on a loaded machine:
-    a whole suite beside a benchmark took 4 times its quiet time)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not check():
-        time.sleep(0.2)
-    return check()
 
 
 def test_workers_die_with_a_killed_parent_and_remove_its_quota(tmp_path: Path,
