@@ -81,7 +81,7 @@ def alive(pid: int) -> bool:
 def stop_and_check(search: subprocess.Popen[str], db: Path, signum: int, count: int) -> None:
     wait_until(lambda: training(db, count) or search.poll() is not None)
     assert training(db, count), search.stderr.read() if search.poll() is not None else "slow"
-    holders = {int(w.rsplit(":", 1)[1]) for (w,) in rows(db, "SELECT worker FROM nas_workers")}
+    holders = set(workers_of(db))
     search.send_signal(signum)
     _, err = search.communicate(timeout=90)
     assert search.returncode == 128 + signum, err
