@@ -10,9 +10,9 @@ Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every 
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
       accuracy; default 1) side by side, sharing two threads, for as many epochs as the rest of
-      the budget holds (each genome's epoch time: its own last search epoch, on one thread);
-      with more than one, the retrained genome with the best validation accuracy is the arm's
-      student;
+      the budget holds (each genome's epoch time: a one-epoch probe of its retraining, run side
+      by side just before it and charged to the arm); with more than one, the retrained genome
+      with the best validation accuracy is the arm's student;
   (b) random sampling, full fidelity (3 epochs a trial), `--jobs 1 --threads 2`;
   (c) the seed report's hand design [2,8,6,1,0] [2,16,4,1,0] ECA, trained with the same recipe
       and `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe, run just
@@ -156,22 +156,24 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
             seconds: float) -> dict[str, Any]:
     """The user's next step after a search, `nas export TRIAL --retrain-epochs N`, for the
     search's `--retrain` best feasible genomes side by side (sharing the arms' two threads) over
-    `seconds`; the one with the best validation accuracy is the arm's student (selection on
-    validation only). Epochs come from the search's one-thread epoch time."""
-    ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None]
+    `seconds`, probe included; the one with the best validation accuracy is the arm's student
+    (selection on validation only)."""
+    ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None][:args.retrain]
     threads = max(1, 2 // args.retrain)
     started = time.perf_counter()
-    procs, scale = [], retrain_scale(args)
-    for row in ranked[:args.retrain]:
-        epochs = max(1, int(seconds // (epoch_seconds(args.url, row.run_id) * scale)))
+    per_epoch = probe_seconds(args, env, [(r.genome, r.attention) for r in ranked], threads)
+    left = seconds - (time.perf_counter() - started)
+    procs = []
+    for row, epoch_s in zip(ranked, per_epoch, strict=True):
+        epochs = max(1, int(left // epoch_s))
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
                 "--device", "cpu", "--threads", str(threads)]
-        procs.append((row, epochs, subprocess.Popen(nas_command(argv), cwd=ROOT, env=env,
-                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                    text=True)))
+        procs.append((row, epochs, epoch_s, subprocess.Popen(nas_command(argv), cwd=ROOT, env=env,
+                                                             stdout=subprocess.PIPE,
+                                                             stderr=subprocess.PIPE, text=True)))
     trained = []
-    for row, epochs, proc in procs:
+    for row, epochs, epoch_s, proc in procs:
         out, err = proc.communicate()
         try:
             metrics = json.loads(out)["metrics"]
@@ -180,7 +182,8 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
                   flush=True)
             continue
         trained.append({"genome": f"{row.genome} {row.attention}", "epochs": epochs,
-                        "flops": row.flops, "search_val": row.val_accuracy,
+                        "epoch_s": epoch_s, "flops": row.flops,
+                        "search_val": row.val_accuracy,
                         "val": metrics.get("val_accuracy"), "test": metrics.get("test_accuracy")})
     best = max(trained, key=lambda t: (t["val"] or 0.0, -(t["flops"] or 0)), default=None)
     return {"retrained": trained, "best": best, "retrain_wall": time.perf_counter() - started}
@@ -201,18 +204,40 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
 
 
 def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, seed: int) -> int:
-    """Epochs of the hand design that fit in `seconds`, from a one-epoch probe run now."""
-    probe, _ = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
-                    "--epochs", "1", "--seed", str(seed), "--threads", "2"], env)
-    per_epoch = epoch_seconds(args.url, (probe or {}).get("run_id"))
+    """Epochs of the hand design that fit in `seconds`, from a one-epoch probe run now (not
+    charged to arm c)."""
+    per_epoch = probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
     epochs = max(1, int(seconds // per_epoch))
     print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {epochs} epochs for arm c",
           flush=True)
     return epochs
 
 
+def probe_seconds(args: argparse.Namespace, env: dict[str, str], genomes: list[tuple[str, str]],
+                  threads: int, seed: int = 0) -> list[float]:
+    """One epoch of each (genome, attention) with the final recipe (`nas train`: the space's
+    subset and views, as `export --retrain` trains), side by side as their training will run:
+    each one's epoch seconds. A tiny network's epoch does not scale with images and threads as
+    its search epoch would suggest (a 1.6 M-FLOPs genome: 3.1 s planned from its search, 4.8 s
+    run), so each is timed on the real thing."""
+    procs = [subprocess.Popen(
+        nas_command(["train", genome, "--attention", attention, *common(args, study=False),
+                     "--epochs", "1", "--seed", str(seed), "--threads", str(threads)]),
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for genome, attention in genomes]
+    seconds = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        try:
+            run_id = json.loads(out).get("run_id")
+        except json.JSONDecodeError:
+            run_id = None
+        seconds.append(epoch_seconds(args.url, run_id))
+    return seconds
+
+
 def epoch_seconds(url: str, run_id: int | None) -> float:
-    """The probe's epoch time (its last epoch), from its stored history."""
+    """A probe's epoch time (its last epoch), from its stored history."""
     from nas.store.runs import Store
 
     if run_id is None:
@@ -232,23 +257,6 @@ def common(args: argparse.Namespace, study: bool = True, search: bool = False) -
     for setting in args.set:
         flags += ["--set", setting]
     return flags + (["--budget-flops", f"{args.budget:.0f}"] if study else [])
-
-
-def retrain_scale(args: argparse.Namespace) -> float:
-    """How much longer a retraining epoch is than a search epoch: the retraining's images
-    (`export --retrain`: the space's subset, and its views or those --set) over the search's
-    (its subset and the trials' views, `[search] views`); a subset of all images counts as equal."""
-    from nas.cli.common import set_arg, with_sets
-    from nas.model.space import load_space
-
-    file = load_space(args.space)
-    settings = [set_arg(text) for text in args.set]
-    final = with_sets(file, settings)
-    trials = final.for_trials({setting.key for setting in settings})
-    copies = (1 + len(final.train.augment.views)) / (1 + len(trials.train.augment.views))
-    per_class = file.train.train_per_class
-    searched = args.search_per_class or args.train_per_class
-    return copies * (per_class / searched if searched and per_class else 1.0)
 
 
 def hand_flops(args: argparse.Namespace) -> float:
