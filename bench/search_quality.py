@@ -226,11 +226,12 @@ def probe_seconds(args: argparse.Namespace, env: dict[str, str], genomes: list[t
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for genome, attention in genomes]
     seconds = []
-    for proc in procs:
-        out, _ = proc.communicate()
+    for (genome, _), proc in zip(genomes, procs, strict=True):
+        out, err = proc.communicate()
         try:
             run_id = json.loads(out).get("run_id")
         except json.JSONDecodeError:
+            print(f"  ! probe of {genome} exit {proc.returncode}: {err.strip()[-200:]}", flush=True)
             run_id = None
         seconds.append(epoch_seconds(args.url, run_id))
     return seconds
