@@ -72,18 +72,30 @@ def nas_command(argv: list[str]) -> list[str]:
     return [sys.executable, "-c", WORKER_CODE, *argv, "--quiet", "--json"]
 
 
+def launch(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `nas ARGV --json` in a fresh process, its output captured."""
+    return subprocess.Popen(nas_command(argv), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def answer(proc: subprocess.Popen[str], argv: list[str]) -> dict[str, Any] | None:
+    """A launched command's JSON once it ends (None: it printed none); a failure says so in one
+    line, with the last line of its stderr."""
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        print(f"  ! nas {' '.join(argv[:2])} exit {proc.returncode}: "
+              f"{err.strip().splitlines()[-1:] or ''}", flush=True)
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError:
+        return None
+
+
 def nas(argv: list[str], env: dict[str, str]) -> tuple[dict[str, Any] | None, float]:
     """Run `nas ARGV --json` in a fresh process: (its JSON, wall seconds)."""
     started = time.perf_counter()
-    done = subprocess.run(nas_command(argv), cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        print(f"  ! nas {' '.join(argv[:1])} exit {done.returncode}: "
-              f"{done.stderr.strip().splitlines()[-1:] or ''}", flush=True)
-    try:
-        return json.loads(done.stdout), seconds
-    except json.JSONDecodeError:
-        return None, seconds
+    result = answer(launch(argv, env), argv)
+    return result, time.perf_counter() - started
 
 
 def hypervolume(rows: list[TrialRow], budget: float) -> float:
@@ -169,17 +181,11 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
         argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
                 "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
                 "--device", "cpu", "--threads", str(threads)]
-        procs.append((row, epochs, epoch_s, subprocess.Popen(nas_command(argv), cwd=ROOT, env=env,
-                                                             stdout=subprocess.PIPE,
-                                                             stderr=subprocess.PIPE, text=True)))
+        procs.append((row, epochs, epoch_s, argv, launch(argv, env)))
     trained = []
-    for row, epochs, epoch_s, proc in procs:
-        out, err = proc.communicate()
-        try:
-            metrics = json.loads(out)["metrics"]
-        except (json.JSONDecodeError, KeyError):
-            print(f"  ! retrain of trial {row.trial} exit {proc.returncode}: {err.strip()[-200:]}",
-                  flush=True)
+    for row, epochs, epoch_s, argv, proc in procs:
+        metrics = (answer(proc, argv) or {}).get("metrics")
+        if metrics is None:
             continue
         trained.append({"genome": f"{row.genome} {row.attention}", "epochs": epochs,
                         "epoch_s": epoch_s, "flops": row.flops,
@@ -220,21 +226,12 @@ def probe_seconds(args: argparse.Namespace, env: dict[str, str], genomes: list[t
     each one's epoch seconds. A tiny network's epoch does not scale with images and threads as
     its search epoch would suggest (a 1.6 M-FLOPs genome: 3.1 s planned from its search, 4.8 s
     run), so each is timed on the real thing."""
-    procs = [subprocess.Popen(
-        nas_command(["train", genome, "--attention", attention, *common(args, study=False),
-                     "--epochs", "1", "--seed", str(seed), "--threads", str(threads)]),
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for genome, attention in genomes]
-    seconds = []
-    for (genome, _), proc in zip(genomes, procs, strict=True):
-        out, err = proc.communicate()
-        try:
-            run_id = json.loads(out).get("run_id")
-        except json.JSONDecodeError:
-            print(f"  ! probe of {genome} exit {proc.returncode}: {err.strip()[-200:]}", flush=True)
-            run_id = None
-        seconds.append(epoch_seconds(args.url, run_id))
-    return seconds
+    argvs = [["train", genome, "--attention", attention, *common(args, study=False),
+              "--epochs", "1", "--seed", str(seed), "--threads", str(threads)]
+             for genome, attention in genomes]
+    procs = [launch(argv, env) for argv in argvs]
+    return [epoch_seconds(args.url, (answer(proc, argv) or {}).get("run_id"))
+            for argv, proc in zip(argvs, procs, strict=True)]
 
 
 def epoch_seconds(url: str, run_id: int | None) -> float:
