@@ -10,6 +10,7 @@ Three steps, each its own processes, so that arms run side by side on the cores:
     python bench/cifar10.py summary                    # paired differences to CE, 95 % intervals
     python bench/cifar10.py arm --arms logit --tag pick/ --genome "[6,24,3,2,0]" --attention se
     python bench/cifar10.py summary --baseline logit   # another student against the seed report's
+    python bench/cifar10.py rank --trials ce kd --final fin   # which trials rank as the final runs
 `--quick` shrinks every step (200 images per class, 3 epochs, 2 seeds) to a 15-minute check.
 Every run prints one JSON line to its log under --out; `summary` reads them all.
 Run by hand (not a test): the numbers go to bench/RESULTS.md.
@@ -46,7 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from nas.cli.common import set_arg
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", choices=("data", "teacher", "targets", "probe", "arms", "arm", "summary"))
+    p.add_argument("step", choices=("data", "teacher", "targets", "probe", "arms", "arm", "summary",
+                                    "rank"))
     p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--space", default="cifar10.toml")
     p.add_argument("--out", default="/tmp/nas-cifar10", help="logs, database and cache")
@@ -66,6 +68,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--attention", default="eca", help="the student's channel attention")
     p.add_argument("--baseline", default=None,
                    help="summary: pair every arm with this arm (default: CE of the same tag)")
+    p.add_argument("--trials", nargs="+", default=[],
+                   help="rank: tag prefixes of the trial runs, scored by validation accuracy")
+    p.add_argument("--final", default="fin",
+                   help="rank: tag prefix of the final-recipe runs, scored by test accuracy")
     p.add_argument("--parallel", type=int, default=2, help="arm processes at once")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", type=set_arg, action="append", default=[], metavar="KEY=VALUE",
@@ -323,15 +329,48 @@ def _without_arms(argv: list[str]) -> list[str]:
     return argv[:start] + argv[end:]
 
 
+def logged(folder: Path) -> list[dict]:
+    """Every JSON line of the logs in `folder`."""
+    rows = []
+    for log in sorted(folder.glob("*.log")):
+        rows += [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return rows
+
+
+def step_rank(args: argparse.Namespace) -> None:
+    """Spearman and Kendall of each trial kind (`--trials`: tag prefixes, their runs' validation
+    accuracy) and of FLOPs against the final recipe (`--final`: test accuracy), per genome over
+    its seeds' mean, for the genomes both ran."""
+    from statistics import mean
+
+    from nas.model.complexity import count
+    from nas.model.genome import Genome
+    from nas.study.search.fidelity import rank_correlation
+
+    def scores(prefix: str, key: str) -> dict[str, float]:
+        by_genome: dict[str, list[float]] = {}
+        for row in logged(out(args)):
+            if row.get("arm", "").startswith(prefix):
+                by_genome.setdefault(row["genome"], []).append(row[key])
+        return {genome: mean(values) for genome, values in by_genome.items()}
+
+    final, sp = scores(args.final, "test"), space(args, "logit")
+    fidelities = {prefix: scores(prefix, "val") for prefix in args.trials}
+    fidelities["flops"] = {g: count(Genome.parse(*g.rsplit(" ", 1)), sp, classes=10).flops
+                           for g in final}
+    for name, trial in fidelities.items():
+        corr = rank_correlation(trial, final)
+        print(json.dumps({"fidelity": name, "genomes": corr.genomes,
+                          "spearman": round(corr.spearman, 3), "kendall": round(corr.kendall, 3),
+                          "spearman_p": round(corr.spearman_p, 4)}), flush=True)
+
+
 def step_summary(args: argparse.Namespace) -> None:
     """Mean +- sd test accuracy per arm; paired difference to CE with its 95 % interval."""
     from nas.study.ablation.stats import paired, spread
 
-    rows = []
-    for log in sorted(out(args).glob("*.log")):
-        rows += [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     arms: dict[str, dict[int, dict]] = {}
-    for row in rows:
+    for row in logged(out(args)):
         if "arm" in row:
             arms.setdefault(row["arm"], {})[row["seed"]] = row
     for name, by_seed in sorted(arms.items()):
@@ -359,7 +398,7 @@ def main(argv: list[str]) -> int:
     if args.quick and args.seeds == [0, 1, 2, 3, 4]:
         args.seeds = [0, 1]
     steps = {"data": step_data, "teacher": step_teacher, "targets": step_targets,
-             "probe": step_probe, "arm": step_arm, "summary": step_summary}
+             "probe": step_probe, "arm": step_arm, "summary": step_summary, "rank": step_rank}
     if args.step == "arms":
         step_arms(args, argv)
     else:

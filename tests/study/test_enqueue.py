@@ -207,12 +207,14 @@ def test_nas_space_refuses_a_bad_enqueue_naming_file_and_key(
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-def test_the_bundled_spaces_enqueue_the_seed_reports_student() -> None:
+def test_the_bundled_spaces_enqueue_the_seed_reports_student_and_cifar10_mobilenet_v2() -> None:
     student = Genome.parse("[2,8,6,1,0] [2,16,4,1,0]", "eca")
     for name in ("seed.toml", "photos.toml"):
         space = load_space(name)
         assert space.search.enqueued() == (student,)
         assert space.check(student) == student
+    mobilenet_v2 = Genome.parse("[1,8,1,1,0] [6,16,1,1,0] [6,24,2,2,0] [6,32,3,2,0]", "none")
+    assert load_space("cifar10.toml").search.enqueued() == (student, mobilenet_v2)
 
 
 def test_the_jobs_progress_counts_the_warm_starts_the_run_judges(tmp_path: Path) -> None:
