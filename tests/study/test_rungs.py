@@ -302,10 +302,28 @@ def test_bad_search_keys_are_one_line_and_exit_2(tmp_path: Path, keys: str, mess
     assert code == 2 and err.count("\n") == 1 and message in err
 
 
+def test_a_study_made_before_the_files_trial_views_changed_continues_with_set(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A space file whose [search] views changed (as cifar10.toml's did) refuses its old study in
+    one line naming the key; `--set 'search.views=[]'` continues it."""
+    space = tmp_path / "space.toml"
+    space.write_text(Path(TINY).read_text().replace("[search]\ntrials = 4\nepochs = 1",
+                                                    '[search]\ntrials = 1\nepochs = 1\nviews = ["hflip"]'))
+    argv = ["search", "--space", str(space), "--data", "digits", "--image-size", "8x8", "--quiet",
+            "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "old"]
+    assert main([*argv, "--set", "search.views=[]"]) == 0
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and 'train.augment.views [] -> ["hflip"]' in err, err
+    assert main([*argv, "--set", "search.views=[]", "--trials", "2"]) == 0
+
+
 def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
-    """The README's CIFAR-10 search: 200 per class without the view, 12 epochs, rungs 6 and 12;
-    the final model (`export --retrain`) on 1,000 per class and the mixup view for 30 epochs,
-    and so its teacher's note names both; the results table keeps the recipe it was measured on."""
+    """The README's CIFAR-10 search: 200 per class with the mixup view, 12 epochs, rungs 6 and
+    12, as the rank study against the final recipe chose; the final model (`export --retrain`)
+    on 1,000 per class and the view for 30 epochs, and so its teacher's note names the subsets;
+    the results table keeps the recipe it was measured on."""
     from nas.cli.common import Setting, with_sets
     from nas.cli.report import _teacher_note
     from nas.model.space import load_space
@@ -315,8 +333,10 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     space = load_space("cifar10.toml")
     assert space.search.schedule(None, ()) == (12, (6, 12))
     trials = space.for_trials()
-    assert (trials.train.train_per_class, trials.train.augment.views) == (200, ())
-    assert space.for_trials({"train.augment.views"}).train.augment.views == ("hflip+mixup",)
+    assert (trials.train.train_per_class, trials.train.augment.views) == (200, ("hflip+mixup",))
+    before = with_sets(space, [Setting("search.views", [])])     # the file until 2026-12-04
+    assert before.for_trials().train.augment.views == ()
+    assert before.for_trials({"train.augment.views"}).train.augment.views == ("hflip+mixup",)
     final = searched_recipe(space, fingerprint(trials)).train
     assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 30)
     asked = with_sets(space, [Setting("train.augment.views", ["hflip"])])
@@ -325,7 +345,8 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     assert (space.distill.loss, space.distill.temperature) == ("logit", 2.0)
     assert _teacher_note("a", "b", space, fingerprint(trials)) == (
         "note: the final model's teacher (a) is made for 1,000 images per class and the views "
-        "hflip+mixup, the study's (b) for its trials' 200 images per class")
+        "hflip+mixup, the study's (b) for its trials' 200 images per class and the views "
+        "hflip+mixup")
     table = load_ablation("ablations/cifar10_results.toml")
     assert {(arm.space.train.epochs, arm.space.train.augment.views)
             for group in table.groups for arm in group.arms} == {(15, ())}
