@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -362,7 +363,8 @@ def step_rank(args: argparse.Namespace) -> None:
         corr = rank_correlation(trial, final)
         print(json.dumps({"fidelity": name, "genomes": corr.genomes,
                           "spearman": round(corr.spearman, 3), "kendall": round(corr.kendall, 3),
-                          "spearman_p": round(corr.spearman_p, 4)}), flush=True)
+                          "spearman_p": None if math.isnan(corr.spearman_p)
+                          else round(corr.spearman_p, 4)}), flush=True)
 
 
 def step_summary(args: argparse.Namespace) -> None:
