@@ -348,9 +348,11 @@ def step_rank(args: argparse.Namespace) -> None:
     from nas.model.genome import Genome
     from nas.study.search.fidelity import rank_correlation
 
+    rows = logged(out(args))
+
     def scores(prefix: str, key: str) -> dict[str, float]:
         by_genome: dict[str, list[float]] = {}
-        for row in logged(out(args)):
+        for row in rows:
             if row.get("arm", "").startswith(prefix):
                 by_genome.setdefault(row["genome"], []).append(row[key])
         return {genome: mean(values) for genome, values in by_genome.items()}
