@@ -181,6 +181,7 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
     space's largest genomes `within` its budget) before the database file is created; skipped
     files are reported once data is read."""
     from nas.data.dataset import parse_image_size
+    from nas.data.folders import scanned_once
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
     from nas.train.preflight import Plan, check_source
@@ -190,12 +191,13 @@ def open_context(args: argparse.Namespace, view: Any, space: Space | None = None
     space = space or with_subset(resolve_space(args.space, args.data), args)
     size = parse_image_size(args.image_size) if args.image_size else None
     plan = Plan(tuple(genomes), within)
-    check_source(space, args.data, size, plan)      # before the database file is created
-    device = resolve_device(args.device, args.threads)
-    store = Store(args.storage)
-    return prepare(space, args.data, store, size=size, device=device, progress=view.data,
-                   teacher_callbacks=(view.epochs("teacher"),), plan=plan,
-                   check=lambda data: _check_data(args, view, data, check))
+    with scanned_once():            # the folder read once for the checks here and in prepare
+        check_source(space, args.data, size, plan)      # before the database file is created
+        device = resolve_device(args.device, args.threads)
+        store = Store(args.storage)
+        return prepare(space, args.data, store, size=size, device=device, progress=view.data,
+                       teacher_callbacks=(view.epochs("teacher"),), plan=plan,
+                       check=lambda data: _check_data(args, view, data, check))
 
 
 def _check_data(args: argparse.Namespace, view: Any, data: Any,

@@ -19,6 +19,7 @@ import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,26 +38,58 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 
+Stamp = tuple[int, int]     # a file's size and mtime in ns, as the scan saw them
+
 
 @dataclass(frozen=True)
 class Folder:
-    """An ImageFolder scan: class names, (file, label) lists (test None = split ourselves), and
-    the entries skipped while scanning, each with its reason."""
+    """An ImageFolder scan: class names, (file, label) lists (test None = split ourselves), the
+    entries skipped while scanning, each with its reason, and each kept file's stamp (train's,
+    then test's: the pool cache's key)."""
 
     root: Path
     classes: tuple[str, ...]
     train: tuple[tuple[Path, int], ...]
     test: tuple[tuple[Path, int], ...] | None
     skipped: tuple[Skip, ...] = ()
+    stamps: tuple[Stamp, ...] = ()
 
     @property
     def count(self) -> int:
         return len(self.train) + len(self.test or ())
 
 
+_scans: ContextVar[dict[Path, Folder] | None] = ContextVar("scans", default=None)
+
+
+@contextmanager
+def scanned_once() -> Iterator[None]:
+    """Within the block each folder is scanned once and later scans return that Folder: one
+    command's setup reads the same folder for its checks, the student's data and the
+    teacher's (60,000 files each time on CIFAR-10). Blocks nest; outside them every scan
+    reads the disk."""
+    if _scans.get() is not None:
+        yield
+        return
+    token = _scans.set({})
+    try:
+        yield
+    finally:
+        _scans.reset(token)
+
+
 def scan_folder(root: Path) -> Folder:
     """Find the classes and readable-looking files of `root/{train,test}/<class>/*` or
     `root/<class>/*`; refuse fewer than 2 classes or a class too small to split."""
+    scans = _scans.get()
+    if scans is None:
+        return _scan(root)
+    if root not in scans:
+        scans[root] = _scan(root)
+    return scans[root]
+
+
+def _scan(root: Path) -> Folder:
     if not root.is_dir():
         raise DataError(f"{root}: {'not a folder' if root.exists() else 'data folder not found'}")
     base = root.resolve()
@@ -66,9 +99,9 @@ def scan_folder(root: Path) -> Folder:
         raise DataError(f"{root}: has {found}/ but no {missing}/ folder")
     if not train_dir.is_dir():
         classes, refused = _class_dirs(root, base)
-        files, skipped = _class_files(root, classes, base)
+        files, skipped, stamps = _class_files(root, classes, base)
         _check_counts(root, classes, files, 3, "train, validation and test")
-        return Folder(root, classes, files, None, refused + skipped)
+        return Folder(root, classes, files, None, refused + skipped, stamps)
     (classes, refused), (test_classes, refused_test) = (_class_dirs(train_dir, base),
                                                         _class_dirs(test_dir, base))
     if classes != test_classes:
@@ -78,11 +111,12 @@ def scan_folder(root: Path) -> Folder:
             f"{root}: train and test class folders differ:"
             f" only in train {only_train}, only in test {only_test}"
         )
-    train, skipped_train = _class_files(train_dir, classes, base)
-    test, skipped_test = _class_files(test_dir, classes, base)
+    train, skipped_train, stamps_train = _class_files(train_dir, classes, base)
+    test, skipped_test, stamps_test = _class_files(test_dir, classes, base)
     _check_counts(train_dir, classes, train, 2, "train and validation")
     _check_counts(test_dir, classes, test, 1, "test")
-    return Folder(root, classes, train, test, refused + refused_test + skipped_train + skipped_test)
+    return Folder(root, classes, train, test, refused + refused_test + skipped_train + skipped_test,
+                  stamps_train + stamps_test)
 
 
 def _class_dirs(folder: Path, base: Path) -> tuple[tuple[str, ...], tuple[Skip, ...]]:
@@ -141,11 +175,13 @@ def _inside(path: Path, base: Path) -> bool:
 
 def _class_files(
     folder: Path, classes: tuple[str, ...], base: Path
-) -> tuple[tuple[tuple[Path, int], ...], tuple[Skip, ...]]:
+) -> tuple[tuple[tuple[Path, int], ...], tuple[Skip, ...], tuple[Stamp, ...]]:
     """Every acceptable visible file below each class folder, sorted, with its label; the rest
-    as (path, reason). Symlinked sub-folders are not followed (no loops, no escapes)."""
+    as (path, reason); the stamp of each file kept. Symlinked sub-folders are not followed (no
+    loops, no escapes)."""
     files: list[tuple[Path, int]] = []
     skipped: list[Skip] = []
+    stamps: list[Stamp] = []
     homes = [(folder / name).resolve() for name in classes]
     for label, name in enumerate(classes):
         others = [home for i, home in enumerate(homes) if i != label]
@@ -159,17 +195,24 @@ def _class_files(
                 skipped.append((_relative(Path(dirpath) / d, base), "name is not UTF-8"))
             for entry in sorted(f for f in filenames if not f.startswith(".")):
                 path = Path(dirpath) / entry
-                reason = refusal(path, base, others)
-                if reason is None:
-                    files.append((path, label))
+                found = _examine(path, base, others)
+                if isinstance(found, str):
+                    skipped.append((_relative(path, base), found))
                 else:
-                    skipped.append((_relative(path, base), reason))
-    return tuple(files), tuple(skipped)
+                    files.append((path, label))
+                    stamps.append((found.st_size, found.st_mtime_ns))
+    return tuple(files), tuple(skipped), tuple(stamps)
 
 
 def refusal(path: Path, base: Path, others: list[Path] | None = None) -> str | None:
     """Why `path` is not read (None: it is): name, suffix, symlink target (outside the data
     folder, or inside one of the `others`: another class's folder), file type, size."""
+    found = _examine(path, base, others)
+    return found if isinstance(found, str) else None
+
+
+def _examine(path: Path, base: Path, others: list[Path] | None) -> str | os.stat_result:
+    """`refusal`'s reason, or the stat of the file that will be read (a symlink's target)."""
     if not _utf8(path.name):
         return "name is not UTF-8"
     if path.suffix.lower() not in SUFFIXES:
@@ -189,7 +232,7 @@ def refusal(path: Path, base: Path, others: list[Path] | None = None) -> str | N
         if error.errno == errno.ELOOP:
             return "symlink loop"
         return "dangling symlink" if error.errno == errno.ENOENT else f"unreadable ({error.strerror})"
-    return _file_refusal(info)
+    return _file_refusal(info) or info
 
 
 def _file_refusal(info: os.stat_result) -> str | None:
@@ -222,17 +265,14 @@ def _check_counts(folder: Path, classes: tuple[str, ...], files: tuple[tuple[Pat
 
 
 def folder_key(folder: Folder | None) -> list[Any]:
-    """Cheap cache key of a folder: its resolved root, relative paths, sizes and mtimes."""
+    """Cheap cache key of a folder: its resolved root, relative paths, sizes and mtimes (the
+    scan's stamps: no second stat of every file)."""
     if folder is None:
         return []
-    entries: list[Any] = [str(folder.root.resolve())]
-    for path, _ in folder.train + (folder.test or ()):
-        try:
-            info = path.stat()
-        except OSError:
-            info = os.stat_result((0,) * 10)
-        entries.append([path.relative_to(folder.root).as_posix(), info.st_size, info.st_mtime_ns])
-    return entries
+    files = folder.train + (folder.test or ())
+    return [str(folder.root.resolve())] + [
+        [path.relative_to(folder.root).as_posix(), size, mtime]
+        for (path, _), (size, mtime) in zip(files, folder.stamps, strict=True)]
 
 
 def decode_folder(folder: Folder, size: tuple[int, int], progress: Progress | None) -> Pool:

@@ -16,6 +16,7 @@ import torch
 
 from nas._version import __version__
 from nas.data.dataset import Dataset, Views, load_data
+from nas.data.folders import scanned_once
 from nas.data.splits import Progress
 from nas.errors import TrainError
 from nas.model.builder import build_model
@@ -95,15 +96,16 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
     read and once it is; then `check(data)`, before the teacher is trained, to refuse bad
     settings early."""
     device = device or resolve_device()
-    check_source(space, source, size, plan)
-    data = load_data(source, image_size(space, source, size), **space.train.split_kwargs(),
-                     cache_dir=cache_dir, progress=progress)
-    space = space.with_input(fitted_input(space, data))
-    check_data(space, source, data, plan)
-    if check is not None:
-        check(data)
-    taught = teach(space, source, data, store, device, cache_dir=cache_dir, progress=progress,
-                   callbacks=teacher_callbacks)   # loss "none": no teacher, bank None
+    with scanned_once():      # the checks, the student's data and the teacher's: one scan
+        check_source(space, source, size, plan)
+        data = load_data(source, image_size(space, source, size), **space.train.split_kwargs(),
+                         cache_dir=cache_dir, progress=progress)
+        space = space.with_input(fitted_input(space, data))
+        check_data(space, source, data, plan)
+        if check is not None:
+            check(data)
+        taught = teach(space, source, data, store, device, cache_dir=cache_dir, progress=progress,
+                       callbacks=teacher_callbacks)   # loss "none": no teacher, bank None
     views, teacher, bank = taught.views, taught.teacher, taught.bank
     if teacher.spec is not None:
         space = replace(space, teacher=teacher.spec)   # resolved: no "auto" left

@@ -640,3 +640,24 @@ def test_memory_of_training(monkeypatch: pytest.MonkeyPatch) -> None:
     teacher = Genome.parse(space.teacher.genome, space.teacher.attention)     # the caller's choice
     with pytest.raises(TrainError, match="needs about"):
         check_training(space, (), rows=100, shape=InputShape(3, 16, 16), classes=2, teacher=teacher)
+
+
+def test_a_folder_is_scanned_once_within_scanned_once(image_folder: Path) -> None:
+    first = nas.data.folders.scan_folder(image_folder)
+    write_class(image_folder / "train" / "c0", 0, 7)          # a seventh image in c0
+    with nas.data.folders.scanned_once():
+        inside = nas.data.folders.scan_folder(image_folder)
+        (image_folder / "train" / "c1" / "000.png").unlink()
+        with nas.data.folders.scanned_once():                 # nested: the same scans
+            assert nas.data.folders.scan_folder(image_folder) is inside
+    after = nas.data.folders.scan_folder(image_folder)         # outside: read again
+    assert (first.count, inside.count, after.count) == (27, 28, 27)
+
+
+def test_folder_key_is_every_file_stat(image_folder: Path) -> None:
+    """The scan's stamps give the key each file's stat gave before them (caches stay valid)."""
+    scan = nas.data.folders.scan_folder(image_folder)
+    files = [path for path, _ in scan.train + (scan.test or ())]
+    assert nas.data.folders.folder_key(scan) == [str(image_folder.resolve())] + [
+        [path.relative_to(image_folder).as_posix(), path.stat().st_size, path.stat().st_mtime_ns]
+        for path in files]

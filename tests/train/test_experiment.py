@@ -6,19 +6,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
+from nas.data import folders
 from nas.data.dataset import Split
 from nas.model.builder import build_model
 from nas.model.complexity import count
 from nas.model.genome import Genome
-from nas.store.runs import bytes_to_state
+from nas.model.space import parse_space
+from nas.store.runs import Store, bytes_to_state
 from nas.train import distill, experiment
 from nas.train.distill import EpochStats, accuracy
 from nas.train.experiment import Context, train_genome
-from tests.training import FAST_TEACHER, STUDENT, states_equal, tiny_context
+from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context
 
 GENOME = Genome.parse(STUDENT, "eca")
 
@@ -181,3 +184,18 @@ def test_logit_loss_needs_no_projector(wide_ctx: Context, monkeypatch: pytest.Mo
     run = train_genome(replace(wide_ctx, space=space), GENOME, epochs=1, seed=0)
     assert run.status == "ok" and run.recipe["distill"]["loss"] == "logit"
 
+
+
+def test_a_setup_scans_its_image_folder_once(image_folder: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks, the student's data (8x8) and the teacher's (16x16) read one scan: on
+    CIFAR-10 each scan stats 60,000 files."""
+    scans = []
+    scan = folders._scan
+    monkeypatch.setattr(folders, "_scan", lambda root: scans.append(root) or scan(root))
+    space = parse_space(space_text(teacher={**FAST_TEACHER, "image_size": 16}),
+                        str(tmp_path / "space.toml"))
+    ctx = experiment.prepare(space, str(image_folder), Store(f"sqlite:///{tmp_path / 'x.db'}"),
+                             size=(8, 8), device=torch.device("cpu"), cache_dir=tmp_path)
+    assert ctx.data.image_size == (8, 8) and ctx.views.images.shape[-1] == 8
+    assert scans == [image_folder]
