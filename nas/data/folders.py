@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ class Folder:
     @property
     def count(self) -> int:
         return len(self.train) + len(self.test or ())
+
+    @cached_property
+    def key(self) -> list[Any]:
+        """Cheap cache key: the resolved root, then each file's relative path and stamp (computed
+        once: the student's data and the teacher's read the same scan)."""
+        files = self.train + (self.test or ())
+        return [str(self.root.resolve())] + [
+            [path.relative_to(self.root).as_posix(), size, mtime]
+            for (path, _), (size, mtime) in zip(files, self.stamps, strict=True)]
 
 
 _scans: ContextVar[dict[Path, Folder] | None] = ContextVar("scans", default=None)
@@ -265,14 +275,8 @@ def _check_counts(folder: Path, classes: tuple[str, ...], files: tuple[tuple[Pat
 
 
 def folder_key(folder: Folder | None) -> list[Any]:
-    """Cheap cache key of a folder: its resolved root, relative paths, sizes and mtimes (the
-    scan's stamps: no second stat of every file)."""
-    if folder is None:
-        return []
-    files = folder.train + (folder.test or ())
-    return [str(folder.root.resolve())] + [
-        [path.relative_to(folder.root).as_posix(), size, mtime]
-        for (path, _), (size, mtime) in zip(files, folder.stamps, strict=True)]
+    """The pool cache's key of a folder (`Folder.key`; no folder: empty)."""
+    return [] if folder is None else folder.key
 
 
 def decode_folder(folder: Folder, size: tuple[int, int], progress: Progress | None) -> Pool:

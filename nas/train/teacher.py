@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -50,15 +52,21 @@ _RAW = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))   # cached trunk outputs are fed as th
 
 @dataclass(frozen=True)
 class Teacher:
-    """A trained, frozen teacher and what is known about it (model None: no teacher)."""
+    """A trained, frozen teacher and what is known about it (load None: no teacher)."""
 
-    model: nn.Module | None
+    load: Callable[[], nn.Module] | None    # gives the model; called once, on first use
     fingerprint: str
     feature_dim: int
     val_accuracy: float | None      # None: no teacher
     test_accuracy: float | None
     cached: bool
     spec: TeacherConfig | None = None     # resolved: no 'auto' left
+
+    @cached_property
+    def model(self) -> nn.Module | None:
+        """The trained model (None: no teacher). A stored teacher whose outputs are stored too
+        is built only here: a search worker never imports timm or reads its weights."""
+        return None if self.load is None else self.load()
 
 
 NO_TEACHER = Teacher(None, "none", 0, None, None, cached=False)
@@ -125,23 +133,36 @@ def teach(space: Space, source: str, data: Dataset, store: Store, device: torch.
                             cache_dir=cache_dir, progress=progress)
         return Taught(views, NO_TEACHER, None)
     inputs = teacher_inputs(space, source, data, cache_dir=cache_dir, progress=progress)
-    teacher = get_teacher(inputs, space, store, device, cache_dir, callbacks)
-    bank = teacher_bank(teacher, inputs, store, device, cache_dir)
+    bank = stored_bank(store, fingerprint(inputs.config, space, inputs.data, inputs.views),
+                       inputs.views)
+    teacher = get_teacher(inputs, space, store, device, cache_dir, callbacks,
+                          distilled=None if bank is None else bank.features.shape[1])
+    if bank is None:
+        bank = teacher_bank(teacher, inputs, store, device, cache_dir)
     return Taught(inputs.student_views, teacher, bank)
 
 
 def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch.device,
-                cache_dir: Path | None = None, callbacks: tuple[EpochCallback, ...] = ()) -> Teacher:
-    """The cached teacher for this spec and data, or train it now and cache it."""
+                cache_dir: Path | None = None, callbacks: tuple[EpochCallback, ...] = (),
+                distilled: int | None = None) -> Teacher:
+    """The cached teacher for this spec and data, or train it now and cache it. `distilled`:
+    the width of its stored outputs' feature, when they are stored; then a stored teacher's
+    model is built on first use only."""
     config, data = inputs.config, inputs.data
     key = fingerprint(config, space, data, inputs.views)
     width = feature_dim(config, space)
     record = store.get_teacher(key)
     if record is not None:  # the stored weights replace any initial ones: no file, no network
-        model = build_teacher(replace(config, weights="none"), space, len(data.classes))
-        model.load_state_dict(bytes_to_state(record.weights))
-        return Teacher(model.to(device).eval(), key, distilled_dim(config, space, model),
-                       record.val_accuracy, record.test_accuracy, cached=True, spec=config)
+        def load() -> nn.Module:
+            model = build_teacher(replace(config, weights="none"), space, len(data.classes))
+            model.load_state_dict(bytes_to_state(record.weights))
+            return model.to(device).eval()
+
+        if distilled is None:       # its outputs are computed next: build the model now
+            model = load()
+            load, distilled = (lambda: model), distilled_dim(config, space, model)
+        return Teacher(load, key, distilled, record.val_accuracy, record.test_accuracy,
+                       cached=True, spec=config)
     torch.manual_seed(0)  # the same spec and data give the same teacher on every machine run
     model = build_teacher(config, space, len(data.classes)).to(device)
     distilled = distilled_dim(config, space, model)     # before any training: a bad spec fails fast
@@ -152,7 +173,8 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     store.put_teacher(TeacherRecord(key, {**asdict(config), "feature_dim": width},
                                     result.val_accuracy or 0.0, test,
                                     state_to_bytes(model.state_dict()), result.history))
-    return Teacher(model.eval(), key, distilled, result.val_accuracy or 0.0, test, cached=False,
+    model.eval()
+    return Teacher(lambda: model, key, distilled, result.val_accuracy or 0.0, test, cached=False,
                    spec=config)
 
 
@@ -189,15 +211,25 @@ def _fit(model: nn.Module, batches: Batches, val: Split, config: TeacherConfig, 
     return result
 
 
+def stored_bank(store: Store, teacher: str, views: Views) -> TeacherBank | None:
+    """The stored outputs of the teacher with fingerprint `teacher` on every view (None: not
+    stored, or stored for other views)."""
+    blob = store.get_blob(_bank_key(teacher, views))
+    if blob is None:
+        return None
+    saved = load_weights(blob)
+    if saved["features"].shape[0] != len(views.labels):
+        return None
+    return TeacherBank(saved["features"], saved["logits"])
+
+
+def _bank_key(teacher: str, views: Views) -> str:
+    return f"bank:{teacher}:{views.fingerprint}"
+
+
 def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: torch.device,
                  cache_dir: Path | None = None) -> TeacherBank:
-    """Teacher features and logits for every training view, cached in the store."""
-    key = f"bank:{teacher.fingerprint}:{inputs.views.fingerprint}"
-    blob = store.get_blob(key)
-    if blob is not None:
-        saved = load_weights(blob)
-        if saved["features"].shape[0] == len(inputs.views.labels):
-            return TeacherBank(saved["features"], saved["logits"])
+    """Teacher features and logits for every training view, computed and stored."""
     config, data, model = inputs.config, inputs.data, teacher.model
     if config.train == "head" and isinstance(model, TrunkTeacher):
         maps = trunk_maps(model, config, data, inputs.views, device, cache_dir)
@@ -208,7 +240,7 @@ def teacher_bank(teacher: Teacher, inputs: TeacherInputs, store: Store, device: 
         features, logits = predict(model, inputs.views.images, *input_stats(config, data), device)
     buffer = io.BytesIO()
     torch.save({"features": features, "logits": logits}, buffer)
-    store.put_blob(key, buffer.getvalue())
+    store.put_blob(_bank_key(teacher.fingerprint, inputs.views), buffer.getvalue())
     return TeacherBank(features, logits)
 
 

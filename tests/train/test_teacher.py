@@ -52,6 +52,19 @@ def test_second_prepare_reuses_teacher_and_bank(ctx: Context, monkeypatch: pytes
     assert torch.equal(again.bank.logits, ctx.bank.logits)
 
 
+def test_a_stored_teacher_with_stored_outputs_is_built_on_first_use(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search worker needs only the teacher's stored outputs: no model build, no weights read."""
+    built = []
+    build = teacher_module.build_teacher
+    monkeypatch.setattr(teacher_module, "build_teacher", lambda *a: built.append(1) or build(*a))
+    again = prepare(ctx.space, "digits", ctx.store, size=(8, 8), device=ctx.device,
+                    cache_dir=Path(ctx.store.url.removeprefix("sqlite:///")).parent / "cache")
+    assert built == [] and again.teacher.feature_dim == ctx.teacher.feature_dim
+    assert states_equal(again.teacher.model.state_dict(), ctx.teacher.model.state_dict())
+    assert again.teacher.model is again.teacher.model and built == [1]
+
+
 def test_accuracies_and_history_are_recorded(ctx: Context) -> None:
     record = ctx.store.get_teacher(ctx.teacher.fingerprint)
     assert record is not None
@@ -222,7 +235,7 @@ def test_train_distill_none_needs_no_teacher(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_weak_teacher_warns_in_one_line() -> None:
-    strong = replace(NO_TEACHER, model=nn.Identity(), val_accuracy=0.9, test_accuracy=0.9)
+    strong = replace(NO_TEACHER, load=nn.Identity, val_accuracy=0.9, test_accuracy=0.9)
     assert weak_teacher(strong.val_accuracy, 0.8) is None
     warning = weak_teacher(0.7, 0.75)
     assert warning is not None and "\n" not in warning
