@@ -226,6 +226,6 @@ def teacher_text(ctx: Any) -> str:
     """The teacher in one line: its accuracy, or that none was used and why."""
     from nas.units import percent
 
-    if ctx.teacher.model is None:
+    if not ctx.teacher.used:
         return 'teacher not used: distill loss "none", cross-entropy only'
     return f"teacher val {percent(ctx.teacher.val_accuracy)}, test {percent(ctx.teacher.test_accuracy)}"

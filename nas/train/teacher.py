@@ -62,6 +62,11 @@ class Teacher:
     cached: bool
     spec: TeacherConfig | None = None     # resolved: no 'auto' left
 
+    @property
+    def used(self) -> bool:
+        """Whether there is a teacher at all (`[distill] loss = "none"`: no)."""
+        return self.load is not None
+
     @cached_property
     def model(self) -> nn.Module | None:
         """The trained model (None: no teacher). A stored teacher whose outputs are stored too

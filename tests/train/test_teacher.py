@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from nas.cli.common import teacher_text
 from nas.data.dataset import load_data
 from nas.data.splits import resize
 from nas.errors import TrainError
@@ -60,6 +61,7 @@ def test_a_stored_teacher_with_stored_outputs_is_built_on_first_use(
     monkeypatch.setattr(teacher_module, "build_teacher", lambda *a: built.append(1) or build(*a))
     again = prepare(ctx.space, "digits", ctx.store, size=(8, 8), device=ctx.device,
                     cache_dir=Path(ctx.store.url.removeprefix("sqlite:///")).parent / "cache")
+    assert teacher_text(again).startswith("teacher val ")          # what `nas search` prints
     assert built == [] and again.teacher.feature_dim == ctx.teacher.feature_dim
     assert states_equal(again.teacher.model.state_dict(), ctx.teacher.model.state_dict())
     assert again.teacher.model is again.teacher.model and built == [1]
