@@ -11,7 +11,8 @@ untimed run that brings the cached files into memory.
     python bench/bench_startup.py --trees OLD_TREE NEW_TREE --data ../shared/data/cifar10 \
         --space cifar10.toml --budget-flops 6.21M --storage /path/runs.db [--jobs 2] [--repeats 3]
 
-Each tree is a source checkout (put first on PYTHONPATH); NAS_CACHE_DIR is passed through, so
+Each tree is a source checkout (on PYTHONPATH, each command run from an empty folder, so the
+tree's code is the code that runs); NAS_CACHE_DIR is passed through, so
 the decoded data and views are cached and shared by both.
 """
 
@@ -40,8 +41,8 @@ def one_run(tree: Path, args: argparse.Namespace, url: str, study: str) -> dict[
                "--epochs", "1", "--no-enqueue", "--storage", url, "--study", study, "--quiet",
                "--json"]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    started = time.time()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    started = time.time()      # run from an empty folder: `python -c` puts the cwd first on sys.path
+    subprocess.run(command, env=env, cwd=args.scratch, check=True, capture_output=True)
     ended = time.time()
     trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
     first = min(t.datetime_start.timestamp() for t in trials if t.datetime_start is not None)
@@ -58,8 +59,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    args.trees = [tree.resolve() for tree in args.trees]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as scratch:
+        args.scratch = scratch
         copy = Path(scratch) / "startup.db"
         shutil.copyfile(args.storage, copy)
         url = f"sqlite:///{copy}"
