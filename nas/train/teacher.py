@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import torch
@@ -158,14 +158,11 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     width = feature_dim(config, space)
     record = store.get_teacher(key)
     if record is not None:  # the stored weights replace any initial ones: no file, no network
-        def load() -> nn.Module:
-            model = build_teacher(replace(config, weights="none"), space, len(data.classes))
-            model.load_state_dict(bytes_to_state(record.weights))
-            return model.to(device).eval()
-
+        load = partial(_stored_model, record, config, space, len(data.classes), device)
         if distilled is None:       # its outputs are computed next: build the model now
             model = load()
-            load, distilled = (lambda: model), distilled_dim(config, space, model)
+            return Teacher(lambda: model, key, distilled_dim(config, space, model),
+                           record.val_accuracy, record.test_accuracy, cached=True, spec=config)
         return Teacher(load, key, distilled, record.val_accuracy, record.test_accuracy,
                        cached=True, spec=config)
     torch.manual_seed(0)  # the same spec and data give the same teacher on every machine run
@@ -181,6 +178,13 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     model.eval()
     return Teacher(lambda: model, key, distilled, result.val_accuracy or 0.0, test, cached=False,
                    spec=config)
+
+
+def _stored_model(record: TeacherRecord, config: TeacherConfig, space: Space, classes: int,
+                  device: torch.device) -> nn.Module:
+    model = build_teacher(replace(config, weights="none"), space, classes)
+    model.load_state_dict(bytes_to_state(record.weights))
+    return model.to(device).eval()
 
 
 def _train_all(model: nn.Module, inputs: TeacherInputs, space: Space, device: torch.device,
