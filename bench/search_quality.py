@@ -23,7 +23,8 @@ competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the 
 of test accuracy over seeds with its 95 % t-interval (nas.study.ablation.stats.paired).
 `--quick`: 1.25 minutes per arm, 3 seeds, the searches on 200 training images per class
 (`--search-per-class`), cross-entropy (`--set distill.loss=none`, unless a --set names the loss:
-a teacher for the searches' subset would take arm (a)'s first seed), no throughput step.
+a teacher for the searches' subset would take arm (a)'s first seed), no augmented views (`--set
+'train.augment.views=[]'`, likewise: cifar10.toml's view doubles every epoch), no throughput step.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
@@ -304,7 +305,7 @@ def main() -> None:
                              "distill.loss=none (export --retrain keeps the study's)")
     parser.add_argument("--quick", action="store_true",
                         help="1.25 min per arm, 3 seeds, searches on 200 per class, "
-                             "distill.loss=none, no throughput step")
+                             "distill.loss=none, no views, no throughput step")
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
@@ -330,8 +331,9 @@ def main() -> None:
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.25, 3, 0
         args.search_per_class = args.search_per_class or 200
-        if not any(setting.startswith("distill.loss=") for setting in args.set):
-            args.set.append("distill.loss=none")
+        for key, value in (("distill.loss", "none"), ("train.augment.views", "[]")):
+            if not any(setting.startswith(f"{key}=") for setting in args.set):
+                args.set.append(f"{key}={value}")
     from nas.units import parse_quantity
 
     args.budget = (hand_flops(args) if args.budget_flops == "hand"
