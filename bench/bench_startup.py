@@ -31,12 +31,12 @@ from pathlib import Path
 
 import optuna
 
-MAIN = "import sys; from nas.cli import main; sys.argv[0] = 'nas'; sys.exit(main())"
+from nas.study.search.processes import WORKER_CODE  # the `nas` command line in a fresh interpreter
 
 
 def one_run(tree: Path, args: argparse.Namespace, url: str, study: str) -> dict[str, float]:
     """Seconds to the first trial's start and to the exit of one search from `tree`."""
-    command = [sys.executable, "-c", MAIN, "search", "--space", args.space, "--data", args.data,
+    command = [sys.executable, "-c", WORKER_CODE, "search", "--space", args.space, "--data", args.data,
                "--budget-flops", args.budget_flops, "--jobs", str(args.jobs), "--trials", "2",
                "--epochs", "1", "--no-enqueue", "--storage", url, "--study", study, "--quiet",
                "--json"]
