@@ -138,10 +138,10 @@ def teach(space: Space, source: str, data: Dataset, store: Store, device: torch.
                             cache_dir=cache_dir, progress=progress)
         return Taught(views, NO_TEACHER, None)
     inputs = teacher_inputs(space, source, data, cache_dir=cache_dir, progress=progress)
-    bank = stored_bank(store, fingerprint(inputs.config, space, inputs.data, inputs.views),
-                       inputs.views)
+    key = fingerprint(inputs.config, space, inputs.data, inputs.views)
+    bank = stored_bank(store, key, inputs.views)
     teacher = get_teacher(inputs, space, store, device, cache_dir, callbacks,
-                          distilled=None if bank is None else bank.features.shape[1])
+                          distilled=None if bank is None else bank.features.shape[1], key=key)
     if bank is None:
         bank = teacher_bank(teacher, inputs, store, device, cache_dir)
     return Taught(inputs.student_views, teacher, bank)
@@ -149,12 +149,12 @@ def teach(space: Space, source: str, data: Dataset, store: Store, device: torch.
 
 def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch.device,
                 cache_dir: Path | None = None, callbacks: tuple[EpochCallback, ...] = (),
-                distilled: int | None = None) -> Teacher:
+                distilled: int | None = None, key: str | None = None) -> Teacher:
     """The cached teacher for this spec and data, or train it now and cache it. `distilled`:
     the width of its stored outputs' feature, when they are stored; then a stored teacher's
-    model is built on first use only."""
+    model is built on first use only. `key`: its fingerprint, when the caller has it."""
     config, data = inputs.config, inputs.data
-    key = fingerprint(config, space, data, inputs.views)
+    key = key or fingerprint(config, space, data, inputs.views)
     width = feature_dim(config, space)
     record = store.get_teacher(key)
     if record is not None:  # the stored weights replace any initial ones: no file, no network
