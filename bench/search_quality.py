@@ -27,7 +27,8 @@ of test accuracy over seeds with its 95 % t-interval (nas.study.ablation.stats.p
 a teacher for the searches' subset would take arm (a)'s first seed), no augmented views (`--set
 'train.augment.views=[]'`, likewise: cifar10.toml's view doubles every epoch), one probe of the
 hand design for every seed, no throughput step: a check of the pipeline in under 20 minutes on
-2 cores (3 seeds took 24 on a machine whose hand-design epoch is 40 s), which measures nothing.
+2 cores (3 seeds took 24 minutes and 2 take 16 on a machine whose hand-design epoch is 40 s),
+which measures nothing.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
