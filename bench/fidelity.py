@@ -13,6 +13,7 @@ to the no-training baselines FLOPs and params (NAS-Bench-201: Spearman 0.71-0.73
     python bench/fidelity.py train --train-per-class 200 --out /tmp/nas-fidelity-200
     python bench/fidelity.py zerocost                      # zero-cost proxies at init, no training
     python bench/fidelity.py summary --subsets /tmp/nas-fidelity-200   # rho, tau per fidelity
+    python bench/fidelity.py extrapolate --runs DIR0 DIR1   # curves and a predictor, across seeds
 Run by hand (not a test): the numbers go to bench/RESULTS.md.
 """
 
@@ -39,12 +40,16 @@ HAND = "[2,8,6,1,0] [2,16,4,1,0]"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", choices=("sample", "train", "worker", "zerocost", "summary"))
+    p.add_argument("step", choices=("sample", "train", "worker", "zerocost", "summary",
+                                    "extrapolate"))
     p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--space", default="cifar10.toml")
     p.add_argument("--out", default="/tmp/nas-fidelity", help="genomes, logs, database, cache")
     p.add_argument("--genomes", type=int, default=24)
     p.add_argument("--seed", type=int, default=0, help="the random sampler's seed")
+    p.add_argument("--run-seed", type=int, default=0, help="every training's seed")
+    p.add_argument("--views", action="store_true",
+                   help="keep the space's extra views (default: none, as the 2026-12-03 study ran)")
     p.add_argument("--budget-flops", type=float, default=None,
                    help="default: the hand design's FLOPs at the space's input")
     p.add_argument("--train-per-class", type=int, default=500)
@@ -56,6 +61,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--subsets", nargs="*", default=[],
                    help="--out folders of the same genomes trained on smaller subsets")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", nargs="*", default=[],
+                   help="extrapolate: --out folders of the same genomes trained with other --run-seed")
+    p.add_argument("--from-epochs", type=int, nargs="+", default=[2, 3, 4, 6, 9],
+                   help="extrapolate: the epochs a curve or the predictor sees")
+    p.add_argument("--baseline", default="val@6",
+                   help="extrapolate: the fidelity every other is compared with (bootstrap)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="extrapolate: resamples of genomes")
     return p.parse_args(argv)
 
 
@@ -63,8 +75,9 @@ def space(args: argparse.Namespace) -> Space:
     from nas.model.space import load_space
 
     base = load_space(args.space)
+    augment = base.train.augment if args.views else replace(base.train.augment, views=())
     return replace(base, train=replace(base.train, train_per_class=args.train_per_class,
-                                       epochs=args.epochs),
+                                       epochs=args.epochs, augment=augment),
                    distill=replace(base.distill, loss=args.loss))
 
 
@@ -129,7 +142,8 @@ def step_worker(args: argparse.Namespace) -> None:
         if item["genome"] + item["attention"] in done:
             continue
         started = time.perf_counter()
-        run = train_genome(ctx, Genome.parse(item["genome"], item["attention"]), seed=0)
+        run = train_genome(ctx, Genome.parse(item["genome"], item["attention"]),
+                           seed=args.run_seed)
         print(json.dumps({**item, "test": run.test_accuracy, "val": run.val_accuracy,
                           "val_by_epoch": [h["val_accuracy"] for h in run.history],
                           "seconds": round(time.perf_counter() - started, 1)}), flush=True)
@@ -250,6 +264,115 @@ def step_summary(args: argparse.Namespace) -> None:
                       "test_min": tests[0], "test_max": tests[-1]}))
 
 
+def step_extrapolate(args: argparse.Namespace) -> None:
+    """Early-epoch fidelities of one seed's runs against the other seed's final test accuracy.
+
+    Pairing a fidelity of seed i with the target of seed j != i keeps one run's noise out of
+    both sides, so every fidelity, the full schedule's validation included, is measured against
+    the genome's quality rather than its luck; the rows average over the ordered pairs. The
+    intervals resample the genomes (percentile bootstrap), the difference to --baseline paired."""
+    import numpy as np
+
+    from nas.study.search.fidelity import rank_correlation
+
+    runs = [dict(_keyed(rows(args, Path(folder)))) for folder in args.runs]
+    keys = sorted(set.intersection(*(set(run) for run in runs)))
+    pairs = [(i, j) for i in range(len(runs)) for j in range(len(runs)) if i != j]
+    scores = [_early_fidelities(run, args.from_epochs, args.epochs) for run in runs]
+    targets = [[run[k]["test"] for k in keys] for run in runs]
+    names = list(scores[0])
+    # (fidelity, pair, resample): Spearman over genomes resampled with replacement, the same
+    # resamples for every fidelity, so a difference of two fidelities has a paired interval
+    draws = np.random.default_rng(0).integers(0, len(keys), size=(args.bootstrap, len(keys)))
+    rho = {name: np.array([[_spearman([scores[i][name][keys[d]] for d in draw],
+                                      [targets[j][d] for d in draw]) for draw in draws]
+                           for i, j in pairs]).mean(axis=0) for name in names}
+    for name in names:
+        corr = [rank_correlation(scores[i][name], dict(zip(keys, targets[j], strict=True)))
+                for i, j in pairs]
+        diff = rho[name] - rho[args.baseline]
+        print(json.dumps({
+            "fidelity": name, "pairs": len(pairs), "genomes": len(keys),
+            "spearman": round(float(np.mean([c.spearman for c in corr])), 3),
+            "kendall": round(float(np.mean([c.kendall for c in corr])), 3),
+            "spearman_95": [round(float(q), 3) for q in np.nanpercentile(rho[name], (2.5, 97.5))],
+            f"minus_{args.baseline}_95": [round(float(q), 3)
+                                          for q in np.nanpercentile(diff, (2.5, 97.5))]}))
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def _early_fidelities(run: dict[str, dict], from_epochs: list[int],
+                      epochs: int) -> dict[str, dict[str, float]]:
+    """Per-genome scores: FLOPs, the full schedule's val and test (the test: how well one seed
+    ranks as another does, the ceiling), the rung at each epoch, and from the first k epochs a
+    log-linear and a pow3 extrapolation to `epochs` and a leave-one-out ridge predictor."""
+    fidelities = {"flops": {k: r["flops"] for k, r in run.items()},
+                  "val@full": {k: r["val"] for k, r in run.items()},
+                  "test@full": {k: r["test"] for k, r in run.items()}}
+    for k in from_epochs:
+        curves = {g: r["val_by_epoch"][:k] for g, r in run.items()}
+        fidelities[f"val@{k}"] = {g: max(c) for g, c in curves.items()}
+        fidelities[f"loglin@{k}"] = {g: _loglin(c, epochs) for g, c in curves.items()}
+        if k >= 3:
+            fidelities[f"pow3@{k}"] = {g: _pow3(c, epochs) for g, c in curves.items()}
+        fidelities[f"ridge@{k}"] = _ridge_loo(run, k)
+    return fidelities
+
+
+def _loglin(curve: list[float], epoch: int) -> float:
+    """Least squares of val = a + b ln(epoch) over the curve, read at `epoch`."""
+    import numpy as np
+
+    slope, intercept = np.polyfit(np.log(np.arange(1, len(curve) + 1)), curve, 1)
+    return float(intercept + slope * np.log(epoch))
+
+
+def _pow3(curve: list[float], epoch: int) -> float:
+    """val = c - a epoch^-alpha (Domhan et al., IJCAI 2015), fitted, read at `epoch`; the
+    log-linear fit where it does not converge."""
+    import warnings
+
+    import numpy as np
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    x = np.arange(1, len(curve) + 1, dtype=float)
+    try:
+        with warnings.catch_warnings():    # three points fit exactly: no covariance, no matter
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (c, a, alpha), _ = curve_fit(lambda e, c, a, alpha: c - a * e ** -alpha, x, curve,
+                                         p0=(max(curve) + 0.05, 0.1, 0.5),
+                                         bounds=((0, 0, 0.01), (1, 1, 5)), maxfev=5000)
+    except RuntimeError:
+        return _loglin(curve, epoch)
+    return float(c - a * epoch ** -alpha)
+
+
+def _ridge_loo(run: dict[str, dict], k: int) -> dict[str, float]:
+    """Each genome's final validation predicted by ridge regression fitted on the others' runs
+    (the study's own completed trials): inputs the first k epochs' validation, ln FLOPs and
+    ln params."""
+    import numpy as np
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    keys = list(run)
+    x = np.array([[*run[g]["val_by_epoch"][:k], np.log(run[g]["flops"]), np.log(run[g]["params"])]
+                  for g in keys])
+    y = np.array([run[g]["val"] for g in keys])
+    scores = {}
+    for i, g in enumerate(keys):
+        rest = np.arange(len(keys)) != i
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        scores[g] = float(model.fit(x[rest], y[rest]).predict(x[i:i + 1])[0])
+    return scores
+
+
 def _vote(scores: list[dict[str, float]]) -> dict[str, float]:
     """The sum of each genome's ranks under several proxies (Abdelfattah et al.'s vote)."""
     from scipy.stats import rankdata
@@ -266,7 +389,7 @@ def _keyed(trained: list[dict]) -> list[tuple[str, dict]]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     steps = {"sample": step_sample, "worker": step_worker, "zerocost": step_zerocost,
-             "summary": step_summary}
+             "summary": step_summary, "extrapolate": step_extrapolate}
     if args.step == "train":
         step_train(args, argv)
     else:

@@ -29,13 +29,18 @@ a teacher for the searches' subset would take arm (a)'s first seed), no augmente
 hand design for every seed, no throughput step: a check of the pipeline in under 20 minutes on
 2 cores (3 seeds took 24 minutes and 2 take 16 on a machine whose hand-design epoch is 40 s),
 which measures nothing.
+`--reference-epoch S`: --minutes are those of a machine whose hand-design probe epoch takes S
+seconds; every arm's wall clock is scaled by this machine's probe over S (the same for all arms
+and seeds), so a slower machine gets the compute the targets were measured with.
 Per arm: mean and spread (sd) over seeds of the best feasible validation accuracy and that
 genome's test accuracy (arm a: its retrained student's), the hypervolume of the feasible front
 (arm a: its search's; Optuna's own
 `optuna._hypervolume.compute_hypervolume` over (1 - val acc, FLOPs / budget, params / 1M) with
-the reference point REFERENCE fixed below), and the time at which the arm first reached arm (b)'s
-final hypervolume of the same seed. Then genomes judged per hour of the same search (TPE, rungs)
-run as `--jobs 2 --threads 1` and as `--jobs 1 --threads 2`, side by side.
+the reference point REFERENCE fixed below) at the end of the arm's search window (a trial
+running at the timeout finishes after it and may be retrained, but is not counted: `late`), and
+the time at which the arm first reached arm (b)'s final hypervolume of the same seed. Then
+genomes judged per hour of the same search (TPE, rungs) run as `--jobs 2 --threads 1` and as
+`--jobs 1 --threads 2`, side by side.
 The JSON of the runs (`--out`) is written after every seed; `--combine A.json B.json` reports
 over the seeds of several runs, so a long benchmark can run a seed or two at a time
 (`--seeds 1 --first-seed 1`, ...).
@@ -52,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -111,18 +117,30 @@ def hypervolume(rows: list[TrialRow], budget: float) -> float:
     return float(compute_hypervolume(inside, REFERENCE)) if len(inside) else 0.0
 
 
-def study_curve(url: str, name: str, started: datetime, budget: float
-                ) -> tuple[list[tuple[float, float]], list[TrialRow], int]:
-    """(hypervolume after each completed trial vs seconds since the arm started, rows, judged)."""
+@dataclass(frozen=True)
+class Curve:
+    """A search arm's trials, read at the end of its window."""
+
+    points: list[tuple[float, float]]   # (seconds since the arm started, hypervolume) per trial
+    rows: list[TrialRow]                # every completed trial, those after the window too
+    judged: int                         # genomes trained or pruned within the window
+    late: int                           # trials completed after the window (not counted)
+
+
+def study_curve(url: str, name: str, started: datetime, budget: float, window: float) -> Curve:
+    """The hypervolume after each trial completed within `window` seconds of the arm's start.
+    Trials running at the search's timeout finish after it (and the search's clock starts after
+    its set-up): they may still be retrained, but every arm is read at the same wall clock."""
     trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
     done = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
-    curve, seen = [], []
+    points, rows, judged = [], [], 0
     for trial in done:
-        seen.append(row_from_trial(trial))
-        curve.append(((trial.datetime_complete - started).total_seconds(),
-                      hypervolume(seen, budget)))
-    judged = sum(1 for t in trials if t.user_attrs.get("outcome") in ("trained", "pruned"))
-    return curve, seen, judged
+        rows.append(row_from_trial(trial))
+        at = (trial.datetime_complete - started).total_seconds()
+        if at <= window:
+            points.append((at, hypervolume(rows, budget)))
+            judged += trial.user_attrs.get("outcome") in ("trained", "pruned")
+    return Curve(points, rows, judged, late=len(done) - len(points))
 
 
 def best_of(rows: list[TrialRow]) -> tuple[float | None, float | None]:
@@ -141,11 +159,12 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
     if summary is None:
         return {"val": None, "test": None, "hv": 0.0, "curve": [], "wall": wall, "judged": 0,
                 "rejected": None, "sampled": None, "rows": []}
-    curve, rows, judged = study_curve(args.url, name, started, args.budget)
-    val, test = best_of(rows)
-    return {"val": val, "test": test, "hv": curve[-1][1] if curve else 0.0, "curve": curve,
-            "wall": wall, "judged": judged, "rejected": (summary or {}).get("rejected"),
-            "sampled": (summary or {}).get("sampled"), "rows": rows}
+    curve = study_curve(args.url, name, started, args.budget, seconds)
+    val, test = best_of(curve.rows)
+    return {"val": val, "test": test, "hv": curve.points[-1][1] if curve.points else 0.0,
+            "curve": curve.points, "late": curve.late, "wall": wall, "judged": curve.judged,
+            "rejected": (summary or {}).get("rejected"), "sampled": (summary or {}).get("sampled"),
+            "rows": curve.rows}
 
 
 def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, seconds: float,
@@ -214,14 +233,31 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
             "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
 
 
-def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, seed: int) -> int:
+def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, seed: int,
+                per_epoch: float | None = None) -> int:
     """Epochs of the hand design that fit in `seconds`, from a one-epoch probe run now (not
-    charged to arm c)."""
-    per_epoch = probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
+    charged to arm c), or from the probe's `per_epoch` seconds already measured."""
+    per_epoch = per_epoch or hand_probe(args, env, seed)
     epochs = max(1, int(seconds // per_epoch))
     print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {epochs} epochs for arm c",
           flush=True)
     return epochs
+
+
+def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> float:
+    """One epoch of the hand design as arm c trains it: its seconds."""
+    return probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
+
+
+def arm_seconds(args: argparse.Namespace, per_epoch: float) -> float:
+    """Every arm's wall clock: --minutes, or with --reference-epoch, the minutes a machine whose
+    hand-design epoch takes that long would spend, scaled by this machine's probe."""
+    if not args.reference_epoch:
+        return args.minutes * 60
+    minutes = args.minutes * per_epoch / args.reference_epoch
+    print(f"--reference-epoch {args.reference_epoch:g} s: this machine's {per_epoch:.1f} s "
+          f"-> {minutes:.1f} min per arm", flush=True)
+    return minutes * 60
 
 
 def probe_seconds(args: argparse.Namespace, env: dict[str, str], genomes: list[tuple[str, str]],
@@ -293,6 +329,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "hymenoptera"))
     parser.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
+    parser.add_argument("--reference-epoch", type=float, default=None, metavar="SECONDS",
+                        help="--minutes as spent by a machine whose hand-design probe epoch takes "
+                             "SECONDS: every arm's wall clock is scaled by this machine's probe "
+                             "(10.4 for the 18-minute table of bench/RESULTS.md)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here up")
     parser.add_argument("--space", default="seed.toml")
@@ -329,6 +369,8 @@ def main() -> None:
                              "benchmark run a seed or two at a time, --first-seed apart); "
                              "trains nothing")
     args = parser.parse_args()
+    if args.reference_epoch is not None and args.reference_epoch <= 0:
+        fail(f"--reference-epoch must be a positive number of seconds, got {args.reference_epoch:g}")
     if args.combine:
         report(combined(args.combine))
         return
@@ -347,7 +389,6 @@ def main() -> None:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     args.url = f"sqlite:///{out / f'quality-{stamp}.db'}"
     env = {**os.environ, "NAS_CACHE_DIR": str(out / "cache")}
-    seconds = args.minutes * 60
     print(f"data {args.data} at {args.image_size}, budget {args.budget:.0f} FLOPs, "
           f"{args.minutes:g} min per arm, {args.seeds} seeds from {args.first_seed}, "
           f"cores {os.cpu_count()}, no GPU used (CPU only)", flush=True)
@@ -355,7 +396,9 @@ def main() -> None:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
     # the first seed's probe also makes the teacher and the data caches, once for all arms
-    epochs = hand_epochs(args, env, seconds, seed=args.first_seed)
+    per_epoch = hand_probe(args, env, args.first_seed)
+    seconds = arm_seconds(args, per_epoch)
+    epochs = hand_epochs(args, env, seconds, args.first_seed, per_epoch)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -370,7 +413,8 @@ def main() -> None:
         results["d"].append(default_arm(args, env, seed, seconds, warm=True))
         print(f"seed {seed}: " + "; ".join(
             f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
-            f"judged {r[-1]['judged']}, wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
+            f"judged {r[-1]['judged']}, {r[-1].get('late', 0)} after the window, "
+            f"wall {r[-1]['wall']:.0f} s" for k, r in results.items()),
             flush=True)
         save(results, seed, saved)    # every whole seed, so a killed run keeps what it did
     report(results)
