@@ -14,6 +14,7 @@ to the no-training baselines FLOPs and params (NAS-Bench-201: Spearman 0.71-0.73
     python bench/fidelity.py zerocost                      # zero-cost proxies at init, no training
     python bench/fidelity.py summary --subsets /tmp/nas-fidelity-200   # rho, tau per fidelity
     python bench/fidelity.py extrapolate --runs DIR0 DIR1   # curves and a predictor, across seeds
+    python bench/fidelity.py rungsim --runs DIR0 DIR1 DIR2  # successive halving replayed on them
 Run by hand (not a test): the numbers go to bench/RESULTS.md.
 """
 
@@ -24,7 +25,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,7 @@ HAND = "[2,8,6,1,0] [2,16,4,1,0]"
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("step", choices=("sample", "train", "worker", "zerocost", "summary",
-                                    "extrapolate"))
+                                    "extrapolate", "rungsim"))
     p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--space", default="cifar10.toml")
     p.add_argument("--out", default="/tmp/nas-fidelity", help="genomes, logs, database, cache")
@@ -68,6 +69,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--baseline", default="val@6",
                    help="extrapolate: the fidelity every other is compared with (bootstrap)")
     p.add_argument("--bootstrap", type=int, default=1000, help="extrapolate: resamples of genomes")
+    p.add_argument("--policies", nargs="+", default=["6,12", "12", "3,12", "4,12", "9,12", "6,9,12"],
+                   help="rungsim: rung lists (the last ends the schedule; the first is the "
+                        "baseline of the differences)")
+    p.add_argument("--budgets", type=float, nargs="+", default=[0.15, 0.25, 0.4],
+                   help="rungsim: search budgets, as shares of training every genome fully")
+    p.add_argument("--orders", type=int, default=2000, help="rungsim: random genome orders")
     return p.parse_args(argv)
 
 
@@ -300,6 +307,82 @@ def step_extrapolate(args: argparse.Namespace) -> None:
                                           for q in np.nanpercentile(diff, (2.5, 97.5))]}))
 
 
+def step_rungsim(args: argparse.Namespace) -> None:
+    """Successive halving replayed on the recorded curves: genomes arrive in random order at
+    one worker, each trains to a rung, meets the search's own gate there
+    (nas.study.search.rungs.passes: the top third by non-dominated rank over accuracy so far,
+    FLOPs and params, among the genomes that reached that rung) and goes on or stops; the search
+    ends when the budget (seconds of the recorded epochs) runs out, the genome in training then
+    not counted. Its pick, the best final validation, is worth its mean test accuracy over the
+    other seeds' runs. Per policy and budget: that worth (mean over orders, then over seeds, with
+    a paired t-interval against the first policy over seeds) and the genomes judged."""
+    import numpy as np
+
+    from nas.study.ablation.stats import paired
+
+    runs = [dict(_keyed(rows(args, Path(folder)))) for folder in args.runs]
+    keys = sorted(set.intersection(*(set(run) for run in runs)))
+    policies = [tuple(int(r) for r in text.split(",")) for text in args.policies]
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(len(keys)) for _ in range(args.orders)]
+    tests = np.array([[run[k]["test"] for k in keys] for run in runs]).mean(axis=0)
+    print(json.dumps({"genomes": len(keys), "seeds": len(runs), "best_test": round(100 * tests.max(), 2),
+                      "mean_test": round(100 * tests.mean(), 2)}))
+    for share in args.budgets:
+        worth: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
+        judged: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
+        for s, run in enumerate(runs):
+            truth = {k: float(np.mean([r[k]["test"] for j, r in enumerate(runs) if j != s]))
+                     for k in keys}
+            budget = share * sum(run[k]["seconds"] for k in keys)
+            for policy in policies:
+                picks = [_halving(run, [keys[i] for i in order], policy, budget) for order in orders]
+                worth[policy].append(float(np.mean([truth[p.pick] for p in picks if p.pick])))
+                judged[policy].append(float(np.mean([p.judged for p in picks])))
+        base = policies[0]
+        for policy in policies:
+            diff = (paired(dict(enumerate(worth[base])), dict(enumerate(worth[policy])))
+                    if policy != base else None)
+            print(json.dumps({"budget_share": share, "rungs": list(policy),
+                              "pick_test": round(100 * float(np.mean(worth[policy])), 2),
+                              "judged": round(float(np.mean(judged[policy])), 1),
+                              f"minus_{','.join(map(str, base))}": None if diff is None else
+                              [round(100 * diff.mean, 2), round(100 * diff.low, 2),
+                               round(100 * diff.high, 2)]}))
+
+
+@dataclass(frozen=True)
+class Halving:
+    """One replayed search: its pick (None: nothing completed) and the genomes it judged."""
+
+    pick: str | None
+    judged: int
+
+
+def _halving(run: dict[str, dict], order: list[str], rungs: tuple[int, ...],
+             budget: float) -> Halving:
+    from nas.study.search.rungs import passes
+
+    spent, judged, best = 0.0, 0, (-1.0, None)
+    reached: dict[int, list[tuple[float, float, float]]] = {r: [] for r in rungs[:-1]}
+    for genome in order:
+        row = run[genome]
+        per_epoch, curve, epoch = row["seconds"] / len(row["val_by_epoch"]), row["val_by_epoch"], 0
+        for rung in rungs:
+            spent += per_epoch * (rung - epoch)
+            epoch = rung
+            if spent > budget:
+                return Halving(best[1], judged)
+            if rung == rungs[-1]:
+                best = max(best, (max(curve), genome))
+                break
+            reached[rung].append((max(curve[:rung]), row["flops"], row["params"]))
+            if not passes(len(reached[rung]) - 1, reached[rung]):
+                break
+        judged += 1
+    return Halving(best[1], judged)
+
+
 def _spearman(x: list[float], y: list[float]) -> float:
     from scipy import stats
 
@@ -389,7 +472,7 @@ def _keyed(trained: list[dict]) -> list[tuple[str, dict]]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     steps = {"sample": step_sample, "worker": step_worker, "zerocost": step_zerocost,
-             "summary": step_summary, "extrapolate": step_extrapolate}
+             "summary": step_summary, "extrapolate": step_extrapolate, "rungsim": step_rungsim}
     if args.step == "train":
         step_train(args, argv)
     else:
