@@ -272,7 +272,7 @@ def step_summary(args: argparse.Namespace) -> None:
 
 
 def step_extrapolate(args: argparse.Namespace) -> None:
-    """Early-epoch fidelities of one seed's runs against the other seed's final test accuracy.
+    """Early-epoch fidelities of one seed's runs against another seed's final test accuracy.
 
     Pairing a fidelity of seed i with the target of seed j != i keeps one run's noise out of
     both sides, so every fidelity, the full schedule's validation included, is measured against
@@ -282,8 +282,7 @@ def step_extrapolate(args: argparse.Namespace) -> None:
 
     from nas.study.search.fidelity import rank_correlation
 
-    runs = [dict(_keyed(rows(args, Path(folder)))) for folder in args.runs]
-    keys = sorted(set.intersection(*(set(run) for run in runs)))
+    runs, keys = _seed_runs(args)
     pairs = [(i, j) for i in range(len(runs)) for j in range(len(runs)) if i != j]
     scores = [_early_fidelities(run, args.from_epochs, args.epochs) for run in runs]
     targets = [[run[k]["test"] for k in keys] for run in runs]
@@ -320,8 +319,7 @@ def step_rungsim(args: argparse.Namespace) -> None:
 
     from nas.study.ablation.stats import paired
 
-    runs = [dict(_keyed(rows(args, Path(folder)))) for folder in args.runs]
-    keys = sorted(set.intersection(*(set(run) for run in runs)))
+    runs, keys = _seed_runs(args)
     policies = [tuple(int(r) for r in text.split(",")) for text in args.policies]
     rng = np.random.default_rng(0)
     orders = [rng.permutation(len(keys)) for _ in range(args.orders)]
@@ -349,6 +347,12 @@ def step_rungsim(args: argparse.Namespace) -> None:
                               f"minus_{','.join(map(str, base))}": None if diff is None else
                               [round(100 * diff.mean, 2), round(100 * diff.low, 2),
                                round(100 * diff.high, 2)]}))
+
+
+def _seed_runs(args: argparse.Namespace) -> tuple[list[dict[str, dict]], list[str]]:
+    """The --runs folders' rows by genome, one dict per seed, and the genomes all of them have."""
+    runs = [dict(_keyed(rows(args, Path(folder)))) for folder in args.runs]
+    return runs, sorted(set.intersection(*(set(run) for run in runs)))
 
 
 @dataclass(frozen=True)
