@@ -326,12 +326,12 @@ def step_rungsim(args: argparse.Namespace) -> None:
     tests = np.array([[run[k]["test"] for k in keys] for run in runs]).mean(axis=0)
     print(json.dumps({"genomes": len(keys), "seeds": len(runs), "best_test": round(100 * tests.max(), 2),
                       "mean_test": round(100 * tests.mean(), 2)}))
+    truths = [{k: float(np.mean([r[k]["test"] for j, r in enumerate(runs) if j != s]))
+               for k in keys} for s in range(len(runs))]    # each seed's: the others' mean test
     for share in args.budgets:
         worth: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
         judged: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
-        for s, run in enumerate(runs):
-            truth = {k: float(np.mean([r[k]["test"] for j, r in enumerate(runs) if j != s]))
-                     for k in keys}
+        for run, truth in zip(runs, truths, strict=True):
             budget = share * sum(run[k]["seconds"] for k in keys)
             for policy in policies:
                 picks = [_halving(run, [keys[i] for i in order], policy, budget) for order in orders]

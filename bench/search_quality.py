@@ -233,11 +233,9 @@ def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: i
             "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
 
 
-def hand_epochs(args: argparse.Namespace, env: dict[str, str], seconds: float, seed: int,
-                per_epoch: float | None = None) -> int:
-    """Epochs of the hand design that fit in `seconds`, from a one-epoch probe run now (not
-    charged to arm c), or from the probe's `per_epoch` seconds already measured."""
-    per_epoch = per_epoch or hand_probe(args, env, seed)
+def hand_epochs(seconds: float, per_epoch: float) -> int:
+    """Epochs of the hand design that fit in `seconds`, from its probe's `per_epoch` seconds
+    (the probe is not charged to arm c)."""
     epochs = max(1, int(seconds // per_epoch))
     print(f"probe: hand design 1 epoch in {per_epoch:.1f} s -> {epochs} epochs for arm c",
           flush=True)
@@ -398,7 +396,7 @@ def main() -> None:
     # the first seed's probe also makes the teacher and the data caches, once for all arms
     per_epoch = hand_probe(args, env, args.first_seed)
     seconds = arm_seconds(args, per_epoch)
-    epochs = hand_epochs(args, env, seconds, args.first_seed, per_epoch)
+    epochs = hand_epochs(seconds, per_epoch)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -408,7 +406,7 @@ def main() -> None:
                                         "--epochs", str(args.random_epochs), "--no-enqueue"],
                                        seconds))
         if seed != args.first_seed and not args.quick:    # probed under the load of its seed
-            epochs = hand_epochs(args, env, seconds, seed)
+            epochs = hand_epochs(seconds, hand_probe(args, env, seed))
         results["c"].append(hand_arm(args, env, seed, epochs))
         results["d"].append(default_arm(args, env, seed, seconds, warm=True))
         print(f"seed {seed}: " + "; ".join(
