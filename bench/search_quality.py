@@ -5,7 +5,8 @@
     python bench/search_quality.py --space cifar10.toml --data ../shared/data/cifar10 \
         --image-size 32x32 --budget-flops hand [--quick]
 
-Per seed, interleaved (a, b, c, then the next seed) so machine noise hits every arm alike:
+Per seed, interleaved (a, b, c, d, then the next seed) so machine noise hits every arm alike
+(`--arms` runs some of them, e.g. one arm's variant against another run's arm b):
   (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
@@ -351,6 +352,9 @@ def main() -> None:
     parser.add_argument("--search-share", type=float, default=2 / 3,
                         help="arm a's share of the budget for the search; the rest retrains its "
                              "best genomes (1: search only)")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="run only these arms (default all; the times to reach arm b's "
+                             "hypervolume need b, the paired differences c)")
     parser.add_argument("--rungs", default="1,3,9",
                         help="arm a's rungs (its schedule ends at the last one)")
     parser.add_argument("--retrain", type=int, default=1,
@@ -397,18 +401,22 @@ def main() -> None:
     per_epoch = hand_probe(args, env, args.first_seed)
     seconds = arm_seconds(args, per_epoch)
     epochs = hand_epochs(seconds, per_epoch)
-    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    arms = {
+        "a": lambda seed: default_arm(args, env, seed, seconds),
+        "b": lambda seed: search_arm(args, env, f"b-{seed}", seed,
+                                     ["--jobs", "1", "--threads", "2", "--sampler", "random",
+                                      "--epochs", str(args.random_epochs), "--no-enqueue"],
+                                     seconds),
+        "c": lambda seed: hand_arm(args, env, seed, epochs),
+        "d": lambda seed: default_arm(args, env, seed, seconds, warm=True),
+    }
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS if arm in args.arms}
     saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        results["a"].append(default_arm(args, env, seed, seconds))
-        results["b"].append(search_arm(args, env, f"b-{seed}", seed,
-                                       ["--jobs", "1", "--threads", "2", "--sampler", "random",
-                                        "--epochs", str(args.random_epochs), "--no-enqueue"],
-                                       seconds))
-        if seed != args.first_seed and not args.quick:    # probed under the load of its seed
-            epochs = hand_epochs(seconds, hand_probe(args, env, seed))
-        results["c"].append(hand_arm(args, env, seed, epochs))
-        results["d"].append(default_arm(args, env, seed, seconds, warm=True))
+        for arm in results:
+            if arm == "c" and seed != args.first_seed and not args.quick:
+                epochs = hand_epochs(seconds, hand_probe(args, env, seed))    # under its load
+            results[arm].append(arms[arm](seed))
         print(f"seed {seed}: " + "; ".join(
             f"{k}: val {r[-1]['val']}, test {r[-1]['test']}, hv {r[-1]['hv']:.4f}, "
             f"judged {r[-1]['judged']}, {r[-1].get('late', 0)} after the window, "
@@ -423,7 +431,7 @@ def main() -> None:
 def save(results: dict[str, list[dict[str, Any]]], seed: int, path: Path) -> None:
     """The arms' results so far (without their trial rows) and their seeds, as JSON, written
     whole through a temporary file."""
-    count = len(results["a"])
+    count = len(next(iter(results.values())))
     kept = {arm: [{k: v for k, v in r.items() if k != "rows"} for r in runs]
             for arm, runs in results.items()}
     kept["seeds"] = list(range(seed - count + 1, seed + 1))
@@ -459,18 +467,22 @@ def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
     """Mean ± sd per arm, and when each arm first reached arm (b)'s final hypervolume."""
-    targets = [r["hv"] for r in results["b"]]
+    targets = [r["hv"] for r in results.get("b", [])]
     print("\narm | best feasible val | its test | hypervolume | reached b's final HV at (s) | "
           "genomes judged")
     for arm, runs in results.items():
-        times = [reached(r["curve"], t) for r, t in zip(runs, targets, strict=True)]
-        shown = ", ".join("never" if t is None else f"{t:.0f}" for t in times)
+        if not runs:
+            continue
+        times = ([reached(r["curve"], t) for r, t in zip(runs, targets, strict=True)]
+                 if targets else [])
+        shown = ", ".join("never" if t is None else f"{t:.0f}" for t in times) or "(no arm b)"
         print(f"{arm} | {spread([r['val'] for r in runs])} | {spread([r['test'] for r in runs])} | "
               f"{spread([r['hv'] for r in runs])} | {shown} | "
               f"{spread([float(r['judged']) for r in runs])}", flush=True)
     for arm in ("a", "d"):
-        print(f"{arm} - c, test accuracy: {versus_hand(results, arm)}", flush=True)
-    rejected = [r for r in results["a"] + results["b"] if r.get("sampled")]
+        if results.get(arm) and results.get("c"):
+            print(f"{arm} - c, test accuracy: {versus_hand(results, arm)}", flush=True)
+    rejected = [r for r in results.get("a", []) + results.get("b", []) if r.get("sampled")]
     if rejected:
         share = sum(r["rejected"] for r in rejected) / sum(r["sampled"] for r in rejected)
         print(f"budget rejected {share:.1%} of the genomes the searches sampled", flush=True)
