@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jsonlog import json_lines  # bench/ is the script's folder, first on sys.path
+
 if TYPE_CHECKING:
     import torch
 
@@ -330,14 +332,6 @@ def _without_arms(argv: list[str]) -> list[str]:
     return argv[:start] + argv[end:]
 
 
-def logged(folder: Path) -> list[dict]:
-    """Every JSON line of the logs in `folder`."""
-    rows = []
-    for log in sorted(folder.glob("*.log")):
-        rows += [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return rows
-
-
 def step_rank(args: argparse.Namespace) -> None:
     """Spearman and Kendall of each trial kind (`--trials`: tag prefixes, their runs' validation
     accuracy) and of FLOPs against the final recipe (`--final`: test accuracy), per genome over
@@ -348,7 +342,7 @@ def step_rank(args: argparse.Namespace) -> None:
     from nas.model.genome import Genome
     from nas.study.search.fidelity import rank_correlation
 
-    rows = logged(out(args))
+    rows = json_lines(out(args))
 
     def scores(prefix: str, key: str) -> dict[str, float]:
         by_genome: dict[str, list[float]] = {}
@@ -374,7 +368,7 @@ def step_summary(args: argparse.Namespace) -> None:
     from nas.study.ablation.stats import paired, spread
 
     arms: dict[str, dict[int, dict]] = {}
-    for row in logged(out(args)):
+    for row in json_lines(out(args)):
         if "arm" in row:
             arms.setdefault(row["arm"], {})[row["seed"]] = row
     for name, by_seed in sorted(arms.items()):

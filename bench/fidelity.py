@@ -25,9 +25,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from jsonlog import json_lines  # bench/ is the script's folder, first on sys.path
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +74,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bootstrap", type=int, default=1000, help="extrapolate: resamples of genomes")
     p.add_argument("--policies", nargs="+", default=["6,12", "12", "3,12", "4,12", "9,12", "6,9,12"],
                    help="rungsim: rung lists (the last ends the schedule; the first is the "
-                        "baseline of the differences)")
+                        "baseline of the differences); '+ridge' ranks at the rungs by a ridge "
+                        "prediction of the final validation fitted on the genomes completed so "
+                        "far (once --ridge-min have), e.g. 6,12+ridge")
+    p.add_argument("--ridge-min", type=int, default=8,
+                   help="rungsim: completed genomes before a '+ridge' policy predicts")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.15, 0.25, 0.4],
                    help="rungsim: search budgets, as shares of training every genome fully")
     p.add_argument("--orders", type=int, default=2000, help="rungsim: random genome orders")
@@ -233,11 +240,8 @@ def _synflow(model: torch.nn.Module, shape: torch.Size) -> float:
 
 
 def rows(args: argparse.Namespace, folder: Path | None = None) -> list[dict]:
-    found = []
-    for log in sorted((folder or out(args)).glob("worker*.log")):
-        found += [json.loads(line) for line in log.read_text().splitlines()
-                  if line.startswith("{")]
-    return found
+    """The trained genomes' rows in the workers' logs of `folder` (default --out)."""
+    return json_lines(folder or out(args), "worker*.log")
 
 
 def step_summary(args: argparse.Namespace) -> None:
@@ -320,7 +324,7 @@ def step_rungsim(args: argparse.Namespace) -> None:
     from nas.study.ablation.stats import paired
 
     runs, keys = _seed_runs(args)
-    policies = [tuple(int(r) for r in text.split(",")) for text in args.policies]
+    policies = [_policy(text, args.ridge_min) for text in args.policies]
     rng = np.random.default_rng(0)
     orders = [rng.permutation(len(keys)) for _ in range(args.orders)]
     tests = np.array([[run[k]["test"] for k in keys] for run in runs]).mean(axis=0)
@@ -329,22 +333,23 @@ def step_rungsim(args: argparse.Namespace) -> None:
     truths = [{k: float(np.mean([r[k]["test"] for j, r in enumerate(runs) if j != s]))
                for k in keys} for s in range(len(runs))]    # each seed's: the others' mean test
     for share in args.budgets:
-        worth: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
-        judged: dict[tuple[int, ...], list[float]] = {p: [] for p in policies}
+        worth: dict[Policy, list[float]] = {p: [] for p in policies}
+        judged: dict[Policy, list[float]] = {p: [] for p in policies}
         for run, truth in zip(runs, truths, strict=True):
             budget = share * sum(run[k]["seconds"] for k in keys)
             for policy in policies:
-                picks = [_halving(run, [keys[i] for i in order], policy, budget) for order in orders]
+                picks = [_halving(run, [keys[i] for i in order], policy, budget)
+                         for order in orders]
                 worth[policy].append(float(np.mean([truth[p.pick] for p in picks if p.pick])))
                 judged[policy].append(float(np.mean([p.judged for p in picks])))
         base = policies[0]
         for policy in policies:
             diff = (paired(dict(enumerate(worth[base])), dict(enumerate(worth[policy])))
                     if policy != base else None)
-            print(json.dumps({"budget_share": share, "rungs": list(policy),
+            print(json.dumps({"budget_share": share, "policy": policy.text,
                               "pick_test": round(100 * float(np.mean(worth[policy])), 2),
                               "judged": round(float(np.mean(judged[policy])), 1),
-                              f"minus_{','.join(map(str, base))}": None if diff is None else
+                              f"minus_{base.text}": None if diff is None else
                               [round(100 * diff.mean, 2), round(100 * diff.low, 2),
                                round(100 * diff.high, 2)]}))
 
@@ -356,6 +361,24 @@ def _seed_runs(args: argparse.Namespace) -> tuple[list[dict[str, dict]], list[st
 
 
 @dataclass(frozen=True)
+class Policy:
+    """A replayed search's rungs, and whether its gate ranks by a ridge prediction of the final
+    validation (fitted on the genomes completed so far, once `ridge_min` have) instead of the
+    best validation so far."""
+
+    text: str
+    rungs: tuple[int, ...]
+    ridge_min: int | None
+
+
+def _policy(text: str, ridge_min: int) -> Policy:
+    rungs, _, score = text.partition("+")
+    if score not in ("", "ridge"):
+        raise SystemExit(f"fidelity: --policies {text}: the score after '+' must be ridge")
+    return Policy(text, tuple(int(r) for r in rungs.split(",")), ridge_min if score else None)
+
+
+@dataclass(frozen=True)
 class Halving:
     """One replayed search: its pick (None: nothing completed) and the genomes it judged."""
 
@@ -363,12 +386,13 @@ class Halving:
     judged: int
 
 
-def _halving(run: dict[str, dict], order: list[str], rungs: tuple[int, ...],
-             budget: float) -> Halving:
+def _halving(run: dict[str, dict], order: list[str], policy: Policy, budget: float) -> Halving:
     from nas.study.search.rungs import passes
 
+    rungs = policy.rungs
     spent, judged, best = 0.0, 0, (-1.0, None)
-    reached: dict[int, list[tuple[float, float, float]]] = {r: [] for r in rungs[:-1]}
+    reached: dict[int, list[str]] = {r: [] for r in rungs[:-1]}
+    completed: list[str] = []
     for genome in order:
         row = run[genome]
         per_epoch, curve, epoch = row["seconds"] / len(row["val_by_epoch"]), row["val_by_epoch"], 0
@@ -379,12 +403,37 @@ def _halving(run: dict[str, dict], order: list[str], rungs: tuple[int, ...],
                 return Halving(best[1], judged)
             if rung == rungs[-1]:
                 best = max(best, (max(curve), genome))
+                completed.append(genome)
                 break
-            reached[rung].append((max(curve[:rung]), row["flops"], row["params"]))
-            if not passes(len(reached[rung]) - 1, reached[rung]):
+            reached[rung].append(genome)
+            score = _rung_score(run, rung, completed, policy.ridge_min)
+            points = [(score(g), run[g]["flops"], run[g]["params"]) for g in reached[rung]]
+            if not passes(len(points) - 1, points):
                 break
         judged += 1
     return Halving(best[1], judged)
+
+
+def _rung_score(run: dict[str, dict], rung: int, completed: list[str],
+                ridge_min: int | None) -> Callable[[str], float]:
+    """A genome's score at `rung`: its best validation so far, or with `ridge_min` completed
+    genomes, a ridge prediction of its final validation from its curve to the rung, ln FLOPs
+    and ln params, fitted on those genomes (standardised inputs, weight 3: closed form, not
+    RidgeCV, which the thousands of gates of a replay cannot afford)."""
+    import numpy as np
+
+    if ridge_min is None or len(completed) < ridge_min:
+        return lambda g: max(run[g]["val_by_epoch"][:rung])
+
+    def inputs(g: str) -> list[float]:
+        r = run[g]
+        return [*r["val_by_epoch"][:rung], np.log(r["flops"]), np.log(r["params"])]
+    x = np.array([inputs(g) for g in completed])
+    y = np.array([max(run[g]["val_by_epoch"]) for g in completed])
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / scale
+    weights = np.linalg.solve(z.T @ z + 3.0 * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    return lambda g: float((np.array(inputs(g)) - mean) / scale @ weights + y.mean())
 
 
 def _spearman(x: list[float], y: list[float]) -> float:

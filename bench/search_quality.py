@@ -244,8 +244,30 @@ def hand_epochs(seconds: float, per_epoch: float) -> int:
 
 
 def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> float:
-    """One epoch of the hand design as arm c trains it: its seconds."""
+    """One epoch of the hand design as arm c trains it: its seconds (with a warning when other
+    work already keeps the cores busy: the probe sets arm c's epochs, and with
+    --reference-epoch every arm's minutes)."""
+    busy = busy_share()
+    if busy is not None and busy > 0.25:
+        print(f"search_quality: warning: the cores were {busy:.0%} busy before the probe; other "
+              "work slows it (two threads beside two busy ones: up to 10x) and every budget "
+              "taken from it", file=sys.stderr, flush=True)
     return probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
+
+
+def busy_share(seconds: float = 1.0) -> float | None:
+    """The share of all cores' time spent busy over `seconds` (Linux's /proc/stat; None
+    elsewhere)."""
+    def times() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]       # all, idle + iowait
+    try:
+        total, idle = times()
+        time.sleep(seconds)
+        total2, idle2 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle2 - idle) / max(1, total2 - total)
 
 
 def arm_seconds(args: argparse.Namespace, per_epoch: float) -> float:
