@@ -320,10 +320,10 @@ def test_a_study_made_before_the_files_trial_views_changed_continues_with_set(
 
 
 def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
-    """The README's CIFAR-10 search: 200 per class with the mixup view, 12 epochs, rungs 6 and
-    12, as the rank study against the final recipe chose; the final model (`export --retrain`)
-    on 1,000 per class and the view for 30 epochs, and so its teacher's note names the subsets;
-    the results table keeps the recipe it was measured on."""
+    """The README's CIFAR-10 search: 200 per class with the mixup view, 12 epochs, rungs 3 and
+    12, as the rank study and the real searches against rungs 6 and 12 chose; the final model
+    (`export --retrain`) on 1,000 per class and the view for 30 epochs, and so its teacher's note
+    names the subsets; the results table keeps the recipe it was measured on."""
     from nas.cli.common import Setting, with_sets
     from nas.cli.report import _teacher_note
     from nas.model.space import load_space
@@ -331,7 +331,7 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     from nas.study.search.identity import fingerprint, searched_recipe
 
     space = load_space("cifar10.toml")
-    assert space.search.schedule(None, ()) == (12, (6, 12))
+    assert space.search.schedule(None, ()) == (12, (3, 12))
     trials = space.for_trials()
     assert (trials.train.train_per_class, trials.train.augment.views) == (200, ("hflip+mixup",))
     before = with_sets(space, [Setting("search.views", [])])     # the file until 2026-12-04
