@@ -6,7 +6,8 @@
         --image-size 32x32 --budget-flops hand [--quick]
 
 Per seed, interleaved (a, b, c, d, then the next seed) so machine noise hits every arm alike
-(`--arms` runs some of them, e.g. one arm's variant against another run's arm b):
+(`--arms` runs some of them; `--combine` joins whole seeds and refuses a seed in two files, so
+a variant of arm a run apart is compared with another run's arm b by reading both JSON files):
   (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
@@ -376,7 +377,7 @@ def main() -> None:
                              "best genomes (1: search only)")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="run only these arms (default all; the times to reach arm b's "
-                             "hypervolume need b, the paired differences c)")
+                             "hypervolume need b in the same run, the paired differences c)")
     parser.add_argument("--rungs", default="1,3,9",
                         help="arm a's rungs (its schedule ends at the last one)")
     parser.add_argument("--retrain", type=int, default=1,
