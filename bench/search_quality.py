@@ -7,7 +7,7 @@
 
 Per seed, interleaved (a, b, c, d, then the next seed) so machine noise hits every arm alike
 (`--arms` runs some of them; `--combine` joins whole seeds and refuses a seed in two files, so
-a variant of arm a run apart is compared with another run's arm b by reading both JSON files):
+a variant of arm a run apart is set against another run's arm b by `bench/pair_searches.py`):
   (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation

@@ -263,7 +263,7 @@ def test_search_report_export_reload_end_to_end(capsys: pytest.CaptureFixture[st
     assert again == best["test_accuracy"]
 
 
-@pytest.mark.parametrize("sampler", ["nsga2", "random"])
+@pytest.mark.parametrize("sampler", ["nsga2", "random", "tpe-joint"])
 def test_every_sampler_runs_under_a_budget(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                            folder: Path, sampler: str) -> None:
     db = tmp_path / "s.db"

@@ -1,0 +1,82 @@
+"""Two variants of one search arm, paired by seed, against random sampling's runs.
+
+    python bench/pair_searches.py --base BASE.json... --variant VARIANT.json... --target B.json...
+
+Reads the JSON files `bench/search_quality.py --out` writes: arm `--arm` (default a) of the
+`--base` and `--variant` runs and arm b of the `--target` runs, each run keyed by its seed (a
+file's "seeds" list, in the order its arms ran them). Per seed: each variant's hypervolume at
+the end of its window, its genomes judged, and the time it first reached arm (b)'s final
+hypervolume of that seed, as seconds and as a share of (b)'s own time to it (issue 21's
+measure). Then the variant's hypervolume minus the base's, paired over the seeds both have, with
+its 95 % t-interval (nas.study.ablation.stats.paired). This is how a change to the search
+(its rungs, its sampler) run with `search_quality.py --arms a` is set against the same seeds'
+arm (b) run apart: `--combine` joins whole seeds and refuses a seed in two files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from search_quality import reached
+
+from nas.study.ablation.stats import paired
+
+
+def runs_by_seed(paths: list[str], arm: str) -> dict[int, dict[str, Any]]:
+    """Arm `arm`'s runs of the files, by seed; a seed with that arm in two files is refused."""
+    found: dict[int, dict[str, Any]] = {}
+    for path in paths:
+        try:
+            kept = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            sys.exit(f"pair_searches: {path}: {error}")
+        for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
+            if seed in found:
+                sys.exit(f"pair_searches: arm {arm} of seed {seed} is in two of the files ({path})")
+            found[seed] = run
+    return found
+
+
+def reach(run: dict[str, Any], target: dict[str, Any] | None) -> str:
+    """When `run` first reached the target run's final hypervolume, and the share of the
+    target's own time to it."""
+    if target is None:
+        return "(no arm b)"
+    at = reached(run["curve"], target["hv"])
+    own = reached(target["curve"], target["hv"])
+    if at is None:
+        return "never"
+    return f"{at:.0f} s ({at / own:.2f})" if own else f"{at:.0f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", nargs="+", required=True, metavar="JSON")
+    parser.add_argument("--variant", nargs="+", required=True, metavar="JSON")
+    parser.add_argument("--target", nargs="*", default=[], metavar="JSON", help="arm b's runs")
+    parser.add_argument("--arm", default="a", help="the arm both variants ran (default a)")
+    args = parser.parse_args()
+    base, variant = runs_by_seed(args.base, args.arm), runs_by_seed(args.variant, args.arm)
+    targets = runs_by_seed(args.target, "b")
+    print("seed | b's final HV (its time) | base HV | judged | reached | variant HV | judged | reached")
+    for seed in sorted(set(base) | set(variant)):
+        target = targets.get(seed)
+        b = f"{target['hv']:.4f} ({reached(target['curve'], target['hv']):.0f} s)" if target else "-"
+        cells = [f"{r['hv']:.4f} | {r['judged']} | {reach(r, target)}" if r else "- | - | -"
+                 for r in (base.get(seed), variant.get(seed))]
+        print(f"{seed} | {b} | {cells[0]} | {cells[1]}")
+    diff = paired({s: r["hv"] for s, r in base.items()}, {s: r["hv"] for s, r in variant.items()})
+    if diff.n < 2:
+        print(f"variant - base, hypervolume: needs 2 paired seeds, got {diff.n}")
+        return
+    verdict = "resolved" if diff.resolved else "not resolved"
+    print(f"variant - base, hypervolume: {diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}], "
+          f"n={diff.n}, {verdict}")
+
+
+if __name__ == "__main__":
+    main()
