@@ -65,7 +65,8 @@ def main() -> None:
     print("seed | b's final HV (its time) | base HV | judged | reached | variant HV | judged | reached")
     for seed in sorted(set(base) | set(variant)):
         target = targets.get(seed)
-        b = f"{target['hv']:.4f} ({reached(target['curve'], target['hv']):.0f} s)" if target else "-"
+        own = reached(target["curve"], target["hv"]) if target else None
+        b = "-" if target is None else f"{target['hv']:.4f}" + (f" ({own:.0f} s)" if own else "")
         cells = [f"{r['hv']:.4f} | {r['judged']} | {reach(r, target)}" if r else "- | - | -"
                  for r in (base.get(seed), variant.get(seed))]
         print(f"{seed} | {b} | {cells[0]} | {cells[1]}")
