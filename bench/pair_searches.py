@@ -16,27 +16,22 @@ arm (b) run apart: `--combine` joins whole seeds and refuses a seed in two files
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
-from search_quality import reached
+from search_quality import fail, reached, read_runs
 
 from nas.study.ablation.stats import paired
 
 
-def runs_by_seed(paths: list[str], arm: str) -> dict[int, dict[str, Any]]:
-    """Arm `arm`'s runs of the files, by seed; a seed with that arm in two files is refused."""
+def runs_by_seed(paths: list[str], arm: str, flag: str) -> dict[int, dict[str, Any]]:
+    """Arm `arm`'s runs of the files given by `flag`, by seed; a seed with that arm in two files
+    is refused."""
     found: dict[int, dict[str, Any]] = {}
     for path in paths:
-        try:
-            kept = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            sys.exit(f"pair_searches: {path}: {error}")
+        kept = read_runs(path, flag)
         for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
             if seed in found:
-                sys.exit(f"pair_searches: arm {arm} of seed {seed} is in two of the files ({path})")
+                fail(f"{flag}: arm {arm} of seed {seed} is in two of the files ({path})")
             found[seed] = run
     return found
 
@@ -60,8 +55,9 @@ def main() -> None:
     parser.add_argument("--target", nargs="*", default=[], metavar="JSON", help="arm b's runs")
     parser.add_argument("--arm", default="a", help="the arm both variants ran (default a)")
     args = parser.parse_args()
-    base, variant = runs_by_seed(args.base, args.arm), runs_by_seed(args.variant, args.arm)
-    targets = runs_by_seed(args.target, "b")
+    base = runs_by_seed(args.base, args.arm, "--base")
+    variant = runs_by_seed(args.variant, args.arm, "--variant")
+    targets = runs_by_seed(args.target, "b", "--target")
     print("seed | b's final HV (its time) | base HV | judged | reached | variant HV | judged | reached")
     for seed in sorted(set(base) | set(variant)):
         target = targets.get(seed)

@@ -464,9 +464,18 @@ def save(results: dict[str, list[dict[str, Any]]], seed: int, path: Path) -> Non
 
 
 def fail(message: str) -> NoReturn:
-    """Bad input: one line on stderr, exit 2."""
-    print(f"search_quality: {message}", file=sys.stderr)
+    """Bad input: one line on stderr, named by the script run, exit 2."""
+    print(f"{Path(sys.argv[0]).stem}: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def read_runs(path: str, flag: str) -> dict[str, Any]:
+    """One JSON file that `--out` holds (each arm's runs and their "seeds"), given by `flag`;
+    a file that cannot be read fails in one line."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        fail(f"{flag} {path}: {error}")
 
 
 def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -474,10 +483,7 @@ def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     seen: dict[int, str] = {}
     for path in paths:
-        try:
-            kept = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            fail(f"--combine {path}: {error}")
+        kept = read_runs(path, "--combine")
         for seed in kept.get("seeds", []):
             if seed in seen:
                 fail(f"--combine: seed {seed} is in both {seen[seed]} and {path}")
