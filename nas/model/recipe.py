@@ -10,7 +10,7 @@ them, so that `nas space FILE` validates a whole file without importing torch;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from nas.errors import GenomeError, SpaceError, nearest
@@ -143,6 +143,8 @@ class TeacherConfig:
     weights: str = "none"           # none | pretrained (lite: packaged; torchvision: network once;
                                     # timm: its cache on disk) | a state_dict file
     train: str = "auto"             # head: frozen trunk, its outputs cached | all | auto (head if pretrained)
+    images: str = "student"         # what it trains on: the student's subset and views, or "all": every
+                                    # image of the training split, no views (one teacher for every subset)
     image_size: int = 0             # the teacher's input side; 0: 224, or the data's native size if smaller
     feature_dim: int = 0            # 0: the student's feature width (its head); else a projector is used
     feature: str = "head"           # what `feature` distillation matches: the head's, or "trunk": the
@@ -154,6 +156,7 @@ class TeacherConfig:
     def check(self, where: str) -> None:
         _choice(self, where, "kind")
         _choice(self, where, "train")
+        _choice(self, where, "images")
         _choice(self, where, "feature")
         _require(where, "image_size", self.image_size <= 4096, "between 0 and 4096", self.image_size)
         _require(where, "feature_dim", self.feature_dim <= 65_536, "between 0 and 65536",
@@ -235,10 +238,28 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "DistillConfig.loss": ("feature", "logit", "both", "none"),
     "TeacherConfig.kind": ("auto", *TEACHERS),
     "TeacherConfig.train": ("auto", "head", "all"),
+    "TeacherConfig.images": ("student", "all"),
     "TeacherConfig.feature": ("head", "trunk"),
     "SearchConfig.sampler": tuple(SAMPLERS),
     "SearchConfig.latency_backend": LATENCY_BACKENDS,
 }
+
+
+def teacher_section(config: TeacherConfig) -> dict[str, Any]:
+    """The teacher section as recipes, keys and fingerprints read it: `images` only where it is
+    not "student", the default that came before the key, so what was stored before keeps its key."""
+    fields = asdict(config)
+    if fields["images"] == "student":
+        del fields["images"]
+    return fields
+
+
+def fit_recipe(train: TrainConfig, config: TeacherConfig) -> TrainConfig:
+    """The recipe a teacher trains under: the student's, or with `images = "all"` every image of
+    the training split (the same validation images) and no views."""
+    if config.images == "student":
+        return train
+    return replace(train, train_per_class=0, augment=replace(train.augment, views=()))
 
 
 def used_recipe(recipe: dict[str, Any]) -> dict[str, Any]:

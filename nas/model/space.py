@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.attention import ATTENTIONS
 from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
-from nas.model.recipe import DistillConfig, SearchConfig, TeacherConfig, TrainConfig, used_recipe
+from nas.model.recipe import (
+    DistillConfig,
+    SearchConfig,
+    TeacherConfig,
+    TrainConfig,
+    teacher_section,
+    used_recipe,
+)
 from nas.model.sections import check_fields, parse_section, read_toml
 
 DEFAULT_SPACE = "seed.toml"
@@ -202,7 +209,7 @@ class Space:
     def recipe(self) -> dict[str, Any]:
         """The train, distill and teacher sections as training reads them (`used_recipe`)."""
         return used_recipe({"train": asdict(self.train), "distill": asdict(self.distill),
-                            "teacher": asdict(self.teacher)})
+                            "teacher": teacher_section(self.teacher)})
 
     @property
     def min_stages(self) -> int:

@@ -27,7 +27,7 @@ from nas.errors import TrainError
 from nas.model.builder import Student
 from nas.model.decode import decode
 from nas.model.genome import Genome
-from nas.model.recipe import TeacherConfig
+from nas.model.recipe import TeacherConfig, fit_recipe
 from nas.model.space import Space
 from nas.model.teachers import TEACHERS, trunk_kinds
 from nas.model.weights import load_weights
@@ -116,14 +116,17 @@ def build_teacher(config: TeacherConfig, space: Space, classes: int) -> nn.Modul
 
 def fingerprint(config: TeacherConfig, space: Space, data: Dataset, views: Views) -> str:
     """Key of a trained teacher: its spec (train mode included), the weights file's digest,
-    its input size, the data and split, the views and the recipe."""
+    its input size, the data and split it trains on, its views and its recipe. `images` is not
+    in it: what it chose is the data, so a teacher of every training image is one teacher for
+    every student subset."""
+    spec = {key: value for key, value in asdict(config).items() if key != "images"}
     recipe = {
-        "format": FORMAT, "teacher": asdict(config), "feature_dim": feature_dim(config, space),
+        "format": FORMAT, "teacher": spec, "feature_dim": feature_dim(config, space),
         "model": None if TEACHERS[config.kind].has_trunk else space.model.key(),
         "data": data.fingerprint, "size": list(data.image_size), "views": views.fingerprint,
         "classes": len(data.classes),
-        "train": asdict(replace(space.train, epochs=config.epochs, lr=config.lr,
-                                batch_size=config.batch_size)),
+        "train": asdict(replace(fit_recipe(space.train, config), epochs=config.epochs,
+                                lr=config.lr, batch_size=config.batch_size)),
         "weights_file": weights_digest(config),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
@@ -138,7 +141,7 @@ def teach(space: Space, source: str, data: Dataset, store: Store, device: torch.
                             cache_dir=cache_dir, progress=progress)
         return Taught(views, NO_TEACHER, None)
     inputs = teacher_inputs(space, source, data, cache_dir=cache_dir, progress=progress)
-    key = fingerprint(inputs.config, space, inputs.data, inputs.views)
+    key = fingerprint(inputs.config, space, inputs.fit, inputs.fit_views)
     bank = stored_bank(store, key, inputs.views)
     teacher = get_teacher(inputs, space, store, device, cache_dir, callbacks,
                           distilled=None if bank is None else bank.features.shape[1], key=key)
@@ -154,7 +157,7 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     the width of its stored outputs' feature, when they are stored; then a stored teacher's
     model is built on first use only. `key`: its fingerprint, when the caller has it."""
     config, data = inputs.config, inputs.data
-    key = key or fingerprint(config, space, data, inputs.views)
+    key = key or fingerprint(config, space, inputs.fit, inputs.fit_views)
     width = feature_dim(config, space)
     record = store.get_teacher(key)
     if record is not None:  # the stored weights replace any initial ones: no file, no network
@@ -190,7 +193,7 @@ def _stored_model(record: TeacherRecord, config: TeacherConfig, space: Space, cl
 def _train_all(model: nn.Module, inputs: TeacherInputs, space: Space, device: torch.device,
                cache_dir: Path | None, callbacks: tuple[EpochCallback, ...]) -> tuple[TrainResult, float]:
     """Train every weight on the views at the teacher's size; test the best-val weights once."""
-    config, data, views = inputs.config, inputs.data, inputs.views
+    config, data, views = inputs.config, inputs.fit, inputs.fit_views
     mean, std = input_stats(config, data)
     batches = Batches(views.images.to(device), views.labels.to(device), mean, std)
     result = _fit(model, batches, data.val, config, space, device, callbacks)
@@ -201,9 +204,9 @@ def _train_all(model: nn.Module, inputs: TeacherInputs, space: Space, device: to
 def _train_head(model: nn.Module, inputs: TeacherInputs, space: Space, device: torch.device,
                 cache_dir: Path | None, callbacks: tuple[EpochCallback, ...]) -> tuple[TrainResult, float]:
     """Train only the head on the frozen trunk's cached outputs (computed once per view)."""
-    data = inputs.data
-    maps = trunk_maps(model, inputs.config, data, inputs.views, device, cache_dir)
-    batches = Batches(maps.views.to(device), inputs.views.labels.to(device), *_RAW)
+    data = inputs.fit
+    maps = trunk_maps(model, inputs.config, data, inputs.fit_views, device, cache_dir)
+    batches = Batches(maps.views.to(device), inputs.fit_views.labels.to(device), *_RAW)
     result = _fit(model.head, batches, Split(maps.val, data.val.labels), inputs.config, space,
                   device, callbacks)
     model.head.load_state_dict(result.state)

@@ -15,7 +15,7 @@ import torch
 from nas.data.cache import cache_root, cached_images, digest
 from nas.data.dataset import NAMES, Dataset, Views, build_views, default_image_size, load_data
 from nas.data.splits import Progress, resize
-from nas.model.recipe import TeacherConfig
+from nas.model.recipe import TeacherConfig, TrainConfig, fit_recipe
 from nas.model.space import Space
 from nas.model.teachers import TEACHERS
 
@@ -25,12 +25,16 @@ PHOTO_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pret
 
 @dataclass(frozen=True)
 class TeacherInputs:
-    """The resolved teacher spec, the data at its size, its views, and the student's views."""
+    """The resolved teacher spec, the data at its size, the student's views at that size (what
+    the teacher labels) and at the student's, and what the teacher trains on: `data` and `views`,
+    or with `images = "all"` every image of the training split, without views."""
 
     config: TeacherConfig
     data: Dataset
     views: Views
     student_views: Views
+    fit: Dataset
+    fit_views: Views
 
 
 def is_photo(source: str) -> bool:
@@ -69,13 +73,18 @@ def teacher_inputs(space: Space, source: str, data: Dataset, *, cache_dir: Path 
     """Resolve the teacher, load the data at its size and draw the views there, once."""
     config = resolve(space.teacher, source)
     size = teacher_size(config, source, data.image_size)
-    train = space.train
-    own = data if size == data.image_size else load_data(
-        source, size, **train.split_kwargs(), cache_dir=cache_dir, progress=progress)
-    views = build_views(own.train, train.augment, seed=train.split_seed, cache_dir=cache_dir,
-                        progress=progress)
+
+    def at_size(train: TrainConfig) -> tuple[Dataset, Views]:
+        own = data if size == data.image_size and train == space.train else load_data(
+            source, size, **train.split_kwargs(), cache_dir=cache_dir, progress=progress)
+        return own, build_views(own.train, train.augment, seed=train.split_seed,
+                                cache_dir=cache_dir, progress=progress)
+
+    own, views = at_size(space.train)
     shared = views if own is data else student_views(data, views, cache_dir)
-    return TeacherInputs(config, own, views, shared)
+    fit = fit_recipe(space.train, config)
+    fit_data, fit_views = (own, views) if fit == space.train else at_size(fit)
+    return TeacherInputs(config, own, views, shared, fit_data, fit_views)
 
 
 def student_views(data: Dataset, teacher_views: Views, cache_dir: Path | None = None) -> Views:

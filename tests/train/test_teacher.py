@@ -15,7 +15,7 @@ from torch import nn
 from nas.cli.common import teacher_text
 from nas.data.dataset import load_data
 from nas.data.splits import resize
-from nas.errors import TrainError
+from nas.errors import SpaceError, TrainError
 from nas.model.recipe import TeacherConfig
 from nas.model.space import Space, parse_space
 from nas.store.runs import Store
@@ -109,6 +109,33 @@ def test_fingerprint_follows_spec_data_split_and_recipe(ctx: Context) -> None:
     same = [key(replace(space, train=replace(space.train, epochs=99))),
             key(replace(space, distill=replace(space.distill, loss="logit", alpha=0.9)))]
     assert same == [base, base]
+
+
+def test_a_teacher_of_every_training_image_serves_every_student_subset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`images = "all"`: trained once, on the whole training split without views, whatever the
+    student's subset; each subset gets its own outputs, on its own views."""
+    every = {**FAST_TEACHER, "images": "all"}
+    first = tiny_context(tmp_path, teacher=every, train={"epochs": 1, "train_per_class": 20})
+    monkeypatch.setattr(teacher_module, "train", refuse)
+    second = tiny_context(tmp_path, teacher=every, train={"epochs": 1, "train_per_class": 40})
+    assert second.teacher.cached and second.teacher.fingerprint == first.teacher.fingerprint
+    assert len(first.views.labels) == 200 and len(second.views.labels) == 400
+    assert second.bank.logits.shape == (400, 10)
+    whole = tiny_context(tmp_path, teacher=FAST_TEACHER, train={"epochs": 1})   # the same training
+    assert whole.teacher.cached and whole.teacher.fingerprint == first.teacher.fingerprint
+    record = first.store.get_teacher(first.teacher.fingerprint)
+    assert record is not None and record.spec["images"] == "all"
+
+
+def test_images_is_in_a_recipe_only_when_it_is_not_the_default() -> None:
+    """Stored studies, runs and ablation arms keep their keys: the default adds no key."""
+    space = parse_space(space_text(), "tiny.toml")
+    assert "images" not in space.recipe()["teacher"]
+    every = replace(space, teacher=replace(space.teacher, images="all"))
+    assert every.recipe()["teacher"]["images"] == "all"
+    with pytest.raises(SpaceError, match=r"teacher.images must be one of \['student', 'all'\], got 'some'"):
+        parse_space(space_text(teacher={"images": "some"}), "tiny.toml")
 
 
 # --- torchvision teachers, on a small image folder at 16x16 ---------------------------------

@@ -41,7 +41,7 @@ from typing import Any
 from nas.errors import GenomeError, SpaceError, nearest
 from nas.model.genome import Genome
 from nas.model.overrides import SECTIONS, dotted_keys, laid_over, nested_overrides, override_space
-from nas.model.recipe import MAX_EPOCHS, MAX_SEED
+from nas.model.recipe import MAX_EPOCHS, MAX_SEED, teacher_section
 from nas.model.sections import read_toml
 from nas.model.space import Space, check_keys, load_space, locate
 from nas.study.names import ABLATION_PREFIX
@@ -78,7 +78,7 @@ class Arm:
         """The key a cross-entropy arm had before CE arms were keyed on the loss alone (every
         section whole), with `distill` (a stored run's) as its distill section: runs stored
         then are found under it."""
-        identity = {**self.identity(size), "distill": distill, "teacher": asdict(self.space.teacher)}
+        identity = {**self.identity(size), "distill": distill, "teacher": teacher_section(self.space.teacher)}
         return _hash({"arm": identity, "data": data})
 
     @property
