@@ -151,8 +151,9 @@ def trunk_pass(args: argparse.Namespace, size: int) -> dict:
     made = teacher_maps(args, size)
     data, inputs = made.data, made.inputs
     return {"teacher_train": inputs.config.train, "teacher_epochs": inputs.config.epochs,
-            "teacher_lr": inputs.config.lr, "train_images": len(data.train.labels),
-            "trunk_images": len(inputs.views.labels) + len(data.val.labels) + len(data.test.labels),
+            "teacher_lr": inputs.config.lr, "teacher_images": inputs.config.images,
+            "train_images": len(inputs.fit.train.labels),
+            "trunk_images": len(inputs.fit_views.labels) + len(data.val.labels) + len(data.test.labels),
             "data_s": round(made.data_s, 1)}
 
 
@@ -185,7 +186,7 @@ def teacher_maps(args: argparse.Namespace, size: int) -> TeacherMaps:
     maps = None
     if inputs.config.train == "head":
         model = build_teacher(inputs.config, sp, len(data.classes))
-        maps = trunk_maps(model, inputs.config, inputs.data, inputs.views,
+        maps = trunk_maps(model, inputs.config, inputs.fit, inputs.fit_views,
                           resolve_device("cpu", args.threads), cache)
     return TeacherMaps(data, inputs, maps, data_s)
 
@@ -204,13 +205,13 @@ def step_probe(args: argparse.Namespace) -> None:
         raise SystemExit("cifar10: probe needs a frozen trunk ([teacher] train = \"head\")")
     train, val, test = (pooled(m) for m in (maps.views, maps.val, maps.test))
     mean, sd = train.mean(0), train.std(0) + 1e-6
-    splits = {"train": ((train - mean) / sd, inputs.views.labels),
+    splits = {"train": ((train - mean) / sd, inputs.fit_views.labels),
               "val": ((val - mean) / sd, data.val.labels), "test": ((test - mean) / sd, data.test.labels)}
     torch.set_num_threads(args.threads)
     for l2 in (1e-2, 3e-3, 1e-3, 3e-4, 1e-4):
         started = time.perf_counter()
         weight, bias = logistic_regression(*splits["train"], l2)
-        row = {"teacher_size": size, "train_images": len(inputs.views.labels), "l2": l2,
+        row = {"teacher_size": size, "train_images": len(inputs.fit_views.labels), "l2": l2,
                **{name: round(((x @ weight + bias).argmax(1) == y).float().mean().item(), 4)
                   for name, (x, y) in splits.items()},
                "fit_s": round(time.perf_counter() - started, 1)}
