@@ -377,7 +377,7 @@ def _parse_attention(table: Any, where: str) -> tuple[str, ...]:
     check_keys(table, ("choices",), where)
     choices = _as_list(table.get("choices", ["eca"]), f"{where}.choices")
     for value in choices:
-        if value not in ATTENTIONS:
+        if not isinstance(value, str) or value not in ATTENTIONS:
             raise SpaceError(f"{where}.choices: unknown attention {value!r}"
                              f"{nearest(str(value), ATTENTIONS)}; valid: {list(ATTENTIONS)}")
     return tuple(choices)

@@ -222,6 +222,8 @@ BAD_SPACES: list[tuple[str, str, list[str]]] = [
      ["attention.choices lists a choice twice"]),
     ("attention-empty", "[attention]\nchoices = []\n" + STAGE,
      ["attention.choices must not be an empty list"]),
+    ("attention-table", "[attention]\nchoices = {}\n" + STAGE,
+     ["attention.choices: unknown attention {}"]),
     ("stage-attention", STAGE + "attention = 'cbam'\n", ["stage[1].attention must be one of", "'cbam'"]),
     ("stage-kernel", STAGE + "kernel = 4\n", ["stage[1].kernel must be an odd integer from 1 to 11, got 4"]),
     ("optional-type", STAGE + "optional = 1\n", ["stage[1].optional must be true or false, got 1"]),
