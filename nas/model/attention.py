@@ -79,3 +79,9 @@ ATTENTIONS: dict[str, Attention] = {
     "se": Attention(build=_se, cost=_se_cost),
     "none": Attention(build=_none, cost=_none_cost),
 }
+
+
+def is_attention(value: object) -> bool:
+    """Whether a value read from a file or a caller names an attention (any value: a table or a
+    list from TOML is not one, and is not hashed)."""
+    return isinstance(value, str) and value in ATTENTIONS

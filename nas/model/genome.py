@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from nas.errors import GenomeError
-from nas.model.attention import ATTENTIONS
+from nas.model.attention import ATTENTIONS, is_attention
 from nas.model.sections import MAX_TEXT
 
 GENES = ("t", "c", "n", "s", "fused")
@@ -49,7 +49,7 @@ def check_gene(name: str, value: object, where: str) -> int:
 
 def check_attention(value: object, where: str) -> str:
     """Validate an attention name (eca, se, none)."""
-    if value not in ATTENTIONS:
+    if not is_attention(value):
         raise GenomeError(f"{where} must be one of {list(ATTENTIONS)}, got {value!r}")
     return str(value)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nas.errors import GenomeError, SpaceError, nearest
-from nas.model.attention import ATTENTIONS
+from nas.model.attention import ATTENTIONS, is_attention
 from nas.model.genome import GENES, MAX_STAGES, Genome, StageGene, check_gene, make_divisible
 from nas.model.recipe import (
     DistillConfig,
@@ -377,7 +377,7 @@ def _parse_attention(table: Any, where: str) -> tuple[str, ...]:
     check_keys(table, ("choices",), where)
     choices = _as_list(table.get("choices", ["eca"]), f"{where}.choices")
     for value in choices:
-        if not isinstance(value, str) or value not in ATTENTIONS:
+        if not is_attention(value):
             raise SpaceError(f"{where}.choices: unknown attention {value!r}"
                              f"{nearest(str(value), ATTENTIONS)}; valid: {list(ATTENTIONS)}")
     return tuple(choices)
@@ -419,7 +419,7 @@ def _parse_stage(table: Any, where: str) -> StageSpace:
         raise SpaceError(f"{where}.optional must be true or false, got {optional!r}")
     kernel = _check_kernel(table["kernel"], f"{where}.kernel") if "kernel" in table else None
     attention = table.get("attention")
-    if attention is not None and attention not in ATTENTIONS:
+    if attention is not None and not is_attention(attention):
         raise SpaceError(f"{where}.attention must be one of {list(ATTENTIONS)}, got {attention!r}")
     return StageSpace(**genes, optional=optional, kernel=kernel, attention=attention)
 

@@ -225,6 +225,7 @@ BAD_SPACES: list[tuple[str, str, list[str]]] = [
     ("attention-table", "[attention]\nchoices = {}\n" + STAGE,
      ["attention.choices: unknown attention {}"]),
     ("stage-attention", STAGE + "attention = 'cbam'\n", ["stage[1].attention must be one of", "'cbam'"]),
+    ("stage-attention-table", STAGE + "attention = {}\n", ["stage[1].attention must be one of", "got {}"]),
     ("stage-kernel", STAGE + "kernel = 4\n", ["stage[1].kernel must be an odd integer from 1 to 11, got 4"]),
     ("optional-type", STAGE + "optional = 1\n", ["stage[1].optional must be true or false, got 1"]),
     ("optional-first", STAGE + "optional = true\n", ["stage[1] cannot be optional"]),
