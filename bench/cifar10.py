@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nas.data.dataset import Dataset
     from nas.model.space import Space
     from nas.study.ablation.stats import Spread
+    from nas.train.distill import EpochCallback, EpochStats
     from nas.train.experiment import Context
     from nas.train.teacher_data import TeacherInputs
     from nas.train.trunk import TrunkMaps
@@ -274,9 +275,21 @@ def context(args: argparse.Namespace, loss: str, teacher_size: int | None = None
     from nas.store.runs import Store
     from nas.train.experiment import prepare, resolve_device
 
+    sp = space(args, loss, teacher_size)
     store = Store(f"sqlite:///{out(args) / 'runs.db'}")
-    return prepare(space(args, loss, teacher_size), args.data, store,
-                   device=resolve_device("cpu", args.threads), cache_dir=out(args) / "cache")
+    return prepare(sp, args.data, store, device=resolve_device("cpu", args.threads),
+                   cache_dir=out(args) / "cache",
+                   teacher_callbacks=(epoch_line(f"teacher {sp.teacher.image_size}"),))
+
+
+def epoch_line(what: str) -> EpochCallback:
+    """A callback that logs one plain line per epoch to stderr (not JSON: summaries skip it), so
+    an hour-long step can be watched in its log."""
+    def log(stats: EpochStats) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {what}: epoch {stats.epoch}/{stats.epochs}, val "
+              f"{stats.val_accuracy:.2%}, loss {stats.loss:.4f}, {stats.seconds:.0f} s",
+              file=sys.stderr, flush=True)
+    return log
 
 
 def step_arm(args: argparse.Namespace) -> None:
@@ -287,7 +300,8 @@ def step_arm(args: argparse.Namespace) -> None:
     (loss,) = args.arms
     ctx = context(args, loss)
     for seed in args.seeds:
-        run = train_genome(ctx, Genome.parse(args.genome, args.attention), seed=seed)
+        run = train_genome(ctx, Genome.parse(args.genome, args.attention), seed=seed,
+                           callbacks=(epoch_line(f"{args.tag}{loss} seed {seed}"),))
         print(json.dumps({"arm": args.tag + loss, "genome": f"{args.genome} {args.attention}",
                           "seed": seed, "val": run.val_accuracy,
                           "test": run.test_accuracy, "best_epoch": run.best_epoch,
