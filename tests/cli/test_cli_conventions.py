@@ -73,6 +73,14 @@ def test_every_option_has_help_that_states_its_default() -> None:
         assert "default" in shown, f"{name} {action.option_strings}: default {default!r} not stated"
 
 
+def test_every_command_but_completion_takes_json() -> None:
+    """The README: every command but `completion` takes --json."""
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    lacking = {name for name, parser in commands.choices.items()
+               if "--json" not in {o for a in parser._actions for o in a.option_strings}}
+    assert len(commands.choices) >= 10 and lacking == {"completion"}
+
+
 def complete(script: Path, *words: str) -> list[str]:
     """What bash offers after `words` (the last one being typed), with the script sourced."""
     line = " ".join(words)
