@@ -195,7 +195,7 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
     spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker", "parent_threads")}
     argv = ["search", "--worker", json_text({**spec, "study": name, "trials": trials,
                                              "quota": quota.key, "timeout": None if remaining
-                                             is None else f"{remaining:.0f}s"})]
+                                             is None else f"{remaining:.1f}s"})]
     view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
              f"{plural(count, 'worker')} x {plural(args.threads, 'thread')} training "
              f"{plural(trials, 'genome')}, {_schedule_text(ctx.space, settings)}")

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -98,6 +99,22 @@ def _running(db: Path) -> bool:
         return any(t.state == TrialState.RUNNING for t in trials_of(db))
     except Exception:  # noqa: BLE001  (the study or its tables do not exist yet)
         return False
+
+
+def test_workers_start_no_trial_after_the_timeout(env: dict[str, str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--jobs 2 --timeout 15s`: the workers get what is left of the parent's 15 s (after its
+    data and teacher) and start no trial after it (1 s allowed for a worker's own start), though
+    500 were asked for."""
+    monkeypatch.setenv("NAS_TEST_SLEEP", "1")
+    db = tmp_path / "s.db"
+    before = datetime.now()
+    code = main(flags(db, "--jobs", "2", "--trials", "500", "--timeout", "15s", "--quiet", "--json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert 0 < json.loads(captured.out)["trained"] < 40
+    assert max(t.datetime_start for t in trials_of(db)) <= before + timedelta(seconds=16)
 
 
 def test_jobs_zero_is_one_line_and_exit_2(tmp_path: Path,

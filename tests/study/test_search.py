@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,21 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAS_TEST_TRAINED", str(tmp_path / "trained.log"))
     monkeypatch.setenv("NAS_TEST_SLEEP", "0")
     monkeypatch.setattr(loop, "train_genome", fake_train_genome)
+
+
+def test_timeout_starts_no_trial_after_the_deadline(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, folder: Path, fake: None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--timeout 6s`: trials start until 6 s after the command and none after, though 500 were
+    asked for; seed.toml's `timeout = "8m"` (the README's main job) is 480 s."""
+    monkeypatch.setenv("NAS_TEST_SLEEP", "0.5")
+    db = tmp_path / "s.db"
+    before = datetime.now()
+    result = search(capsys, db, folder, "--trials", "500", "--timeout", "6s")
+    starts = [t.datetime_start for t in load(db, result["study"]).trials]
+    assert 0 < result["trained"] < 20
+    assert max(starts) <= before + timedelta(seconds=6.5)
+    assert load_space(str(ROOT / "nas" / "search_spaces" / "seed.toml")).search.timeout_seconds() == 480
 
 
 def edited_space(path: Path, old: str, new: str) -> Path:
