@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -12,8 +13,11 @@ import pytest
 
 from nas import __version__
 from nas.cli import build_parser, main
+from nas.store.runs import Store
+from tests.conftest import make_image_folder
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def test_version_and_bare_nas(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +28,27 @@ def test_version_and_bare_nas(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("usage: nas")
     assert "NAS_STORAGE" in captured.err and "NAS_CACHE_DIR" in captured.err
+
+
+@pytest.mark.skipif(shutil.which("nas") is None, reason="the nas command is not installed")
+def test_the_environment_names_the_database_and_the_cache(tmp_path: Path) -> None:
+    """The README: NAS_STORAGE is the database when --storage is not given, and without
+    NAS_CACHE_DIR the decoded data goes to ~/.cache/nas. A real `nas` process, as a user runs it."""
+    folder = make_image_folder(tmp_path / "digits", 2, 12, 2, "d")
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("NAS_STORAGE", "NAS_CACHE_DIR")}
+    env.update(HOME=str(home), NAS_STORAGE=f"sqlite:///{tmp_path / 'env.db'}")
+    done = subprocess.run(["nas", "train", "[1,8,1,1,0]", "--space", str(ROOT / "nas" /
+                           "search_spaces" / "tiny.toml"), "--data", str(folder), "--image-size",
+                           "8x8", "--epochs", "1", "--distill", "none", "--json"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    store = Store(env["NAS_STORAGE"])
+    assert [run.genome for run in store.list_runs()] == ["[1,8,1,1,0]"]
+    store.close()
+    assert list(work.iterdir()) == []                      # no studies.db where it ran
+    assert list((home / ".cache" / "nas").iterdir())       # the decoded folder, cached
 
 
 def test_debug_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
