@@ -134,3 +134,15 @@ def test_heartbeats_are_recorded_under_optunas_storage_cache(tmp_path: Path) -> 
             shared_study.heartbeat(plain, plain.ask()):
         pass
     ctx.store.close()
+
+
+def test_a_search_beats_every_30_s_and_fails_a_trial_silent_for_120_s(tmp_path: Path) -> None:
+    """The README's figures are what a search's storage gets by default."""
+    from nas.study.search import loop
+
+    ctx = fake_context(f"sqlite:///{tmp_path / 'd.db'}")
+    study = loop.open_study(ctx, loop.SearchSettings(study="d", trials=1, epochs=1), "digits")
+    storage = study._storage                    # Optuna's cache, which delegates to RDBStorage
+    assert storage.get_heartbeat_interval() == 30
+    assert storage._backend.grace_period == 120
+    ctx.store.close()
