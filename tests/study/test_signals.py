@@ -6,6 +6,7 @@ quota removed), exit code 128 + the signal, and no process left (issue 22). Trai
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -164,10 +165,13 @@ def test_a_lost_worker_is_said_and_its_genome_redone(tmp_path: Path, env: dict[s
     db = tmp_path / "s.db"
     code, err = kill_workers(db, env, 3, 1)
     assert code == 0, err
-    assert "lost (killed by SIGKILL)" in err and "its genome was redone" in err
     trials = optuna.load_study(study_name="sig", storage=f"sqlite:///{db}").get_trials()
     lost = [t for t in trials if "died (killed by SIGKILL)" in t.user_attrs.get("error", "")]
     assert len(lost) == 1 and lost[0].state == TrialState.FAIL
+    killed = Path(env["NAS_TEST_TRAINED"]).read_text().splitlines()[0].split()[-2]
+    said = (rf"worker [12] \(pid {killed}\): lost \(killed by SIGKILL\) after judging 0; "
+            rf"trial failed: {lost[0].number}; its genome was redone")
+    assert re.search(said, err), err
     assert sum(t.user_attrs.get("outcome") == "trained" for t in trials) == 3
 
 
