@@ -94,3 +94,31 @@ def test_a_checkpoint_without_a_data_fingerprint_is_refused(
     assert "records no data fingerprint" in capsys.readouterr().err
     assert main(["reproduce", "tiny", "7", *storage(study)]) == 2
     assert "has no trial 7" in capsys.readouterr().err
+
+
+def test_a_reproduction_that_differs_exits_1(study: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint whose stored test accuracy was edited: trained again, it differs, exit 1."""
+    checkpoint = torch.load(study / "student.pt", weights_only=True)
+    checkpoint["metrics"]["test_accuracy"] += 0.125
+    torch.save(checkpoint, tmp_path / "edited.pt")
+    code, row = reproduced(capsys, str(tmp_path / "edited.pt"), *storage(study))
+    assert code == 1 and row["identical"] is False
+    assert main(["reproduce", str(tmp_path / "edited.pt"), *storage(study)]) == 1
+    assert "differs" in capsys.readouterr().out
+
+
+def test_a_changed_teacher_is_refused_in_one_line(study: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The space file the run names supplies its teacher, checked by fingerprint: another
+    [teacher] there is refused, naming the section to restore, and no student is trained."""
+    runs = len(Store(f"sqlite:///{study / 'x.db'}").list_runs())
+    write_space(study, teacher={**FAST_TEACHER, "epochs": 3})
+    try:
+        capsys.readouterr()
+        assert main(["reproduce", str(study / "student.pt"), *storage(study)]) == 2
+    finally:
+        write_space(study, teacher=FAST_TEACHER)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "restore its [teacher] section" in err[0]
+    assert len(Store(f"sqlite:///{study / 'x.db'}").list_runs()) == runs
