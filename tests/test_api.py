@@ -126,3 +126,22 @@ def test_search_takes_the_spaces_search_subset_and_rungs(tmp_path: Path,
     found = nas.search("tiny.toml", trials=1, epochs=1, storage=url, study="t", image_size="8x8",
                        recipe=recipe, device="cpu")
     assert [t.user_attrs.get("rungs") for t in found.study.trials] == [None]
+
+
+def test_search_takes_a_space_budgets_and_rungs_as_arguments(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `nas.search(..., budget_params=..., rungs=...)`, with a `Space` object: genomes
+    over the params budget are rejected untrained, the trained ones pass the rung, and the study
+    is named by its budget as `nas search --budget-params 3K` names it."""
+    from nas.model.space import load_space
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    space = load_space(str(Path(nas.__file__).parent / "search_spaces" / "tiny.toml"))
+    found = nas.search(space, trials=4, epochs=2, rungs=(1,), budget_params="3K", image_size="8x8",
+                       storage=f"sqlite:///{tmp_path / 's.db'}", recipe={"distill.loss": "none"},
+                       device="cpu")
+    assert found.study.study_name == "tiny-digits-8x8-p3K"
+    attrs = [t.user_attrs for t in found.study.trials]
+    judged = [a for a in attrs if a["outcome"] in ("trained", "pruned")]
+    assert len(judged) == 4 and all(a["params"] <= 3000 and "1" in a["rungs"] for a in judged)
+    assert all(a["params"] > 3000 for a in attrs if a["outcome"] == "rejected")
