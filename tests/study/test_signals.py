@@ -41,18 +41,15 @@ def env(tmp_path: Path, cache: Path) -> dict[str, str]:
             "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def start(db: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+def start(db: Path, env: dict[str, str], *extra: str,
+          hangup: signal.Handlers = signal.SIG_DFL) -> subprocess.Popen[str]:
+    """The search, with SIGHUP as a terminal's child has it (SIG_DFL, also when the suite runs
+    under `nohup`) or as `nohup` starts it (SIG_IGN, which the search must keep)."""
     return subprocess.Popen(
         [*COMMAND, "search", "--space", TINY, "--data", "digits", "--image-size", "8x8",
          "--storage", f"sqlite:///{db}", "--study", "sig", "--threads", "1", "--quiet",
          "--trials", "50", *extra], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_hangup_default)
-
-
-def _hangup_default() -> None:
-    """SIGHUP as a terminal's child has it, also when the suite runs under `nohup` (which the
-    search rightly keeps ignoring)."""
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))
 
 
 def rows(db: Path, query: str) -> list[tuple]:
@@ -103,6 +100,18 @@ def stop_and_check(search: subprocess.Popen[str], db: Path, signum: int, count: 
 def test_a_search_stops_cleanly_on(signum: int, tmp_path: Path, env: dict[str, str]) -> None:
     db = tmp_path / "s.db"
     stop_and_check(start(db, env), db, signum, 1)
+
+
+def test_under_nohup_sighup_stays_ignored(tmp_path: Path, env: dict[str, str]) -> None:
+    """Started with SIGHUP ignored, as `nohup` starts it: a hangup changes nothing, the trial
+    goes on; SIGTERM then stops it cleanly."""
+    db = tmp_path / "s.db"
+    search = start(db, env, hangup=signal.SIG_IGN)
+    assert wait_until(lambda: training(db, 1) or search.poll() is not None) and training(db, 1)
+    search.send_signal(signal.SIGHUP)
+    time.sleep(2)
+    assert search.poll() is None and training(db, 1)
+    stop_and_check(search, db, signal.SIGTERM, 1)
 
 
 def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
