@@ -350,3 +350,31 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     table = load_ablation("ablations/cifar10_results.toml")
     assert {(arm.space.train.epochs, arm.space.train.augment.views)
             for group in table.groups for arm in group.arms} == {(15, ())}
+
+
+def test_a_study_continued_with_other_epochs_and_rungs_trains_no_genome_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: `--epochs` and `--rungs` may change between runs of a study, and continuing it
+    with other rungs does not revisit its pruned (or trained) genomes: they are reused."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    db = tmp_path / "s.db"
+
+    def search(*schedule: str) -> list[optuna.trial.FrozenTrial]:
+        code = main(["search", "--space", str(TINY), "--data", "digits", "--image-size", "8x8",
+                     "--storage", f"sqlite:///{db}", "--study", "x", "--seed", "0", "--quiet",
+                     "--json", *schedule])
+        assert code == 0, capsys.readouterr().err
+        capsys.readouterr()
+        return optuna.load_study(study_name="x", storage=f"sqlite:///{db}").get_trials()
+
+    def key(trial: optuna.trial.FrozenTrial) -> tuple[str, str]:
+        return trial.user_attrs["genome"], trial.user_attrs["attention"]
+
+    first = search("--trials", "10", "--epochs", "3", "--rungs", "1,2")
+    judged = {key(t) for t in first if t.user_attrs.get("outcome") in ("trained", "pruned")}
+    assert any(t.user_attrs.get("outcome") == "pruned" for t in first)
+    later = search("--trials", "6", "--epochs", "2", "--rungs", "1")[len(first):]
+    trained = {key(t) for t in later if t.user_attrs["outcome"] in ("trained", "pruned")}
+    assert len(trained) == 6 and not trained & judged         # none of the first run's again
+    assert {key(t) for t in later if t.user_attrs["outcome"] == "reused"} & judged
