@@ -27,6 +27,7 @@ from nas.study.ablation.file import load_ablation
 from nas.study.ablation.run import ArmResult, GroupResult, run_ablation
 from nas.study.ablation.stats import paired
 from nas.train import experiment
+from tests.conftest import make_image_folder, write_class
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "nas" / "search_spaces"
@@ -115,6 +116,25 @@ def test_groups_share_cells_and_stats_match_scipy(tmp_path: Path, calls: list[tu
     assert ablate(path, storage, "--format", "json") == 0
     assert len(calls) == 9                                         # nothing retrained
     assert json.loads(capsys.readouterr().out) == out
+
+
+def test_an_arm_gives_its_own_image_size_and_changed_data_is_trained_again(
+        tmp_path: Path, calls: list[tuple[str, int]]) -> None:
+    """The README: an arm may give its own `image_size`, and runs are reused only when the data
+    (and so the teacher) fingerprints match: one image rewritten in the folder retrains both arms."""
+    folder = make_image_folder(tmp_path / "digits", 2, 12, 4, "d")
+    path = write(tmp_path, 'seeds = [0]\n\n[[group]]\nname = "size"\ngenome = "[1,8,1,1,0]"\n'
+                 'attention = "eca"\n\n[[group.arm]]\nname = "8"\n\n[[group.arm]]\nname = "12"\n'
+                 'image_size = "12x12"\n')
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    assert ablate(path, storage, "--data", str(folder)) == 0
+    assert ablate(path, storage, "--data", str(folder)) == 0 and len(calls) == 2     # reused
+    runs = Store(storage).list_runs("ablate/t")
+    assert sorted(r.meta["input"] for r in runs) == ["3x12x12", "3x8x8"]
+    write_class(folder / "train" / "d0", 1, 1)          # d0's first image is now a 1
+    assert ablate(path, storage, "--data", str(folder)) == 0 and len(calls) == 4
+    fingerprints = {(r.data_fingerprint, r.teacher_fingerprint) for r in Store(storage).list_runs("ablate/t")}
+    assert len(fingerprints) == 4
 
 
 def _check_against_scipy(runs: dict[int, RunRecord], base: dict[str, Any],
