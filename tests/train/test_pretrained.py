@@ -18,6 +18,7 @@ import torch
 from torchvision.transforms import v2
 
 import nas.data.memory
+from nas.cli import main
 from nas.data.dataset import load_data, normalize
 from nas.data.splits import resize
 from nas.errors import TrainError
@@ -34,7 +35,7 @@ from nas.train.experiment import Context, prepare, train_genome
 from nas.train.teacher import NO_TEACHER, fingerprint
 from nas.train.trunk import TrunkTeacher
 from tests.conftest import make_image_folder
-from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context
+from tests.training import FAST_TEACHER, STUDENT, space_text, states_equal, tiny_context, write_space
 
 LITE_TEACHER = {"kind": "lite", "model": "efficientnet_lite0", "weights": "pretrained",
                 "image_size": 32, "epochs": 2, "batch_size": 8, "lr": 1e-3}
@@ -212,6 +213,30 @@ def test_trunk_pass_that_cannot_fit_is_refused_before_it_runs(
                                          r"needs about 0 MiB of memory, but only 0 MiB is available$"):
         trunk.trunk_maps(model, inputs.config, inputs.data, inputs.views, torch.device("cpu"),
                          tmp_path / "cache")
+
+
+def test_nas_teacher_refuses_a_trunk_pass_that_cannot_fit_in_one_line(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README: as a user meets it, `nas teacher` says it in one line, exit 2, and no trunk
+    pass starts."""
+    path = write_space(tmp_path, teacher=LITE_TEACHER, **{"train.augment": ONE_VIEW})
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    real = nas.data.memory.require
+
+    def tight(*args: Any, **kwargs: Any) -> None:      # 50 KB free, for the trunk's check only
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(nas.data.memory, "available_bytes", lambda: 50_000)
+            real(*args, **kwargs)
+
+    monkeypatch.setattr(trunk, "require", tight)
+    monkeypatch.setattr(trunk, "run_trunk", lambda *a, **k: pytest.fail("the trunk ran"))
+    capsys.readouterr()
+    assert main(["teacher", "--space", str(path), "--data", str(folder), "--image-size", "16x16",
+                 "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--device", "cpu", "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("nas: error: the teacher's trunk pass over ")
+    assert "but only 0 MiB is available" in err[0]
 
 
 def test_trunk_feature_is_the_frozen_trunks_pooled_output(folder: Path, work: Path) -> None:
