@@ -59,6 +59,19 @@ def test_plural() -> None:
     assert plural(None, "thread") == "? threads"
 
 
+def test_the_summary_says_which_share_of_the_sampled_genomes_the_budget_rejected() -> None:
+    """The README: the summary line says which share of this run's sampled genomes the budget
+    rejected, and why there are more trials than --trials."""
+    from nas.cli.search import _run_text
+    from nas.study.search.loop import SearchSettings
+    from nas.study.search.tally import Tally
+
+    settings = SearchSettings(study="s", trials=3, epochs=1, budget=Budget({"flops": 2e5}))
+    text = _run_text(Tally(trained=3, rejected=1), 4, settings)
+    assert text == ("4 trials: 3 trained, 1 rejected over budget (25.0 %, not trained); "
+                    "--trials 3 counts the genomes judged (trained or pruned)")
+
+
 # ----------------------------------------------------------------- a real search, piped
 
 
