@@ -107,16 +107,19 @@ def test_search_and_teacher_take_set(root: Path, capsys: pytest.CaptureFixture[s
 def test_export_retrain_keeps_the_searched_recipe_on_the_files_subset(
         root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A study searched with --set keys retrains (`export --retrain-epochs`) under the same
-    keys, no teacher for `distill.loss=none`, on the space file's training subset, not the
-    search's --train-per-class."""
+    keys (the views too: the README), no teacher for `distill.loss=none`, on the space file's
+    training subset, not the search's --train-per-class."""
     url = f"sqlite:///{root / 'x.db'}"
-    assert main(["search", *flags(root), *CE, "--set", "train.lr=0.004", "--trials", "1",
-                 "--epochs", "1", "--study", "s", "--json"]) == 0
+    assert load_space(str(root / "space.toml")).train.augment.views == ()
+    assert main(["search", *flags(root), *CE, "--set", "train.lr=0.004", "--set",
+                 "train.augment.views=['hflip']", "--trials", "1", "--epochs", "1", "--study", "s",
+                 "--json"]) == 0
     capsys.readouterr()
     assert main(["export", "best", "--study", "s", "--storage", url, "--retrain-epochs", "1",
                  "--out", str(root / "final.pt"), "--device", "cpu", "--json"]) == 0
     run = Store(url).get_run(json.loads(capsys.readouterr().out)["run_id"])
     assert run.recipe["train"]["lr"] == 0.004 and run.recipe["distill"]["loss"] == "none"
+    assert run.recipe["train"]["augment"]["views"] == ["hflip"]
     assert run.teacher_fingerprint == "none"                             # no teacher trained
     file = load_space(str(root / "space.toml")).train.train_per_class
     assert run.recipe["train"]["train_per_class"] == file != 20
