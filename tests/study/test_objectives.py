@@ -4,6 +4,7 @@ latency study measures once per genome, gates on its budget untrained, and says 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -145,6 +146,23 @@ def test_a_latency_study_times_each_genome_once_and_rejects_over_budget_untraine
     assert code == 0 and all(r["latency_ms"] <= budget for r in json.loads(out)["front"])
     code, out, _ = run(capsys, "report", "--storage", url)
     assert code == 0 and "on 1 thread of" in out and "batch 1" in out and "latency <= " in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="no onnxruntime")
+def test_a_space_files_latency_backend_times_through_onnxruntime(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, folder: Path, fake: Path,
+        space: str) -> None:
+    """The README: `[search] latency_backend = "onnxruntime"` in a space file times the genomes
+    through ONNX Runtime, and the report names that backend."""
+    path = Path(space)
+    path.write_text(path.read_text().replace("[search]\n", '[search]\nlatency_backend = "onnxruntime"\n', 1))
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    result = search(capsys, url, folder, "--space", space, "--objectives", "accuracy,latency",
+                    "--trials", "2")
+    trials = optuna.load_study(study_name=result["study"], storage=url).trials
+    assert trials and all(t.user_attrs["latency_ms"] > 0 for t in trials)
+    code, out, _ = run(capsys, "report", "--storage", url)
+    assert code == 0 and "median ms per image at batch 1, onnxruntime " in " ".join(out.split())
 
 
 def test_other_objectives_or_a_budget_on_an_unmeasured_one_are_refused_in_one_line(
