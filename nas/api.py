@@ -151,7 +151,7 @@ def search(space: SpaceLike = None, *, data: str = "digits", budget: str | float
         study=study or default_study_name(ctx.space, data, ctx.data.image_size, limits, objectives),
         trials=trials or conf.trials, epochs=schedule[0], sampler=sampler or conf.sampler,
         seed=conf.seed if seed is None else seed, budget=limits, objectives=objectives,
-        rungs=schedule[1])
+        rungs=schedule[1], sets=dict(recipe or {}))
     with _quiet_optuna():
         found = open_study(ctx, settings, data)
         tally = run_search(ctx, settings, found, on_trial=on_trial)

@@ -155,6 +155,12 @@ def subset_flags(args: argparse.Namespace) -> dict[str, int]:
             if (value := getattr(args, key, None)) is not None}
 
 
+def set_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The --set overrides as dotted keys to their values (the last of a key wins)."""
+    return {setting.key: setting.value
+            for setting in (Setting(*item) for item in getattr(args, "set", None) or ())}
+
+
 def with_subset(space: Space, args: argparse.Namespace, trials: bool = False) -> Space:
     """The space with --set overrides; for a search's `trials`, then their subset
     (`Space.for_trials`: `[search] train_per_class` unless a --set names train.train_per_class);

@@ -173,7 +173,7 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
     from nas.train.experiment import resolve_device
 
     space = identity.searched_recipe(resolve_space(str(data.info.get("space", DEFAULT_SPACE))),
-                                     data.info.get("fingerprint"))
+                                     data.info.get("fingerprint"), data.info.get("sets"))
     with ProgressView(args.quiet) as view:
         device = resolve_device(args.device, args.threads)
         new = export.retrain(space, data, store, run, args.retrain_epochs or space.train.epochs, device,

@@ -16,6 +16,7 @@ from nas.cli.common import (
     open_context,
     parsed,
     resolve_space,
+    set_keys,
     teacher_fields,
     teacher_text,
     with_subset,
@@ -112,7 +113,7 @@ def _search(args: argparse.Namespace, started: float) -> int:
                                   sampler=args.sampler or space.search.sampler, objectives=chosen,
                                   seed=args.seed if args.seed is not None else space.search.seed,
                                   deadline=started + timeout if timeout else None, budget=budget,
-                                  rungs=rungs, quota=args.quota)
+                                  rungs=rungs, quota=args.quota, sets=set_keys(args))
         _warm_start(view, ctx, settings, args.data, starts)     # refuses a changed study too
         if args.jobs > 1:
             check_existing(ctx, settings, args.data)        # refused once, not by every worker

@@ -124,6 +124,24 @@ def test_export_retrain_keeps_the_searched_recipe_on_the_files_subset(
     file = load_space(str(root / "space.toml")).train.train_per_class
     assert run.recipe["train"]["train_per_class"] == file != 20
 
+def test_a_set_of_the_trials_views_is_not_the_final_models(
+        root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set search.views=...` is the trials' views alone: the study records the user's keys,
+    and `export --retrain` trains on [train]'s views (none in tiny.toml), not the trials'."""
+    url = f"sqlite:///{root / 'x.db'}"
+    assert main(["search", *flags(root), *CE, "--set", "search.views=['hflip']", "--trials", "1",
+                 "--epochs", "1", "--study", "v", "--json"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="v", storage=url)
+    assert study.user_attrs["nas"]["sets"] == {"distill.loss": "none", "search.views": ["hflip"]}
+    trial = Store(url).get_run(study.trials[0].user_attrs["run_id"])
+    assert trial.recipe["train"]["augment"]["views"] == ["hflip"]
+    assert main(["export", "best", "--study", "v", "--storage", url, "--retrain-epochs", "1",
+                 "--out", str(root / "final.pt"), "--device", "cpu", "--json"]) == 0
+    run = Store(url).get_run(json.loads(capsys.readouterr().out)["run_id"])
+    assert run.recipe["train"]["augment"]["views"] == []
+
+
 def test_ablate_set_changes_the_base_and_arms_win(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ab.toml"

@@ -232,3 +232,18 @@ def test_the_jobs_progress_counts_the_warm_starts_the_run_judges(tmp_path: Path)
     trial.set_user_attr("outcome", "trained")
     study.tell(trial, [0.7, 9, 9])
     assert trial.number == 1 and poller.poll().outcomes == {"trained": 1}
+
+
+def test_the_readmes_cifar10_budget_admits_both_enqueued_designs() -> None:
+    """`nas search --space cifar10.toml --budget-flops 6.21M` (the README's command) judges the
+    hand design and MobileNetV2-style first: both are within the budget at 32x32 (6.2M is not:
+    the hand design has 6,209,920 FLOPs)."""
+    from nas.model.complexity import count
+    from nas.model.space import InputShape
+    from nas.units import parse_quantity
+
+    space = load_space("cifar10.toml")
+    flops = [count(g.rounded(space.model.divisor), space, shape=InputShape(3, 32, 32), classes=10).flops
+             for g in space.search.enqueued()]
+    assert len(flops) == 2 and max(flops) == 6_209_920
+    assert max(flops) <= parse_quantity("6.21M", "--budget-flops") and max(flops) > 6.2e6

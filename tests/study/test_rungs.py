@@ -340,9 +340,17 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     final = searched_recipe(space, fingerprint(trials)).train
     assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 30)
     asked = with_sets(space, [Setting("train.augment.views", ["hflip"])])
-    final = searched_recipe(space, fingerprint(asked.for_trials({"train.augment.views"}))).train
+    searched = fingerprint(asked.for_trials({"train.augment.views"}))
+    final = searched_recipe(space, searched, {"train.augment.views": ["hflip"]}).train
     assert final.augment.views == ("hflip",)           # a view the user --set is the final model's
-    assert (space.distill.loss, space.distill.temperature) == ("logit", 2.0)
+    for sets in ({"search.views": []}, None):   # trials without the view: --set, or the old file
+        final = searched_recipe(space, fingerprint(before.for_trials()), sets).train
+        assert final.augment.views == ("hflip+mixup",)     # the final model keeps [train]'s
+    assert (space.distill.loss, space.distill.temperature, space.distill.alpha) == ("logit", 2.0, 0.5)
+    teacher = space.teacher      # the README's default: frozen Lite0 at 96 on the student's subset
+    assert (teacher.kind, teacher.model, teacher.train, teacher.images, teacher.image_size) == (
+        "lite", "efficientnet_lite0", "head", "student", 96)
+    assert (space.train.train_per_class, space.train.val_per_class) == (1000, 100)
     assert _teacher_note("a", "b", space, fingerprint(trials)) == (
         "note: the final model's teacher (a) is made for 1,000 images per class and the views "
         "hflip+mixup, the study's (b) for its trials' 200 images per class and the views "

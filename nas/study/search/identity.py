@@ -23,7 +23,7 @@ from nas.errors import SpaceError
 from nas.model.objectives import DEFAULT_OBJECTIVES
 from nas.model.overrides import SECTIONS, dotted_keys, override_space
 from nas.model.recipe import used_recipe
-from nas.model.space import SUBSET_KEY, Space
+from nas.model.space import SUBSET_KEY, VIEWS_KEY, Space
 from nas.units import plural
 
 SCHEDULE = "train.epochs"       # the one recipe key a continued study may change
@@ -116,17 +116,23 @@ def _without_schedule(recipe: dict[str, Any]) -> dict[str, Any]:
     return {**recipe, "train": {k: v for k, v in train.items() if k != "epochs"}}
 
 
-def searched_recipe(space: Space, stored: Any) -> Space:
+def searched_recipe(space: Space, stored: Any, sets: Any = None) -> Space:
     """`space` (the study's space file as it reads now) with the recipe keys the study was
-    searched under laid over it (its `--set` keys: where the stored fingerprint differs from the
-    file's trials, `Space.for_trials`), but the training subset and the schedule, which stay the
-    file's: the recipe `nas export --retrain` trains a final model with. So `[search] views` stay
-    the trials' and a --set of `train.augment.views` is the final model's too. A study made
-    before fingerprints gets the file's recipe."""
-    if not isinstance(stored, dict):
-        return space
-    keys = [key for key in changed_keys(fingerprint(space.for_trials()), stored)
-            if key.split(".")[0] in SECTIONS and key != SUBSET_KEY]
-    if not keys:
-        return space
-    return override_space(space, {key: stored[key] for key in keys}, "the study's recipe")
+    searched under laid over it, but the training subset and the schedule, which stay the file's:
+    the recipe `nas export --retrain` trains a final model with. Those keys are the user's `sets`
+    recorded with the study (`--set`, `recipe=`), so `[search] views` or a `--set search.views`
+    stay the trials' and a `--set train.augment.views` is the final model's too. A study made
+    before they were recorded gets the keys where its `stored` fingerprint differs from the
+    file's trials (`Space.for_trials`), but the views when the file sets the trials' own (they
+    differ by `[search] views`, not by the user's choice); one made before fingerprints gets the
+    file's recipe."""
+    if isinstance(sets, dict):
+        chosen = {key: value for key, value in sets.items()
+                  if key.split(".")[0] in SECTIONS and key != SUBSET_KEY}
+    elif isinstance(stored, dict):
+        skipped = {SUBSET_KEY} | ({VIEWS_KEY} if space.search.views is not None else set())
+        chosen = {key: stored[key] for key in changed_keys(fingerprint(space.for_trials()), stored)
+                  if key.split(".")[0] in SECTIONS and key not in skipped}
+    else:
+        chosen = {}
+    return override_space(space, chosen, "the study's recipe") if chosen else space

@@ -11,6 +11,7 @@ a genome, the next trial is drawn at random.
 What a study holds (read by `nas.study.report.summary` and `nas.study.report.export`):
 - study.user_attrs["nas"]: space, data, image_size, budgets, epochs, seed, classes, teacher,
   fingerprint (recipe and gene choices, nas.study.search.identity: a rerun that changes them is refused),
+  sets (the user's --set keys when it was made, or first continued: the final model's recipe),
   objectives (when not the default) and the latency setup (when latency is measured).
 - trial.user_attrs: genome, attention, flops, params, latency_ms (when measured), outcome (trained
   | reused | rejected | pruned | nan | failed | interrupted), run_id, test_accuracy, constraint,
@@ -66,6 +67,8 @@ class SearchSettings:
     rungs: tuple[int, ...] = ()                # epochs at which a trial may be pruned (rungs.py)
     worker: str = field(default_factory=claims.worker_name)
     quota: str | None = None    # a SharedQuota's key: `trials` shared with other workers (--jobs)
+    sets: Mapping[str, Any] = field(default_factory=dict)   # the user's dotted recipe keys
+    # (--set, recipe=), recorded with the study: its final model keeps them (identity.searched_recipe)
 
 
 TrialCallback = Callable[[FrozenTrial, Tally], None]
@@ -160,9 +163,11 @@ def _create_study(ctx: Context, settings: SearchSettings, source: str,
     if old is None:
         study.set_user_attr("nas", attrs)
         return study
+    missing = {"sets": attrs["sets"]} if "sets" not in old else {}     # made before they were kept
     if set(attrs["fingerprint"]) - set(old.get("fingerprint") or {}):    # first use, or new keys
-        stored = {**attrs["fingerprint"], **(old.get("fingerprint") or {})}
-        study.set_user_attr("nas", {**old, "fingerprint": stored})
+        missing["fingerprint"] = {**attrs["fingerprint"], **(old.get("fingerprint") or {})}
+    if missing:
+        study.set_user_attr("nas", {**old, **missing})
     return study
 
 
@@ -206,7 +211,7 @@ def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str
         **({"latency": latency_setup(ctx.space.search.latency_backend)}
            if "latency" in settings.budget.names else {}),
         "epochs": settings.epochs, "seed": settings.seed, "classes": list(ctx.data.classes),
-        "fingerprint": identity.fingerprint(ctx.space),
+        "fingerprint": identity.fingerprint(ctx.space), "sets": json.loads(json.dumps(settings.sets)),
         "teacher": {"fingerprint": ctx.teacher.fingerprint,
                     "val_accuracy": ctx.teacher.val_accuracy,
                     "test_accuracy": ctx.teacher.test_accuracy},
