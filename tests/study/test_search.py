@@ -353,6 +353,7 @@ def edited_space(path: Path, old: str, new: str) -> Path:
 
 @pytest.mark.parametrize(("old", "new", "changed"), [
     ("[search]", '[distill]\nloss = "logit"\n\n[search]', 'distill.loss "feature" -> "logit"'),
+    ("[search]", '[distill]\ntemperature = 4.0\n\n[search]', "distill.temperature 2.0 -> 4.0"),
     ("c = [8, 16]", "c = [8, 24]", "stage[1].c [8, 16] -> [8, 24]"),
     ("batch_size = 64", "batch_size = 32", "train.batch_size 64 -> 32"),
 ])
