@@ -150,6 +150,20 @@ def test_frozen_trunk_is_bit_identical_after_training(ctx: Context) -> None:
     assert record is not None and len(record.history) == 2
 
 
+def test_a_fine_tuned_teacher_trains_the_pretrained_trunk_too(folder: Path,
+                                                              tmp_path: Path) -> None:
+    """`teacher.train = "all"`: the pretrained Lite0 is fine-tuned whole (the README's fine-tuned
+    teachers), its trunk moved off the ImageNet weights, and stored with its accuracies."""
+    ctx = context(lite_space(train="all", epochs=1), folder, tmp_path)
+    model = ctx.teacher.model
+    assert isinstance(model, TrunkTeacher) and ctx.space.teacher.train == "all"
+    fresh = lite_trunk("efficientnet_lite0", "pretrained").state_dict()
+    moved = [k for k, v in model.trunk.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, fresh[k])]
+    assert len(moved) > len(fresh) // 2
+    assert ctx.teacher.test_accuracy is not None and ctx.store.get_teacher(ctx.teacher.fingerprint)
+
+
 def test_teacher_reads_the_students_augmentation_draw_at_its_own_size(ctx: Context,
                                                                       folder: Path, work: Path) -> None:
     inputs = teacher_data.teacher_inputs(ctx.space, str(folder), ctx.data, cache_dir=work / "cache")
