@@ -131,3 +131,20 @@ def test_teacher_weights_that_do_not_fit_exit_2(workdir: Path, capsys: pytest.Ca
     write_space(workdir, "bad_teacher.toml", teacher=teacher)
     err = one_line_error(capsys, ["teacher", *flags(workdir, "bad_teacher.toml")])
     assert f"teacher.weights: {weights} is not a state_dict file" in err
+
+
+def test_train_takes_the_final_recipe_not_the_searchs_trial_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: `nas train` trains on [train]'s subset and views; a space file's [search]
+    train_per_class and views are the search's trials' alone."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    path = write_space(tmp_path, search={"train_per_class": 20, "views": ["hflip"]})
+    assert load_space(path).for_trials().train.train_per_class == 20
+    capsys.readouterr()
+    assert main(["train", STUDENT, "--space", str(path), "--data", "digits", "--image-size", "8x8",
+                 "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--device", "cpu", "--epochs", "1",
+                 "--set", "distill.loss=none", "--json"]) == 0
+    run = Store(f"sqlite:///{tmp_path / 'x.db'}").get_run(one_json(capsys)["run_id"])
+    train = load_space(path).train
+    assert run.recipe["train"]["train_per_class"] == train.train_per_class != 20
+    assert run.recipe["train"]["augment"]["views"] == list(train.augment.views) == []
