@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,6 +83,27 @@ def every_option() -> list[tuple[str, argparse.ArgumentParser, argparse.Action]]
                 found.append((name, parser, action))
     walk("nas", build_parser())
     return found
+
+
+def test_every_inline_readme_command_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's `nas ...` commands in running text (also across a line break), with its
+    placeholders filled, parse: no unknown option, no bad choice. Prose that names an option
+    of a command (`nas train --lr`) may lack the command's arguments, nothing else."""
+    commands = {" ".join(found.split()) for found in re.findall(r"`(nas [^`]+)`", README.read_text())}
+    filled = {"DIR": "d", "FILE": "f.toml", "STUDY": "s", "TRIAL": "0", " N": " 3"}
+    parsed = 0
+    for command in sorted(commands):
+        if "|" in command or "COMMAND" in command or len(command.split()) < 3:
+            continue                           # alternatives, or a command named in prose
+        for placeholder, value in filled.items():
+            command = command.replace(placeholder, value)
+        try:
+            build_parser().parse_args(shlex.split(command)[1:])
+            parsed += 1
+        except SystemExit:
+            err = capsys.readouterr().err
+            assert "arguments are required" in err or "expected one argument" in err, (command, err)
+    assert parsed >= 20
 
 
 def test_every_option_has_help_that_states_its_default() -> None:
