@@ -382,9 +382,9 @@ def test_shipped_ablations_parse() -> None:
 
 def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The markdown table's command column, run as a user would, trains the same run again:
-    the arm's own keys, the file's top-level recipe keys and the command line's --set become
-    --set flags of `nas train`."""
-    path = write(tmp_path, 'seeds = [1]\ntrain.lr_min_ratio = 0.5\n\n'
+    the arm's own keys, the file's top-level recipe keys (a list too) and the command line's
+    --set become --set flags of `nas train`."""
+    path = write(tmp_path, 'seeds = [1]\ntrain.lr_min_ratio = 0.5\ntrain.augment.views = ["hflip"]\n\n'
                            '[[arm]]\nname = "ce"\ngenome = "[1,8,1,1,0]"\n'
                            'attention = "none"\ndistill.loss = "none"\n\n[[arm]]\nname = "lr"\n'
                            'genome = "[1,8,1,1,0]"\nattention = "none"\ndistill.loss = "none"\n'
@@ -399,6 +399,7 @@ def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.Capt
     assert [row["command"] for row in table] == commands
     assert "--set train.lr=0.02" in commands[1]
     assert all("--set train.lr_min_ratio=0.5" in command for command in commands)
+    assert all("train.augment.views=" in command for command in commands)      # a list value
     assert "--set train.batch_size=16" in commands[0] and commands[0].endswith("--seed 1")
     for row, command in zip(table, commands, strict=True):
         words = [*shlex.split(command)[2:], "--storage", f"sqlite:///{tmp_path / 'r.db'}",
