@@ -133,7 +133,13 @@ def test_a_set_of_the_trials_views_is_not_the_final_models(
                  "--epochs", "1", "--study", "v", "--json"]) == 0
     capsys.readouterr()
     study = optuna.load_study(study_name="v", storage=url)
-    assert study.user_attrs["nas"]["sets"] == {"distill.loss": "none", "search.views": ["hflip"]}
+    sets = {"distill.loss": "none", "search.views": ["hflip"]}
+    assert study.user_attrs["nas"]["sets"] == sets
+    study.set_user_attr("nas", {k: v for k, v in study.user_attrs["nas"].items() if k != "sets"})
+    assert main(["search", *flags(root), *CE, "--set", "search.views=['hflip']", "--trials", "1",
+                 "--epochs", "1", "--study", "v", "--json"]) == 0     # a study made before: kept now
+    assert optuna.load_study(study_name="v", storage=url).user_attrs["nas"]["sets"] == sets
+    capsys.readouterr()
     trial = Store(url).get_run(study.trials[0].user_attrs["run_id"])
     assert trial.recipe["train"]["augment"]["views"] == ["hflip"]
     assert main(["export", "best", "--study", "v", "--storage", url, "--retrain-epochs", "1",
