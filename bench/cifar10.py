@@ -6,6 +6,7 @@ Three steps, each its own processes, so that arms run side by side on the cores:
     python bench/cifar10.py teacher --sizes 64 96 128  # the frozen Lite0 teacher per input size
     python bench/cifar10.py targets                    # how sure the teacher is of its training images
     python bench/cifar10.py probe --teacher-size 224   # a linear probe of the frozen trunk's outputs
+    python bench/cifar10.py flip --teacher-size 128    # the teacher with mirrored test images averaged in
     python bench/cifar10.py arms --arms none logit --seeds 0 1 2 3 4 --parallel 2
     python bench/cifar10.py summary                    # paired differences to CE, 95 % intervals
     python bench/cifar10.py arm --arms logit --tag pick/ --genome "[6,24,3,2,0]" --attention se
@@ -51,8 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     from nas.cli.common import set_arg
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("step", choices=("data", "teacher", "targets", "probe", "arms", "arm", "summary",
-                                    "rank"))
+    p.add_argument("step", choices=("data", "teacher", "targets", "probe", "flip", "arms", "arm",
+                                    "summary", "rank"))
     p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--space", default="cifar10.toml")
     p.add_argument("--out", default="/tmp/nas-cifar10", help="logs, database and cache")
@@ -217,6 +218,29 @@ def step_probe(args: argparse.Namespace) -> None:
                   for name, (x, y) in splits.items()},
                "fit_s": round(time.perf_counter() - started, 1)}
         print(json.dumps(row), flush=True)
+
+
+def step_flip(args: argparse.Namespace) -> None:
+    """The teacher at --teacher-size (trained into the store first, as `teacher` does) on the
+    validation and test images as they are, mirrored, and with the two outputs averaged (flip
+    test-time augmentation): what averaging would add to its accuracy. The tool does not average."""
+
+    from nas.train.distill import predict
+    from nas.train.trunk import input_stats
+
+    size = args.teacher_size or space(args).teacher.image_size
+    inputs = teacher_maps(args, size).inputs
+    ctx = context(args, "logit", size)
+    started = time.perf_counter()
+    mean, std = input_stats(inputs.config, inputs.data)
+    row: dict = {"teacher_size": size, "stored_test": ctx.teacher.test_accuracy}
+    for name, split in (("val", inputs.data.val), ("test", inputs.data.test)):
+        plain, mirrored = (predict(ctx.teacher.model, images, mean, std, ctx.device)[1].softmax(1)
+                           for images in (split.images, split.images.flip(-1)))
+        for label, probs in (("", plain), ("_mirrored", mirrored), ("_averaged", plain + mirrored)):
+            row[name + label] = round(float((probs.argmax(1) == split.labels).float().mean()), 4)
+    ctx.store.close()
+    print(json.dumps({**row, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
 
 def pooled(maps: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
@@ -411,7 +435,8 @@ def main(argv: list[str]) -> int:
     if args.quick and args.seeds == [0, 1, 2, 3, 4]:
         args.seeds = [0, 1]
     steps = {"data": step_data, "teacher": step_teacher, "targets": step_targets,
-             "probe": step_probe, "arm": step_arm, "summary": step_summary, "rank": step_rank}
+             "probe": step_probe, "flip": step_flip, "arm": step_arm, "summary": step_summary,
+             "rank": step_rank}
     if args.step == "arms":
         step_arms(args, argv)
     else:
