@@ -224,7 +224,6 @@ def step_flip(args: argparse.Namespace) -> None:
     """The teacher at --teacher-size (trained into the store first, as `teacher` does) on the
     validation and test images as they are, mirrored, and with the two outputs averaged (flip
     test-time augmentation): what averaging would add to its accuracy. The tool does not average."""
-
     from nas.train.distill import predict
     from nas.train.trunk import input_stats
 
