@@ -211,7 +211,8 @@ def study_attrs(ctx: Context, settings: SearchSettings, source: str) -> dict[str
         **({"latency": latency_setup(ctx.space.search.latency_backend)}
            if "latency" in settings.budget.names else {}),
         "epochs": settings.epochs, "seed": settings.seed, "classes": list(ctx.data.classes),
-        "fingerprint": identity.fingerprint(ctx.space), "sets": json.loads(json.dumps(settings.sets)),
+        "fingerprint": identity.fingerprint(ctx.space),
+        "sets": json.loads(json.dumps(settings.sets, default=str)),     # JSON, as Optuna stores it
         "teacher": {"fingerprint": ctx.teacher.fingerprint,
                     "val_accuracy": ctx.teacher.val_accuracy,
                     "test_accuracy": ctx.teacher.test_accuracy},
