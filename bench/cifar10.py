@@ -225,11 +225,12 @@ def step_flip(args: argparse.Namespace) -> None:
     validation and test images as they are, mirrored, and with the two outputs averaged (flip
     test-time augmentation): what averaging would add to its accuracy. The tool does not average."""
     from nas.train.distill import predict
+    from nas.train.teacher import teacher_inputs
     from nas.train.trunk import input_stats
 
     size = args.teacher_size or space(args).teacher.image_size
-    inputs = teacher_maps(args, size).inputs
     ctx = context(args, "logit", size)
+    inputs = teacher_inputs(ctx.space, args.data, ctx.data, cache_dir=out(args) / "cache")
     started = time.perf_counter()
     mean, std = input_stats(inputs.config, inputs.data)
     row: dict = {"teacher_size": size, "stored_test": ctx.teacher.test_accuracy}
