@@ -152,10 +152,11 @@ def trunk_pass(args: argparse.Namespace, size: int) -> dict:
     outputs; what they held is freed on return, before the head's run loads them again."""
     made = teacher_maps(args, size)
     data, inputs = made.data, made.inputs
+    trunk_images = len(inputs.fit_views.labels) + len(data.val.labels) + len(data.test.labels)
     return {"teacher_train": inputs.config.train, "teacher_epochs": inputs.config.epochs,
             "teacher_lr": inputs.config.lr, "teacher_images": inputs.config.images,
             "train_images": len(inputs.fit.train.labels),
-            "trunk_images": len(inputs.fit_views.labels) + len(data.val.labels) + len(data.test.labels),
+            "trunk_images": trunk_images if made.maps is not None else 0,   # a trained trunk: none
             "data_s": round(made.data_s, 1)}
 
 
