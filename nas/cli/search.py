@@ -163,6 +163,7 @@ def _worker(args: argparse.Namespace, started: float) -> int:
     import json
     import os
     import signal
+    import time
 
     # The parent stops its workers with SIGINT: honour it even in a worker started with SIGINT
     # ignored (as a shell starts background jobs), which Python would otherwise leave ignored.
@@ -170,6 +171,9 @@ def _worker(args: argparse.Namespace, started: float) -> int:
     if os.environ.get("NAS_WORKER_HOOK"):
         importlib.import_module(os.environ["NAS_WORKER_HOOK"])
     spec = json.loads(args.worker)
+    ends_at = spec.pop("ends_at")       # the parent's deadline in wall-clock time
+    if ends_at is not None:             # -> a timeout counted from this process's `started`
+        spec["timeout"] = f"{max(ends_at - time.time(), 0.0) + time.monotonic() - started:.3f}s"
     return _search(argparse.Namespace(**{**spec, "worker": None, "jobs": 1, "quiet": True,
                                          "json": True, "enqueue": None,
                                          "no_enqueue": True}),   # the parent's
@@ -192,11 +196,10 @@ def _parent(args: argparse.Namespace, view: Any, ctx: Any, settings: Any, starte
     name, trials, deadline = settings.study, settings.trials, settings.deadline
     count = min(args.jobs, trials)
     quota = SharedQuota.create(ctx.store, f"{name}:{uuid.uuid4().hex}", trials)
-    remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+    ends_at = None if deadline is None else time.time() + max(1.0, deadline - time.monotonic())
     spec = {k: v for k, v in vars(args).items() if k not in ("func", "worker", "parent_threads")}
     argv = ["search", "--worker", json_text({**spec, "study": name, "trials": trials,
-                                             "quota": quota.key, "timeout": None if remaining
-                                             is None else f"{remaining:.1f}s"})]
+                                             "quota": quota.key, "ends_at": ends_at})]
     view.log(f"study [bold]{escape(name)}[/] in {escape(ctx.store.url)}: {teacher_text(ctx)}; "
              f"{plural(count, 'worker')} x {plural(args.threads, 'thread')} training "
              f"{plural(trials, 'genome')}, {_schedule_text(ctx.space, settings)}")
