@@ -10,7 +10,7 @@ hypervolume of that seed, as seconds and as a share of (b)'s own time to it (iss
 measure). Then the variant's hypervolume minus the base's, paired over the seeds both have, with
 its 95 % t-interval (nas.study.ablation.stats.paired). This is how a change to the search
 (its rungs, its sampler) run with `search_quality.py --arms a` is set against the same seeds'
-arm (b) run apart: `--combine` joins whole seeds and refuses a seed in two files.
+arm (b) run apart (`search_quality.py --combine` reports over one run of each arm a seed).
 """
 
 from __future__ import annotations
@@ -18,22 +18,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search_quality import fail, reached, read_runs
+from search_quality import reached, runs_by_seed
 
 from nas.study.ablation.stats import paired
-
-
-def runs_by_seed(paths: list[str], arm: str, flag: str) -> dict[int, dict[str, Any]]:
-    """Arm `arm`'s runs of the files given by `flag`, by seed; a seed with that arm in two files
-    is refused."""
-    found: dict[int, dict[str, Any]] = {}
-    for path in paths:
-        kept = read_runs(path, flag)
-        for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
-            if seed in found:
-                fail(f"{flag}: arm {arm} of seed {seed} is in two of the files ({path})")
-            found[seed] = run
-    return found
 
 
 def reach(run: dict[str, Any], target: dict[str, Any] | None) -> str:

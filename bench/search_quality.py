@@ -6,8 +6,8 @@
         --image-size 32x32 --budget-flops hand [--quick]
 
 Per seed, interleaved (a, b, c, d, then the next seed) so machine noise hits every arm alike
-(`--arms` runs some of them; `--combine` joins whole seeds and refuses a seed in two files, so
-a variant of arm a run apart is set against another run's arm b by `bench/pair_searches.py`):
+(`--arms` runs some of them, `--combine` matches the arms of several runs by seed, and
+`bench/pair_searches.py` sets a variant of arm a run apart against another run's arm b):
   (a) the default search: TPE, `--jobs 2 --threads 1`, --rungs (default 1,3,9: a 9-epoch
       schedule), for --search-share of the arm's budget; then the user's next step, `nas export
       TRIAL --retrain-epochs N`, for the search's --retrain best feasible genomes (by validation
@@ -44,8 +44,10 @@ the time at which the arm first reached arm (b)'s final hypervolume of the same 
 genomes judged per hour of the same search (TPE, rungs) run as `--jobs 2 --threads 1` and as
 `--jobs 1 --threads 2`, side by side.
 The JSON of the runs (`--out`) is written after every seed; `--combine A.json B.json` reports
-over the seeds of several runs, so a long benchmark can run a seed or two at a time
-(`--seeds 1 --first-seed 1`, ...).
+over the seeds of several runs, so a long benchmark can run a seed or an arm at a time
+(`--seeds 1 --first-seed 1`, `--arms c`, ...). `--retrain-from A.json` retrains the picks of
+arm (a) or (d) runs made with `--search-share 1` (their search window alone) for the rest of
+the arm's --minutes, as the arm would have, and writes A-retrained.json for `--combine`.
 The teacher and the data cache are made once (the probe) and shared by every run.
 """
 
@@ -181,13 +183,39 @@ def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, second
                      ["--jobs", "2", "--threads", "1", "--rungs", args.rungs, *start], share)
     if args.search_share >= 1 or not run["rows"]:
         return run
-    final = retrain(args, env, name, run["rows"], max(0.0, seconds - run["wall"]))
+    return with_retraining(args, env, name, run, run["rows"], seconds)
+
+
+def with_retraining(args: argparse.Namespace, env: dict[str, str], name: str,
+                    run: dict[str, Any], rows: list[TrialRow], seconds: float) -> dict[str, Any]:
+    """The search arm's `run` (its trials `rows`) with its best genomes retrained for what its
+    search left of the arm's `seconds`: its student's val and test are the retrained ones."""
+    final = retrain(args, env, name, rows, max(0.0, seconds - run["wall"]))
     print(f"  retrained: {final['retrained']}", flush=True)
     if final["best"] is not None:
         run.update(val=final["best"]["val"], test=final["best"]["test"])
     run.update(search_wall=run["wall"], wall=run["wall"] + final["retrain_wall"],
                retrained=final["retrained"])
     return run
+
+
+def retrain_later(args: argparse.Namespace, env: dict[str, str], paths: list[str]) -> None:
+    """`--retrain-from`: search windows of arms (a) and (d) run with --search-share 1, each
+    retrained as the arm would have for the rest of --minutes (from its database beside the
+    JSON); the runs are written beside each file as NAME-retrained.json, for --combine."""
+    for path in paths:
+        kept = read_runs(path, "--retrain-from")
+        args.url = f"sqlite:///{Path(path).with_suffix('.db')}"
+        for arm in ("a", "d"):
+            for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
+                if "retrained" in run:
+                    fail(f"--retrain-from {path}: arm {arm} of seed {seed} is retrained already")
+                name = f"{arm}-{seed}"
+                rows = study_curve(args.url, name, datetime.now(), args.budget, 0).rows
+                with_retraining(args, env, name, run, rows, args.minutes * 60)
+        saved = Path(path).with_name(f"{Path(path).stem}-retrained.json")
+        saved.write_text(json.dumps(kept, indent=1, default=str))
+        print(f"retrained runs: {saved}", flush=True)
 
 
 def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list[TrialRow],
@@ -391,8 +419,12 @@ def main() -> None:
                         help="databases, data cache and the JSON of the runs")
     parser.add_argument("--combine", nargs="+", metavar="JSON", default=None,
                         help="report over the seeds of earlier runs' JSON files (a long "
-                             "benchmark run a seed or two at a time, --first-seed apart); "
-                             "trains nothing")
+                             "benchmark run a seed or an arm at a time), each arm matched by "
+                             "seed; trains nothing")
+    parser.add_argument("--retrain-from", nargs="+", metavar="JSON", default=None,
+                        help="retrain the picks of earlier arm a or d runs made with "
+                             "--search-share 1 for the rest of --minutes (the whole arm's), as "
+                             "the arm would have; the same flags and --out as those runs")
     args = parser.parse_args()
     if args.reference_epoch is not None and args.reference_epoch <= 0:
         fail(f"--reference-epoch must be a positive number of seconds, got {args.reference_epoch:g}")
@@ -414,6 +446,9 @@ def main() -> None:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     args.url = f"sqlite:///{out / f'quality-{stamp}.db'}"
     env = {**os.environ, "NAS_CACHE_DIR": str(out / "cache")}
+    if args.retrain_from:
+        retrain_later(args, env, args.retrain_from)
+        return
     print(f"data {args.data} at {args.image_size}, budget {args.budget:.0f} FLOPs, "
           f"{args.minutes:g} min per arm, {args.seeds} seeds from {args.first_seed}, "
           f"cores {os.cpu_count()}, no GPU used (CPU only)", flush=True)
@@ -478,20 +513,31 @@ def read_runs(path: str, flag: str) -> dict[str, Any]:
         fail(f"{flag} {path}: {error}")
 
 
-def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The arms' results of several runs' JSON, seed by seed; a seed in two files is refused."""
-    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    seen: dict[int, str] = {}
+def runs_by_seed(paths: list[str], arm: str, flag: str) -> dict[int, dict[str, Any]]:
+    """Arm `arm`'s runs of the JSON files given by `flag`, by seed (a file's "seeds" list, in
+    the order its arms ran them); a seed with that arm in two files is refused."""
+    found: dict[int, dict[str, Any]] = {}
+    origin: dict[int, str] = {}
     for path in paths:
-        kept = read_runs(path, "--combine")
-        for seed in kept.get("seeds", []):
-            if seed in seen:
-                fail(f"--combine: seed {seed} is in both {seen[seed]} and {path}")
-            seen[seed] = path
-        for arm, runs in results.items():
-            runs.extend(kept.get(arm, []))
-    print(f"seeds {sorted(seen)} from {len(paths)} files", flush=True)
-    return results
+        kept = read_runs(path, flag)
+        for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
+            if seed in found:
+                fail(f"{flag}: arm {arm} of seed {seed} is in both {origin[seed]} and {path}")
+            found[seed], origin[seed] = run, path
+    return found
+
+
+def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The arms' results of several runs' JSON, matched seed by seed, so a long benchmark can
+    run a seed or an arm at a time; an arm's seed in two files is refused, and so are arms that
+    ran different seeds (the report pairs them by seed)."""
+    by_arm = {arm: runs_by_seed(paths, arm, "--combine") for arm in ARMS}
+    seeds = {arm: sorted(runs) for arm, runs in by_arm.items() if runs}
+    if len({tuple(s) for s in seeds.values()}) > 1:
+        fail("--combine: the arms ran different seeds (" +
+             "; ".join(f"{arm}: {', '.join(map(str, s))}" for arm, s in seeds.items()) + ")")
+    print(f"seeds {next(iter(seeds.values()), [])} from {len(paths)} files", flush=True)
+    return {arm: [runs[seed] for seed in sorted(runs)] for arm, runs in by_arm.items()}
 
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
