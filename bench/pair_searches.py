@@ -42,9 +42,9 @@ def main() -> None:
     parser.add_argument("--target", nargs="*", default=[], metavar="JSON", help="arm b's runs")
     parser.add_argument("--arm", default="a", help="the arm both variants ran (default a)")
     args = parser.parse_args()
-    base = runs_by_seed(args.base, args.arm, "--base")
-    variant = runs_by_seed(args.variant, args.arm, "--variant")
-    targets = runs_by_seed(args.target, "b", "--target")
+    base = runs_by_seed(args.base, "--base", (args.arm,))[args.arm]
+    variant = runs_by_seed(args.variant, "--variant", (args.arm,))[args.arm]
+    targets = runs_by_seed(args.target, "--target", ("b",))["b"]
     print("seed | b's final HV (its time) | base HV | judged | reached | variant HV | judged | reached")
     for seed in sorted(set(base) | set(variant)):
         target = targets.get(seed)

@@ -214,7 +214,7 @@ def retrain_later(args: argparse.Namespace, env: dict[str, str], paths: list[str
                 rows = study_curve(args.url, name, datetime.now(), args.budget, 0).rows
                 with_retraining(args, env, name, run, rows, args.minutes * 60)
         saved = Path(path).with_name(f"{Path(path).stem}-retrained.json")
-        saved.write_text(json.dumps(kept, indent=1, default=str))
+        write_whole(kept, saved)
         print(f"retrained runs: {saved}", flush=True)
 
 
@@ -493,6 +493,12 @@ def save(results: dict[str, list[dict[str, Any]]], seed: int, path: Path) -> Non
     kept = {arm: [{k: v for k, v in r.items() if k != "rows"} for r in runs]
             for arm, runs in results.items()}
     kept["seeds"] = list(range(seed - count + 1, seed + 1))
+    write_whole(kept, path)
+
+
+def write_whole(kept: dict[str, Any], path: Path) -> None:
+    """`kept` as JSON at `path`, written whole through a temporary file (a killed run leaves
+    the file as it was)."""
     partial = path.with_suffix(".part")
     partial.write_text(json.dumps(kept, indent=1, default=str))
     partial.replace(path)
@@ -513,17 +519,21 @@ def read_runs(path: str, flag: str) -> dict[str, Any]:
         fail(f"{flag} {path}: {error}")
 
 
-def runs_by_seed(paths: list[str], arm: str, flag: str) -> dict[int, dict[str, Any]]:
-    """Arm `arm`'s runs of the JSON files given by `flag`, by seed (a file's "seeds" list, in
-    the order its arms ran them); a seed with that arm in two files is refused."""
-    found: dict[int, dict[str, Any]] = {}
-    origin: dict[int, str] = {}
+def runs_by_seed(paths: list[str], flag: str, arms: tuple[str, ...] = ARMS
+                 ) -> dict[str, dict[int, dict[str, Any]]]:
+    """The runs of `arms` in the JSON files given by `flag` (each read once), by arm and seed (a
+    file's "seeds" list, in the order its arms ran them); an arm's seed in two files is
+    refused."""
+    found: dict[str, dict[int, dict[str, Any]]] = {arm: {} for arm in arms}
+    origin: dict[tuple[str, int], str] = {}
     for path in paths:
         kept = read_runs(path, flag)
-        for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
-            if seed in found:
-                fail(f"{flag}: arm {arm} of seed {seed} is in both {origin[seed]} and {path}")
-            found[seed], origin[seed] = run, path
+        for arm, runs in found.items():
+            for seed, run in zip(kept.get("seeds", []), kept.get(arm, []), strict=False):
+                if seed in runs:
+                    fail(f"{flag}: arm {arm} of seed {seed} is in both {origin[arm, seed]} and "
+                         f"{path}")
+                runs[seed], origin[arm, seed] = run, path
     return found
 
 
@@ -531,7 +541,7 @@ def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The arms' results of several runs' JSON, matched seed by seed, so a long benchmark can
     run a seed or an arm at a time; an arm's seed in two files is refused, and so are arms that
     ran different seeds (the report pairs them by seed)."""
-    by_arm = {arm: runs_by_seed(paths, arm, "--combine") for arm in ARMS}
+    by_arm = runs_by_seed(paths, "--combine")
     seeds = {arm: sorted(runs) for arm, runs in by_arm.items() if runs}
     if len({tuple(s) for s in seeds.values()}) > 1:
         fail("--combine: the arms ran different seeds (" +
