@@ -10,11 +10,12 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from nas.cli import main
 from nas.model.genome import Genome
 from nas.model.space import load_space
-from nas.study.search import loop
+from nas.study.search import loop, rungs
 from nas.study.search.loop import genome_params, sample_genome
 from tests.fake_training import fake_train_genome
 
@@ -104,18 +105,22 @@ def test_more_enqueued_than_trials_wait_for_the_next_run(capsys: pytest.CaptureF
     assert trained(fake) == [A, f"{B} eca"]
 
 
-def test_enqueued_with_rungs_is_ranked_at_the_rungs(capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real training on 8x8 digits: the enqueued genome is trial 0 and stops at the rung gate
-    like any trial (it records its rung accuracy)."""
+def test_enqueued_with_rungs_is_recorded_at_the_rungs_and_never_pruned(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real training on 8x8 digits under a gate that ranks every trial out: the enqueued genome
+    is trial 0, records its rung accuracy and is judged over the whole schedule; the sampled
+    trial after it is pruned at the rung."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(rungs, "passes", lambda *args: False)
     db = tmp_path / "s.db"
     result = run(capsys, search(db, "--trials", "2", "--rungs", "1", "--epochs", "2",
                                 "--enqueue", B))
-    assert result["trained"] + result["pruned"] == 2
-    first = trials(db)[0]
+    assert (result["trained"], result["pruned"]) == (1, 1)
+    first, second = trials(db)
     assert key(first) == f"{B} eca" and set(first.user_attrs["rungs"]) == {"1"}
+    assert first.state == TrialState.COMPLETE and first.user_attrs["outcome"] == "trained"
+    assert second.state == TrialState.PRUNED and set(second.user_attrs["rungs"]) == {"1"}
 
 
 def test_jobs_workers_take_the_enqueued_genomes_first(tmp_path: Path,

@@ -5,9 +5,10 @@ The genomes come from `nas search --enqueue` (which replaces the list) or the sp
 budget, else the search is refused before any work; one from the file that is over the budget
 (the file cannot know the input size) is left out with a note. Each becomes a WAITING trial
 whose fixed params are exactly those `sample_genome` reads (`genome_params`), so the next
-`study.ask()` of any worker, `--jobs` included, pops it and evaluates it as a sampled trial:
-budget, claims, rungs. A genome the study already holds (waiting, running, or judged; not
-failed) or listed twice is enqueued once, so running the same command again adds nothing.
+`study.ask()` of any worker, `--jobs` included, pops it and evaluates it as a sampled trial
+(budget, claims), except that the rungs record it but never prune it (nas.study.search.rungs). A
+genome the study already holds (waiting, running, or judged; not failed) or listed twice is
+enqueued once, so running the same command again adds nothing.
 (Two searches that enqueue the same genome into one study at the same moment may both enqueue
 it; the claims of nas.store.claims still train it once, the other trial reuses the result.)
 """
