@@ -239,7 +239,7 @@ def run_search(ctx: Context, settings: SearchSettings, study: optuna.Study,
         try:
             while misses < max_misses and not _past(settings.deadline):
                 holding = holding or quota.take()
-                if not holding:
+                if not holding or _past(settings.deadline):     # taking may wait on the database
                     break
                 trial, outcome = _one_trial(ctx, settings, study, epoch_callbacks)
                 study.sampler = _next_sampler(settings, sampler, trial.number, outcome)
