@@ -373,8 +373,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--rungs", default=None,
                    help="e.g. 1,3,9: epochs at which a trial outside the top third stops")
     p.add_argument("--enqueue", action="append", default=None, metavar="GENOME",
-                   help='judged first, e.g. "[2,8,6,1,0] [2,16,4,1,0] eca" (repeatable; '
-                        "replaces the space's [search] enqueue)")
+                   help='judged first and over the whole schedule (never pruned at a rung), '
+                        'e.g. "[2,8,6,1,0] [2,16,4,1,0] eca" (repeatable; replaces the '
+                        "space's [search] enqueue)")
     p.add_argument("--no-enqueue", action="store_true",
                    help="enqueue nothing, not even the space's [search] enqueue")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)   # set by --jobs
