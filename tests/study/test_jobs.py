@@ -107,8 +107,7 @@ def test_workers_start_no_trial_after_the_timeout(env: dict[str, str], tmp_path:
     """`--jobs 2 --timeout 15s`: the workers get what is left of the parent's 15 s (after its
     data), counted from the parent's clock, not from a worker's own start, and start no trial
     after it, though 500 were asked for. A cross-entropy study: a teacher trained in the 15 s
-    left the workers none on a loaded machine. A trial's start is stamped when the database
-    stores it, after the worker's last look at the clock: a second of slack for a loaded machine."""
+    left the workers none on a loaded machine."""
     monkeypatch.setenv("NAS_TEST_SLEEP", "1")
     db = tmp_path / "s.db"
     before = datetime.now()
@@ -117,7 +116,7 @@ def test_workers_start_no_trial_after_the_timeout(env: dict[str, str], tmp_path:
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert 0 < json.loads(captured.out)["trained"] < 40
-    assert max(t.datetime_start for t in trials_of(db)) <= before + timedelta(seconds=16)
+    assert max(t.datetime_start for t in trials_of(db)) <= before + timedelta(seconds=15.3)
 
 
 def test_jobs_zero_is_one_line_and_exit_2(tmp_path: Path,
