@@ -112,6 +112,21 @@ def test_a_piped_search_prints_whole_lines_and_one_set_of_times(
     assert "1 epoch a trial" in report
 
 
+def test_a_bar_that_stops_short_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli.console import ProgressView
+    from nas.train.distill import EpochStats
+
+    with ProgressView() as view:
+        on_epoch = view.epochs("teacher")
+        for epoch, val in ((5, 0.99), (6, 1.0)):    # train() returns after the perfect epoch
+            on_epoch(EpochStats(epoch, 12, 0.03, val, 0.01, 1.0))
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert "6/12" in line and "(stopped: every validation image right after epoch 6)" in line
+    with ProgressView() as view:                    # a perfect last epoch is no early stop
+        view.epochs("teacher")(EpochStats(12, 12, 0.03, 1.0, 0.01, 1.0))
+    assert "stopped" not in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------- no budget, every trial counted
 
 TWO_GENOMES = """name = "two"

@@ -95,6 +95,8 @@ class ProgressView:
 
         def callback(stats: Any) -> None:
             info = f"loss {stats.loss:.4f}  val {percent(stats.val_accuracy)}"
+            if stats.perfect and stats.epoch < stats.epochs:
+                info += f"  (stopped: every validation image right after epoch {stats.epoch})"
             self.update(key, stats.epoch, stats.epochs, info, description=label)
         return callback
 

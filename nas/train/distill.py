@@ -61,6 +61,11 @@ class EpochStats:
     lr: float
     seconds: float
 
+    @property
+    def perfect(self) -> bool:
+        """Every validation image right: nothing better can be selected, so training stops."""
+        return self.val_accuracy >= 1.0
+
 
 @dataclass
 class TrainResult:
@@ -201,7 +206,7 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
             result.state = copy.deepcopy(evaluated.state_dict())
         for callback in callbacks:
             callback(stats)
-        if val_accuracy >= 1.0:
+        if stats.perfect:
             return result
     if result.status == "ok" and last < epochs:
         result.resume = Resume(last, optimizer, generator)
