@@ -20,7 +20,8 @@ Per seed, interleaved (a, b, c, d, then the next seed) so machine noise hits eve
       and `--threads 2` for as many epochs as the arm's budget holds (a one-epoch probe gives the
       epoch time: run before the first seed's arms, where it also makes the data caches, and
       before each later seed's arm c under that seed's load; the probe is not charged);
-  (d) arm (a) warm-started with the hand design (`--enqueue`, as the bundled spaces list it).
+  (d) arm (a) warm-started with the hand design (`--enqueue`, as the bundled spaces list it;
+      `--warm space`: with the space file's own `[search] enqueue` list, as a user's search is).
 `--budget-flops hand` is the hand design's FLOPs at the input size (the retrained best then
 competes with (c) at no more than its FLOPs). Arms (a) and (d) against (c): the paired difference
 of test accuracy over seeds with its 95 % t-interval (nas.study.ablation.stats.paired).
@@ -48,7 +49,8 @@ over the seeds of several runs, so a long benchmark can run a seed or an arm at 
 (`--seeds 1 --first-seed 1`, `--arms c`, ...). `--retrain-from A.json` retrains the picks of
 arm (a) or (d) runs made with `--search-share 1` (their search window alone) for the rest of
 the arm's --minutes, as the arm would have, and writes A-retrained.json for `--combine`.
-The teacher and the data cache are made once (the probe) and shared by every run.
+The teachers and the data cache are made once (the probe, then the searches' teacher) and shared
+by every run.
 """
 
 from __future__ import annotations
@@ -174,11 +176,11 @@ def search_arm(args: argparse.Namespace, env: dict[str, str], name: str, seed: i
 def default_arm(args: argparse.Namespace, env: dict[str, str], seed: int, seconds: float,
                 warm: bool = False) -> dict[str, Any]:
     """Arm (a), or (d) with `warm`: the search for its share of the budget, cold or warm-started
-    with the hand design, then its best genomes retrained for the rest (none with
-    --search-share 1)."""
+    (with the hand design, or with `--warm space` the space file's list), then its best genomes
+    retrained for the rest (none with --search-share 1)."""
     share = seconds * args.search_share
     name = f"{'d' if warm else 'a'}-{seed}"
-    start = ["--enqueue", HAND] if warm else ["--no-enqueue"]
+    start = ([] if args.warm == "space" else ["--enqueue", HAND]) if warm else ["--no-enqueue"]
     run = search_arm(args, env, name, seed,
                      ["--jobs", "2", "--threads", "1", "--rungs", args.rungs, *start], share)
     if args.search_share >= 1 or not run["rows"]:
@@ -282,6 +284,25 @@ def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> floa
               "work slows it (two threads beside two busy ones: up to 10x) and every budget "
               "taken from it", file=sys.stderr, flush=True)
     return probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
+
+
+def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Make the teacher of the searches' subset and views before any arm, as the probe makes
+    the final recipe's: no search arm's first seed pays for it (none under distill.loss=none)."""
+    from nas.model.space import VIEWS_KEY, load_space
+
+    if any(setting.replace(" ", "") == "distill.loss=none" for setting in args.set):
+        return
+    search = load_space(args.space).search
+    per_class = args.search_per_class or search.train_per_class
+    flags = common(args, study=False)
+    if per_class:
+        flags += ["--train-per-class", str(per_class)]
+    if search.views is not None and not any(s.startswith(f"{VIEWS_KEY}=") for s in args.set):
+        flags += ["--set", f"{VIEWS_KEY}={json.dumps(list(search.views))}"]
+    made, wall = nas(["teacher", *flags, "--threads", "2"], env)
+    print(f"the searches' teacher: test {(made or {}).get('test_accuracy')}, {wall:.0f} s",
+          flush=True)
 
 
 def busy_share(seconds: float = 1.0) -> float | None:
@@ -408,6 +429,9 @@ def main() -> None:
                              "hypervolume need b in the same run, the paired differences c)")
     parser.add_argument("--rungs", default="1,3,9",
                         help="arm a's rungs (its schedule ends at the last one)")
+    parser.add_argument("--warm", choices=("hand", "space"), default="hand",
+                        help="arm d's warm start: the hand design (issue 21's arm), or the space "
+                             "file's `[search] enqueue` list")
     parser.add_argument("--retrain", type=int, default=1,
                         help="how many of arm a's best genomes the rest of its budget retrains "
                              "(more than one: the best by validation is kept)")
@@ -457,6 +481,8 @@ def main() -> None:
         return
     # the first seed's probe also makes the teacher and the data caches, once for all arms
     per_epoch = hand_probe(args, env, args.first_seed)
+    if set(args.arms) & {"a", "b", "d"}:
+        searches_teacher(args, env)
     seconds = arm_seconds(args, per_epoch)
     epochs = hand_epochs(seconds, per_epoch)
     arms = {
