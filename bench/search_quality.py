@@ -288,18 +288,19 @@ def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> floa
 
 def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
     """Make the teacher of the searches' subset and views before any arm, as the probe makes
-    the final recipe's: no search arm's first seed pays for it (none under distill.loss=none)."""
+    the final recipe's: no search arm's first seed pays for it (none under distill.loss=none).
+    The subset and views are the trials' (`Space.for_trials`), unless a flag or --set names them."""
     from nas.model.space import VIEWS_KEY, load_space
 
     if any(setting.replace(" ", "") == "distill.loss=none" for setting in args.set):
         return
-    search = load_space(args.space).search
-    per_class = args.search_per_class or search.train_per_class
-    flags = common(args, study=False)
-    if per_class:
-        flags += ["--train-per-class", str(per_class)]
-    if search.views is not None and not any(s.startswith(f"{VIEWS_KEY}=") for s in args.set):
-        flags += ["--set", f"{VIEWS_KEY}={json.dumps(list(search.views))}"]
+    chosen = {setting.split("=", 1)[0].strip() for setting in args.set}
+    trials = load_space(args.space).for_trials(chosen).train
+    flags = common(args, study=False, search=True)
+    if "--train-per-class" not in flags:
+        flags += ["--train-per-class", str(trials.train_per_class)]
+    if VIEWS_KEY not in chosen:
+        flags += ["--set", f"{VIEWS_KEY}={json.dumps(list(trials.augment.views))}"]
     made, wall = nas(["teacher", *flags, "--threads", "2"], env)
     print(f"the searches' teacher: test {(made or {}).get('test_accuracy')}, {wall:.0f} s",
           flush=True)
