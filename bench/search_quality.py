@@ -288,14 +288,18 @@ def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> floa
 
 def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
     """Make the teacher of the searches' subset and views before any arm, as the probe makes
-    the final recipe's: no search arm's first seed pays for it (none under distill.loss=none).
+    the final recipe's: no search arm's first seed pays for it (none where the recipe, with
+    --set, says distill.loss = "none").
     The subset and views are the trials' (`Space.for_trials`), unless a flag or --set names them."""
+    from nas.cli.common import set_arg, with_sets
     from nas.model.space import VIEWS_KEY, load_space
 
-    if any(setting.replace(" ", "") == "distill.loss=none" for setting in args.set):
+    settings = [set_arg(setting) for setting in args.set]
+    space = with_sets(load_space(args.space), settings)
+    if space.distill.loss == "none":
         return
-    chosen = {setting.split("=", 1)[0].strip() for setting in args.set}
-    trials = load_space(args.space).for_trials(chosen).train
+    chosen = {setting.key for setting in settings}
+    trials = space.for_trials(chosen).train
     flags = common(args, study=False, search=True)
     if "--train-per-class" not in flags:
         flags += ["--train-per-class", str(trials.train_per_class)]
