@@ -72,6 +72,7 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 
+from nas.cli.common import Setting, set_arg
 from nas.study.pareto import TrialRow, best_row, feasible_front, ranked_rows, row_from_trial, unique_genomes
 from nas.study.search.processes import WORKER_CODE  # the `nas` command line in a fresh interpreter
 
@@ -291,14 +292,14 @@ def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
     the final recipe's: no search arm's first seed pays for it (none where the recipe, with
     --set, says distill.loss = "none").
     The subset and views are the trials' (`Space.for_trials`), unless a flag or --set names them."""
-    from nas.cli.common import set_arg, with_sets
+    from nas.cli.common import with_sets
     from nas.model.space import VIEWS_KEY, load_space
 
-    settings = [set_arg(setting) for setting in args.set]
-    space = with_sets(load_space(args.space), settings)
+    given = settings(args)
+    space = with_sets(load_space(args.space), given)
     if space.distill.loss == "none":
         return
-    chosen = {setting.key for setting in settings}
+    chosen = {setting.key for setting in given}
     trials = space.for_trials(chosen).train
     flags = common(args, study=False, search=True)
     if "--train-per-class" not in flags:
@@ -308,6 +309,12 @@ def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
     made, wall = nas(["teacher", *flags, "--threads", "2"], env)
     print(f"the searches' teacher: test {(made or {}).get('test_accuracy')}, {wall:.0f} s",
           flush=True)
+
+
+def settings(args: argparse.Namespace) -> list[Setting]:
+    """The --set overrides as `nas --set` reads them (`distill.loss = none` names the same key
+    as `distill.loss=none`)."""
+    return [set_arg(setting) for setting in args.set]
 
 
 def busy_share(seconds: float = 1.0) -> float | None:
@@ -463,8 +470,9 @@ def main() -> None:
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.25, 2, 0
         args.search_per_class = args.search_per_class or 200
+        named = {setting.key for setting in settings(args)}
         for key, value in (("distill.loss", "none"), ("train.augment.views", "[]")):
-            if not any(setting.startswith(f"{key}=") for setting in args.set):
+            if key not in named:
                 args.set.append(f"{key}={value}")
     from nas.units import parse_quantity
 
