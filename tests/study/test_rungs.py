@@ -319,11 +319,34 @@ def test_a_study_made_before_the_files_trial_views_changed_continues_with_set(
     assert main([*argv, "--set", "search.views=[]", "--trials", "2"]) == 0
 
 
+def test_a_study_made_before_the_files_trial_subset_changed_continues_with_set(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A space file whose [search] trials moved to [train]'s images and a shorter schedule (as
+    cifar10.toml's did on 2026-12-06) refuses its old study in one line naming the subset; the
+    old keys given with --set, --epochs and --rungs continue it."""
+    space = tmp_path / "space.toml"
+    tiny = Path(TINY).read_text()
+    space.write_text(tiny.replace("[search]\ntrials = 4\nepochs = 1",
+                                  "[search]\ntrials = 1\nepochs = 2\nrungs = [1, 2]\ntrain_per_class = 20"))
+    argv = ["search", "--space", str(space), "--data", "digits", "--image-size", "8x8", "--quiet",
+            "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "old"]
+    assert main(argv) == 0
+    space.write_text(tiny.replace("[search]\ntrials = 4\nepochs = 1",
+                                  "[search]\ntrials = 1\nepochs = 1\nrungs = [1]"))
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "train.train_per_class" in err, err
+    old = ["--set", "search.train_per_class=20", "--epochs", "2", "--rungs", "1,2", "--trials", "2"]
+    assert main([*argv, *old]) == 0, capsys.readouterr().err
+
+
 def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
-    """The README's CIFAR-10 search: 200 per class with the mixup view, 12 epochs, rungs 3 and
-    12, as the rank study and the real searches against rungs 6 and 12 chose; the final model
-    (`export --retrain`) on 1,000 per class and the view for 30 epochs, and so its teacher's note
-    names the subsets; the results table keeps the recipe it was measured on."""
+    """The README's CIFAR-10 search: trials are the final recipe's first 3 epochs (its 1,000 per
+    class, its mixup view, so its teacher), rungs 1 and 3, as the rank study of 22 genomes chose;
+    the final model (`export --retrain`) trains the same images for 30 epochs. The trials until
+    2026-12-06 (200 per class) come back with --set, and the teacher's note then names both
+    subsets; the results table keeps the recipe it was measured on."""
     from nas.cli.common import Setting, with_sets
     from nas.cli.report import _teacher_note
     from nas.model.space import load_space
@@ -331,14 +354,16 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     from nas.study.search.identity import fingerprint, searched_recipe
 
     space = load_space("cifar10.toml")
-    assert space.search.schedule(None, ()) == (12, (3, 12))
-    trials = space.for_trials()
-    assert (trials.train.train_per_class, trials.train.augment.views) == (200, ("hflip+mixup",))
+    assert space.search.schedule(None, ()) == (3, (1, 3))
+    assert space.for_trials() is space                  # the final recipe's images and teacher
+    final = searched_recipe(space, fingerprint(space.for_trials())).train
+    assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 30)
+    old = with_sets(space, [Setting("search.train_per_class", 200)])     # the trials until 2026-12-06
+    assert old.for_trials().train.train_per_class == 200
+    assert old.for_trials({"train.train_per_class"}).train.train_per_class == 1000
     before = with_sets(space, [Setting("search.views", [])])     # the file until 2026-12-04
     assert before.for_trials().train.augment.views == ()
     assert before.for_trials({"train.augment.views"}).train.augment.views == ("hflip+mixup",)
-    final = searched_recipe(space, fingerprint(trials)).train
-    assert (final.train_per_class, final.augment.views, final.epochs) == (1000, ("hflip+mixup",), 30)
     asked = with_sets(space, [Setting("train.augment.views", ["hflip"])])
     searched = fingerprint(asked.for_trials({"train.augment.views"}))
     final = searched_recipe(space, searched, {"train.augment.views": ["hflip"]}).train
@@ -351,7 +376,7 @@ def test_cifar10_toml_searches_as_the_fidelity_study_chose() -> None:
     assert (teacher.kind, teacher.model, teacher.train, teacher.images, teacher.image_size) == (
         "lite", "efficientnet_lite0", "head", "student", 96)
     assert (space.train.train_per_class, space.train.val_per_class) == (1000, 100)
-    assert _teacher_note("a", "b", space, fingerprint(trials)) == (
+    assert _teacher_note("a", "b", space, fingerprint(old.for_trials())) == (
         "note: the final model's teacher (a) is made for 1,000 images per class and the views "
         "hflip+mixup, the study's (b) for its trials' 200 images per class and the views "
         "hflip+mixup")
