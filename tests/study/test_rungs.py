@@ -211,13 +211,26 @@ def test_epoch_loss_summed_on_device_equals_the_per_step_float_sum(ctx: Context)
     assert result.history[0]["loss"] == total / sum(size for _, size in steps)
 
 
+def write_space(tmp_path: Path, search: str) -> Path:
+    """tiny.toml as tmp_path/space.toml, with `search` as its [search] keys (before the rest)."""
+    space = tmp_path / "space.toml"
+    space.write_text(Path(TINY).read_text().replace("[search]\ntrials = 4\nepochs = 1",
+                                                    f"[search]\n{search}"))
+    return space
+
+
+def old_study(tmp_path: Path, search: str) -> list[str]:
+    """`write_space` with `search`, and the `nas search` argv of its study "old" in tmp_path/s.db."""
+    space = write_space(tmp_path, search)
+    return ["search", "--space", str(space), "--data", "digits", "--image-size", "8x8",
+            "--quiet", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "old"]
+
+
 def searched(tmp_path: Path, capsys: pytest.CaptureFixture[str], search: str,
              *flags: str) -> tuple[int, str, list[optuna.trial.FrozenTrial]]:
     """`nas search` on tiny.toml with `search` as its [search] keys: (exit code, stderr,
     trials)."""
-    space = tmp_path / "space.toml"
-    space.write_text(Path(TINY).read_text().replace("[search]\ntrials = 4\nepochs = 1",
-                                                    f"[search]\ntrials = 4\n{search}"))
+    space = write_space(tmp_path, f"trials = 4\n{search}")
     db = f"sqlite:///{tmp_path / 's.db'}"
     code = main(["search", "--space", str(space), "--data", "digits", "--image-size", "8x8",
                  "--storage", db, "--quiet", "--json", "--study", f"s{len(flags)}", *flags])
@@ -306,11 +319,7 @@ def test_a_study_made_before_the_files_trial_views_changed_continues_with_set(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A space file whose [search] views changed (as cifar10.toml's did) refuses its old study in
     one line naming the key; `--set 'search.views=[]'` continues it."""
-    space = tmp_path / "space.toml"
-    space.write_text(Path(TINY).read_text().replace("[search]\ntrials = 4\nepochs = 1",
-                                                    '[search]\ntrials = 1\nepochs = 1\nviews = ["hflip"]'))
-    argv = ["search", "--space", str(space), "--data", "digits", "--image-size", "8x8", "--quiet",
-            "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "old"]
+    argv = old_study(tmp_path, 'trials = 1\nepochs = 1\nviews = ["hflip"]')
     assert main([*argv, "--set", "search.views=[]"]) == 0
     capsys.readouterr()
     assert main(argv) == 2
@@ -324,15 +333,9 @@ def test_a_study_made_before_the_files_trial_subset_changed_continues_with_set(
     """A space file whose [search] trials moved to [train]'s images and a shorter schedule (as
     cifar10.toml's did on 2026-12-06) refuses its old study in one line naming the subset; the
     old keys given with --set, --epochs and --rungs continue it."""
-    space = tmp_path / "space.toml"
-    tiny = Path(TINY).read_text()
-    space.write_text(tiny.replace("[search]\ntrials = 4\nepochs = 1",
-                                  "[search]\ntrials = 1\nepochs = 2\nrungs = [1, 2]\ntrain_per_class = 20"))
-    argv = ["search", "--space", str(space), "--data", "digits", "--image-size", "8x8", "--quiet",
-            "--storage", f"sqlite:///{tmp_path / 's.db'}", "--study", "old"]
+    argv = old_study(tmp_path, "trials = 1\nepochs = 2\nrungs = [1, 2]\ntrain_per_class = 20")
     assert main(argv) == 0
-    space.write_text(tiny.replace("[search]\ntrials = 4\nepochs = 1",
-                                  "[search]\ntrials = 1\nepochs = 1\nrungs = [1]"))
+    write_space(tmp_path, "trials = 1\nepochs = 1\nrungs = [1]")       # the file changes
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
