@@ -295,11 +295,10 @@ def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
     from nas.cli.common import with_sets
     from nas.model.space import VIEWS_KEY, load_space
 
-    given = settings(args)
-    space = with_sets(load_space(args.space), given)
+    space = with_sets(load_space(args.space), settings(args))
     if space.distill.loss == "none":
         return
-    chosen = {setting.key for setting in given}
+    chosen = set_keys(args)
     trials = space.for_trials(chosen).train
     flags = common(args, study=False, search=True)
     if "--train-per-class" not in flags:
@@ -315,6 +314,11 @@ def settings(args: argparse.Namespace) -> list[Setting]:
     """The --set overrides as `nas --set` reads them (`distill.loss = none` names the same key
     as `distill.loss=none`)."""
     return [set_arg(setting) for setting in args.set]
+
+
+def set_keys(args: argparse.Namespace) -> set[str]:
+    """The keys that --set names."""
+    return {setting.key for setting in settings(args)}
 
 
 def busy_share(seconds: float = 1.0) -> float | None:
@@ -470,7 +474,7 @@ def main() -> None:
     if args.quick:
         args.minutes, args.seeds, args.throughput_minutes = 1.25, 2, 0
         args.search_per_class = args.search_per_class or 200
-        named = {setting.key for setting in settings(args)}
+        named = set_keys(args)
         for key, value in (("distill.loss", "none"), ("train.augment.views", "[]")):
             if key not in named:
                 args.set.append(f"{key}={value}")
