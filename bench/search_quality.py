@@ -32,6 +32,10 @@ a teacher for the searches' subset would take arm (a)'s first seed), no augmente
 hand design for every seed, no throughput step: a check of the pipeline in under 20 minutes on
 2 cores (3 seeds took 24 minutes and 2 take 16 on a machine whose hand-design epoch is 40 s),
 which measures nothing.
+`--clock`: arm (c) and the retraining train on the wall clock instead (`nas train --time`, `nas
+export --retrain-time`: the cosine schedule spread over the seconds left, no probes charged or
+planned), so the arms' time is equal by construction (the probes' plans overran or underran by
+up to 10 %: epochs drift within a run); the epochs they ran are reported.
 `--reference-epoch S`: --minutes are those of a machine whose hand-design probe epoch takes S
 seconds; every arm's wall clock is scaled by this machine's probe over S (the same for all arms
 and seeds), so a slower machine gets the compute the targets were measured with.
@@ -230,21 +234,25 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     ranked = [r for r in ranked_rows(unique_genomes(rows)) if r.run_id is not None][:args.retrain]
     threads = max(1, 2 // args.retrain)
     started = time.perf_counter()
-    per_epoch = probe_seconds(args, env, [(r.genome, r.attention) for r in ranked], threads)
+    per_epoch = ([None] * len(ranked) if args.clock else
+                 probe_seconds(args, env, [(r.genome, r.attention) for r in ranked], threads))
     left = seconds - (time.perf_counter() - started)
     procs = []
     for row, epoch_s in zip(ranked, per_epoch, strict=True):
-        epochs = max(1, int(left // epoch_s))
-        argv = ["export", str(row.trial), "--study", name, "--storage", args.url,
-                "--retrain-epochs", str(epochs), "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
+        epochs = max(1, int(left // epoch_s)) if epoch_s else None
+        schedule = ["--retrain-epochs", str(epochs)] if epochs else ["--retrain-time", f"{left:.1f}s"]
+        argv = ["export", str(row.trial), "--study", name, "--storage", args.url, *schedule,
+                "--out", str(Path(args.out) / f"{name}-{row.trial}.pt"),
                 "--device", "cpu", "--threads", str(threads)]
-        procs.append((row, epochs, epoch_s, argv, launch(argv, env)))
+        procs.append((row, epoch_s, argv, launch(argv, env)))
     trained = []
-    for row, epochs, epoch_s, argv, proc in procs:
-        metrics = (answer(proc, argv) or {}).get("metrics")
+    for row, epoch_s, argv, proc in procs:
+        exported = answer(proc, argv) or {}
+        metrics = exported.get("metrics")
         if metrics is None:
             continue
-        trained.append({"genome": f"{row.genome} {row.attention}", "epochs": epochs,
+        trained.append({"genome": f"{row.genome} {row.attention}",
+                        "epochs": (exported.get("retrained") or {}).get("epochs"),
                         "epoch_s": epoch_s, "flops": row.flops,
                         "search_val": row.val_accuracy,
                         "val": metrics.get("val_accuracy"), "test": metrics.get("test_accuracy")})
@@ -252,18 +260,20 @@ def retrain(args: argparse.Namespace, env: dict[str, str], name: str, rows: list
     return {"retrained": trained, "best": best, "retrain_wall": time.perf_counter() - started}
 
 
-def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: int
-             ) -> dict[str, Any]:
-    """The hand design trained for `epochs` (as many as the budget holds)."""
+def hand_arm(args: argparse.Namespace, env: dict[str, str], seed: int, epochs: int,
+             seconds: float) -> dict[str, Any]:
+    """The hand design trained for `epochs` (as many as the budget holds), or with --clock for
+    the arm's `seconds` of wall clock."""
+    schedule = ["--time", f"{seconds:.1f}s"] if args.clock else ["--epochs", str(epochs)]
     row, wall = nas(["train", HAND, "--attention", "eca", *common(args, study=False),
-                     "--epochs", str(epochs), "--seed", str(seed), "--threads", "2"], env)
+                     *schedule, "--seed", str(seed), "--threads", "2"], env)
     row = row or {}
     fake = TrialRow(0, "COMPLETE", "trained", HAND, "eca", row.get("flops"), row.get("params"),
                     row.get("val_accuracy"), row.get("test_accuracy"), None, (0.0, 0.0), wall)
     fits = (row.get("flops") or 0) <= args.budget
     hv = hypervolume([fake], args.budget) if fits and row.get("val_accuracy") is not None else 0.0
     return {"val": row.get("val_accuracy"), "test": row.get("test_accuracy"), "hv": hv,
-            "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": epochs}
+            "curve": [(wall, hv)], "wall": wall, "judged": 1, "epochs": row.get("epochs")}
 
 
 def hand_epochs(seconds: float, per_epoch: float) -> int:
@@ -451,6 +461,10 @@ def main() -> None:
     parser.add_argument("--retrain", type=int, default=1,
                         help="how many of arm a's best genomes the rest of its budget retrains "
                              "(more than one: the best by validation is kept)")
+    parser.add_argument("--clock", action="store_true",
+                        help="arm c and the retraining train on the wall clock (`nas train --time`, "
+                             "`nas export --retrain-time`): equal time by construction, where "
+                             "one-epoch probes plan epochs that overrun or underrun")
     parser.add_argument("--throughput-minutes", type=float, default=None,
                         help="per side of the --jobs/--threads comparison (default --minutes; 0 skips it)")
     parser.add_argument("--throughput-only", action="store_true",
@@ -501,21 +515,21 @@ def main() -> None:
     if set(args.arms) & {"a", "b", "d"}:
         searches_teacher(args, env)
     seconds = arm_seconds(args, per_epoch)
-    epochs = hand_epochs(seconds, per_epoch)
+    epochs = 0 if args.clock else hand_epochs(seconds, per_epoch)
     arms = {
         "a": lambda seed: default_arm(args, env, seed, seconds),
         "b": lambda seed: search_arm(args, env, f"b-{seed}", seed,
                                      ["--jobs", "1", "--threads", "2", "--sampler", "random",
                                       "--epochs", str(args.random_epochs), "--no-enqueue"],
                                      seconds),
-        "c": lambda seed: hand_arm(args, env, seed, epochs),
+        "c": lambda seed: hand_arm(args, env, seed, epochs, seconds),
         "d": lambda seed: default_arm(args, env, seed, seconds, warm=True),
     }
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS if arm in args.arms}
     saved = out / f"quality-{stamp}.json"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for arm in results:
-            if arm == "c" and seed != args.first_seed and not args.quick:
+            if arm == "c" and seed != args.first_seed and not (args.quick or args.clock):
                 epochs = hand_epochs(seconds, hand_probe(args, env, seed))    # under its load
             results[arm].append(arms[arm](seed))
         print(f"seed {seed}: " + "; ".join(

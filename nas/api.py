@@ -39,6 +39,7 @@ from nas.study.search.tally import Tally
 from nas.train.experiment import Context, prepare, resolve_device, train_genome
 from nas.train.loaders import Trained, train_on_loaders
 from nas.train.preflight import NOTHING, Plan
+from nas.units import parse_duration
 
 RECIPE_SECTIONS: dict[str, type] = {**SECTIONS, "search": SearchConfig}
 SpaceLike = str | Path | Space | None
@@ -101,24 +102,29 @@ def _prepare(space: Space, data: str, store: Store, size: Size, *, device: str =
 
 
 def train(genome: Genome | str, *, space: SpaceLike = None, data: str = "digits",
-          recipe: Mapping[str, Any] | None = None, epochs: int | None = None, seed: int = 0,
+          recipe: Mapping[str, Any] | None = None, epochs: int | None = None,
+          time: str | float | None = None, seed: int = 0,
           storage: str | None = None, image_size: Size = None, device: str = "auto",
           threads: int | None = None, train_loader: Iterable[Any] | None = None,
           val_loader: Iterable[Any] | None = None, test_loader: Iterable[Any] | None = None,
           callbacks: tuple[Any, ...] = (), ctx: Context | None = None) -> Trained:
     """Distil one student from the space's teacher on `data` and store the run (`nas train`);
     with `train_loader` and `val_loader` (your own DataLoaders of (images, labels), normalised
-    as you like), train on those instead, cross-entropy only, nothing stored."""
+    as you like), train on those instead, cross-entropy only, nothing stored.
+    `time` ("18m", "90s", or seconds) trains for that wall clock, the cosine schedule spread
+    over it, `epochs` (if given) only a cap: equal time for every design, not equal epochs."""
     genome = Genome.parse(genome) if isinstance(genome, str) else genome
     checked("epochs", epochs, MAX_EPOCHS)
+    seconds = None if time is None else parse_duration(str(time), "time")
     if train_loader is not None or val_loader is not None:
         return train_on_loaders(genome, resolve_space(space, data, recipe), train_loader, val_loader,
                                 test_loader, epochs=epochs, seed=seed,
-                                device=resolve_device(device, threads), callbacks=callbacks)
+                                device=resolve_device(device, threads), callbacks=callbacks,
+                                seconds=seconds)
     ctx = ctx or context(space, data=data, recipe=recipe, storage=storage, image_size=image_size,
                          device=device, threads=threads)
     ctx.space.check(genome, strict=False)
-    run = train_genome(ctx, genome, epochs=epochs, seed=seed, callbacks=callbacks)
+    run = train_genome(ctx, genome, epochs=epochs, seed=seed, callbacks=callbacks, seconds=seconds)
     return Trained.from_run(run, _restored(ctx, genome, run))
 
 

@@ -83,6 +83,18 @@ def test_train_on_your_own_loaders() -> None:
     assert untimed[0] == untimed[1]                                  # the same seed, the same run
 
 
+def test_train_on_a_wall_clock() -> None:
+    """`time=`: the schedule spreads over a quarter second (epochs only cap it); a time that
+    is not a positive duration is refused before any work."""
+    train_loader, val_loader, _ = loaders()
+    trained = nas.train("[1,8,1,1,0]", space="tiny.toml", time="0.25s", epochs=1000, device="cpu",
+                        train_loader=train_loader, val_loader=val_loader)
+    assert trained.status == "ok" and 1 <= len(trained.history) < 1000
+    with pytest.raises(SpaceError, match="time must be a positive duration"):
+        nas.train("[1,8,1,1,0]", space="tiny.toml", time="never", device="cpu",
+                  train_loader=train_loader, val_loader=val_loader)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"val_loader": None}, "train_loader and val_loader go together"),
     ({"train_loader": [torch.zeros(2, 3, 8, 8)]}, "train_loader must yield (images, labels)"),

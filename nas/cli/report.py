@@ -22,7 +22,7 @@ from nas.model.objectives import plot_axes
 from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import DEFAULT_SPACE, SUBSET_KEY, VIEWS_KEY, Space
 from nas.study.formats import DEFAULT_FORMAT, FORMATS, format_help
-from nas.units import count_text, percent, plural
+from nas.units import count_text, parse_duration, percent, plural
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -100,6 +100,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.retrain_epochs is not None and not 1 <= args.retrain_epochs <= MAX_EPOCHS:
         raise SpaceError(f"--retrain-epochs must be between 1 and {MAX_EPOCHS}, got "
                          f"{str(args.retrain_epochs)[:30]}")
+    seconds = parse_duration(args.retrain_time, "--retrain-time") if args.retrain_time is not None else None
     _check_targets(args)
     from nas.store.runs import Store
     from nas.study.report import export
@@ -109,11 +110,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         export.require_onnx(Path(args.onnx))
     data = read_study(args.storage, args.study)
     row = export.choose_trial(data, args.which)
-    retrain = args.retrain or args.retrain_epochs is not None
+    retrain = args.retrain or args.retrain_epochs is not None or seconds is not None
     store = Store(args.storage, readonly=not retrain)
     run = trial_run = export.trial_run(store, row)
     if retrain:
-        run = _retrain(args, data, store, trial_run)
+        run = _retrain(args, data, store, trial_run, seconds)
     checkpoint = export.checkpoint_from_run(
         run, row.trial, retrained_from=trial_run if run is not trial_run else None)
     out = export.save_checkpoint(checkpoint, Path(args.out))
@@ -163,10 +164,11 @@ def _export_json(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> di
             "onnx": str(onnx) if onnx else None}
 
 
-def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
+def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any, seconds: float | None
+             ) -> Any:
     """Train the trial's genome again in the study's context and recipe (its --set keys), for
-    --retrain-epochs or the space's whole schedule, on the space's training subset; warn if the
-    teacher changed."""
+    --retrain-epochs or the space's whole schedule (--retrain-time: for that wall clock), on the
+    space's training subset; warn if the teacher changed."""
     from nas.cli.console import ProgressView, err_console
     from nas.study.report import export
     from nas.study.search import identity
@@ -176,7 +178,8 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any) -> Any:
                                      data.info.get("fingerprint"), data.info.get("sets"))
     with ProgressView(args.quiet) as view:
         device = resolve_device(args.device, args.threads)
-        new = export.retrain(space, data, store, run, args.retrain_epochs or space.train.epochs, device,
+        epochs = args.retrain_epochs or (None if seconds else space.train.epochs)
+        new = export.retrain(space, data, store, run, epochs, device, seconds=seconds,
                              progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
     expected = (data.info.get("teacher") or {}).get("fingerprint")
     if expected and new.teacher_fingerprint != expected and not args.quiet:
@@ -217,13 +220,20 @@ def _print_export(checkpoint: dict[str, Any], out: Path, onnx: Path | None) -> N
         "params": count_text(checkpoint["params"], exact=True),
         "val accuracy": f"{percent(metrics['val_accuracy'])}  (best epoch {metrics['best_epoch']})",
         "test accuracy": percent(metrics["test_accuracy"]),
-        **({"retrained": f"{plural(retrained['epochs'], 'epoch')} as run {checkpoint['run_id']}; "
+        **({"retrained": f"{plural(retrained['epochs'], 'epoch')}{_clock(retrained)} as run "
+                         f"{checkpoint['run_id']}; "
                          f"the accuracies above are this run's (the trial's test accuracy was "
                          f"{percent(retrained['trial_test_accuracy'])})"} if retrained else
            {"schedule": f"{checkpoint['recipe']['train']['epochs']}-epoch search trial, not final "
                         f"(--retrain: the whole schedule)"}),
         "checkpoint": str(out), **({"onnx": str(onnx)} if onnx else {}),
     })
+
+
+def _clock(retrained: dict[str, Any]) -> str:
+    """' in 540 s of wall clock' for a retraining on a wall-clock schedule, else ''."""
+    seconds = retrained.get("seconds")
+    return f" in {seconds:.0f} s of wall clock" if seconds else ""
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -275,6 +285,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "training subset, with a progress bar) and export that run")
     p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
                    help="as --retrain, for N epochs")
+    p.add_argument("--retrain-time", default=None, metavar="DURATION",
+                   help="as --retrain, for this wall clock (9m, 600s), the cosine schedule spread "
+                        "over it (--retrain-epochs: a cap)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where --retrain(-epochs) trains")
     p.add_argument("--threads", type=threads_arg, default=None,

@@ -21,7 +21,7 @@ from nas.model.genome import Genome
 from nas.model.recipe import CHOICES, MAX_EPOCHS
 from nas.model.space import Space
 from nas.model.teachers import TEACHERS
-from nas.units import count_text, percent
+from nas.units import count_text, parse_duration, percent
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
@@ -61,11 +61,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     genome = Genome.parse(args.genome, args.attention)
     if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
         raise SpaceError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {str(args.epochs)[:30]}")
+    seconds = parse_duration(args.time, "--time") if args.time is not None else None
     args.set = [*(args.set or []), *shorthands(args)]
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view, space=with_subset(_with_distill(args), args),
                            genomes=(genome,))
-        run = api.train(genome, epochs=args.epochs, seed=args.seed, ctx=ctx,
+        run = api.train(genome, epochs=args.epochs, time=seconds, seed=args.seed, ctx=ctx,
                         callbacks=(view.epochs(genome.notation),)).run
     row = {"genome": run.genome, "attention": run.attention, "flops": run.flops,
            "params": run.params, "val_accuracy": run.val_accuracy,
@@ -100,6 +101,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", choices=tuple(ATTENTIONS), default=None,
                    help="channel attention (default: the genome's attention word, else eca)")
     p.add_argument("--epochs", type=int, default=None, help="default: the space's [train] epochs")
+    p.add_argument("--time", default=None, metavar="DURATION",
+                   help="train for this wall clock (18m, 90s), the cosine schedule spread over "
+                        "it: equal time for every design, not equal epochs (--epochs: a cap)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the student's initial weights, data order and augmentation")
     p.add_argument("--distill", choices=CHOICES["DistillConfig.loss"], default=None,

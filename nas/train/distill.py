@@ -160,23 +160,47 @@ def make_optimizer(params: Sequence[nn.Parameter], config: TrainConfig) -> torch
     return kind(params, config.lr, weight_decay=config.weight_decay)
 
 
-def cosine_lr(config: TrainConfig, step: int, total: int) -> float:
-    """Cosine decay from lr to lr_min_ratio * lr over `total` steps (the seed report's schedule)."""
+def cosine_lr(config: TrainConfig, step: float, total: int) -> float:
+    """Cosine decay from lr to lr_min_ratio * lr over `total` steps (the seed report's schedule);
+    a wall clock's share spent is `step` of a `total` of 1."""
     ratio = config.lr_min_ratio
     return config.lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * step / max(1, total))))
+
+
+LrAt = Callable[[int], float | None]
+
+
+def step_schedule(config: TrainConfig, total_steps: int, seconds: float | None,
+                  started: float) -> LrAt:
+    """Each step's lr: the cosine over `total_steps`, or with `seconds`, over the wall clock
+    since `started` (budgeted training, Li et al. 2020), None once they are spent."""
+    if seconds is None:
+        return lambda step: cosine_lr(config, step, total_steps)
+
+    def by_clock(step: int) -> float | None:
+        spent = time.perf_counter() - started
+        return None if spent >= seconds else cosine_lr(config, spent / seconds, 1)
+    return by_clock
 
 
 def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
           epochs: int, seed: int, device: torch.device, loss_fn: LossFn,
           bank: TeacherBank | None = None,
           callbacks: Sequence[EpochCallback] = (), stop_epoch: int | None = None,
-          resume: TrainResult | None = None) -> TrainResult:
+          resume: TrainResult | None = None, seconds: float | None = None) -> TrainResult:
     """Train `model`; select the epoch with the best validation accuracy (the first, on ties).
 
     The schedule spans `epochs`; `stop_epoch` stops after that epoch (the result's `resume` is
     set), and `resume=` that result goes on with the same model, so stopping and resuming gives
     bit-identical weights to one straight run. Training ends at the first epoch with perfect
-    validation accuracy: no later epoch could be selected, so the rest would change nothing."""
+    validation accuracy: no later epoch could be selected, so the rest would change nothing.
+
+    With `seconds`, the schedule is the wall clock's (`step_schedule`): training stops at the
+    first step past them, validates that last (partial) epoch, and ends; `epochs` only caps it.
+    Such a run neither stops at a rung nor resumes."""
+    if seconds is not None and ((stop_epoch or epochs) < epochs or resume is not None):
+        raise ValueError("a wall-clock schedule neither stops at a rung nor resumes")
+    clock_started = time.perf_counter()
     if resume is not None and resume.resume is not None:
         result, done = resume, resume.resume
         generator, optimizer, first = done.generator, done.optimizer, done.epoch + 1
@@ -187,18 +211,22 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
         result, first = TrainResult(status="ok"), 1
     steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
     last = min(epochs, stop_epoch or epochs)
+    lr_at = step_schedule(config, epochs * steps_per_epoch, seconds, clock_started)
     for epoch in range(first, last + 1):
         started = time.perf_counter()
+        if seconds is not None and started - clock_started >= seconds:
+            break
         order = torch.randperm(len(data.labels), generator=generator)
         loss = _epoch(model, data, bank, order, optimizer, config, loss_fn,
-                      (epoch - 1) * steps_per_epoch, epochs * steps_per_epoch)
+                      (epoch - 1) * steps_per_epoch, lr_at)
         if not math.isfinite(loss):
             result.status = "nan"
             break
         evaluated = model.student if isinstance(model, Projector) else model
         val_accuracy = accuracy(evaluated, val, data.mean, data.std, device)
-        stats = EpochStats(epoch, epochs, loss, val_accuracy, optimizer.param_groups[0]["lr"],
-                           time.perf_counter() - started)
+        now = time.perf_counter()
+        stats = EpochStats(epoch, _planned(epoch, epochs, seconds, now - clock_started, now - started),
+                           loss, val_accuracy, optimizer.param_groups[0]["lr"], now - started)
         result.history.append({"epoch": epoch, "loss": loss, "val_accuracy": val_accuracy,
                                "lr": stats.lr, "seconds": stats.seconds})
         if result.val_accuracy is None or val_accuracy > result.val_accuracy:
@@ -215,8 +243,9 @@ def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,
 
 def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: torch.Tensor,
            optimizer: torch.optim.Optimizer, config: TrainConfig, loss_fn: LossFn,
-           step: int, total_steps: int) -> float:
-    """One pass over the shuffled views; returns the mean loss (NaN if any step's was not finite).
+           step: int, lr_at: LrAt) -> float:
+    """One pass over the shuffled views (ended early where `lr_at` gives None: a wall clock
+    spent); returns the mean loss (NaN if any step's was not finite).
 
     The loss is summed on the device (float64, the same sum as Python floats) and read once per
     epoch: a per-step `float(loss)` or `isfinite` check would stall a GPU at every step."""
@@ -227,9 +256,12 @@ def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: tor
         index = order[start:start + config.batch_size]
         if len(index) < 2:          # BatchNorm cannot train on a single sample
             continue
+        lr = lr_at(step)
+        if lr is None:
+            break
         images, labels = data.batch(index)
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(config, step, total_steps)
+            group["lr"] = lr
         feature, logits = model(images, return_features=True)
         t_feature = _rows(bank.features, index, feature.device) if bank is not None else None
         t_logits = _rows(bank.logits, index, feature.device) if bank is not None else None
@@ -241,6 +273,14 @@ def _epoch(model: nn.Module, data: Batches, bank: TeacherBank | None, order: tor
         seen += len(index)
         step += 1
     return float(total) / max(1, seen)
+
+
+def _planned(epoch: int, epochs: int, seconds: float | None, spent: float, last: float) -> int:
+    """The schedule's epochs as progress shows them: `epochs`, or on a wall clock, this one
+    plus as many more of the last one's `last` seconds as the clock has left (at most `epochs`)."""
+    if seconds is None:
+        return epochs
+    return min(epochs, epoch + max(0, math.ceil((seconds - spent) / max(last, 1e-9))))
 
 
 def _rows(table: torch.Tensor, index: torch.Tensor, device: torch.device) -> torch.Tensor:

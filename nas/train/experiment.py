@@ -22,6 +22,7 @@ from nas.errors import TrainError
 from nas.model.builder import build_model
 from nas.model.complexity import count
 from nas.model.genome import Genome
+from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.store.runs import RunRecord, Store, state_to_bytes
 from nas.train.distill import (
@@ -115,24 +116,27 @@ def prepare(space: Space, source: str, store: Store, *, size: tuple[int, int] | 
     return Context(space, data, views, batches, teacher, bank, store, device)
 
 
-def recipe(ctx: Context, epochs: int) -> dict[str, Any]:
+def recipe(ctx: Context, epochs: int, seconds: float | None = None) -> dict[str, Any]:
+    """The run's recipe as stored; a wall-clock schedule's `seconds` beside the epochs it ran."""
     return {"train": asdict(replace(ctx.space.train, epochs=epochs)),
-            "distill": asdict(ctx.space.distill)}
+            "distill": asdict(ctx.space.distill), **({"seconds": seconds} if seconds else {})}
 
 
 def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, seed: int = 0,
                  study: str | None = None, trial: int | None = None,
                  callbacks: tuple[EpochCallback, ...] = (), rungs: Sequence[int] = (),
-                 gate: RungGate | None = None) -> RunRecord:
+                 gate: RungGate | None = None, seconds: float | None = None) -> RunRecord:
     """Distil one student from the teacher, test the best-validation weights once, store the run.
 
     With `rungs` (epochs within the one schedule of `epochs`), `gate(rung, best val so far)` is
-    asked at each rung; False stops the training there: status 'pruned', never tested."""
-    epochs = epochs or ctx.space.train.epochs
+    asked at each rung; False stops the training there: status 'pruned', never tested.
+    With `seconds`, the schedule is the wall clock's (`nas.train.distill.train`), capped at
+    `epochs` (else MAX_EPOCHS); the stored recipe gives the epochs it ran and the seconds."""
+    epochs = epochs or (MAX_EPOCHS if seconds else ctx.space.train.epochs)
     genome = genome.rounded(ctx.space.model.divisor)
     size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
     run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,
-                    attention=genome.attention, seed=seed, recipe=recipe(ctx, epochs),
+                    attention=genome.attention, seed=seed, recipe=recipe(ctx, epochs, seconds),
                     data_fingerprint=ctx.data.fingerprint,
                     teacher_fingerprint=ctx.teacher.fingerprint, flops=size.flops,
                     params=size.params, status="running", meta=run_meta(ctx))
@@ -141,7 +145,7 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
     torch.manual_seed(seed)
     model = build_model(genome, ctx.space, classes=len(ctx.data.classes)).to(ctx.device)
     try:
-        result = _fit(ctx, model, epochs, seed, callbacks, rungs, gate)
+        result = _fit(ctx, model, epochs, seed, callbacks, rungs, gate, seconds)
     except BaseException:
         ctx.store.update_run(run.id, status="interrupted", duration_s=time.perf_counter() - started)
         raise
@@ -152,15 +156,17 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
     fields = {"status": result.status, "val_accuracy": result.val_accuracy,
               "test_accuracy": test, "best_epoch": result.best_epoch, "history": result.history,
               "weights": state_to_bytes(result.state) if result.state is not None else None,
-              "duration_s": time.perf_counter() - started}
+              "duration_s": time.perf_counter() - started,
+              **({"recipe": recipe(ctx, len(result.history), seconds)} if seconds else {})}
     ctx.store.update_run(run.id, **fields)
     return replace(run, **fields)
 
 
 def _fit(ctx: Context, model: torch.nn.Module, epochs: int, seed: int,
          callbacks: tuple[EpochCallback, ...], rungs: Sequence[int] = (),
-         gate: RungGate | None = None) -> TrainResult:
-    """Train through the rungs (each a stop, asked at the gate, then a resume), then to the end."""
+         gate: RungGate | None = None, seconds: float | None = None) -> TrainResult:
+    """Train through the rungs (each a stop, asked at the gate, then a resume), then to the end
+    (of `epochs`, or of the wall clock's `seconds`)."""
     student_dim = model.feature_dim
     wrapped = model
     if ctx.space.distill.loss in ("feature", "both") and ctx.teacher.feature_dim != student_dim:
@@ -169,7 +175,8 @@ def _fit(ctx: Context, model: torch.nn.Module, epochs: int, seed: int,
     for stop in [*(r for r in rungs if r < epochs), epochs]:
         result = train(wrapped, ctx.batches, ctx.data.val, ctx.space.train, epochs=epochs,
                        seed=seed, device=ctx.device, loss_fn=make_loss(ctx.space.distill),
-                       bank=ctx.bank, callbacks=callbacks, stop_epoch=stop, resume=result)
+                       bank=ctx.bank, callbacks=callbacks, stop_epoch=stop, resume=result,
+                       seconds=seconds)
         if result.status != "ok" or result.resume is None:
             break
         if gate is not None and not gate(stop, result.val_accuracy or 0.0):

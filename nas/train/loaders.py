@@ -19,6 +19,7 @@ from nas.errors import TrainError
 from nas.model.builder import Student, build_model
 from nas.model.complexity import count
 from nas.model.genome import Genome
+from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.store.runs import RunRecord
 from nas.train.distill import Batches, EpochCallback, accuracy, make_loss, train
@@ -51,20 +52,22 @@ class Trained:
 def train_on_loaders(genome: Genome, space: Space, train_loader: Iterable[Any] | None,
                      val_loader: Iterable[Any] | None, test_loader: Iterable[Any] | None = None, *,
                      epochs: int | None, seed: int, device: torch.device,
-                     callbacks: tuple[EpochCallback, ...] = ()) -> Trained:
-    """Train `genome` on the loaders' batches; test once on `test_loader` when given."""
+                     callbacks: tuple[EpochCallback, ...] = (), seconds: float | None = None
+                     ) -> Trained:
+    """Train `genome` on the loaders' batches (for `epochs`, or on a wall clock of `seconds`
+    capped at `epochs`); test once on `test_loader` when given."""
     if train_loader is None or val_loader is None:
         raise TrainError("train_loader and val_loader go together: give both, or neither and data=")
     fit, val = collect(train_loader, "train_loader"), collect(val_loader, "val_loader")
     classes = int(max(fit.labels.max(), val.labels.max())) + 1
     shape = InputShape(*fit.images.shape[1:])
     space.check(genome, strict=False)
-    config = replace(space.train, epochs=epochs or space.train.epochs)
+    config = replace(space.train, epochs=epochs or (MAX_EPOCHS if seconds else space.train.epochs))
     torch.manual_seed(seed)
     model = build_model(genome, space, shape=shape, classes=classes).to(device)
     batches = Batches(fit.images.to(device), fit.labels.to(device), *PLAIN)
     result = train(model, batches, val, config, epochs=config.epochs, seed=seed, device=device,
-                   loss_fn=make_loss(None), callbacks=callbacks)
+                   loss_fn=make_loss(None), callbacks=callbacks, seconds=seconds)
     if result.state is not None:
         model.load_state_dict(result.state)
     test = (accuracy(model, collect(test_loader, "test_loader"), *PLAIN, device)

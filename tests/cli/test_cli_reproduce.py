@@ -122,3 +122,26 @@ def test_a_changed_teacher_is_refused_in_one_line(study: Path,
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "restore its [teacher] section" in err[0]
     assert len(Store(f"sqlite:///{study / 'x.db'}").list_runs()) == runs
+
+
+def test_a_wall_clock_retraining_is_exported_and_not_reproduced(
+        study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --retrain-time 1s` retrains on a one-second clock and says so in the checkpoint;
+    `nas reproduce` refuses it in one line, naming the epochs to train for a comparison (a
+    clock's schedule followed that machine's speed), and trains nothing."""
+    out = tmp_path / "clock.pt"
+    assert main(["export", "0", "--study", "tiny", "--out", str(out), "--retrain-time", "1s",
+                 "--retrain-epochs", "40", "--device", "cpu", "--threads", "1", *storage(study)]) == 0
+    retrained = torch.load(out, weights_only=True)["retrained"]
+    assert retrained["seconds"] == 1.0 and 1 <= retrained["epochs"] <= 40
+    runs = len(Store(f"sqlite:///{study / 'x.db'}").list_runs())
+    capsys.readouterr()
+    assert main(["reproduce", str(out), *storage(study)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "trained on a 1-second wall clock" in err[0]
+    assert f"--epochs {retrained['epochs']}" in err[0]
+    assert len(Store(f"sqlite:///{study / 'x.db'}").list_runs()) == runs
+    capsys.readouterr()
+    assert main(["export", "0", "--study", "tiny", "--out", str(out), "--retrain-time", "0m",
+                 *storage(study)]) == 2
+    assert "--retrain-time must be a positive duration" in capsys.readouterr().err

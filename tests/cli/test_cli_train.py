@@ -87,6 +87,18 @@ def test_train_json_is_one_object_and_the_run_is_stored(workdir: Path,
     assert run.weights is not None and "classifier.weight" in bytes_to_state(run.weights)
 
 
+def test_train_for_a_wall_clock_stores_the_epochs_it_ran_and_the_seconds(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--time 1s`: the schedule spreads over one second (at least the epoch it is in, then
+    validated); the stored recipe gives the epochs that ran and the clock."""
+    capsys.readouterr()
+    assert main(["train", STUDENT, "--time", "1s", "--epochs", "50", *flags(workdir), "--json"]) == 0
+    row = one_json(capsys)
+    run = Store(f"sqlite:///{workdir / 'x.db'}").get_run(row["run_id"])
+    assert run.status == "ok" and run.recipe["seconds"] == 1.0
+    assert 1 <= row["epochs"] == run.recipe["train"]["epochs"] == len(run.history) <= 50
+
+
 def test_train_text_shows_accuracies_flops_and_params(workdir: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
@@ -114,6 +126,8 @@ def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFi
     (STUDENT, ["--data", "digitz"], "did you mean `digits`?"),
     (STUDENT, ["--image-size", "8y8"], "image size must look like HxW"),
     (STUDENT, ["--epochs", "0"], "--epochs must be between 1 and 100000, got 0"),
+    (STUDENT, ["--time", "0s"], "--time must be a positive duration such as 30m, 2h or 90s, got '0s'"),
+    (STUDENT, ["--time", "soon"], "--time must be a positive duration"),
     ("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]", [], "has 3 stages, the space defines at most 2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str],

@@ -166,7 +166,7 @@ def test_retrain_exports_the_new_run_and_says_so(study: Trained, tmp_path: Path,
     assert (new.study, new.trial, new.status, new.genome) == ("s", None, "ok", SMALL)
     assert new.recipe["train"]["epochs"] == 2 and len(new.history) == 2
     assert new.teacher_fingerprint == study.ctx.teacher.fingerprint        # the cached teacher
-    assert checkpoint["retrained"] == {"from_run": study.runs[0].id, "epochs": 2,
+    assert checkpoint["retrained"] == {"from_run": study.runs[0].id, "epochs": 2, "seconds": None,
                                        "trial_val_accuracy": study.runs[0].val_accuracy,
                                        "trial_test_accuracy": study.runs[0].test_accuracy}
     assert checkpoint["metrics"]["test_accuracy"] == new.test_accuracy

@@ -154,6 +154,60 @@ def test_loop_applies_the_cosine_schedule_per_step(step_lrs: list[float]) -> Non
     assert [row["lr"] for row in result.history] == [step_lrs[3], step_lrs[7], step_lrs[11]]
 
 
+class StepClock:
+    """time.perf_counter for the loop: `step` seconds pass per optimizer step, none otherwise."""
+
+    def __init__(self) -> None:
+        self.now, self.step = 0.0, 1.0
+        self.handle = register_optimizer_step_pre_hook(lambda *args: self.tick())
+
+    def tick(self) -> None:
+        self.now += self.step
+
+
+@pytest.fixture
+def step_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[StepClock]:
+    clock = StepClock()
+    monkeypatch.setattr(distill.time, "perf_counter", lambda: clock.now)
+    yield clock
+    clock.handle.remove()
+
+
+@pytest.mark.parametrize("step", [1.0, 1 / 32])
+def test_a_wall_clock_schedule_spreads_the_cosine_over_the_seconds(step_lrs: list[float],
+                                                                    step_clock: StepClock,
+                                                                    step: float) -> None:
+    """10 seconds of 4-step epochs at a second a step: two whole epochs, then 2 steps of the
+    third, validated and kept in the history; each step's lr is the cosine at the seconds spent
+    (a clock under a second too: 10/32 s of 1/32 s steps is the same schedule)."""
+    data, val = synthetic()
+    config = TrainConfig(batch_size=16)
+    seen: list[EpochStats] = []
+    step_clock.step = step
+    result = train(student(), data, val, config, epochs=100, seed=0, device=CPU,
+                   loss_fn=make_loss(None), callbacks=(seen.append,), seconds=10 * step)
+    assert step_lrs == pytest.approx([cosine_lr(config, k, 10) for k in range(10)], rel=1e-12)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3] and result.status == "ok"
+    assert [stats.epochs for stats in seen] == [3, 3, 3]   # progress: what the clock has left
+    assert result.resume is None and result.state is not None
+
+
+def test_epochs_cap_a_wall_clock_schedule(step_lrs: list[float], step_clock: StepClock) -> None:
+    data, val = synthetic()
+    config = TrainConfig(batch_size=16)
+    result = train(student(), data, val, config, epochs=2, seed=0, device=CPU,
+                   loss_fn=make_loss(None), seconds=100)
+    assert len(step_lrs) == 8 and len(result.history) == 2
+    assert step_lrs == pytest.approx([cosine_lr(config, k, 100) for k in range(8)], rel=1e-12)
+
+
+def test_a_wall_clock_schedule_neither_stops_at_a_rung_nor_resumes() -> None:
+    data, val = synthetic()
+    with pytest.raises(ValueError, match="wall-clock schedule"):
+        train(student(), data, val, TrainConfig(batch_size=16), epochs=3, seed=0, device=CPU,
+              loss_fn=make_loss(None), stop_epoch=1, seconds=10)
+
+
 def test_best_epoch_is_chosen_on_validation_only(monkeypatch: pytest.MonkeyPatch) -> None:
     data, val = synthetic()
     scripted = iter([0.25, 0.75, 0.5, 0.5])

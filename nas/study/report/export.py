@@ -82,10 +82,11 @@ def trial_run(store: Store, row: TrialRow) -> RunRecord:
     return run
 
 
-def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs: int,
-            device: torch.device, *, progress: Any = None,
+def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs: int | None,
+            device: torch.device, *, seconds: float | None = None, progress: Any = None,
             callbacks: tuple[Any, ...] = ()) -> RunRecord:
-    """Train the run's genome again for `epochs` in the study's context (same data, teacher)."""
+    """Train the run's genome again for `epochs` in the study's context (same data, teacher),
+    or for `seconds` of wall clock (capped at `epochs`, if given)."""
     from nas.train.experiment import prepare, train_genome
 
     info = data.info
@@ -94,9 +95,10 @@ def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs:
                   progress=progress)
     genome = Genome.parse(run.genome, run.attention)
     new = train_genome(ctx, genome, epochs=epochs, seed=run.seed, study=data.name, trial=None,
-                       callbacks=callbacks)
+                       callbacks=callbacks, seconds=seconds)
     if new.status != "ok" or new.weights is None:
-        raise ReportError(f"retraining {genome} for {epochs} epochs ended with status {new.status!r}")
+        raise ReportError(f"retraining {genome} for {new.recipe['train']['epochs']} epochs ended "
+                          f"with status {new.status!r}")
     return store.get_run(int(new.id or 0))  # as stored: what a later export would read
 
 
@@ -125,6 +127,7 @@ def checkpoint_from_run(run: RunRecord, trial: int | None,
         "study": run.study, "trial": trial, "run_id": run.id,
         "retrained": None if retrained_from is None else {
             "from_run": retrained_from.id, "epochs": recipe["train"]["epochs"],
+            "seconds": recipe.get("seconds"),                  # a wall-clock schedule's
             "trial_val_accuracy": retrained_from.val_accuracy,
             "trial_test_accuracy": retrained_from.test_accuracy},
         "versions": {**meta.get("versions", {}), "exported_by": __version__},

@@ -110,7 +110,13 @@ def recorded_space(recorded: Recorded) -> Space:
 def reproduce(recorded: Recorded, store: Store, *, data: str | None = None,
               device: torch.device | None = None, progress: Any = None,
               teacher_callbacks: tuple[Any, ...] = (), callbacks: tuple[Any, ...] = ()) -> Reproduction:
-    """Train the recorded run again (refused when the data's fingerprint differs) and store it."""
+    """Train the recorded run again (refused when the data's fingerprint differs, or when it
+    trained on a wall clock, whose schedule no other run repeats) and store it."""
+    seconds, epochs = recorded.recipe.get("seconds"), recorded.recipe["train"]["epochs"]
+    if seconds:
+        raise TrainError(f"{recorded.where}: trained on a {seconds:.0f}-second wall clock ({epochs} "
+                         f"epochs there); its schedule followed that machine's speed, so no run "
+                         f"repeats it: train the genome with --epochs {epochs} to compare")
     space = recorded_space(recorded)
     source = data or recorded.data
     ctx = prepare(space, source, store, size=(recorded.input.height, recorded.input.width),
