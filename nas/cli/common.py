@@ -33,8 +33,9 @@ def emit_json(payload: dict[str, Any]) -> None:
 def parsed(text: str | None, flag: str, parse: Callable[[str, str], float],
            fallback: float | None = None) -> float | None:
     """`parse(text, flag)` for a flag that may be unset; then `fallback` (the space file's value,
-    already parsed and checked when the file was read)."""
-    return parse(text, flag) if text else fallback
+    already parsed and checked when the file was read). A flag given empty is parsed, so
+    refused, never taken for unset."""
+    return parse(text, flag) if text is not None else fallback
 
 
 def input_arg(text: str) -> InputShape:

@@ -14,6 +14,7 @@ from nas.cli.common import (
     budget_flags,
     budget_texts,
     emit_json,
+    parsed,
     resolve_space,
     threads_arg,
 )
@@ -100,7 +101,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.retrain_epochs is not None and not 1 <= args.retrain_epochs <= MAX_EPOCHS:
         raise SpaceError(f"--retrain-epochs must be between 1 and {MAX_EPOCHS}, got "
                          f"{str(args.retrain_epochs)[:30]}")
-    seconds = parse_duration(args.retrain_time, "--retrain-time") if args.retrain_time is not None else None
+    seconds = parsed(args.retrain_time, "--retrain-time", parse_duration)
     _check_targets(args)
     from nas.store.runs import Store
     from nas.study.report import export

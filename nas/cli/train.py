@@ -10,6 +10,7 @@ from nas.cli.common import (
     data_flags,
     emit_json,
     open_context,
+    parsed,
     resolve_space,
     teacher_fields,
     teacher_text,
@@ -61,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     genome = Genome.parse(args.genome, args.attention)
     if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCHS:
         raise SpaceError(f"--epochs must be between 1 and {MAX_EPOCHS}, got {str(args.epochs)[:30]}")
-    seconds = parse_duration(args.time, "--time") if args.time is not None else None
+    seconds = parsed(args.time, "--time", parse_duration)
     args.set = [*(args.set or []), *shorthands(args)]
     with ProgressView(args.quiet or args.json) as view:
         ctx = open_context(args, view, space=with_subset(_with_distill(args), args),

@@ -183,6 +183,7 @@ def test_budget_below_the_smallest_genome_is_refused(capsys: pytest.CaptureFixtu
     (["--budget-flops", "0.2X"], "--budget-flops must be a positive number"),
     (["--budget-params=-5K"], "--budget-params must be a positive number"),
     (["--timeout", "soon"], "--timeout must be a positive duration"),
+    (["--timeout", ""], "--timeout must be a positive duration"),
     (["--storage", "sqlte:///x.db"], "did you mean `sqlite`"),
     (["--storage", "sqlite:////nonexistent-dir/sub/x.db"], "nonexistent-dir"),
     (["--trials", "0"], "--trials must be between 1 and 1000000, got 0"),
