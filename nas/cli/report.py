@@ -179,8 +179,7 @@ def _retrain(args: argparse.Namespace, data: Any, store: Any, run: Any, seconds:
                                      data.info.get("fingerprint"), data.info.get("sets"))
     with ProgressView(args.quiet) as view:
         device = resolve_device(args.device, args.threads)
-        epochs = args.retrain_epochs or (None if seconds else space.train.epochs)
-        new = export.retrain(space, data, store, run, epochs, device, seconds=seconds,
+        new = export.retrain(space, data, store, run, args.retrain_epochs, device, seconds=seconds,
                              progress=view.data, callbacks=(view.epochs(f"{run.genome} {run.attention}"),))
     expected = (data.info.get("teacher") or {}).get("fingerprint")
     if expected and new.teacher_fingerprint != expected and not args.quiet:

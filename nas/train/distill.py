@@ -21,7 +21,7 @@ from torch import nn
 
 from nas.data.dataset import Split, normalize
 from nas.model.builder import Output
-from nas.model.recipe import DistillConfig, TrainConfig
+from nas.model.recipe import MAX_EPOCHS, DistillConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,12 @@ def step_schedule(config: TrainConfig, total_steps: int, seconds: float | None,
         spent = time.perf_counter() - started
         return None if spent >= seconds else cosine_lr(config, spent / seconds, 1)
     return by_clock
+
+
+def schedule_epochs(epochs: int | None, seconds: float | None, default: int) -> int:
+    """The epochs a schedule spans: `epochs` if given, else `default`; on a wall clock of
+    `seconds` the epochs only cap it, so unset they are MAX_EPOCHS."""
+    return epochs or (MAX_EPOCHS if seconds else default)
 
 
 def train(model: nn.Module, data: Batches, val: Split, config: TrainConfig, *,

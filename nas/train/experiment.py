@@ -22,7 +22,6 @@ from nas.errors import TrainError
 from nas.model.builder import build_model
 from nas.model.complexity import count
 from nas.model.genome import Genome
-from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.store.runs import RunRecord, Store, state_to_bytes
 from nas.train.distill import (
@@ -33,6 +32,7 @@ from nas.train.distill import (
     TrainResult,
     accuracy,
     make_loss,
+    schedule_epochs,
     train,
 )
 from nas.train.preflight import NOTHING, Plan, check_data, check_source, image_size
@@ -131,8 +131,8 @@ def train_genome(ctx: Context, genome: Genome, *, epochs: int | None = None, see
     With `rungs` (epochs within the one schedule of `epochs`), `gate(rung, best val so far)` is
     asked at each rung; False stops the training there: status 'pruned', never tested.
     With `seconds`, the schedule is the wall clock's (`nas.train.distill.train`), capped at
-    `epochs` (else MAX_EPOCHS); the stored recipe gives the epochs it ran and the seconds."""
-    epochs = epochs or (MAX_EPOCHS if seconds else ctx.space.train.epochs)
+    `epochs` (`schedule_epochs`); the stored recipe gives the epochs it ran and the seconds."""
+    epochs = schedule_epochs(epochs, seconds, ctx.space.train.epochs)
     genome = genome.rounded(ctx.space.model.divisor)
     size = count(genome, ctx.space, shape=ctx.shape, classes=len(ctx.data.classes))
     run = RunRecord(id=None, study=study, trial=trial, genome=genome.notation,

@@ -19,10 +19,9 @@ from nas.errors import TrainError
 from nas.model.builder import Student, build_model
 from nas.model.complexity import count
 from nas.model.genome import Genome
-from nas.model.recipe import MAX_EPOCHS
 from nas.model.space import InputShape, Space
 from nas.store.runs import RunRecord
-from nas.train.distill import Batches, EpochCallback, accuracy, make_loss, train
+from nas.train.distill import Batches, EpochCallback, accuracy, make_loss, schedule_epochs, train
 
 PLAIN = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))       # mean and std: images are used as given
 
@@ -62,7 +61,7 @@ def train_on_loaders(genome: Genome, space: Space, train_loader: Iterable[Any] |
     classes = int(max(fit.labels.max(), val.labels.max())) + 1
     shape = InputShape(*fit.images.shape[1:])
     space.check(genome, strict=False)
-    config = replace(space.train, epochs=epochs or (MAX_EPOCHS if seconds else space.train.epochs))
+    config = replace(space.train, epochs=schedule_epochs(epochs, seconds, space.train.epochs))
     torch.manual_seed(seed)
     model = build_model(genome, space, shape=shape, classes=classes).to(device)
     batches = Batches(fit.images.to(device), fit.labels.to(device), *PLAIN)

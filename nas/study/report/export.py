@@ -85,8 +85,8 @@ def trial_run(store: Store, row: TrialRow) -> RunRecord:
 def retrain(space: Space, data: StudyData, store: Store, run: RunRecord, epochs: int | None,
             device: torch.device, *, seconds: float | None = None, progress: Any = None,
             callbacks: tuple[Any, ...] = ()) -> RunRecord:
-    """Train the run's genome again for `epochs` in the study's context (same data, teacher),
-    or for `seconds` of wall clock (capped at `epochs`, if given)."""
+    """Train the run's genome again for `epochs` (None: the space's schedule) in the study's
+    context (same data, teacher), or for `seconds` of wall clock (capped at `epochs`, if given)."""
     from nas.train.experiment import prepare, train_genome
 
     info = data.info
