@@ -76,7 +76,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--trials", nargs="+", default=[],
                    help="rank: tag prefixes of the trial runs, scored by validation accuracy")
     p.add_argument("--final", default="fin",
-                   help="rank: tag prefix of the final-recipe runs, scored by test accuracy")
+                   help="rank: tag prefix of the final-recipe runs, scored by test accuracy, or "
+                        "a JSON file of their test accuracies (bench/final_recipe.json)")
     p.add_argument("--parallel", type=int, default=2, help="arm processes at once")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", type=set_arg, action="append", default=[], metavar="KEY=VALUE",
@@ -391,7 +392,9 @@ def step_rank(args: argparse.Namespace) -> None:
                 by_genome.setdefault(row["genome"], []).append(row[key])
         return {genome: mean(values) for genome, values in by_genome.items()}
 
-    final, sp = scores(args.final, "test"), space(args, "logit")
+    final = (json.loads(Path(args.final).read_text())["test"] if args.final.endswith(".json")
+             else scores(args.final, "test"))
+    sp = space(args, "logit")
     fidelities = {prefix: scores(prefix, "val") for prefix in args.trials}
     fidelities["flops"] = {g: count(Genome.parse(*g.rsplit(" ", 1)), sp, classes=10).flops
                            for g in final}

@@ -7,10 +7,11 @@ Reads the JSON files `bench/search_quality.py --out` writes: arm `--arm` (defaul
 file's "seeds" list, in the order its arms ran them). Per seed: each variant's hypervolume at
 the end of its window, its genomes judged, and the time it first reached arm (b)'s final
 hypervolume of that seed, as seconds and as a share of (b)'s own time to it (issue 21's
-measure). Then the variant's hypervolume minus the base's, paired over the seeds both have, with
-its 95 % t-interval (nas.study.ablation.stats.paired). This is how a change to the search
-(its rungs, its sampler) run with `search_quality.py --arms a` is set against the same seeds'
-arm (b) run apart (`search_quality.py --combine` reports over one run of each arm a seed).
+measure), with its hypervolume at a third of that time minus (b)'s final. Then the variant's
+hypervolume minus the base's, paired over the seeds both have, with its 95 % t-interval
+(nas.study.ablation.stats.paired). This is how a change to the search (its rungs, its sampler)
+run with `search_quality.py --arms a` is set against the same seeds' arm (b) run apart
+(`search_quality.py --combine` reports over one run of each arm a seed).
 """
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from search_quality import reached, runs_by_seed
+from search_quality import against_random, reached, runs_by_seed
 
 from nas.study.ablation.stats import paired
 
 
 def reach(run: dict[str, Any], target: dict[str, Any] | None) -> str:
-    """When `run` first reached the target run's final hypervolume, and the share of the
-    target's own time to it."""
+    """When `run` first reached the target run's final hypervolume, then search_quality's
+    against_random: that as a share of the target's own time to it, and `run`'s hypervolume at
+    a third of that time minus the target's final."""
     if target is None:
         return "(no arm b)"
     at = reached(run["curve"], target["hv"])
-    own = reached(target["curve"], target["hv"])
-    if at is None:
-        return "never"
-    return f"{at:.0f} s ({at / own:.2f})" if own else f"{at:.0f} s"
+    return f"{'never' if at is None else f'{at:.0f} s'}, {against_random(run, target)}"
 
 
 def main() -> None:

@@ -45,7 +45,9 @@ genome's test accuracy (arm a: its retrained student's), the hypervolume of the 
 `optuna._hypervolume.compute_hypervolume` over (1 - val acc, FLOPs / budget, params / 1M) with
 the reference point REFERENCE fixed below) at the end of the arm's search window (a trial
 running at the timeout finishes after it and may be retrained, but is not counted: `late`), and
-the time at which the arm first reached arm (b)'s final hypervolume of the same seed. Then
+the time at which the arm first reached arm (b)'s final hypervolume of the same seed (and that
+as a share of (b)'s own time to it, with the arm's hypervolume at a third of that time minus
+(b)'s final: issue 21's ≤ 1/3-time target). Then
 genomes judged per hour of the same search (TPE, rungs) run as `--jobs 2 --threads 1` and as
 `--jobs 1 --threads 2`, side by side.
 The JSON of the runs (`--out`) is written after every seed; `--combine A.json B.json` reports
@@ -414,6 +416,23 @@ def reached(curve: list[tuple[float, float]], target: float) -> float | None:
     return next((s for s, hv in curve if hv >= target - 1e-12), None)
 
 
+def hypervolume_at(curve: list[tuple[float, float]], seconds: float) -> float:
+    """The curve's hypervolume after `seconds` (0 before its first trial)."""
+    return max((hv for s, hv in curve if s <= seconds), default=0.0)
+
+
+def against_random(run: dict[str, Any], random: dict[str, Any]) -> str:
+    """The ≤ 1/3-time target for one seed: when `run` first reached arm (b)'s final
+    hypervolume as a share of (b)'s own time to it, and `run`'s hypervolume at a third of that
+    time minus (b)'s final."""
+    own = reached(random["curve"], random["hv"])
+    if not own:
+        return "-"
+    at = reached(run["curve"], random["hv"])
+    share = "never" if at is None else f"{at / own:.2f}"
+    return f"{share} ({hypervolume_at(run['curve'], own / 3) - random['hv']:+.4f})"
+
+
 def spread(values: list[float | None]) -> str:
     got = [v for v in values if v is not None]
     if not got:
@@ -609,17 +628,19 @@ def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
     """Mean ± sd per arm, and when each arm first reached arm (b)'s final hypervolume."""
-    targets = [r["hv"] for r in results.get("b", [])]
+    randoms = results.get("b", [])
     print("\narm | best feasible val | its test | hypervolume | reached b's final HV at (s) | "
-          "genomes judged")
+          "that as a share of b's time (HV at a third of it minus b's final) | genomes judged")
     for arm, runs in results.items():
         if not runs:
             continue
-        times = ([reached(r["curve"], t) for r, t in zip(runs, targets, strict=True)]
-                 if targets else [])
+        times = ([reached(r["curve"], b["hv"]) for r, b in zip(runs, randoms, strict=True)]
+                 if randoms else [])
         shown = ", ".join("never" if t is None else f"{t:.0f}" for t in times) or "(no arm b)"
+        shares = (", ".join(against_random(r, b) for r, b in zip(runs, randoms, strict=True))
+                  if randoms else "-")
         print(f"{arm} | {spread([r['val'] for r in runs])} | {spread([r['test'] for r in runs])} | "
-              f"{spread([r['hv'] for r in runs])} | {shown} | "
+              f"{spread([r['hv'] for r in runs])} | {shown} | {shares} | "
               f"{spread([float(r['judged']) for r in runs])}", flush=True)
     for arm in ("a", "d"):
         if results.get(arm) and results.get("c"):
