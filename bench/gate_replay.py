@@ -4,13 +4,14 @@ epochs without pruning the genomes that ended on the front?
     python bench/gate_replay.py DB [DB ...] [--studies a- d-]
 
 For every study of the SQLite databases (or storage URLs) whose trials stopped at rungs (`nas
-search --rungs`), the trials that reached the first rung are replayed in the order they
-started, each ranked against those before it as nas.study.search.rungs.gate ranks it (an
-enqueued trial always goes on), under each rule of RULES: how many go on, and how many members
-of the study's final feasible front (nas.study.pareto.feasible_front of its COMPLETE trials) the
-rule would have pruned. The front is the one the recorded gate let through, so a replayed rule
-can only lose its members, never find others: what it costs is a lower bound. Run by hand (not a
-test): the numbers go to bench/RESULTS.md.
+search --rungs`; studies of the default objectives: accuracy, FLOPs, params), the trials that
+reached the first rung are replayed in the order they started, each ranked against those before
+it as nas.study.search.rungs.gate ranks it (an enqueued trial always goes on), under each rule
+of RULES: how many go on, and how many members of the study's final feasible front
+(nas.study.pareto.feasible_front of its COMPLETE trials) the rule would have pruned. The front
+is the one the recorded gate let through, so a replayed rule can only lose its members, never
+find others: what it costs is a lower bound. Run by hand (not a test): the numbers go to
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
