@@ -17,14 +17,13 @@ bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 
 import optuna
 
 from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, select
 from nas.study.pareto import feasible_front, row_from_trial
-from nas.study.search.rungs import KEEP, order
+from nas.study.search.rungs import KEEP, passes
 
 
 @dataclass(frozen=True)
@@ -63,19 +62,23 @@ def first_rung(trials: list[optuna.trial.FrozenTrial]) -> str | None:
     return str(min(rungs)) if rungs else None
 
 
-def replay(trials: list[optuna.trial.FrozenTrial], rung: str, rule: Rule) -> Tally:
-    """The study's trials at `rung`, in the order they started, through `rule`."""
-    front = {row.trial for row in feasible_front([row_from_trial(t) for t in trials])}
-    arrived = sorted((t for t in trials if rung in (t.user_attrs.get("rungs") or {})
-                      and t.user_attrs.get("outcome") != "reused"), key=lambda t: t.datetime_start)
+def arrivals(trials: list[optuna.trial.FrozenTrial], rung: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials that reached `rung`, in the order they started (a reused genome counts once,
+    as the gate ranks it: nas.study.search.rungs.rung_points)."""
+    return sorted((t for t in trials if rung in (t.user_attrs.get("rungs") or {})
+                   and t.user_attrs.get("outcome") != "reused"), key=lambda t: t.datetime_start)
+
+
+def replay(arrived: list[optuna.trial.FrozenTrial], front: set[int], rung: str, rule: Rule) -> Tally:
+    """The trials that reached `rung` (`arrivals`) through `rule`; `front`: the trial numbers
+    of the study's final feasible front."""
     objectives = OBJECTIVES[:rule.objectives]
     points: list[tuple[float, ...]] = []
     tally = Tally()
     for trial in arrived:
         attrs = trial.user_attrs
         points.append((attrs["rungs"][rung], *(float(attrs[o.metric]) for o in objectives[1:])))
-        goes_on = ("enqueued" in attrs or
-                   order(points, objectives).index(len(points) - 1) < math.ceil(len(points) * rule.keep))
+        goes_on = "enqueued" in attrs or passes(len(points) - 1, points, objectives, rule.keep)
         tally.reached += 1
         tally.passed += goes_on
         tally.front += trial.number in front
@@ -100,9 +103,11 @@ def main() -> None:
             rung = first_rung(trials)
             if rung is None:
                 continue
+            arrived = arrivals(trials, rung)
+            front = {row.trial for row in feasible_front([row_from_trial(t) for t in trials])}
             print(f"{database} {name}, rung {rung}:")
             for rule in RULES:
-                tally = replay(trials, rung, rule)
+                tally = replay(arrived, front, rung, rule)
                 totals[rule.name].add(tally)
                 print(f"  {rule.name}: {tally}")
     print("all studies:")

@@ -423,14 +423,15 @@ def hypervolume_at(curve: list[tuple[float, float]], seconds: float) -> float:
 
 def against_random(run: dict[str, Any], random: dict[str, Any]) -> str:
     """The ≤ 1/3-time target for one seed: when `run` first reached arm (b)'s final
-    hypervolume as a share of (b)'s own time to it, and `run`'s hypervolume at a third of that
-    time minus (b)'s final."""
+    hypervolume, in seconds and as a share of (b)'s own time to it, and `run`'s hypervolume at
+    a third of that time minus (b)'s final."""
+    at = reached(run["curve"], random["hv"])
+    seconds = "never" if at is None else f"{at:.0f} s"
     own = reached(random["curve"], random["hv"])
     if not own:
-        return "-"
-    at = reached(run["curve"], random["hv"])
+        return seconds
     share = "never" if at is None else f"{at / own:.2f}"
-    return f"{share} ({hypervolume_at(run['curve'], own / 3) - random['hv']:+.4f})"
+    return f"{seconds}, {share} ({hypervolume_at(run['curve'], own / 3) - random['hv']:+.4f})"
 
 
 def spread(values: list[float | None]) -> str:
@@ -629,18 +630,15 @@ def combined(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
 def report(results: dict[str, list[dict[str, Any]]]) -> None:
     """Mean ± sd per arm, and when each arm first reached arm (b)'s final hypervolume."""
     randoms = results.get("b", [])
-    print("\narm | best feasible val | its test | hypervolume | reached b's final HV at (s) | "
-          "that as a share of b's time (HV at a third of it minus b's final) | genomes judged")
+    print("\narm | best feasible val | its test | hypervolume | reached b's final HV at, share of "
+          "b's time to it (HV at a third of that minus b's final) | genomes judged")
     for arm, runs in results.items():
         if not runs:
             continue
-        times = ([reached(r["curve"], b["hv"]) for r, b in zip(runs, randoms, strict=True)]
-                 if randoms else [])
-        shown = ", ".join("never" if t is None else f"{t:.0f}" for t in times) or "(no arm b)"
-        shares = (", ".join(against_random(r, b) for r, b in zip(runs, randoms, strict=True))
-                  if randoms else "-")
+        shown = ("; ".join(against_random(r, b) for r, b in zip(runs, randoms, strict=True))
+                 if randoms else "(no arm b)")
         print(f"{arm} | {spread([r['val'] for r in runs])} | {spread([r['test'] for r in runs])} | "
-              f"{spread([r['hv'] for r in runs])} | {shown} | {shares} | "
+              f"{spread([r['hv'] for r in runs])} | {shown} | "
               f"{spread([float(r['judged']) for r in runs])}", flush=True)
     for arm in ("a", "d"):
         if results.get(arm) and results.get("c"):

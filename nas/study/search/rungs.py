@@ -72,9 +72,10 @@ def order(points: Sequence[Point], objectives: Sequence[Objective] = select(DEFA
 
 
 def passes(own: int, points: Sequence[Point],
-           objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES)) -> bool:
-    """Whether points[own] is among the first ceil(n/3) of `order(points)`."""
-    return order(points, objectives).index(own) < math.ceil(len(points) * KEEP)
+           objectives: Sequence[Objective] = select(DEFAULT_OBJECTIVES), keep: float = KEEP) -> bool:
+    """Whether points[own] is among the first ceil(n * keep) of `order(points)` (the gate's: a
+    third)."""
+    return order(points, objectives).index(own) < math.ceil(len(points) * keep)
 
 
 def rung_points(study: optuna.Study, rung: int, own: int,
