@@ -56,7 +56,8 @@ over the seeds of several runs, so a long benchmark can run a seed or an arm at 
 arm (a) or (d) runs made with `--search-share 1` (their search window alone) for the rest of
 the arm's --minutes, as the arm would have, and writes A-retrained.json for `--combine`.
 The teachers and the data cache are made once (the probe, then the searches' teacher) and shared
-by every run.
+by every run; a later invocation with the same --out copies the teachers from the cache folder
+into its fresh database instead of training them again.
 """
 
 from __future__ import annotations

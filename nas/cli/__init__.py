@@ -38,7 +38,8 @@ Optuna study keeps the Pareto front of validation accuracy, FLOPs and parameters
 EPILOG = """\
 environment:
   NAS_STORAGE    database URL used when --storage is not given (default sqlite:///studies.db)
-  NAS_CACHE_DIR  folder of the decoded-data cache (default ~/.cache/nas)
+  NAS_CACHE_DIR  folder of the machine's caches: decoded data, trunk outputs, trained teachers
+                 (default ~/.cache/nas)
 
 Run `nas COMMAND --help` for a command's options; `nas --debug COMMAND` (or --debug after
 the command) shows the traceback of an error."""

