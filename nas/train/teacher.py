@@ -17,7 +17,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -189,7 +189,8 @@ def get_teacher(inputs: TeacherInputs, space: Space, store: Store, device: torch
                    spec=config)
 
 
-RECORD_FIELDS = ("fingerprint", "spec", "val_accuracy", "test_accuracy", "weights", "history")
+# what the machine's file holds: the record but its database timestamp
+RECORD_FIELDS = tuple(field.name for field in fields(TeacherRecord) if field.name != "created")
 
 
 def teacher_file(cache_dir: Path | None, key: str) -> Path:
