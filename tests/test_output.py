@@ -216,8 +216,8 @@ def test_the_ablation_table_fits_the_terminal_and_says_what_it_hid(
     header = [cell.strip() for cell in table[1].strip("┃").split("┃")]
     assert header == ["arm", "genome", "changes", "val acc", "Δ val [95% CI]"]
     assert "…" not in narrow
-    assert ("(columns attn, FLOPs, params, seeds, test acc, Δ test [95% CI], s/run hidden: widen "
-            "the terminal or use --format csv)") in " ".join(narrow.split())
+    assert ("(columns attn, FLOPs, params, seeds, test acc, Δ test [95% CI], front, s/run hidden: "
+            "widen the terminal or use --format csv)") in " ".join(narrow.split())
     monkeypatch.setattr(console, "_width", 200)
     assert main([*argv, "--no-train"]) == 0
     wide = capsys.readouterr().out

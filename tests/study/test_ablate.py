@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shlex
 import socket
 import subprocess
@@ -170,13 +171,13 @@ def test_paired_intervals_resolved_and_not() -> None:
     assert not paired(base, {0: 0.9}).resolved and paired(base, {}).n == 0
 
 
-def _result(name: str, values: list[float], baseline: bool) -> ArmResult:
+def _result(name: str, values: list[float], baseline: bool, flops: int = 1000) -> ArmResult:
     from nas.model.genome import Genome
     from nas.model.space import load_space
     from nas.study.ablation.file import Arm
 
     arm = Arm(name, Genome.parse("[1,8,1,1,0]", "eca"), load_space(TINY))
-    runs = {s: RunRecord(s, "x", None, "[1,8,1,1,0]", "eca", s, {}, "d", "t", 1000, 10, "ok",
+    runs = {s: RunRecord(s, "x", None, "[1,8,1,1,0]", "eca", s, {}, "d", "t", flops, 10, "ok",
                          val_accuracy=v, test_accuracy=v, duration_s=2.0)
             for s, v in enumerate(values)}
     return ArmResult(arm, name, runs)
@@ -196,6 +197,31 @@ def test_tables_mark_unresolved_differences() -> None:
     rows = list(csv.DictReader(io.StringIO(tables.to_csv([result]))))
     assert [r["val_resolved"] for r in rows] == ["", "True", "False"]
     assert float(rows[1]["val_diff"]) == pytest.approx(0.0533333333)
+
+
+def test_the_front_after_retraining_is_marked_by_mean_test_accuracy_and_flops() -> None:
+    """An arm is on the group's front when no other arm has a mean test accuracy at least as
+    high at no more FLOPs (and is better on one); the tables say which, in every format."""
+    from nas.study.ablation.file import Group
+
+    arms = [_result("hand", [0.70, 0.72, 0.74], True, flops=6000),           # 72 %: dominated
+            _result("smaller, better", [0.73, 0.75, 0.77], False, flops=3000),    # 75 %
+            _result("its twin", [0.74, 0.75, 0.76], False, flops=3000),   # the same point: both
+            _result("cheapest", [0.60, 0.62, 0.64], False, flops=1000),
+            _result("larger, worse", [0.74, 0.74, 0.74], False, flops=5000),  # below 3000's 75
+            _result("most accurate", [0.80, 0.81, 0.82], False, flops=9000),
+            _result("no runs", [], False)]
+    result = GroupResult(Group("g", "hand", tuple(a.arm for a in arms)), arms)
+    front = {"smaller, better", "its twin", "cheapest", "most accurate"}
+    assert result.front() == front
+    rows = list(csv.DictReader(io.StringIO(tables.to_csv([result]))))
+    assert {r["arm"] for r in rows if r["front"] == "True"} == front
+    text = tables.markdown("t", [result])
+    header, *table = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    column = header.index("front")
+    assert {row[0].strip("| ") for row in table if row[column] == "yes"} == front
+    payload = tables.to_json("t", "ablate/t", [result])["groups"][0]["arms"]
+    assert {a["arm"] for a in payload if a["front"]} == front
 
 
 def test_resume_trains_only_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -378,6 +404,41 @@ def test_shipped_ablations_parse() -> None:
     assert len({arm.key(None, "x") for arm in report.arms}) == 10      # 13 arms, 10 cells
     with pytest.raises(SpaceError, match="no such ablation file"):
         load_ablation("ablations/missing.toml")
+
+
+def test_the_final_recipe_file_holds_the_readmes_final_recipe_table() -> None:
+    """`ablations/cifar10_final.toml` reproduces the README's table "On the final recipe": the
+    same designs (genome and attention, each row's command naming them), the FLOPs and params
+    the README prints for them, trained on cifar10.toml's recipe as it stands; the table's
+    `front` column marks the rows the front after retraining holds, by its own numbers."""
+    from nas.model.complexity import count
+    from nas.model.space import load_space
+    from nas.units import count_text, parse_quantity
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| design | FLOPs | params | test accuracy |", 1)[1].split("\n\n", 1)[0]
+    printed, points, marked = {}, {}, set()
+    for line in table.splitlines()[2:]:
+        design, flops, params, test, _, front, command = line.strip("| ").split(" | ")
+        genome, attention = re.search(r"`(\[[^`]+\])`( (ECA|SE))?", design).group(1, 3)
+        attention = (attention or "none").lower()
+        assert f"nas train '{genome}' --attention {attention} --space cifar10.toml" in command
+        printed[(genome, attention)] = (flops, params)
+        points[(genome, attention)] = (parse_quantity(flops, "FLOPs"), float(test.strip("*").split()[0]))
+        marked |= {(genome, attention)} if front == "yes" else set()
+    assert marked == {row for row, (flops, test) in points.items()
+                      if not any(f <= flops and t >= test and (f, t) != (flops, test)
+                                 for f, t in points.values())}
+    ablation = load_ablation("ablations/cifar10_final.toml")
+    space = load_space("cifar10.toml")
+    assert {(a.genome.notation, a.genome.attention) for a in ablation.arms} == set(printed)
+    assert len(ablation.arms) == len(printed) and ablation.seeds == (0, 1, 2, 3, 4)
+    for arm in ablation.arms:
+        size = count(arm.genome, space)
+        assert printed[(arm.genome.notation, arm.genome.attention)] == (
+            count_text(size.flops), count_text(size.params))
+        assert arm.space.recipe() == space.recipe()         # the final recipe, nothing pinned
+    assert ablation.groups[0].baseline == "hand design (seed report)"
 
 
 def test_each_rows_command_retrains_that_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

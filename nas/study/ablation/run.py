@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.model.objectives import dominates, select
 from nas.model.recipe import used_recipe
 from nas.model.space import Space
 from nas.store.claims import MINE, TAKEN, Claim, claim, holder_dead, release, worker_name
@@ -30,6 +31,7 @@ from nas.study.ablation.stats import Paired, Spread, paired, spread
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
 OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training
 METRICS = ("val_accuracy", "test_accuracy")
+FRONT = select(("accuracy", "flops"))   # the objectives of a group's front after retraining
 
 
 @dataclass
@@ -61,6 +63,12 @@ class ArmResult:
     def spread(self, metric: str) -> Spread:
         return spread([v for _, v in sorted(self.values(metric).items())])
 
+    @property
+    def flops(self) -> int | None:
+        """The arm's FLOPs, as its runs counted them (None before any run)."""
+        first = next(iter(self.runs.values()), None)
+        return first.flops if first else None
+
     def seconds(self) -> float | None:
         """Mean wall time of one training run."""
         times = [r.duration_s for r in self.runs.values() if r.duration_s is not None]
@@ -81,6 +89,15 @@ class GroupResult:
         if result is self.baseline:
             return None
         return paired(self.baseline.values(metric), result.values(metric))
+
+    def front(self) -> set[str]:
+        """The arms no other arm of the group dominates on mean test accuracy and FLOPs (the
+        front after retraining; the FLOPs are the arm's own, the same for every seed): a design
+        that no other matches or beats at no more FLOPs. Arms without runs are on no front."""
+        points = {a.arm.name: (mean, a.flops) for a in self.arms
+                  if (mean := a.spread("test_accuracy").mean) is not None and a.flops is not None}
+        return {name for name, point in points.items()
+                if not any(dominates(other, point, FRONT) for other in points.values())}
 
 
 def data_label(source: str) -> str:
