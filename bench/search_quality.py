@@ -55,9 +55,10 @@ over the seeds of several runs, so a long benchmark can run a seed or an arm at 
 (`--seeds 1 --first-seed 1`, `--arms c`, ...). `--retrain-from A.json` retrains the picks of
 arm (a) or (d) runs made with `--search-share 1` (their search window alone) for the rest of
 the arm's --minutes, as the arm would have, and writes A-retrained.json for `--combine`.
-The teachers and the data cache are made once (the probe, then the searches' teacher) and shared
-by every run; a later invocation with the same --out copies the teachers from the cache folder
-into its fresh database instead of training them again.
+The teachers and the data cache are made once, before the first arm (the final recipe's by the
+hand design's probe where its epoch time is read, else by `nas teacher`; then the searches'
+teacher), and shared by every run; a later invocation with the same --out copies the teachers
+from the cache folder into its fresh database instead of training them again.
 """
 
 from __future__ import annotations
@@ -300,27 +301,49 @@ def hand_probe(args: argparse.Namespace, env: dict[str, str], seed: int) -> floa
     return probe_seconds(args, env, [(HAND, "eca")], threads=2, seed=seed)[0]
 
 
+def prepare(args: argparse.Namespace, env: dict[str, str]) -> float | None:
+    """Before any arm, so that no arm's first seed pays for them: the final recipe's data caches
+    and teacher (what arm c and the retraining read), then the searches' teacher. The hand
+    design's one-epoch probe makes the former where something reads its epoch time
+    (--reference-epoch, or arm c's epochs without --clock): its seconds, else None."""
+    if args.reference_epoch or ("c" in args.arms and not args.clock):
+        per_epoch = hand_probe(args, env, args.first_seed)
+    else:
+        per_epoch = None
+        if "c" in args.arms or (args.search_share < 1 and set(args.arms) & {"a", "d"}):
+            make_teacher(args, env, "the final recipe's", common(args, study=False))
+    if set(args.arms) & {"a", "b", "d"}:
+        searches_teacher(args, env)
+    return per_epoch
+
+
 def searches_teacher(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """Make the teacher of the searches' subset and views before any arm, as the probe makes
-    the final recipe's: no search arm's first seed pays for it (none where the recipe, with
-    --set, says distill.loss = "none").
-    The subset and views are the trials' (`Space.for_trials`), unless a flag or --set names them."""
+    """Make the teacher of the searches' subset and views. The subset and views are the trials'
+    (`Space.for_trials`), unless a flag or --set names them."""
     from nas.cli.common import with_sets
     from nas.model.space import VIEWS_KEY, load_space
 
-    space = with_sets(load_space(args.space), settings(args))
-    if space.distill.loss == "none":
-        return
     chosen = set_keys(args)
-    trials = space.for_trials(chosen).train
+    trials = with_sets(load_space(args.space), settings(args)).for_trials(chosen).train
     flags = common(args, study=False, search=True)
     if "--train-per-class" not in flags:
         flags += ["--train-per-class", str(trials.train_per_class)]
     if VIEWS_KEY not in chosen:
         flags += ["--set", f"{VIEWS_KEY}={json.dumps(list(trials.augment.views))}"]
+    make_teacher(args, env, "the searches'", flags)
+
+
+def make_teacher(args: argparse.Namespace, env: dict[str, str], which: str,
+                 flags: list[str]) -> None:
+    """`nas teacher` with `flags` (trained, or copied from the cache folder); none where the
+    recipe, with --set, says distill.loss = "none"."""
+    from nas.cli.common import with_sets
+    from nas.model.space import load_space
+
+    if with_sets(load_space(args.space), settings(args)).distill.loss == "none":
+        return
     made, wall = nas(["teacher", *flags, "--threads", "2"], env)
-    print(f"the searches' teacher: test {(made or {}).get('test_accuracy')}, {wall:.0f} s",
-          flush=True)
+    print(f"{which} teacher: test {(made or {}).get('test_accuracy')}, {wall:.0f} s", flush=True)
 
 
 def settings(args: argparse.Namespace) -> list[Setting]:
@@ -349,10 +372,10 @@ def busy_share(seconds: float = 1.0) -> float | None:
     return 1 - (idle2 - idle) / max(1, total2 - total)
 
 
-def arm_seconds(args: argparse.Namespace, per_epoch: float) -> float:
+def arm_seconds(args: argparse.Namespace, per_epoch: float | None) -> float:
     """Every arm's wall clock: --minutes, or with --reference-epoch, the minutes a machine whose
     hand-design epoch takes that long would spend, scaled by this machine's probe."""
-    if not args.reference_epoch:
+    if not args.reference_epoch or per_epoch is None:
         return args.minutes * 60
     minutes = args.minutes * per_epoch / args.reference_epoch
     print(f"--reference-epoch {args.reference_epoch:g} s: this machine's {per_epoch:.1f} s "
@@ -531,12 +554,9 @@ def main() -> None:
     if args.throughput_only:
         throughput(args, env, (args.throughput_minutes or args.minutes) * 60)
         return
-    # the first seed's probe also makes the teacher and the data caches, once for all arms
-    per_epoch = hand_probe(args, env, args.first_seed)
-    if set(args.arms) & {"a", "b", "d"}:
-        searches_teacher(args, env)
+    per_epoch = prepare(args, env)
     seconds = arm_seconds(args, per_epoch)
-    epochs = 0 if args.clock else hand_epochs(seconds, per_epoch)
+    epochs = 0 if per_epoch is None or args.clock else hand_epochs(seconds, per_epoch)
     arms = {
         "a": lambda seed: default_arm(args, env, seed, seconds),
         "b": lambda seed: search_arm(args, env, f"b-{seed}", seed,
