@@ -26,18 +26,18 @@ SHORT = {"val_accuracy": "val", "test_accuracy": "test"}
 
 def rows(groups: list[GroupResult]) -> list[dict[str, Any]]:
     """Plain values (fractions, counts, seconds) for CSV and JSON."""
-    return [_row(result, arm, result.front()) for result in groups for arm in result.arms]
+    return [_row(result, arm) for result in groups for arm in result.arms]
 
 
-def _row(result: GroupResult, arm: ArmResult, front: set[str]) -> dict[str, Any]:
+def _row(result: GroupResult, arm: ArmResult) -> dict[str, Any]:
     first = next(iter(arm.runs.values()), None)
     row: dict[str, Any] = {
         "group": result.group.name, "arm": arm.arm.name,
         "baseline": arm.arm.name == result.group.baseline,
         "genome": arm.arm.genome.notation, "attention": arm.arm.genome.attention,
-        "changes": arm.arm.changes, "flops": arm.flops,
+        "changes": arm.arm.changes, "flops": first.flops if first else None,
         "params": first.params if first else None, "seeds": sorted(arm.runs),
-        "front": arm.arm.name in front, "seconds_per_run": arm.seconds(), "command": arm.command}
+        "front": arm.arm.name in result.front(), "seconds_per_run": arm.seconds(), "command": arm.command}
     for metric in METRICS:
         s, d = arm.spread(metric), result.difference(arm, metric)
         name = SHORT[metric]
@@ -52,12 +52,12 @@ def to_json(name: str, study: str, groups: list[GroupResult]) -> dict[str, Any]:
     """Rows by group, each arm with its per-seed runs."""
     payload: dict[str, Any] = {"ablation": name, "study": study, "level": 0.95, "groups": []}
     for result in groups:
-        arms, front = [], result.front()
+        arms = []
         for arm in result.arms:
             runs = [{"seed": s, "run_id": r.id, "status": r.status, "val_accuracy": r.val_accuracy,
                      "test_accuracy": r.test_accuracy, "seconds": r.duration_s}
                     for s, r in sorted(arm.runs.items())]
-            arms.append({**_row(result, arm, front), "key": arm.key, "runs": runs})
+            arms.append({**_row(result, arm), "key": arm.key, "runs": runs})
         payload["groups"].append({"name": result.group.name, "baseline": result.group.baseline,
                                   "arms": arms})
     return payload
@@ -79,16 +79,16 @@ HEADERS = ("arm", "genome", "attn", "changes", "FLOPs", "params", "seeds", "val 
 KEEP = (13, 10, 7, 9, 8, 6, 2, 11, 4, 12, 5, 3, 1)   # the rank each header keeps on a narrow terminal
 
 
-def cells(result: GroupResult, arm: ArmResult, front: set[str]) -> list[str]:
-    """One row of text cells, in the order of HEADERS; `front`: the group's (GroupResult.front)."""
+def cells(result: GroupResult, arm: ArmResult) -> list[str]:
+    """One row of text cells, in the order of HEADERS."""
     first = next(iter(arm.runs.values()), None)
     seconds = arm.seconds()
     diffs = [_diff(result.difference(arm, metric)) for metric in METRICS]
     return [arm.arm.name, arm.arm.genome.notation, arm.arm.genome.attention,
-            arm.arm.changes or "-", count_text(arm.flops) if first else "-",
+            arm.arm.changes or "-", count_text(first.flops) if first else "-",
             count_text(first.params) if first else "-", str(len(arm.runs)),
             _spread(arm.spread("val_accuracy")), _spread(arm.spread("test_accuracy")), *diffs,
-            "yes" if arm.arm.name in front else "",
+            "yes" if arm.arm.name in result.front() else "",
             duration_text(seconds) if seconds is not None else "-"]
 
 
@@ -112,7 +112,8 @@ def _diff(d: Paired | None) -> str:
 def tables(name: str, groups: list[GroupResult], width: int) -> tuple[list[Table], list[str]]:
     """One rich table per group, each with the columns that fit `width` (the same in every
     group), and the headers dropped, for `nas.study.width.hidden_note`."""
-    grids = [_grid(result) for result in groups]
+    grids = [[[_rich_cell(h, c) for h, c in zip(HEADERS, cells(result, arm), strict=True)]
+              for arm in result.arms] for result in groups]
     widths = [cell_width(h, [row[i] for grid in grids for row in grid],
                               11 if h == "genome" else 0) for i, h in enumerate(HEADERS)]
     kept = fit_columns(KEEP, widths, width)
@@ -129,13 +130,6 @@ def tables(name: str, groups: list[GroupResult], width: int) -> tuple[list[Table
     return out, [h for i, h in enumerate(HEADERS) if i not in kept]
 
 
-def _grid(result: GroupResult) -> list[list[str]]:
-    """The group's terminal cells, a row per arm."""
-    front = result.front()
-    return [[_rich_cell(h, c) for h, c in zip(HEADERS, cells(result, arm, front), strict=True)]
-            for arm in result.arms]
-
-
 def _rich_cell(header: str, text: str) -> str:
     """A terminal cell: a genome wraps between its stages, a difference before its count."""
     if header == "genome":
@@ -149,13 +143,12 @@ def markdown(name: str, groups: list[GroupResult]) -> str:
     parts = []
     headers = (*HEADERS, "command")
     for result in groups:
-        front = result.front()
         lines = [f"#### {name}: {result.group.name} (baseline: {result.group.baseline})", "",
                  "| " + " | ".join(headers) + " |",
                  "|" + "|".join("---" if i < 4 or i == len(HEADERS) else "---:"
                                 for i in range(len(headers))) + "|"]
         for arm in result.arms:
-            row = [*cells(result, arm, front), f"`{arm.command}`" if arm.command else "-"]
+            row = [*cells(result, arm), f"`{arm.command}`" if arm.command else "-"]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
