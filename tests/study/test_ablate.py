@@ -412,7 +412,9 @@ def test_the_final_recipe_file_holds_the_readmes_final_recipe_table() -> None:
     the README prints for them, trained on cifar10.toml's recipe as it stands; the table's
     `front` column marks the rows the front after retraining holds, by its own numbers."""
     from nas.model.complexity import count
+    from nas.model.objectives import dominates
     from nas.model.space import load_space
+    from nas.study.ablation.run import FRONT
     from nas.units import count_text, parse_quantity
 
     readme = (ROOT / "README.md").read_text()
@@ -424,11 +426,10 @@ def test_the_final_recipe_file_holds_the_readmes_final_recipe_table() -> None:
         attention = (attention or "none").lower()
         assert f"nas train '{genome}' --attention {attention} --space cifar10.toml" in command
         printed[(genome, attention)] = (flops, params)
-        points[(genome, attention)] = (parse_quantity(flops, "FLOPs"), float(test.strip("*").split()[0]))
+        points[(genome, attention)] = (float(test.strip("*").split()[0]), parse_quantity(flops, "FLOPs"))
         marked |= {(genome, attention)} if front == "yes" else set()
-    assert marked == {row for row, (flops, test) in points.items()
-                      if not any(f <= flops and t >= test and (f, t) != (flops, test)
-                                 for f, t in points.values())}
+    assert marked == {row for row, point in points.items()
+                      if not any(dominates(other, point, FRONT) for other in points.values())}
     ablation = load_ablation("ablations/cifar10_final.toml")
     space = load_space("cifar10.toml")
     assert {(a.genome.notation, a.genome.attention) for a in ablation.arms} == set(printed)

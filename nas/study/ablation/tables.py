@@ -35,7 +35,7 @@ def _row(result: GroupResult, arm: ArmResult) -> dict[str, Any]:
         "group": result.group.name, "arm": arm.arm.name,
         "baseline": arm.arm.name == result.group.baseline,
         "genome": arm.arm.genome.notation, "attention": arm.arm.genome.attention,
-        "changes": arm.arm.changes, "flops": first.flops if first else None,
+        "changes": arm.arm.changes, "flops": arm.flops,
         "params": first.params if first else None, "seeds": sorted(arm.runs),
         "front": arm.arm.name in result.front(), "seconds_per_run": arm.seconds(), "command": arm.command}
     for metric in METRICS:
@@ -85,7 +85,7 @@ def cells(result: GroupResult, arm: ArmResult) -> list[str]:
     seconds = arm.seconds()
     diffs = [_diff(result.difference(arm, metric)) for metric in METRICS]
     return [arm.arm.name, arm.arm.genome.notation, arm.arm.genome.attention,
-            arm.arm.changes or "-", count_text(first.flops) if first else "-",
+            arm.arm.changes or "-", count_text(arm.flops) if arm.flops is not None else "-",
             count_text(first.params) if first else "-", str(len(arm.runs)),
             _spread(arm.spread("val_accuracy")), _spread(arm.spread("test_accuracy")), *diffs,
             "yes" if arm.arm.name in result.front() else "",
