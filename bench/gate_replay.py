@@ -1,5 +1,5 @@
-"""Rung gates replayed on recorded searches: would a stricter gate at the first rung have saved
-epochs without pruning the genomes that ended on the front?
+"""Rung gates replayed on recorded searches: would a stricter gate at the first rung, or a rung
+zero that predicts it, have saved epochs without pruning the genomes that ended on the front?
 
     python bench/gate_replay.py DB [DB ...] [--studies a- d-]
 
@@ -10,17 +10,29 @@ it as nas.study.search.rungs.gate ranks it (an enqueued trial always goes on), u
 of RULES: how many go on, and how many members of the study's final feasible front
 (nas.study.pareto.feasible_front of its COMPLETE trials) the rule would have pruned. The front
 is the one the recorded gate let through, so a replayed rule can only lose its members, never
-find others: what it costs is a lower bound. Run by hand (not a test): the numbers go to
-bench/RESULTS.md.
+find others: what it costs is a lower bound.
+
+A rung zero (issue 21 allows "a predictor trained on the study's own trials", measured against
+the same correlations): each PREDICTORS model is fitted, before each trial that reached the first
+rung (once FIRST have), on the trials before it, from the genome alone (no epoch) to the rung's
+accuracy; its prediction meets the gate in place of the rung's accuracy. Reported: its rank
+correlation with the rung's accuracy and with the 3-epoch accuracy of the trials that completed,
+beside FLOPs alone's and the rung's own, and the trials and front members the rung zero would
+have pruned. Run by hand (not a test): the numbers go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+import numpy as np
 import optuna
+from scipy import stats
 
+from nas.model.genome import Genome
 from nas.model.objectives import DEFAULT_OBJECTIVES, Objective, select
 from nas.study.pareto import feasible_front, row_from_trial
 from nas.study.search.rungs import KEEP, passes
@@ -46,6 +58,14 @@ class Tally:
     passed: int = 0     # of them, those the rule lets go on
     front: int = 0      # of them, members of the study's final front
     lost: int = 0       # front members the rule prunes
+
+    def count(self, goes_on: bool, in_front: bool) -> None:
+        """One trial that reached the rung: whether the rule lets it go on, whether it is a
+        member of the study's final front."""
+        self.reached += 1
+        self.passed += goes_on
+        self.front += in_front
+        self.lost += in_front and not goes_on
 
     def add(self, other: Tally) -> None:
         for name in ("reached", "passed", "front", "lost"):
@@ -79,11 +99,106 @@ def replay(arrived: list[optuna.trial.FrozenTrial], front: set[int], rung: str, 
         attrs = trial.user_attrs
         points.append((attrs["rungs"][rung], *(float(attrs[o.metric]) for o in objectives[1:])))
         goes_on = "enqueued" in attrs or passes(len(points) - 1, points, objectives, rule.keep)
-        tally.reached += 1
-        tally.passed += goes_on
-        tally.front += trial.number in front
-        tally.lost += trial.number in front and not goes_on
+        tally.count(goes_on, trial.number in front)
     return tally
+
+
+FIRST = 5      # trials that reached the rung before a predictor judges one
+ZERO_KEEPS = (KEEP, 2 / 3)      # the rung zero's gate: the rungs' third, and a lenient one
+
+
+def cost(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """ln FLOPs and ln params."""
+    return [math.log(trial.user_attrs["flops"]), math.log(trial.user_attrs["params"])]
+
+
+def shape(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """`cost`, then the genome's blocks, mean expansion over its blocks, widest stage, stride-2
+    stages and attention (SE, ECA; none is both 0)."""
+    genome = Genome.parse(trial.user_attrs["genome"], trial.user_attrs["attention"])
+    stages = genome.stages
+    blocks = sum(g.n for g in stages)
+    return [*cost(trial), blocks, sum(g.t * g.n for g in stages) / blocks,
+            max(g.c for g in stages), sum(g.s == 2 for g in stages),
+            genome.attention == "se", genome.attention == "eca"]
+
+
+def _ridge() -> object:
+    from sklearn.linear_model import Ridge
+    return Ridge(alpha=1.0)
+
+
+def _forest() -> object:
+    from sklearn.ensemble import RandomForestRegressor
+    return RandomForestRegressor(200, min_samples_leaf=2, random_state=0)
+
+
+def _gp() -> object:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+    return GaussianProcessRegressor(ConstantKernel() * RBF() + WhiteKernel(), normalize_y=True)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    name: str
+    features: Callable[[optuna.trial.FrozenTrial], list[float]]
+    model: Callable[[], object]     # an unfitted scikit-learn regressor
+
+
+PREDICTORS = (Predictor("ridge on ln FLOPs, ln params", cost, _ridge),
+              Predictor("ridge on the genome's shape", shape, _ridge),
+              Predictor("random forest on the genome's shape", shape, _forest),
+              Predictor("Gaussian process on the genome's shape", shape, _gp))
+
+
+@dataclass
+class Scores:
+    """Per judged trial: the prediction, the rung's accuracy, FLOPs, the completed accuracy."""
+    predicted: list[float] = field(default_factory=list)
+    rung: list[float] = field(default_factory=list)
+    flops: list[float] = field(default_factory=list)
+    final: list[float | None] = field(default_factory=list)
+
+    def report(self) -> str:
+        done = [i for i, v in enumerate(self.final) if v is not None]
+        final = [self.final[i] for i in done]
+
+        def rho(x: list[float], y: list[float]) -> str:
+            return f"{stats.spearmanr(x, y).statistic:.2f}/{stats.kendalltau(x, y).statistic:.2f}"
+        return (f"Spearman/Kendall with the rung: {rho(self.predicted, self.rung)} "
+                f"(FLOPs alone {rho(self.flops, self.rung)}); with the {len(done)} completed "
+                f"trials' accuracy: {rho([self.predicted[i] for i in done], final)} "
+                f"(FLOPs {rho([self.flops[i] for i in done], final)}, "
+                f"the rung {rho([self.rung[i] for i in done], final)})")
+
+
+def rung_zero(arrived: list[optuna.trial.FrozenTrial], front: set[int], rung: str,
+              predictor: Predictor, scores: Scores) -> dict[float, Tally]:
+    """The trials that reached `rung`, each from the FIRST on (an enqueued one excepted) first
+    judged by `predictor` fitted on the trials before it: pruned if its prediction does not pass
+    a gate that keeps each of ZERO_KEEPS among their recorded points; a Tally per share kept."""
+    from sklearn.preprocessing import StandardScaler
+
+    tallies, points = {keep: Tally() for keep in ZERO_KEEPS}, []
+    for i, trial in enumerate(arrived):
+        attrs = trial.user_attrs
+        measured = (float(attrs["flops"]), float(attrs["params"]))
+        if i >= FIRST and "enqueued" not in attrs:
+            x = np.array([predictor.features(t) for t in arrived[:i]])
+            scaler = StandardScaler().fit(x)
+            model = predictor.model().fit(scaler.transform(x),
+                                          [t.user_attrs["rungs"][rung] for t in arrived[:i]])
+            guess = float(model.predict(scaler.transform([predictor.features(trial)]))[0])
+            for keep, tally in tallies.items():
+                goes_on = passes(len(points), [*points, (guess, *measured)], OBJECTIVES, keep)
+                tally.count(goes_on, trial.number in front)
+            scores.predicted.append(guess)
+            scores.rung.append(attrs["rungs"][rung])
+            scores.flops.append(measured[0])
+            scores.final.append(trial.values[0] if trial.state.name == "COMPLETE" else None)
+        points.append((attrs["rungs"][rung], *measured))
+    return tallies
 
 
 def main() -> None:
@@ -94,6 +209,8 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     totals = {rule.name: Tally() for rule in RULES}
+    zero = {(p.name, keep): Tally() for p in PREDICTORS for keep in ZERO_KEEPS}
+    scores = {p.name: Scores() for p in PREDICTORS}
     for database in args.databases:
         url = database if "://" in database else f"sqlite:///{database}"
         for name in optuna.get_all_study_names(url):
@@ -110,9 +227,18 @@ def main() -> None:
                 tally = replay(arrived, front, rung, rule)
                 totals[rule.name].add(tally)
                 print(f"  {rule.name}: {tally}")
+            for predictor in PREDICTORS:
+                tallies = rung_zero(arrived, front, rung, predictor, scores[predictor.name])
+                for keep, tally in tallies.items():
+                    zero[predictor.name, keep].add(tally)
+                    print(f"  rung zero keeping {keep:.0%}, {predictor.name}: {tally}")
     print("all studies:")
     for rule in RULES:
         print(f"  {rule.name}: {totals[rule.name]}")
+    for predictor in PREDICTORS:
+        print(f"  rung zero, {predictor.name}: {scores[predictor.name].report()}")
+        for keep in ZERO_KEEPS:
+            print(f"    keeping {keep:.0%}: {zero[predictor.name, keep]}")
 
 
 if __name__ == "__main__":
