@@ -10,6 +10,7 @@ Pure Python: no torch, no rich.
 from __future__ import annotations
 
 import math
+import re
 
 from nas.errors import SpaceError
 
@@ -17,6 +18,8 @@ _SUFFIXES = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
 _UNITS = (("G", 1e9), ("M", 1e6), ("K", 1e3))
 _MILLISECONDS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])\s*")
+_DURATION_EXAMPLE = "positive duration such as 30m, 2h, 90s or 4m30s"
 
 
 def parse_quantity(text: str, what: str) -> float:
@@ -35,8 +38,17 @@ def parse_quantity(text: str, what: str) -> float:
 
 
 def parse_duration(text: str, what: str) -> float:
-    """'30m' -> 1800.0, '2h', '90s', '600' (seconds); `what` names the flag or key in errors."""
-    return _parse_time(text, what, _SECONDS, "s", "positive duration such as 30m, 2h or 90s")
+    """'30m' -> 1800.0, '2h', '90s', '600' (seconds), and parts from hours down, each unit once:
+    '4m30s' -> 270.0, '1h 30m' (as durations print: '9m 31s'); `what` names the flag or key in
+    errors."""
+    cleaned = str(text).strip().lower()
+    parts = _DURATION_PART.findall(cleaned)
+    if (len(parts) > 1 and "".join(u for _, u in parts) in ("hm", "hs", "ms", "hms")
+            and _DURATION_PART.sub("", cleaned) == ""):
+        value = sum(float(number) * _SECONDS[unit] for number, unit in parts)
+        if 0 < value < float("inf"):
+            return value
+    return _parse_time(text, what, _SECONDS, "s", _DURATION_EXAMPLE)
 
 
 def parse_milliseconds(text: str, what: str) -> float:

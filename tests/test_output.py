@@ -14,12 +14,13 @@ import optuna
 import pytest
 
 from nas.cli import main
+from nas.errors import SpaceError
 from nas.model.space import load_space
 from nas.study.report.plot import draw_front
 from nas.study.report.summary import load_study_summary
 from nas.study.search.budget import Budget
 from nas.study.search.loop import default_study_name
-from nas.units import count_text, label_text, parse_quantity, plural
+from nas.units import count_text, duration_text, label_text, parse_duration, parse_quantity, plural
 from tests.studies import add_trial, new_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,22 @@ def test_a_budget_names_its_study_as_it_is_written_in_any_spelling() -> None:
     assert [label_text(v) for v in (4e4, 5e4, 1.5e9, 123_456)] == ["40K", "50K", "1.5G", "0.123456M"]
     name = default_study_name(load_space(str(TINY)), "digits", (8, 8), Budget({"flops": 2e8}))
     assert name == "tiny-digits-8x8-f0.2G"
+
+
+def test_a_duration_reads_as_one_unit_or_as_parts_and_as_nas_prints_it() -> None:
+    """`--time`, `--timeout`, `--retrain-time` and `[search] timeout`: `4m30s` and `1h 30m` as
+    well as `30m` and `600`; every duration nas prints reads back (to its printed minute or
+    second); a part out of order, twice, or without its unit is refused in one line."""
+    assert [parse_duration(t, "x") for t in ("30m", "2h", "90s", "600", "1.5h")] == [
+        1800, 7200, 90, 600, 5400]
+    assert [parse_duration(t, "x") for t in ("4m30s", "1h 30m", " 1H30M15S ", "2h 0.5m")] == [
+        270, 5400, 5415, 7230]
+    for seconds in (75, 571, 3599, 3660, 7320):
+        assert parse_duration(duration_text(seconds), "x") == seconds
+    for text in ("30s4m", "4m4m", "4m30", "4m 30x", "0m0s", "4m-30s", "soon", ""):
+        with pytest.raises(SpaceError, match=r"^--timeout must be a positive duration such as "
+                                             r"30m, 2h, 90s or 4m30s, got "):
+            parse_duration(text, "--timeout")
 
 
 def test_plural() -> None:

@@ -286,7 +286,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain-epochs", type=int, default=None, metavar="N",
                    help="as --retrain, for N epochs")
     p.add_argument("--retrain-time", default=None, metavar="DURATION",
-                   help="as --retrain, for this wall clock (9m, 600s), the cosine schedule spread "
+                   help="as --retrain, for this wall clock (9m, 600s, 4m30s), the cosine schedule spread "
                         "over it (--retrain-epochs: a cap)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where --retrain(-epochs) trains")

@@ -358,7 +358,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "accuracy,flops,params)")
     budget_flags(p)
     p.add_argument("--trials", type=int, default=None, help="genomes to train (default: space)")
-    p.add_argument("--timeout", default=None, help="start no trial after e.g. 30m")
+    p.add_argument("--timeout", default=None,
+                   help="start no trial after this wall clock from the command's start (30m, "
+                        "4m30s); the running trials finish")
     p.add_argument("--study", default=None, help="default: derived from space, data and budgets")
     p.add_argument("--sampler", choices=tuple(SAMPLERS), default=None,
                    help="Optuna sampler: " + "; ".join(f"{s.name}: {s.help}" for s in

@@ -103,7 +103,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="channel attention (default: the genome's attention word, else eca)")
     p.add_argument("--epochs", type=int, default=None, help="default: the space's [train] epochs")
     p.add_argument("--time", default=None, metavar="DURATION",
-                   help="train for this wall clock (18m, 90s), the cosine schedule spread over "
+                   help="train for this wall clock (18m, 90s, 4m30s), the cosine schedule spread over "
                         "it: equal time for every design, not equal epochs (--epochs: a cap)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the student's initial weights, data order and augmentation")

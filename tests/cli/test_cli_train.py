@@ -126,7 +126,7 @@ def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFi
     (STUDENT, ["--data", "digitz"], "did you mean `digits`?"),
     (STUDENT, ["--image-size", "8y8"], "image size must look like HxW"),
     (STUDENT, ["--epochs", "0"], "--epochs must be between 1 and 100000, got 0"),
-    (STUDENT, ["--time", "0s"], "--time must be a positive duration such as 30m, 2h or 90s, got '0s'"),
+    (STUDENT, ["--time", "0s"], "--time must be a positive duration such as 30m, 2h, 90s or 4m30s, got '0s'"),
     (STUDENT, ["--time", "soon"], "--time must be a positive duration"),
     (STUDENT, ["--time", ""], "--time must be a positive duration"),
     ("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]", [], "has 3 stages, the space defines at most 2"),
