@@ -181,23 +181,23 @@ def rung_zero(arrived: list[optuna.trial.FrozenTrial], front: set[int], rung: st
     from sklearn.preprocessing import StandardScaler
 
     tallies, points = {keep: Tally() for keep in ZERO_KEEPS}, []
+    features = np.array([predictor.features(t) for t in arrived])
+    accuracies = [t.user_attrs["rungs"][rung] for t in arrived]
     for i, trial in enumerate(arrived):
         attrs = trial.user_attrs
         measured = (float(attrs["flops"]), float(attrs["params"]))
         if i >= FIRST and "enqueued" not in attrs:
-            x = np.array([predictor.features(t) for t in arrived[:i]])
-            scaler = StandardScaler().fit(x)
-            model = predictor.model().fit(scaler.transform(x),
-                                          [t.user_attrs["rungs"][rung] for t in arrived[:i]])
-            guess = float(model.predict(scaler.transform([predictor.features(trial)]))[0])
+            scaler = StandardScaler().fit(features[:i])
+            model = predictor.model().fit(scaler.transform(features[:i]), accuracies[:i])
+            guess = float(model.predict(scaler.transform(features[i:i + 1]))[0])
             for keep, tally in tallies.items():
                 goes_on = passes(len(points), [*points, (guess, *measured)], OBJECTIVES, keep)
                 tally.count(goes_on, trial.number in front)
             scores.predicted.append(guess)
-            scores.rung.append(attrs["rungs"][rung])
+            scores.rung.append(accuracies[i])
             scores.flops.append(measured[0])
             scores.final.append(trial.values[0] if trial.state.name == "COMPLETE" else None)
-        points.append((attrs["rungs"][rung], *measured))
+        points.append((accuracies[i], *measured))
     return tallies
 
 

@@ -63,11 +63,18 @@ class ArmResult:
     def spread(self, metric: str) -> Spread:
         return spread([v for _, v in sorted(self.values(metric).items())])
 
+    def _first(self) -> RunRecord | None:
+        return next(iter(self.runs.values()), None)
+
     @property
     def flops(self) -> int | None:
         """The arm's FLOPs, as its runs counted them (None before any run)."""
-        first = next(iter(self.runs.values()), None)
-        return first.flops if first else None
+        return first.flops if (first := self._first()) else None
+
+    @property
+    def params(self) -> int | None:
+        """The arm's parameters, as its runs counted them (None before any run)."""
+        return first.params if (first := self._first()) else None
 
     def seconds(self) -> float | None:
         """Mean wall time of one training run."""

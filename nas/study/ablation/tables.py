@@ -30,13 +30,12 @@ def rows(groups: list[GroupResult]) -> list[dict[str, Any]]:
 
 
 def _row(result: GroupResult, arm: ArmResult) -> dict[str, Any]:
-    first = next(iter(arm.runs.values()), None)
     row: dict[str, Any] = {
         "group": result.group.name, "arm": arm.arm.name,
         "baseline": arm.arm.name == result.group.baseline,
         "genome": arm.arm.genome.notation, "attention": arm.arm.genome.attention,
         "changes": arm.arm.changes, "flops": arm.flops,
-        "params": first.params if first else None, "seeds": sorted(arm.runs),
+        "params": arm.params, "seeds": sorted(arm.runs),
         "front": arm.arm.name in result.front(), "seconds_per_run": arm.seconds(), "command": arm.command}
     for metric in METRICS:
         s, d = arm.spread(metric), result.difference(arm, metric)
@@ -81,12 +80,11 @@ KEEP = (13, 10, 7, 9, 8, 6, 2, 11, 4, 12, 5, 3, 1)   # the rank each header keep
 
 def cells(result: GroupResult, arm: ArmResult) -> list[str]:
     """One row of text cells, in the order of HEADERS."""
-    first = next(iter(arm.runs.values()), None)
     seconds = arm.seconds()
     diffs = [_diff(result.difference(arm, metric)) for metric in METRICS]
     return [arm.arm.name, arm.arm.genome.notation, arm.arm.genome.attention,
             arm.arm.changes or "-", count_text(arm.flops) if arm.flops is not None else "-",
-            count_text(first.params) if first else "-", str(len(arm.runs)),
+            count_text(arm.params) if arm.params is not None else "-", str(len(arm.runs)),
             _spread(arm.spread("val_accuracy")), _spread(arm.spread("test_accuracy")), *diffs,
             "yes" if arm.arm.name in result.front() else "",
             duration_text(seconds) if seconds is not None else "-"]
