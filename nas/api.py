@@ -21,16 +21,17 @@ from typing import Any
 import optuna
 import torch
 
-from nas.errors import SpaceError
+from nas.errors import NasError, SpaceError
 from nas.model.builder import build_model
+from nas.model.complexity import Complexity, count
 from nas.model.genome import Genome
 from nas.model.overrides import SECTIONS, override_space
 from nas.model.recipe import MAX_EPOCHS, MAX_TRIALS, SearchConfig
-from nas.model.space import Space, default_space, load_space
+from nas.model.space import InputShape, Space, default_space, load_space
 from nas.store.database import storage_url
 from nas.store.runs import RunRecord, Store, bytes_to_state
-from nas.study.ablation.file import Ablation, load_ablation
-from nas.study.ablation.run import GroupResult, run_ablation
+from nas.study.ablation.file import Ablation, Arm, load_ablation
+from nas.study.ablation.run import Counter, GroupResult, run_ablation
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
 from nas.study.search.budget import Budget, check_reachable
 from nas.study.search.loop import SearchSettings, default_study_name, open_study, run_search
@@ -199,8 +200,30 @@ def ablate(file: str | Path, *, data: str | None = None, space: str | None = Non
     found = run_ablation(ablation, store, source,
                          opener(source, store, device=device, threads=threads, progress=progress,
                                 teacher_callbacks=teacher_callbacks),
-                         size=image_size, train=train, on_run=on_run or (lambda arm, seed: ()))
+                         size=image_size, train=train, on_run=on_run or (lambda arm, seed: ()),
+                         count=_arm_counter(source))
     return AblationResult(ablation, tuple(found), store)
+
+
+def _arm_counter(source: str) -> Counter:
+    """(an arm, "HxW" or None) -> its genome's FLOPs and params on `source` at that size,
+    counted without training; None where the source's classes are unknown until it is loaded
+    (torchvision sets) or it cannot be read."""
+    from nas.data.dataset import class_count
+    from nas.train.preflight import image_size
+
+    try:
+        classes = class_count(source)
+    except NasError:
+        classes = None
+
+    def count_arm(arm: Arm, size: str | None) -> Complexity | None:
+        if classes is None:
+            return None
+        channels = arm.space.input.channels if arm.space.input else 3
+        shape = InputShape(channels, *image_size(arm.space, source, image_size_of(size)))
+        return count(arm.genome, arm.space, shape=shape, classes=classes)
+    return count_arm
 
 
 def _preflight(ablation: Any, source: str, size: str | None) -> None:

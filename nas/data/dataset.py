@@ -110,6 +110,15 @@ def parse_image_size(text: str) -> tuple[int, int]:
     return _check_size((height, int(match.group(2) or height)))
 
 
+def class_count(source: str) -> int | None:
+    """The classes of a source, found without decoding it; None for torchvision sets (known
+    once loaded)."""
+    kind = _source_kind(source)
+    if kind == "folder":
+        return len(scan_folder(Path(source).expanduser()).classes)
+    return 10 if kind == "digits" else None
+
+
 def preflight(source: str, image_size: tuple[int, int],
               split: dict[str, float | int] | None = None) -> tuple[int, int] | None:
     """(images, classes) of a source, found without decoding it, after refusing a bad source, a

@@ -120,18 +120,24 @@ def test_groups_share_cells_and_stats_match_scipy(tmp_path: Path, calls: list[tu
 
 
 def test_an_arm_gives_its_own_image_size_and_changed_data_is_trained_again(
-        tmp_path: Path, calls: list[tuple[str, int]]) -> None:
+        tmp_path: Path, calls: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]) -> None:
     """The README: an arm may give its own `image_size`, and runs are reused only when the data
-    (and so the teacher) fingerprints match: one image rewritten in the folder retrains both arms."""
+    (and so the teacher) fingerprints match: one image rewritten in the folder retrains both arms.
+    Before any run, `--no-train` shows each arm's FLOPs and params as its runs will count them."""
     folder = make_image_folder(tmp_path / "digits", 2, 12, 4, "d")
     path = write(tmp_path, 'seeds = [0]\n\n[[group]]\nname = "size"\ngenome = "[1,8,1,1,0]"\n'
                  'attention = "eca"\n\n[[group.arm]]\nname = "8"\n\n[[group.arm]]\nname = "12"\n'
                  'image_size = "12x12"\n')
     storage = f"sqlite:///{tmp_path / 'a.db'}"
+    assert ablate(path, storage, "--data", str(folder), "--no-train", "--format", "json") == 0
+    counted = {a["arm"]: (a["flops"], a["params"])
+               for a in json.loads(capsys.readouterr().out)["groups"][0]["arms"]}
     assert ablate(path, storage, "--data", str(folder)) == 0
     assert ablate(path, storage, "--data", str(folder)) == 0 and len(calls) == 2     # reused
     runs = Store(storage).list_runs("ablate/t")
     assert sorted(r.meta["input"] for r in runs) == ["3x12x12", "3x8x8"]
+    assert counted == {r.meta["input"].split("x")[1]: (r.flops, r.params) for r in runs}
+    assert counted["8"][0] < counted["12"][0]
     write_class(folder / "train" / "d0", 1, 1)          # d0's first image is now a 1
     assert ablate(path, storage, "--data", str(folder)) == 0 and len(calls) == 4
     fingerprints = {(r.data_fingerprint, r.teacher_fingerprint) for r in Store(storage).list_runs("ablate/t")}
@@ -258,6 +264,9 @@ def test_no_train_reports_stored_runs(tmp_path: Path, calls: list[tuple[str, int
     assert ablate(path, storage, "--group", "loss", "--seeds", "0,1", "--format", "json") == 0
     trained = json.loads(capsys.readouterr().out)
     assert len(calls) == 4
+    counted = [(a["flops"], a["params"]) for a in empty["groups"][1]["arms"]]
+    assert counted == [(a["flops"], a["params"]) for a in trained["groups"][0]["arms"]]  # as run
+    assert all(isinstance(f, int) and f > 0 for f, _ in counted)   # known before any run
     assert ablate(path, storage, "--no-train", "--seeds", "0,1", "--format", "json") == 0
     stored = json.loads(capsys.readouterr().out)
     assert stored["groups"][1] == trained["groups"][0] and len(calls) == 4

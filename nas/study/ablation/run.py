@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.model.complexity import Complexity
 from nas.model.objectives import dominates, select
 from nas.model.recipe import used_recipe
 from nas.model.space import Space
@@ -30,6 +31,7 @@ from nas.study.ablation.stats import Paired, Spread, paired, spread
 
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
 OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training
+Counter = Callable[[Arm, str | None], Complexity | None]   # (arm, "HxW" or None) -> its count
 METRICS = ("val_accuracy", "test_accuracy")
 FRONT = select(("accuracy", "flops"))   # the objectives of a group's front after retraining
 
@@ -44,6 +46,7 @@ class ArmResult:
     command: str = ""          # the `nas train` line that retrains one seed of this arm
     size: str | None = None    # the arm's input size and data label, as its key has them
     data: str = ""
+    counted: Complexity | None = None   # counted from the genome, for an arm without runs
 
     def holds(self, run: RunRecord) -> bool:
         """Whether `run` is stored under this arm's key, or, for a cross-entropy arm, under the
@@ -68,13 +71,16 @@ class ArmResult:
 
     @property
     def flops(self) -> int | None:
-        """The arm's FLOPs, as its runs counted them (None before any run)."""
-        return first.flops if (first := self._first()) else None
+        """The arm's FLOPs, as its runs counted them, else as counted from its genome (None
+        when neither is known)."""
+        known = self._first() or self.counted
+        return known.flops if known else None
 
     @property
     def params(self) -> int | None:
-        """The arm's parameters, as its runs counted them (None before any run)."""
-        return first.params if (first := self._first()) else None
+        """The arm's parameters, as `flops` finds them."""
+        known = self._first() or self.counted
+        return known.params if known else None
 
     def seconds(self) -> float | None:
         """Mean wall time of one training run."""
@@ -119,11 +125,12 @@ def arm_size(ablation: Ablation, arm: Arm, size: str | None) -> str | None:
 
 def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, *,
                  size: str | None = None, on_run: OnRun = lambda arm, seed: (),
-                 poll_s: float = 2.0, train: bool = True) -> list[GroupResult]:
+                 poll_s: float = 2.0, train: bool = True,
+                 count: Counter = lambda arm, size: None) -> list[GroupResult]:
     """Train (when `train`) every missing (arm, seed), seed by seed so that an interrupted
     ablation has whole seeds, passing over cells another live worker holds (so that workers side
     by side train different cells) and then waiting for those; return every group's results
-    from the stored runs."""
+    from the stored runs, an arm without runs with its genome's `count`."""
     cells: dict[str, ArmResult] = {}
     for group in ablation.groups:
         for arm in group.arms:
@@ -147,16 +154,18 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
         stored = store.list_runs(ablation.study)
         for cell in cells.values():
             cell.runs = _newest(stored, cell, ablation.seeds)
-    return [GroupResult(g, [_result(cells, ablation, a, size, source) for a in g.arms])
+    return [GroupResult(g, [_result(cells, ablation, a, size, source, count) for a in g.arms])
             for g in ablation.groups]
 
 
 def _result(cells: dict[str, ArmResult], ablation: Ablation, arm: Arm, size: str | None,
-            source: str) -> ArmResult:
+            source: str, count: Counter) -> ArmResult:
     """The arm's own result (its name), with the runs of the cell that shares its key."""
     shape = arm_size(ablation, arm, size)
     key = arm.key(shape, data_label(source))
-    return ArmResult(arm, key, cells[key].runs, train_command(arm, source, shape, ablation.seeds[0]))
+    runs = cells[key].runs
+    return ArmResult(arm, key, runs, train_command(arm, source, shape, ablation.seeds[0]),
+                     counted=None if runs else count(arm, shape))
 
 
 class Contexts:
