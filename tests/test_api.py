@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import nas
 from nas import api
 from nas.errors import NasError, SpaceError, TrainError
+from nas.store.runs import Store
 from nas.study.search.budget import Budget
 from nas.study.search.objective import Objective, budget_of
 from tests.training import tiny_context
@@ -157,3 +158,17 @@ def test_search_takes_a_space_budgets_and_rungs_as_arguments(tmp_path: Path,
     judged = [a for a in attrs if a["outcome"] in ("trained", "pruned")]
     assert len(judged) == 4 and all(a["params"] <= 3000 and "1" in a["rungs"] for a in judged)
     assert all(a["params"] > 3000 for a in attrs if a["outcome"] == "rejected")
+
+
+def test_storage_defaults_to_the_environments_database(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: the API's `storage=` defaults to $NAS_STORAGE, as the commands' --storage does."""
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("NAS_STORAGE", url)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    trained = nas.train("[1,8,1,1,0]", space="tiny.toml", epochs=1, image_size=(8, 8),
+                        recipe={"distill.loss": "none"}, device="cpu")
+    assert trained.run is not None
+    assert [r.id for r in Store(url).list_runs()] == [trained.run.id]
+    assert not (tmp_path / "studies.db").exists()

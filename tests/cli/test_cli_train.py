@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from nas.cli import main
 from nas.model.builder import Student
@@ -130,11 +131,26 @@ def test_nan_run_is_a_status_not_a_crash(workdir: Path, capsys: pytest.CaptureFi
     (STUDENT, ["--time", "soon"], "--time must be a positive duration"),
     (STUDENT, ["--time", ""], "--time must be a positive duration"),
     ("[1,8,1,1,0] [1,8,1,1,0] [1,8,1,1,0]", [], "has 3 stages, the space defines at most 2"),
+    pytest.param(STUDENT, ["--device", "cuda"], "device 'cuda': no CUDA device is available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here")),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str],
                                           genome: str, extra: list[str], message: str) -> None:
     """A repeated flag overrides the earlier one (argparse keeps the last)."""
     assert message in one_line_error(capsys, ["train", genome, "--epochs", "1", *flags(workdir), *extra])
+
+
+def test_cpu_threads_default_to_one_and_follow_the_flag(workdir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The README: `--threads N` sets torch's CPU threads, default 1 (whatever torch had)."""
+    try:
+        for extra, threads in (([], 1), (["--threads", "2"], 2)):
+            torch.set_num_threads(3 - threads)
+            assert main(["train", "[1,8,1,1,0]", "--epochs", "1", *flags(workdir), "--quiet", *extra]) == 0
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(1)
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("content", [b"garbage \x00\x01", b""])

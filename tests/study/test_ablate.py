@@ -275,6 +275,20 @@ def test_no_train_reports_stored_runs(tmp_path: Path, calls: list[tuple[str, int
     assert "#### t: loss (baseline: ce)" in capsys.readouterr().out
 
 
+def test_no_train_on_a_torchvision_set_shows_no_counts_and_loads_nothing(
+        tmp_path: Path, calls: list[tuple[str, int]], capsys: pytest.CaptureFixture[str]) -> None:
+    """The README: a torchvision set's classes are known once it is loaded, so before any run
+    `--no-train` shows `-` for its arms' FLOPs and params, and downloads nothing."""
+    path, storage = write(tmp_path, GROUPS), f"sqlite:///{tmp_path / 'a.db'}"
+    assert ablate(path, storage, "--no-train", "--data", "cifar10", "--format", "json") == 0
+    arms = [a for g in json.loads(capsys.readouterr().out)["groups"] for a in g["arms"]]
+    assert {(a["flops"], a["params"]) for a in arms} == {(None, None)} and calls == []
+    assert ablate(path, storage, "--no-train", "--data", "cifar10", "--format", "markdown") == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| eca "))
+    assert row.split(" | ")[4:6] == ["-", "-"]
+    assert not any((tmp_path / "cache").rglob("*cifar*"))
+
+
 def test_a_second_worker_waits_and_reuses(tmp_path: Path, calls: list[tuple[str, int]]) -> None:
     """A cell claimed by another live worker is not trained here: this worker waits until the
     holder has stored the run, then reuses it. A claim of a dead process on this host is taken."""
