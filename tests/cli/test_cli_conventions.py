@@ -70,6 +70,30 @@ def test_every_readme_command_parses(capsys: pytest.CaptureFixture[str]) -> None
         assert capsys.readouterr().out.startswith(f"usage: nas {command}"), command
 
 
+def indented_commands(text: str) -> list[str]:
+    """The README's indented `nas ...` lines (after `pip install ... &&`, across `\\` breaks),
+    without their comments and shell redirections, each optional `[--flag value]` given and each
+    `a|b|c` choice taken in turn."""
+    found = []
+    for line in re.findall(r"^    (?:.*&& )?(nas .*)$", text.replace("\\\n", " "), flags=re.MULTILINE):
+        line = re.sub(r" \[(--[^\]]+)\]", r" \1", re.split(r"\s+#|\s+>", line)[0])
+        choices = re.search(r" (\w+(?:\|\w+)+)(?= |$)", line)
+        found += ([line[:choices.start(1)] + c + line[choices.end(1):] for c in choices[1].split("|")]
+                  if choices else [line])
+    return found
+
+
+def test_every_indented_readme_command_parses() -> None:
+    """The README's command blocks, the set-up command's search among them, parse with their
+    placeholders filled: every option known, every value of its type and choices."""
+    commands = indented_commands(README.read_text())
+    assert "nas search --budget-flops 0.2G --image-size 48x48 --jobs 2 --rungs 1,3" in commands
+    assert len(commands) >= 20
+    for command in commands:
+        argv = shlex.split(command.replace("STUDY", "s").replace("FILE", "f.toml"))[1:]
+        build_parser().parse_args(argv)      # SystemExit (code 2) names the bad option
+
+
 def every_option() -> list[tuple[str, argparse.ArgumentParser, argparse.Action]]:
     """(command, its parser, option) for every option of `nas` and of each subcommand."""
     found = []
