@@ -8,11 +8,13 @@ import shutil
 import site
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = {"seed.toml", "photos.toml", "cifar10.toml", "tiny.toml", "efficientnetv2_s.toml",
@@ -31,6 +33,21 @@ def build_wheel(tmp_path: Path) -> Path:
                    check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("nas_distill-*.whl")     # the distribution's name
     return wheel
+
+
+def extras(wheel: Path) -> dict[str, set[str]]:
+    """Each `Provides-Extra` of the wheel's METADATA -> its `Requires-Dist` lines (normalised by
+    packaging) whose marker is `extra == "NAME"`."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        fields = [line.split(": ", 1) for line in archive.read(name).decode().splitlines() if ": " in line]
+    needs: dict[str, set[str]] = {value: set() for key, value in fields if key == "Provides-Extra"}
+    for key, value in fields:
+        requirement, _, marker = value.partition(";")
+        for extra in needs:
+            if key == "Requires-Dist" and marker.strip() == f'extra == "{extra}"':
+                needs[extra].add(str(Requirement(requirement)))
+    return needs
 
 
 def install(wheel: Path, tmp_path: Path) -> Path:
@@ -58,6 +75,10 @@ def test_wheel_ships_the_spaces_and_nas_finds_them_from_any_directory(tmp_path: 
     wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"nas/search_spaces/{name}" for name in BUNDLED} <= names
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    provided = extras(wheel)                 # the README: [onnx] adds the export, [postgres] the driver
+    for extra in ("onnx", "postgres"):
+        assert provided[extra] == {str(Requirement(r)) for r in declared[extra]} != set(), extra
     bin_dir = install(wheel, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

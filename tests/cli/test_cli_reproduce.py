@@ -145,3 +145,29 @@ def test_a_wall_clock_retraining_is_exported_and_not_reproduced(
     assert main(["export", "0", "--study", "tiny", "--out", str(out), "--retrain-time", "0m",
                  *storage(study)]) == 2
     assert "--retrain-time must be a positive duration" in capsys.readouterr().err
+
+
+def test_moved_data_is_found_with_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str], image_folder: Path) -> None:
+    """A student searched and exported on an image folder that then moved: `--data NEWPATH` (the
+    same content, so the same fingerprint) is accepted, the student trains again and the stored
+    and reproduced metrics print side by side, identical; the old path alone is gone."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    url, student = f"sqlite:///{tmp_path / 'f.db'}", str(tmp_path / "student.pt")
+    assert main(["search", "--data", str(image_folder), "--space", str(write_space(tmp_path)),
+                 "--image-size", "8x8", "--device", "cpu", "--set", "distill.loss=none",
+                 "--trials", "1", "--epochs", "1", "--study", "f", "--storage", url, "--quiet"]) == 0
+    assert main(["export", "best", "--study", "f", "--out", student, "--storage", url, "--quiet"]) == 0
+    moved = image_folder.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["reproduce", student, "--storage", url, "--quiet"]) == 2        # no --data: gone
+    assert f"{image_folder}: data folder not found" in capsys.readouterr().err
+    code, row = reproduced(capsys, student, "--data", str(moved), "--storage", url, "--quiet")
+    stored = torch.load(student, weights_only=True)
+    assert code == 0 and row["identical"] is True and row["data"] == str(moved)
+    assert stored["data"] == str(image_folder)
+    assert row["metrics"]["test_accuracy"] == {"stored": stored["metrics"]["test_accuracy"],
+                                               "reproduced": stored["metrics"]["test_accuracy"]}
+    assert main(["reproduce", student, "--data", str(moved), "--storage", url, "--quiet"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "stored" in out and "reproduced" in out and "identical" in out and "differs" not in out

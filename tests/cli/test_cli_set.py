@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -162,3 +163,22 @@ def test_ablate_set_changes_the_base_and_arms_win(tmp_path: Path,
     assert "--set: search.trials is not a known key" in error_line(
         capsys, ["ablate", str(path), "--set", "search.trials=2", "--no-train",
                  "--storage", f"sqlite:///{tmp_path / 'a.db'}"])
+
+
+def test_teacher_set_trains_another_teacher_that_train_reuses(
+        root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nas teacher --set teacher.epochs=1` trains a 1-epoch teacher (tiny.toml says 2) under its
+    own fingerprint, not the file's; `nas train --set teacher.epochs=1` distils from that one."""
+    url, spec = f"sqlite:///{root / 'x.db'}", load_space(str(root / "space.toml")).teacher
+    assert spec.epochs == 2 and spec.kind == "genome"
+    assert main(["teacher", *flags(root), "--set", "teacher.epochs=1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    record = Store(url).get_teacher(row["fingerprint"])
+    assert row["cached"] is False and record is not None
+    assert record.spec["epochs"] == 1 and len(record.history) == 1
+    assert main(["train", STUDENT, *flags(root), "--set", "teacher.epochs=1", "--epochs", "1",
+                 "--json"]) == 0
+    run = Store(url).get_run(json.loads(capsys.readouterr().out)["run_id"])
+    assert run.teacher_fingerprint == row["fingerprint"]
+    with sqlite3.connect(root / "x.db") as db:                         # not the file's teacher
+        assert db.execute("SELECT fingerprint FROM nas_teachers").fetchall() == [(row["fingerprint"],)]

@@ -389,3 +389,27 @@ def test_a_checkpoint_and_an_onnx_file_are_replaced(study: Trained, tmp_path: Pa
     onnx_path.write_bytes(b"")                              # empty: not an ONNX model
     line = _refused_line(capsys, argv)
     assert "exists and is not a ONNX model" not in line and "is not an ONNX model" in line
+
+
+def test_an_onnx_export_that_fails_midway_leaves_the_old_file_whole(
+        study: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README: export writes the ONNX file to a temporary file and renames it. An exporter
+    that dies after writing half a file leaves the older ONNX file byte for byte, no temporary
+    file, and the leftover of a killed earlier export (a dead process's) swept away."""
+    out, onnx_path = tmp_path / "s.pt", tmp_path / "s.onnx"
+    argv = ["export", "1", "--storage", study.url, "--out", str(out), "--onnx", str(onnx_path), "--quiet"]
+    assert main(argv) == 0
+    before = onnx_path.read_bytes()
+    killed = tmp_path / ".s.onnx.999999999.abcd1234.tmp"          # pid 999999999: no such process
+    killed.write_bytes(b"half a graph")
+
+    def dies_midway(model: torch.nn.Module, args: tuple, f: str, **kwargs: object) -> None:
+        Path(f).write_bytes(b"half a graph")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(torch.onnx, "export", dies_midway)
+    line = _refused_line(capsys, argv)
+    assert line == f"nas: error: {onnx_path}: ONNX export failed: exporter crashed"
+    assert onnx_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.onnx", "s.pt"]
