@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -72,6 +73,20 @@ def test_four_workers_train_forty_distinct_genomes(env: dict[str, str], tmp_path
     trained = {t.user_attrs["genome"] + " " + t.user_attrs["attention"]
                for t in trials if t.user_attrs["outcome"] == "trained"}
     assert trained == set(genomes)
+
+
+def test_the_parent_shows_one_progress_line_for_all_workers(
+        env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README: `--jobs 2` without --quiet shows one progress line for the study, not a bar
+    per worker or per trial. On a pipe rich writes each bar once, in its last state, so the
+    run's every bar is there; without a teacher (cross-entropy) the search's is the only one."""
+    assert main(flags(tmp_path / "s.db", "--jobs", "2", "--trials", "4",
+                      "--set", "distill.loss=none")) == 0
+    err = capsys.readouterr().err.splitlines()
+    bars = [line for line in err if "\u2501" in line]                   # a bar's "━"
+    assert len(bars) == 1 and bars[0].startswith("search "), err
+    assert " 4/4 " in bars[0] and "running 0" in bars[0], bars
+    assert len([line for line in err if re.match(r"worker [12] \(pid \d+\): judged", line)]) == 2
 
 
 @pytest.mark.parametrize("started_ignoring", [False, True], ids=["foreground", "background"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -16,7 +17,8 @@ from nas.cli import main
 from nas.cli.search import parse_rungs
 from nas.model.builder import build_model
 from nas.model.genome import Genome
-from nas.store.runs import bytes_to_state
+from nas.model.space import load_space
+from nas.store.runs import Store, bytes_to_state
 from nas.study.pareto import feasible_front, row_from_trial
 from nas.study.search.rungs import crowding, order, passes, ranks
 from nas.train.distill import make_loss, train
@@ -106,6 +108,8 @@ def test_bad_rungs_on_the_command_line_are_one_line_and_exit_2(
 def test_search_with_rungs_prunes_and_keeps_pruned_trials_off_the_front(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pruned trials are PRUNED with their rung accuracies, off the front, and `nas report`
+    says how many stopped at each rung (the README)."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     db = tmp_path / "s.db"
     code = main(["search", "--space", str(TINY), "--data", "digits", "--image-size", "8x8",
@@ -124,6 +128,11 @@ def test_search_with_rungs_prunes_and_keeps_pruned_trials_off_the_front(
     assert front and not front & {t.number for t in pruned}
     trained = [t for t in trials if t.user_attrs.get("outcome") == "trained"]
     assert all(set(t.user_attrs["rungs"]) == {"1", "2"} for t in trained)
+    stopped = Counter(max(map(int, t.user_attrs["rungs"])) for t in pruned)
+    assert main(["report", "--study", result["study"], "--storage", f"sqlite:///{db}"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trials")]
+    assert len(said) == 1 and said[0].endswith(
+        "".join(f", {n} pruned at rung {r}" for r, n in sorted(stopped.items()))), said
 
 
 def test_report_counts_trials_stopped_at_each_rung(tmp_path: Path) -> None:
@@ -274,6 +283,31 @@ def test_the_space_files_search_schedule_and_subset_are_the_defaults(
     assert "is made for the whole training set, the study's" in err and "20 images per class" in err
     final = torch.load(out, weights_only=False)["recipe"]["train"]
     assert final["train_per_class"] == 0 and final["epochs"] == 1        # tiny.toml's [train]: all
+
+
+@pytest.mark.parametrize("flag,epochs,judged_at", [
+    (("--rungs", "1,2"), 2, {"1"}),         # the schedule ends at the last rung, judged at 1
+    (("--epochs", "3"), 3, set()),          # the file's rungs [1, 3] would fit, but go
+], ids=["rungs", "epochs"])
+def test_rungs_or_epochs_alone_replace_the_files_schedule(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        flag: tuple[str, str], epochs: int, judged_at: set[str]) -> None:
+    """The README: `--rungs` or `--epochs` alone replaces both of [search]'s epochs = 4 and
+    rungs = [1, 3]; one learning-rate schedule spans the trial, so a trained trial's last epoch
+    ends at the cosine's floor (0.1 lr), where epoch 2 of the file's 4 would be near 0.55 lr."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    code, err, trials = searched(tmp_path, capsys, "epochs = 4\nrungs = [1, 3]", *flag)
+    assert code == 0, err
+    study = optuna.load_study(study_name="s2", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert study.user_attrs["nas"]["epochs"] == epochs
+    judged = [t for t in trials if t.user_attrs["outcome"] in ("trained", "pruned")]
+    assert judged and all(set(t.user_attrs.get("rungs") or ()) == judged_at for t in judged)
+    runs = Store(f"sqlite:///{tmp_path / 's.db'}").list_runs("s2")
+    assert {r.recipe["train"]["epochs"] for r in runs} == {epochs}
+    lr = load_space(str(TINY)).train.lr
+    trained = [r for r in runs if r.status == "ok"]
+    assert trained and all(len(r.history) == epochs and r.history[-1]["lr"] < 0.11 * lr
+                           for r in trained), [r.history for r in trained]
 
 
 def test_a_subset_asked_for_beats_the_files_search_subset(

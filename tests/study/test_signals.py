@@ -114,12 +114,13 @@ def test_under_nohup_sighup_stays_ignored(tmp_path: Path, env: dict[str, str]) -
     stop_and_check(search, db, signal.SIGTERM, 1)
 
 
-def test_a_jobs_parent_stops_its_workers_cleanly_on_sigterm(tmp_path: Path,
-                                                           env: dict[str, str]) -> None:
-    """SIGHUP takes the parent's same path (nas.study.search.processes.wait); one signal keeps the suite
-    short, as starting the workers takes most of the test's time."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_jobs_parent_stops_its_workers_cleanly_on(signum: int, tmp_path: Path,
+                                                    env: dict[str, str]) -> None:
+    """The README: a `--jobs` parent stops its workers on any of the three signals (SIGINT:
+    tests/study/test_jobs.py), and removes its shared count."""
     db = tmp_path / "s.db"
-    stop_and_check(start(db, env, "--jobs", "2"), db, signal.SIGTERM, 2)
+    stop_and_check(start(db, env, "--jobs", "2"), db, signum, 2)
 
 
 def workers_of(db: Path) -> list[int]:
