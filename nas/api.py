@@ -31,7 +31,7 @@ from nas.model.space import InputShape, Space, default_space, load_space
 from nas.store.database import storage_url
 from nas.store.runs import RunRecord, Store, bytes_to_state
 from nas.study.ablation.file import Ablation, Arm, load_ablation
-from nas.study.ablation.run import Counter, GroupResult, run_ablation
+from nas.study.ablation.run import ArmCount, GroupResult, run_ablation
 from nas.study.pareto import TrialRow, feasible_front, row_from_trial
 from nas.study.search.budget import Budget, check_reachable
 from nas.study.search.loop import SearchSettings, default_study_name, open_study, run_search
@@ -205,7 +205,7 @@ def ablate(file: str | Path, *, data: str | None = None, space: str | None = Non
     return AblationResult(ablation, tuple(found), store)
 
 
-def _arm_counter(source: str) -> Counter:
+def _arm_counter(source: str) -> ArmCount:
     """(an arm, "HxW" or None) -> its genome's FLOPs and params on `source` at that size,
     counted without training; None where the source's classes are unknown until it is loaded
     (torchvision sets) or it cannot be read."""

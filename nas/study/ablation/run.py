@@ -31,7 +31,7 @@ from nas.study.ablation.stats import Paired, Spread, paired, spread
 
 Opener = Callable[[Space, str | None], Any]        # (space, "HxW" or None) -> a prepared Context
 OnRun = Callable[[Arm, int], tuple[Any, ...]]       # epoch callbacks for one training
-Counter = Callable[[Arm, str | None], Complexity | None]   # (arm, "HxW" or None) -> its count
+ArmCount = Callable[[Arm, str | None], Complexity | None]   # (arm, "HxW" or None) -> its count
 METRICS = ("val_accuracy", "test_accuracy")
 FRONT = select(("accuracy", "flops"))   # the objectives of a group's front after retraining
 
@@ -126,7 +126,7 @@ def arm_size(ablation: Ablation, arm: Arm, size: str | None) -> str | None:
 def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, *,
                  size: str | None = None, on_run: OnRun = lambda arm, seed: (),
                  poll_s: float = 2.0, train: bool = True,
-                 count: Counter = lambda arm, size: None) -> list[GroupResult]:
+                 count: ArmCount = lambda arm, size: None) -> list[GroupResult]:
     """Train (when `train`) every missing (arm, seed), seed by seed so that an interrupted
     ablation has whole seeds, passing over cells another live worker holds (so that workers side
     by side train different cells) and then waiting for those; return every group's results
@@ -159,7 +159,7 @@ def run_ablation(ablation: Ablation, store: Store, source: str, opener: Opener, 
 
 
 def _result(cells: dict[str, ArmResult], ablation: Ablation, arm: Arm, size: str | None,
-            source: str, count: Counter) -> ArmResult:
+            source: str, count: ArmCount) -> ArmResult:
     """The arm's own result (its name), with the runs of the cell that shares its key."""
     shape = arm_size(ablation, arm, size)
     key = arm.key(shape, data_label(source))
