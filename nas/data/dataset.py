@@ -55,6 +55,7 @@ _MAX_SIDE = 4096
 _FOLDER_SIZE = (185, 160)  # the seed report's H x W
 _DECODER = 2  # bump when decoding changes (2: 16-bit greys scaled, skips with reasons)
 _DIGITS = 1797
+_DIGITS_CLASSES = 10
 NAMES = ("digits", *TORCHVISION)
 
 
@@ -116,7 +117,7 @@ def class_count(source: str) -> int | None:
     kind = _source_kind(source)
     if kind == "folder":
         return len(scan_folder(Path(source).expanduser()).classes)
-    return 10 if kind == "digits" else None
+    return _DIGITS_CLASSES if kind == "digits" else None
 
 
 def preflight(source: str, image_size: tuple[int, int],
@@ -134,7 +135,7 @@ def preflight(source: str, image_size: tuple[int, int],
         return folder.count, len(folder.classes)
     if kind == "digits":
         require({"decoded images": pool_bytes(_DIGITS, size, copies=2)}, "decoding digits", DataError)
-        return _DIGITS, 10
+        return _DIGITS, _DIGITS_CLASSES
     return None
 
 
