@@ -12,6 +12,7 @@ space file, read by its own section reader (`{"train.lr": 1e-3, "distill.loss": 
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,17 +209,20 @@ def ablate(file: str | Path, *, data: str | None = None, space: str | None = Non
 def _arm_counter(source: str) -> ArmCount:
     """(an arm, "HxW" or None) -> its genome's FLOPs and params on `source` at that size,
     counted without training; None where the source's classes are unknown until it is loaded
-    (torchvision sets) or it cannot be read."""
+    (torchvision sets) or it cannot be read. The source's classes are found at the first call,
+    once: an ablation whose arms all have runs never scans its folder for them."""
     from nas.data.dataset import class_count
     from nas.train.preflight import image_size
 
-    try:
-        classes = class_count(source)
-    except NasError:
-        classes = None
+    @functools.cache
+    def source_classes() -> int | None:
+        try:
+            return class_count(source)
+        except NasError:
+            return None
 
     def count_arm(arm: Arm, size: str | None) -> Complexity | None:
-        if classes is None:
+        if (classes := source_classes()) is None:
             return None
         channels = arm.space.input.channels if arm.space.input else 3
         shape = InputShape(channels, *image_size(arm.space, source, image_size_of(size)))
